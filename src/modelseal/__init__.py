@@ -1,0 +1,46 @@
+"""modelseal: keep machine-learning models authentic and safe.
+
+The public API (imported lazily so ``import modelseal`` stays cheap):
+
+* :func:`sign` -- hash a model and write an OpenSSF Model Signing (OMS) bundle.
+* :func:`verify` -- check a model against a bundle; returns a result or raises
+  :class:`modelseal.errors.VerificationError` with every reason found.
+* :func:`digest` -- hash a model into an OMS manifest without signing.
+* :func:`generate_key` -- make a signing key pair.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "sign": "modelseal.signing.api",
+    "verify": "modelseal.signing.api",
+    "digest": "modelseal.signing.api",
+    "SignResult": "modelseal.signing.api",
+    "VerificationResult": "modelseal.signing.api",
+    "generate_key": "modelseal.signing.keys",
+    "HashOptions": "modelseal.digest.engine",
+    "Manifest": "modelseal.digest.manifest",
+    "scan": "modelseal.scan",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from modelseal.digest.engine import HashOptions
+    from modelseal.digest.manifest import Manifest
+    from modelseal.signing.api import SignResult, VerificationResult, digest, sign, verify
+    from modelseal.signing.keys import generate_key
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelseal' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,3 @@
+from modelseal.cli.main import run
+
+run()

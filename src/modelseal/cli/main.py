@@ -1,0 +1,103 @@
+"""The ``modelseal`` command: a thin skin over the Python API.
+
+Sub-commands live one group per module and are imported only when invoked, so ``--help`` and
+start-up stay fast. Every failure ends in one line on stderr and a documented exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib import import_module
+from typing import Any
+
+import click
+
+from modelseal.errors import EXIT_USAGE, ModelsealError
+
+# command name -> (module, attribute, one-line help shown by --help without importing it)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "keygen": ("modelseal.cli.keys", "keygen", "Generate a signing key pair."),
+    "digest": ("modelseal.cli.digest", "digest", "Hash a model and print its root digest."),
+    "sign": ("modelseal.cli.sign", "sign", "Sign a model (OpenSSF Model Signing bundle)."),
+    "verify": ("modelseal.cli.verify", "verify", "Verify a model against its signature."),
+    "scan": ("modelseal.cli.scan", "scan", "Scan model files for malicious content."),
+}
+
+EXIT_INTERNAL = 3
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = import_module(spec[0])
+        command: click.Command = getattr(module, spec[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, spec[2]) for name, spec in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modelseal", prog_name="modelseal")
+def cli() -> None:
+    """modelseal: seal, scan and verify machine-learning models.
+
+    \b
+    Exit codes: 0 success (verified, clean), 1 verification failed or unsafe
+    content found, 2 usage or input error, 3 internal error (a bug: please report it).
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; never lets a traceback reach the user unless MODELSEAL_DEBUG is set."""
+    try:
+        cli.main(args=argv, prog_name="modelseal", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        _say("aborted")
+        return 130
+    except click.ClickException as exc:
+        _say(_click_message(exc))
+        return EXIT_USAGE
+    except ModelsealError as exc:
+        _say(exc.one_line())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: one line, not a traceback
+        if os.environ.get("MODELSEAL_DEBUG"):
+            raise
+        _say(f"internal error: {type(exc).__name__}: {exc}; rerun with MODELSEAL_DEBUG=1 and report it")
+        return EXIT_INTERNAL
+    return 0
+
+
+def _click_message(exc: click.ClickException) -> str:
+    message = exc.format_message()
+    if isinstance(exc, click.UsageError):
+        command = exc.ctx.command_path if exc.ctx is not None else "modelseal"
+        return f"{message}; see '{command} --help'"
+    return message
+
+
+def _say(message: str) -> None:
+    click.echo(f"modelseal: error: {message}", err=True)
+
+
+def run(argv: list[str] | None = None) -> Any:
+    """Entry point for ``python -m modelseal``."""
+    sys.exit(main(argv))

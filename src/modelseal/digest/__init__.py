@@ -1,0 +1,17 @@
+"""Hashing engine: walk a model, hash files or shards in parallel, build an OMS manifest."""
+
+from modelseal.digest.algorithms import HASH_NAMES, canonical_hash_name
+from modelseal.digest.engine import HashOptions, hash_model, hash_model_lenient
+from modelseal.digest.manifest import Manifest, ManifestItem, Serialization, root_digest
+
+__all__ = [
+    "HASH_NAMES",
+    "HashOptions",
+    "Manifest",
+    "ManifestItem",
+    "Serialization",
+    "canonical_hash_name",
+    "hash_model",
+    "hash_model_lenient",
+    "root_digest",
+]

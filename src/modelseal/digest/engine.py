@@ -1,0 +1,290 @@
+"""The hashing engine: turn a model on disk into a :class:`Manifest`, in parallel, in bounded memory.
+
+Work is split into one task per file (``files``) or per shard (``shards``) and spread over a
+thread pool; hashlib and blake3 release the GIL, so threads use every core. Large regions are
+read through a read-only ``mmap`` (no copy into Python memory); small ones with ``pread``.
+Memory stays bounded: nothing holds more than one mapped region per worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mmap
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Literal
+
+from modelseal.digest.algorithms import canonical_hash_name, new_hasher
+from modelseal.digest.manifest import Manifest, ManifestItem, Method, Serialization
+from modelseal.digest.walk import (
+    DEFAULT_IGNORES,
+    FileEntry,
+    IgnoreRules,
+    Listing,
+    Refusal,
+    list_model,
+    normalize_relpath,
+    open_beneath,
+    open_root,
+)
+from modelseal.errors import ModelPathError, UsageError
+
+Reader = Literal["mmap", "read"]
+Progress = Callable[[int], None]
+
+_SMALL = 1 << 20  # below this, pread beats setting up a mapping
+_STEP = 1 << 23  # bytes fed to the hasher per call (progress granularity)
+_READ_BUFFER = 1 << 20
+_MIN_SHARD = 1
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HashOptions:
+    """How to hash a model. ``shard_size`` switches from the ``files`` to the ``shards`` method."""
+
+    hash_type: str = "sha256"
+    shard_size: int | None = None
+    allow_symlinks: bool = False
+    ignore: tuple[str, ...] = ()
+    ignore_git_paths: bool = True
+    workers: int | None = None
+    reader: Reader = "mmap"
+
+    def normalized(self) -> HashOptions:
+        if self.shard_size is not None and self.shard_size < _MIN_SHARD:
+            raise UsageError(
+                f"shard size {self.shard_size} is too small",
+                hint=f"use at least {_MIN_SHARD} bytes (e.g. --shard-size 256MiB)",
+            )
+        if self.reader not in ("mmap", "read"):
+            raise UsageError(f"unknown reader {self.reader!r}", hint="use 'mmap' or 'read'")
+        return dataclasses.replace(self, hash_type=canonical_hash_name(self.hash_type))
+
+
+class HashFailure(Exception):
+    """A file could not be read while hashing (vanished, changed size, became a symlink)."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    entry: FileEntry
+    start: int
+    end: int
+    whole: bool  # files method: the item is the whole file, read to its current size
+
+
+def hash_model(
+    model_path: str | os.PathLike[str],
+    options: HashOptions = HashOptions(),
+    *,
+    extra_ignore_paths: Iterable[str] = (),
+    progress: Progress | None = None,
+) -> Manifest:
+    """Hash the model at ``model_path`` into a manifest; refuse symlinks and special files.
+
+    Raises :class:`ModelPathError` for anything that cannot be hashed.
+    """
+    manifest, refusals, failures = hash_model_lenient(
+        model_path, options, extra_ignore_paths=extra_ignore_paths, progress=progress
+    )
+    if refusals:
+        first = refusals[0]
+        more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
+        hint = (
+            "pass --allow-symlinks to include links that stay inside the model"
+            if first.code == "symlink" and "not allowed" in first.message
+            else "remove it from the model or ignore it with --ignore"
+        )
+        raise ModelPathError(f"cannot hash {first.name!r}: {first.message}{more}", hint=hint)
+    if failures:
+        first_failure = failures[0]
+        raise ModelPathError(
+            f"cannot hash {first_failure.name!r}: {first_failure.message}",
+            hint="make sure nothing modifies the model while it is hashed",
+        )
+    return manifest
+
+
+def hash_model_lenient(
+    model_path: str | os.PathLike[str],
+    options: HashOptions = HashOptions(),
+    *,
+    extra_ignore_paths: Iterable[str] = (),
+    progress: Progress | None = None,
+) -> tuple[Manifest, tuple[Refusal, ...], tuple[HashFailure, ...]]:
+    """Hash what can be hashed; return refused entries and read failures instead of raising.
+
+    Verification uses this so that one symlink does not hide every other difference.
+    """
+    opts = options.normalized()
+    root = Path(model_path)
+    literal_ignores, patterns = _split_ignores(opts.ignore)
+    if opts.ignore_git_paths:
+        literal_ignores.extend(DEFAULT_IGNORES)
+    literal_ignores.extend(normalize_relpath(p) for p in extra_ignore_paths)
+    rules = IgnoreRules(literal_ignores, patterns)
+    listing, matched = list_model(root, allow_symlinks=opts.allow_symlinks, ignore=rules)
+    recorded = sorted({p for p in (*rules.paths, *matched) if p})
+    serialization = Serialization(
+        method="shards" if opts.shard_size else "files",
+        hash_type=opts.hash_type,
+        shard_size=opts.shard_size,
+        allow_symlinks=opts.allow_symlinks,
+        ignore_paths=tuple(recorded) if not listing.is_file else (),
+    )
+    items, failures = _hash_listing(listing, serialization, opts, progress)
+    return Manifest.build(model_name(root), serialization, items), listing.refusals, failures
+
+
+def model_name(root: Path) -> str:
+    """The informative model name OMS records: the last path component."""
+    name = root.name
+    if not name or name == "..":
+        name = os.path.basename(os.path.realpath(root))
+    return name
+
+
+def _split_ignores(ignore: Iterable[str]) -> tuple[list[str], list[str]]:
+    literal: list[str] = []
+    patterns: list[str] = []
+    for raw in ignore:
+        norm = normalize_relpath(raw)
+        if not norm:
+            continue
+        (patterns if any(c in norm for c in "*?[") else literal).append(norm)
+    return literal, patterns
+
+
+def _plan(listing: Listing, method: Method, shard_size: int | None) -> list[_Task]:
+    tasks: list[_Task] = []
+    for entry in listing.files:
+        if method == "files":
+            tasks.append(_Task(entry, 0, entry.size, True))
+            continue
+        assert shard_size is not None
+        # OMS: an empty file has no shards; the last shard may be short.
+        start = 0
+        while start < entry.size:
+            end = min(start + shard_size, entry.size)
+            tasks.append(_Task(entry, start, end, False))
+            start = end
+    # Largest first keeps all workers busy until the end.
+    tasks.sort(key=lambda t: t.end - t.start, reverse=True)
+    return tasks
+
+
+def _hash_listing(
+    listing: Listing,
+    serialization: Serialization,
+    opts: HashOptions,
+    progress: Progress | None,
+) -> tuple[list[ManifestItem], tuple[HashFailure, ...]]:
+    tasks = _plan(listing, serialization.method, serialization.shard_size)
+    if not tasks:
+        return [], ()
+    workers = max(1, min(opts.workers or os.cpu_count() or 1, len(tasks)))
+    root_fd = open_root(listing.root, listing.is_file)
+    failures: list[HashFailure] = []
+    lock = threading.Lock()
+    # BLAKE3 can split one large buffer over cores by itself; let it when files are few.
+    blake3_threads = (os.cpu_count() or 1) if len(tasks) < workers * 2 else 1
+
+    def run(task: _Task) -> ManifestItem | None:
+        try:
+            digest = _hash_region(root_fd, listing.is_file, task, opts, blake3_threads, progress)
+        except HashFailure as failure:
+            with lock:
+                failures.append(failure)
+            return None
+        shard = (None, None) if task.whole else (task.start, task.end)
+        return ManifestItem(task.entry.name, digest, *shard)
+
+    try:
+        if workers == 1:
+            results = [run(t) for t in tasks]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelseal-hash") as ex:
+                results = list(ex.map(run, tasks))
+    finally:
+        os.close(root_fd)
+    failures.sort(key=lambda f: f.name)
+    return [r for r in results if r is not None], tuple(failures)
+
+
+def _hash_region(
+    root_fd: int,
+    is_file: bool,
+    task: _Task,
+    opts: HashOptions,
+    blake3_threads: int,
+    progress: Progress | None,
+) -> bytes:
+    name = task.entry.name
+    try:
+        fd = os.dup(root_fd) if is_file else open_beneath(root_fd, task.entry.source)
+    except FileNotFoundError:
+        raise HashFailure(name, "disappeared while hashing") from None
+    except OSError as exc:
+        raise HashFailure(name, f"cannot open safely ({exc.strerror or exc})") from None
+    try:
+        size = os.fstat(fd).st_size
+        if task.whole:
+            start, end = 0, size
+        else:
+            start, end = task.start, task.end
+            if size != task.entry.size:
+                raise HashFailure(name, "changed size while hashing")
+        hasher = new_hasher(opts.hash_type, threads=blake3_threads if end - start > _SMALL else 1)
+        if end - start >= _SMALL and opts.reader == "mmap":
+            _feed_mmap(fd, start, end, hasher, progress)
+        else:
+            _feed_pread(fd, start, end, hasher, progress, name)
+        return hasher.digest()
+    except OSError as exc:
+        raise HashFailure(name, f"read error ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def _feed_mmap(fd: int, start: int, end: int, hasher: object, progress: Progress | None) -> None:
+    aligned = start - start % mmap.ALLOCATIONGRANULARITY
+    with mmap.mmap(fd, end - aligned, offset=aligned, access=mmap.ACCESS_READ) as mapped:
+        if hasattr(mapped, "madvise"):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        view = memoryview(mapped)
+        try:
+            update = hasher.update  # type: ignore[attr-defined]
+            for off in range(start - aligned, end - aligned, _STEP):
+                chunk = view[off : min(off + _STEP, end - aligned)]
+                update(chunk)
+                chunk.release()
+                if progress is not None:
+                    progress(min(_STEP, end - aligned - off))
+        finally:
+            view.release()
+
+
+def _feed_pread(
+    fd: int, start: int, end: int, hasher: object, progress: Progress | None, name: str
+) -> None:
+    buf = bytearray(min(_READ_BUFFER, max(end - start, 1)))
+    view = memoryview(buf)
+    update = hasher.update  # type: ignore[attr-defined]
+    offset = start
+    while offset < end:
+        want = min(len(buf), end - offset)
+        got = os.preadv(fd, [view[:want]], offset)
+        if got == 0:
+            raise HashFailure(name, "was truncated while hashing")
+        update(view[:got])
+        offset += got
+        if progress is not None:
+            progress(got)
