@@ -23,16 +23,16 @@ _EXPORTS: dict[str, str] = {
     "SignResult": "modelseal.signing.api",
     "VerificationResult": "modelseal.signing.api",
     "generate_key": "modelseal.signing.keys",
-    "HashOptions": "modelseal.digest.engine",
-    "Manifest": "modelseal.digest.manifest",
-    "scan": "modelseal.scan",
+    "HashOptions": "modelseal.hashing.engine",
+    "Manifest": "modelseal.hashing.manifest",
+    "scan": "modelseal.scanning",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from modelseal.digest.engine import HashOptions
-    from modelseal.digest.manifest import Manifest
+    from modelseal.hashing.engine import HashOptions
+    from modelseal.hashing.manifest import Manifest
     from modelseal.signing.api import SignResult, VerificationResult, digest, sign, verify
     from modelseal.signing.keys import generate_key
 

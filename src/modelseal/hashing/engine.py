@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
-from modelseal.digest.algorithms import canonical_hash_name, new_hasher
-from modelseal.digest.manifest import Manifest, ManifestItem, Method, Serialization
-from modelseal.digest.walk import (
+from modelseal.hashing.algorithms import canonical_hash_name, new_hasher
+from modelseal.hashing.manifest import Manifest, ManifestItem, Method, Serialization
+from modelseal.hashing.walk import (
     DEFAULT_IGNORES,
     FileEntry,
     IgnoreRules,

@@ -1,8 +1,8 @@
 """Hashing engine: walk a model, hash files or shards in parallel, build an OMS manifest."""
 
-from modelseal.digest.algorithms import HASH_NAMES, canonical_hash_name
-from modelseal.digest.engine import HashOptions, hash_model, hash_model_lenient
-from modelseal.digest.manifest import Manifest, ManifestItem, Serialization, root_digest
+from modelseal.hashing.algorithms import HASH_NAMES, canonical_hash_name
+from modelseal.hashing.engine import HashOptions, hash_model, hash_model_lenient
+from modelseal.hashing.manifest import Manifest, ManifestItem, Serialization, root_digest
 
 __all__ = [
     "HASH_NAMES",
