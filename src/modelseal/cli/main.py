@@ -58,10 +58,37 @@ def cli() -> None:
     """
 
 
+# Options that take several values after one flag (``--trust-anchor a.pem b.pem``).
+GREEDY_OPTIONS = frozenset({"--certificate-chain", "--trust-anchor"})
+
+
+def expand_greedy(argv: list[str]) -> list[str]:
+    """Rewrite ``--opt a b`` as ``--opt a --opt b`` for :data:`GREEDY_OPTIONS`."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        out.append(token)
+        i += 1
+        if token == "--":
+            out.extend(argv[i:])
+            break
+        if token in GREEDY_OPTIONS:
+            first = True
+            while i < len(argv) and not argv[i].startswith("-"):
+                if not first:
+                    out.append(token)
+                out.append(argv[i])
+                first = False
+                i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; never lets a traceback reach the user unless MODELSEAL_DEBUG is set."""
+    args = expand_greedy(list(sys.argv[1:] if argv is None else argv))
     try:
-        cli.main(args=argv, prog_name="modelseal", standalone_mode=False)
+        cli.main(args=args, prog_name="modelseal", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.exceptions.Abort:

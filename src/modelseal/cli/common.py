@@ -1,0 +1,144 @@
+"""What every command shares: size parsing, passphrases, JSON output, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from modelseal.errors import PassphraseError, UsageError
+
+PASSPHRASE_ENV = "MODELSEAL_PASSPHRASE"
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+_SIZE = re.compile(r"\A\s*(\d+)\s*([kmg]i?b?)?\s*\Z", re.IGNORECASE)
+
+
+class ByteSize(click.ParamType):
+    """``1000000``, ``256MiB``, ``1G`` and the like."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = _SIZE.match(str(value))
+        unit = (match.group(2) or "").lower() if match else ""
+        if unit in ("kb", "mb", "gb"):
+            unit = unit[0]
+        if not match or unit not in _UNITS or int(match.group(1)) <= 0:
+            self.fail(f"{value!r} is not a size (e.g. 1048576, 256MiB, 1G)", param, ctx)
+        return int(match.group(1)) * _UNITS[unit]
+
+
+def read_passphrase(passphrase_file: str | None, *, confirm: bool = False) -> bytes | None:
+    """The passphrase from --passphrase-file, then $MODELSEAL_PASSPHRASE, then a terminal prompt.
+
+    Returns ``None`` when none is available and stdin is not a terminal.
+    """
+    if passphrase_file is not None:
+        try:
+            with open(passphrase_file, "rb") as fh:
+                value = fh.read(4096).rstrip(b"\r\n")
+        except OSError as exc:
+            raise PassphraseError(
+                f"cannot read passphrase file {passphrase_file!r}: {exc.strerror}",
+                hint="check the path",
+            ) from None
+        if not value:
+            raise PassphraseError(
+                f"passphrase file {passphrase_file!r} is empty", hint="put the passphrase in it"
+            )
+        return value
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env.encode("utf-8")
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass("Passphrase: ")
+    if confirm and getpass.getpass("Repeat passphrase: ") != first:
+        raise PassphraseError("the passphrases do not match", hint="try again")
+    if not first:
+        raise PassphraseError("empty passphrase", hint="type a passphrase, or use --no-passphrase")
+    return first.encode("utf-8")
+
+
+def load_signing_key(path: str, passphrase_file: str | None) -> Any:
+    """Load a private key, asking for a passphrase (file, environment, prompt) only if needed."""
+    from modelseal.signing.keys import load_private_key
+
+    if passphrase_file is not None:
+        return load_private_key(path, read_passphrase(passphrase_file))
+    try:
+        return load_private_key(path, None)
+    except PassphraseError:
+        passphrase = read_passphrase(None)
+        if passphrase is None:
+            raise
+        return load_private_key(path, passphrase)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def parse_workers(value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise UsageError("--workers must be at least 1", hint="or leave it out to use every core")
+    return value
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, path: str, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; yields the callback (or None)."""
+    total = model_size(path) if enabled and sys.stderr.isatty() else 0
+    if total <= 0:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.console import Console
+
+    lock = threading.Lock()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+
+        def advance(n: int) -> None:
+            with lock:
+                progress.update(task, advance=n)
+
+        yield advance
+
+
+def model_size(path: str) -> int:
+    """Rough byte count for the progress bar (no symlinks followed)."""
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    if not os.path.isdir(path):
+        return 0
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total

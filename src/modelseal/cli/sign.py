@@ -1,0 +1,88 @@
+"""``modelseal sign``: hash a model and write an OMS signature bundle."""
+
+from __future__ import annotations
+
+import click
+
+from modelseal.cli.common import emit_json, load_signing_key, parse_workers, progress_bar
+from modelseal.cli.options import hashing_options
+
+
+@click.command()
+@click.argument("model_path", type=click.Path(path_type=str))
+@click.option("--private-key", "private_key", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--signature",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the bundle (e.g. model.sig). Inside the model it is not hashed.",
+)
+@hashing_options
+@click.option(
+    "--certificate",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Signing certificate (PEM) for the private key: the bundle carries the X.509 chain.",
+)
+@click.option(
+    "--certificate-chain",
+    "certificate_chain",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Intermediate certificates (PEM), leaf's issuer first; takes several files.",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding the private key's passphrase (else $MODELSEAL_PASSPHRASE, else a prompt).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
+def sign(
+    model_path: str,
+    private_key: str,
+    signature: str,
+    hash_type: str,
+    shard_size: int | None,
+    ignore: tuple[str, ...],
+    ignore_git_paths: bool,
+    allow_symlinks: bool,
+    workers: int | None,
+    certificate: str | None,
+    certificate_chain: tuple[str, ...],
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """Sign MODEL_PATH (a file or a directory) and write the signature bundle to SIGNATURE."""
+    from modelseal.signing.api import sign as do_sign
+
+    if certificate_chain and certificate is None:
+        raise click.UsageError("--certificate-chain needs --certificate")
+    key = load_signing_key(private_key, passphrase_file)
+    with progress_bar("hashing", model_path, not as_json) as progress:
+        result = do_sign(
+            model_path,
+            private_key=key,
+            signature=signature,
+            hash_type=hash_type,
+            shard_size=shard_size,
+            ignore=ignore,
+            ignore_git_paths=ignore_git_paths,
+            allow_symlinks=allow_symlinks,
+            certificate=certificate,
+            certificate_chain=certificate_chain,
+            workers=parse_workers(workers),
+            progress=progress,
+        )
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        count = len(result.manifest.items)
+        kind = "shards" if result.manifest.serialization.method == "shards" else "files"
+        click.echo(
+            f"signed {model_path} ({count} {kind}, {result.manifest.serialization.hash_type}) "
+            f"with {result.signer}"
+        )
+        click.echo(f"root digest sha256:{result.root_digest}")
+        click.echo(f"signature written to {signature}")
+

@@ -1,0 +1,1 @@
+"""OMS signatures: in-toto statement, DSSE envelope, sigstore bundle, keys, signers, trust."""

@@ -1,0 +1,374 @@
+"""The public seal API: :func:`digest`, :func:`sign`, :func:`verify`.
+
+Signatures are OpenSSF Model Signing v1.0 bundles: a sigstore bundle v0.3 whose DSSE envelope
+carries an in-toto statement listing every file (or shard) digest of the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from modelseal.errors import (
+    IntegrityError,
+    KeyFileError,
+    ModelPathError,
+    Reason,
+    SignatureMismatchError,
+    UsageError,
+)
+from modelseal.hashing.engine import (
+    HashOptions,
+    Progress,
+    Reader,
+    hash_model,
+    hash_model_lenient,
+)
+from modelseal.hashing.manifest import Manifest
+from modelseal.signing.bundle import OmsBundle, read_bundle
+from modelseal.signing.dsse import IN_TOTO_PAYLOAD_TYPE, pae
+from modelseal.signing.keys import (
+    PrivateKey,
+    PublicKey,
+    describe,
+    key_hint,
+    load_private_key,
+    load_public_key,
+    sign_bytes,
+    verify_bytes,
+)
+from modelseal.signing.statement import build_payload, parse_payload
+
+PathLike = str | os.PathLike[str]
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """Anything that can sign bytes with a key modelseal verifies (a local key, an HSM key)."""
+
+    def public_key(self) -> PublicKey: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalKeySigner:
+    """A :class:`Signer` over a private key held in memory."""
+
+    key: PrivateKey
+
+    def public_key(self) -> PublicKey:
+        public: PublicKey = self.key.public_key()
+        return public
+
+    def sign(self, data: bytes) -> bytes:
+        return sign_bytes(self.key, data)
+
+
+@dataclasses.dataclass(frozen=True)
+class SignResult:
+    """What :func:`sign` produced."""
+
+    bundle: OmsBundle
+    manifest: Manifest
+    signature_path: Path | None
+    signer: str
+
+    @property
+    def root_digest(self) -> str:
+        return self.manifest.root_digest.hex()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "signed": True,
+            "signature": str(self.signature_path) if self.signature_path else None,
+            "signer": self.signer,
+            "model_name": self.manifest.model_name,
+            "root_digest": {"sha256": self.root_digest},
+            "serialization": self.manifest.serialization.to_dict(),
+            "resources": len(self.manifest.items),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class VerificationResult:
+    """A successful verification: who signed, and exactly what was verified."""
+
+    model_path: Path
+    signer: str
+    manifest: Manifest
+    extensions: dict[str, Any]
+
+    @property
+    def root_digest(self) -> str:
+        return self.manifest.root_digest.hex()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verified": True,
+            "model_path": str(self.model_path),
+            "signer": self.signer,
+            "model_name": self.manifest.model_name,
+            "root_digest": {"sha256": self.root_digest},
+            "serialization": self.manifest.serialization.to_dict(),
+            "resources": len(self.manifest.items),
+        }
+
+
+def digest(
+    model_path: PathLike,
+    *,
+    hash_type: str = "sha256",
+    shard_size: int | None = None,
+    ignore: Iterable[str] = (),
+    ignore_git_paths: bool = True,
+    allow_symlinks: bool = False,
+    workers: int | None = None,
+    reader: Reader = "mmap",
+    progress: Progress | None = None,
+) -> Manifest:
+    """Hash a model (file or directory) into an OMS manifest; see :class:`HashOptions`."""
+    options = HashOptions(
+        hash_type=hash_type,
+        shard_size=shard_size,
+        allow_symlinks=allow_symlinks,
+        ignore=tuple(ignore),
+        ignore_git_paths=ignore_git_paths,
+        workers=workers,
+        reader=reader,
+    )
+    return hash_model(model_path, options, progress=progress)
+
+
+def _relative_inside(path: PathLike | None, root: PathLike) -> str | None:
+    """``path`` relative to the model directory ``root`` if it lies inside it, else ``None``."""
+    if path is None:
+        return None
+    root_abs = Path(root).resolve()
+    if not root_abs.is_dir():
+        return None
+    try:
+        return Path(path).resolve().relative_to(root_abs).as_posix()
+    except ValueError:
+        return None
+
+
+def _as_signer(private_key: PathLike | PrivateKey | Signer, passphrase: bytes | None) -> Signer:
+    if isinstance(private_key, str | os.PathLike):
+        return LocalKeySigner(load_private_key(private_key, passphrase))
+    if isinstance(private_key, PrivateKey):
+        return LocalKeySigner(private_key)
+    if isinstance(private_key, Signer):
+        return private_key
+    raise KeyFileError(
+        f"cannot sign with a {type(private_key).__name__}",
+        hint="pass a PEM key path, a cryptography private key, or a Signer",
+    )
+
+
+def sign(
+    model_path: PathLike,
+    *,
+    private_key: PathLike | PrivateKey | Signer,
+    signature: PathLike | None = None,
+    passphrase: bytes | None = None,
+    hash_type: str = "sha256",
+    shard_size: int | None = None,
+    ignore: Iterable[str] = (),
+    ignore_git_paths: bool = True,
+    allow_symlinks: bool = False,
+    certificate: PathLike | None = None,
+    certificate_chain: Sequence[PathLike] = (),
+    extensions: dict[str, Any] | None = None,
+    workers: int | None = None,
+    reader: Reader = "mmap",
+    progress: Progress | None = None,
+) -> SignResult:
+    """Hash ``model_path`` and sign its manifest; write the bundle to ``signature`` if given.
+
+    ``private_key`` is a PEM path (``passphrase`` for encrypted keys), a key object, or a
+    :class:`Signer`. With ``certificate`` (and ``certificate_chain``) the bundle carries the
+    X.509 chain instead of a key hint. The signature file, if inside the model, is not hashed.
+    """
+    signer = _as_signer(private_key, passphrase)
+    public = signer.public_key()
+    certificates: tuple[bytes, ...] = ()
+    identity = f"{describe(public)} key {key_hint(public)[:16]}"
+    if certificate is not None:
+        certificates, identity = _signing_chain(public, certificate, certificate_chain)
+    options = HashOptions(
+        hash_type=hash_type,
+        shard_size=shard_size,
+        allow_symlinks=allow_symlinks,
+        ignore=tuple(ignore),
+        ignore_git_paths=ignore_git_paths,
+        workers=workers,
+        reader=reader,
+    )
+    own = _relative_inside(signature, model_path)
+    manifest = hash_model(
+        model_path, options, extra_ignore_paths=[own] if own else [], progress=progress
+    )
+    if not manifest.items:
+        raise ModelPathError(
+            f"nothing to sign in {str(model_path)!r}: no files (or all of them ignored)",
+            hint="check the model path and the --ignore patterns",
+        )
+    payload = build_payload(manifest, extensions=extensions)
+    raw_signature = signer.sign(pae(IN_TOTO_PAYLOAD_TYPE, payload))
+    bundle = OmsBundle(
+        payload=payload,
+        payload_type=IN_TOTO_PAYLOAD_TYPE,
+        signatures=(raw_signature,),
+        key_hint=None if certificates else key_hint(public),
+        certificates=certificates,
+    )
+    written: Path | None = None
+    if signature is not None:
+        from modelseal.fsutil import atomic_write
+
+        atomic_write(signature, bundle.to_json().encode("utf-8"))
+        written = Path(signature)
+    return SignResult(bundle=bundle, manifest=manifest, signature_path=written, signer=identity)
+
+
+def _signing_chain(
+    public: PublicKey, certificate: PathLike, chain: Sequence[PathLike]
+) -> tuple[tuple[bytes, ...], str]:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from modelseal.signing.keys import public_pem
+    from modelseal.signing.trust import load_certificates
+
+    leaf_certs = load_certificates([certificate], "certificate")
+    if len(leaf_certs) != 1:
+        raise KeyFileError(
+            f"certificate file {str(certificate)!r} holds {len(leaf_certs)} certificates",
+            hint="give the signing (leaf) certificate alone; the rest go to --certificate-chain",
+        )
+    leaf = leaf_certs[0]
+    if public_pem(leaf.public_key()) != public_pem(public):  # type: ignore[arg-type]
+        raise KeyFileError(
+            f"certificate {str(certificate)!r} does not belong to the private key",
+            hint="give the certificate issued for this key",
+        )
+    now = dt.datetime.now(dt.timezone.utc)
+    if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
+        raise KeyFileError(
+            f"certificate {str(certificate)!r} is not valid now "
+            f"({leaf.not_valid_before_utc:%Y-%m-%d} to {leaf.not_valid_after_utc:%Y-%m-%d})",
+            hint="renew the signing certificate",
+        )
+    rest = load_certificates(chain, "certificate chain") if chain else []
+    ders = tuple(c.public_bytes(Encoding.DER) for c in [leaf, *rest])
+    return ders, f"certificate {leaf.subject.rfc4514_string()}"
+
+
+def verify(
+    model_path: PathLike,
+    *,
+    signature: PathLike | OmsBundle,
+    public_key: PathLike | PublicKey | None = None,
+    trust_anchors: Sequence[PathLike] = (),
+    at: dt.datetime | None = None,
+    workers: int | None = None,
+    reader: Reader = "mmap",
+    progress: Progress | None = None,
+) -> VerificationResult:
+    """Verify ``model_path`` against an OMS bundle, failing closed.
+
+    Key-based bundles need ``public_key``; certificate-based bundles need ``trust_anchors``
+    (the chain is validated at ``at``, default now). Returns a :class:`VerificationResult`;
+    raises a :class:`modelseal.errors.VerificationError` subclass carrying every reason found.
+    """
+    bundle = signature if isinstance(signature, OmsBundle) else read_bundle(signature)
+    signer = _authenticate(bundle, public_key, trust_anchors, at)
+    statement = parse_payload(bundle.payload)
+    expected = statement.manifest
+    serialization = expected.serialization
+    options = HashOptions(
+        hash_type=serialization.hash_type,
+        shard_size=serialization.shard_size,
+        allow_symlinks=serialization.allow_symlinks,
+        ignore_git_paths=False,
+        workers=workers,
+        reader=reader,
+    )
+    ignores = list(serialization.ignore_paths)
+    own = None if isinstance(signature, OmsBundle) else _relative_inside(signature, model_path)
+    if own:
+        ignores.append(own)
+    actual, refusals, failures = hash_model_lenient(
+        model_path, options, extra_ignore_paths=ignores, progress=progress
+    )
+    from modelseal.signing.compare import diff_manifests
+
+    reasons = diff_manifests(expected, actual, refusals, failures)
+    if reasons:
+        count = len(reasons)
+        raise IntegrityError(
+            f"model does not match its signature: {count} difference{'s' if count > 1 else ''} "
+            f"({reasons[0].message}{'; ...' if count > 1 else ''})",
+            reasons=reasons,
+            hint="do not use this model; restore the signed files or re-sign deliberately",
+        )
+    return VerificationResult(
+        model_path=Path(model_path),
+        signer=signer,
+        manifest=expected,
+        extensions=statement.extensions,
+    )
+
+
+def _authenticate(
+    bundle: OmsBundle,
+    public_key: PathLike | PublicKey | None,
+    trust_anchors: Sequence[PathLike],
+    at: dt.datetime | None,
+) -> str:
+    """Check the DSSE signature with the given key or certificate chain; return who signed."""
+    if bundle.certificates:
+        if not trust_anchors:
+            raise UsageError(
+                "this signature is certificate-based", hint="verify it with --trust-anchor CA.pem"
+            )
+        from modelseal.signing.trust import load_certificates, parse_bundle_certificates, verify_chain
+
+        anchors = load_certificates(trust_anchors, "trust anchor")
+        trusted = verify_chain(parse_bundle_certificates(bundle.certificates), anchors, at=at)
+        key: PublicKey = trusted.public_key
+        identity = f"certificate {trusted.subject}"
+    else:
+        if public_key is None:
+            hint = "verify it with --public-key KEY.pub"
+            raise UsageError("this signature is key-based", hint=hint)
+        key = load_public_key(public_key) if isinstance(public_key, str | os.PathLike) else public_key
+        identity = f"{describe(key)} key {key_hint(key)[:16]}"
+    signed = pae(bundle.payload_type, bundle.payload)
+    if not any(verify_bytes(key, sig, signed) for sig in bundle.signatures):
+        if bundle.key_hint and bundle.key_hint != key_hint(key):
+            message = (
+                f"signature was made with another key (key id {bundle.key_hint[:16]}), "
+                f"not {identity}"
+            )
+            raise SignatureMismatchError(
+                message,
+                reasons=[Reason("wrong-key", message, expected=bundle.key_hint, actual=key_hint(key))],
+                hint="verify with the signer's public key, or do not trust this model",
+            )
+        message = "signature does not verify: the signed payload or the signature bytes were altered"
+        raise SignatureMismatchError(
+            message, reasons=[Reason("bad-signature", message)], hint="do not use this model"
+        )
+    if bundle.key_hint and bundle.key_hint != key_hint(key):
+        message = "the bundle's public-key hint does not match the key that signed it"
+        raise SignatureMismatchError(
+            message,
+            reasons=[Reason("key-hint-mismatch", message, expected=key_hint(key), actual=bundle.key_hint)],
+            hint="the signature file was edited; do not use this model",
+        )
+    return identity

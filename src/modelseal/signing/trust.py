@@ -1,0 +1,170 @@
+"""X.509 trust: build the chain from a bundle's leaf to the user's trust anchors.
+
+Chain building and path validation (signatures, validity, CA constraints, path length) are done by
+``cryptography``'s verifier; on top of it the leaf must be allowed to sign code: key usage, if
+present, includes digitalSignature; extended key usage, if present, includes codeSigning; at least
+one of the two is present. Validity is checked at verification time for every certificate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Iterable, Sequence
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from modelseal.errors import CertificateError, InputError, MalformedSignatureError, Reason
+from modelseal.signing.keys import PublicKey, check_supported
+
+_ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
+MAX_CHAIN_DEPTH = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustedSigner:
+    """The validated leaf: its public key, subject and the chain that anchors it."""
+
+    public_key: PublicKey
+    subject: str
+    chain_subjects: tuple[str, ...]
+    fingerprint_sha256: str
+
+
+def load_certificates(paths: Iterable[str | os.PathLike[str]], what: str) -> list[x509.Certificate]:
+    """Read PEM (or DER) certificates from files; every file must hold at least one."""
+    certs: list[x509.Certificate] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(16 << 20)
+        except OSError as exc:
+            raise InputError(
+                f"cannot read {what} {str(path)!r}: {exc.strerror}", hint="check the path"
+            ) from None
+        try:
+            found = (
+                x509.load_pem_x509_certificates(data)
+                if b"-----BEGIN" in data
+                else [x509.load_der_x509_certificate(data)]
+            )
+        except ValueError:
+            raise InputError(
+                f"{what} {str(path)!r} holds no X.509 certificate",
+                hint="give PEM certificates (-----BEGIN CERTIFICATE-----)",
+            ) from None
+        certs.extend(found)
+    return certs
+
+
+def parse_bundle_certificates(ders: Sequence[bytes]) -> list[x509.Certificate]:
+    try:
+        return [x509.load_der_x509_certificate(d) for d in ders]
+    except ValueError:
+        raise MalformedSignatureError(
+            "malformed signature: a certificate in the bundle is not valid DER",
+            reasons=[Reason("malformed", "certificate in bundle is not valid DER")],
+            hint="the signature file is damaged",
+        ) from None
+
+
+def _fail(code: str, message: str, hint: str) -> CertificateError:
+    return CertificateError(message, reasons=[Reason(code, message)], hint=hint)
+
+
+def verify_chain(
+    bundle_certs: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    *,
+    at: dt.datetime | None = None,
+) -> TrustedSigner:
+    """Validate ``bundle_certs`` (leaf first) against ``anchors`` at time ``at`` (default now)."""
+    from cryptography.x509.verification import (
+        ExtensionPolicy,
+        PolicyBuilder,
+        Store,
+        VerificationError,
+    )
+
+    when = at or dt.datetime.now(dt.timezone.utc)
+    leaf, intermediates = bundle_certs[0], list(bundle_certs[1:])
+    for cert in bundle_certs:
+        if when < cert.not_valid_before_utc:
+            raise _fail(
+                "certificate-expired",
+                f"certificate {cert.subject.rfc4514_string()!r} is not valid before "
+                f"{cert.not_valid_before_utc.isoformat()}",
+                "check the machine's clock or the signer's certificate",
+            )
+        if when > cert.not_valid_after_utc:
+            raise _fail(
+                "certificate-expired",
+                f"certificate {cert.subject.rfc4514_string()!r} expired on "
+                f"{cert.not_valid_after_utc.isoformat()}",
+                "ask the signer to re-sign the model with a valid certificate",
+            )
+    _check_code_signing(leaf)
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(anchors)))
+        .time(when)
+        .max_chain_depth(MAX_CHAIN_DEPTH)
+        .extension_policies(
+            ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=ExtensionPolicy.permit_all()
+        )
+        .build_client_verifier()
+    )
+    try:
+        verified = verifier.verify(leaf, intermediates)
+    except VerificationError as exc:
+        raise _fail(
+            "certificate-untrusted",
+            f"signing certificate {leaf.subject.rfc4514_string()!r} does not chain to a trust "
+            f"anchor ({exc})",
+            "pass the issuing CA with --trust-anchor, or do not trust this signer",
+        ) from None
+    from cryptography.hazmat.primitives import hashes
+
+    return TrustedSigner(
+        public_key=check_supported(leaf.public_key()),
+        subject=leaf.subject.rfc4514_string(),
+        chain_subjects=tuple(c.subject.rfc4514_string() for c in verified.chain),
+        fingerprint_sha256=leaf.fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+def _check_code_signing(leaf: x509.Certificate) -> None:
+    subject = leaf.subject.rfc4514_string()
+    try:
+        ku: x509.KeyUsage | None = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        ku = None
+    try:
+        eku: x509.ExtendedKeyUsage | None = leaf.extensions.get_extension_for_class(
+            x509.ExtendedKeyUsage
+        ).value
+    except x509.ExtensionNotFound:
+        eku = None
+    hint = "use a certificate issued for code signing (keyUsage digitalSignature, EKU codeSigning)"
+    if ku is None and eku is None:
+        raise _fail(
+            "certificate-usage", f"certificate {subject!r} states no key usage for signing", hint
+        )
+    if ku is not None and not ku.digital_signature:
+        raise _fail(
+            "certificate-usage", f"certificate {subject!r} key usage excludes digitalSignature", hint
+        )
+    if eku is not None and ExtendedKeyUsageOID.CODE_SIGNING not in eku and _ANY_EKU not in eku:
+        raise _fail(
+            "certificate-usage",
+            f"certificate {subject!r} extended key usage does not include codeSigning",
+            hint,
+        )
+    try:
+        bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        bc = None
+    if bc is not None and bc.ca:
+        raise _fail("certificate-usage", f"certificate {subject!r} is a CA, not a signer", hint)
