@@ -64,6 +64,22 @@ class HashOptions:
         return dataclasses.replace(self, hash_type=canonical_hash_name(self.hash_type))
 
 
+@dataclasses.dataclass(frozen=True)
+class HashOutcome:
+    """Everything one pass over a model found: the manifest, the files listed (with sizes, so
+    empty files are known even where the ``shards`` method records nothing for them), the
+    entries refused and the files that could not be read."""
+
+    manifest: Manifest
+    files: tuple[FileEntry, ...]
+    refusals: tuple[Refusal, ...]
+    failures: tuple[HashFailure, ...]
+
+    @property
+    def empty_files(self) -> tuple[str, ...]:
+        return tuple(sorted(f.name for f in self.files if f.size == 0))
+
+
 class HashFailure(Exception):
     """A file could not be read while hashing (vanished, changed size, became a symlink)."""
 
@@ -92,9 +108,16 @@ def hash_model(
 
     Raises :class:`ModelPathError` for anything that cannot be hashed.
     """
-    manifest, refusals, failures = hash_model_lenient(
+    outcome = hash_model_lenient(
         model_path, options, extra_ignore_paths=extra_ignore_paths, progress=progress
     )
+    raise_for_unhashable(outcome)
+    return outcome.manifest
+
+
+def raise_for_unhashable(outcome: HashOutcome) -> None:
+    """Raise :class:`ModelPathError` for the first entry that could not be hashed."""
+    refusals, failures = outcome.refusals, outcome.failures
     if refusals:
         first = refusals[0]
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
@@ -110,7 +133,6 @@ def hash_model(
             f"cannot hash {first_failure.name!r}: {first_failure.message}",
             hint="make sure nothing modifies the model while it is hashed",
         )
-    return manifest
 
 
 def hash_model_lenient(
@@ -119,7 +141,7 @@ def hash_model_lenient(
     *,
     extra_ignore_paths: Iterable[str] = (),
     progress: Progress | None = None,
-) -> tuple[Manifest, tuple[Refusal, ...], tuple[HashFailure, ...]]:
+) -> HashOutcome:
     """Hash what can be hashed; return refused entries and read failures instead of raising.
 
     Verification uses this so that one symlink does not hide every other difference.
@@ -141,7 +163,8 @@ def hash_model_lenient(
         ignore_paths=tuple(recorded) if not listing.is_file else (),
     )
     items, failures = _hash_listing(listing, serialization, opts, progress)
-    return Manifest.build(model_name(root), serialization, items), listing.refusals, failures
+    manifest = Manifest.build(model_name(root), serialization, items)
+    return HashOutcome(manifest, listing.files, listing.refusals, failures)
 
 
 def model_name(root: Path) -> str:

@@ -27,6 +27,7 @@ from modelseal.hashing.engine import (
     Reader,
     hash_model,
     hash_model_lenient,
+    raise_for_unhashable,
 )
 from modelseal.hashing.manifest import Manifest
 from modelseal.signing.bundle import OmsBundle, read_bundle
@@ -44,6 +45,8 @@ from modelseal.signing.keys import (
 from modelseal.signing.statement import build_payload, parse_payload
 
 PathLike = str | os.PathLike[str]
+# The predicate field where modelseal keeps what OMS v1.0 has no place for (ignored by others).
+EXTENSION_KEY = "modelseal"
 
 
 @runtime_checkable
@@ -210,14 +213,22 @@ def sign(
         reader=reader,
     )
     own = _relative_inside(signature, model_path)
-    manifest = hash_model(
+    outcome = hash_model_lenient(
         model_path, options, extra_ignore_paths=[own] if own else [], progress=progress
     )
+    raise_for_unhashable(outcome)
+    manifest, empty_files = outcome.manifest, outcome.empty_files
     if not manifest.items:
         raise ModelPathError(
             f"nothing to sign in {str(model_path)!r}: no files (or all of them ignored)",
             hint="check the model path and the --ignore patterns",
         )
+    if manifest.serialization.method == "shards":
+        # OMS has no entry for an empty file in the shards method; record them ourselves.
+        extensions = dict(extensions or {})
+        own_ext = dict(extensions.get(EXTENSION_KEY, {}))
+        own_ext["empty_files"] = list(empty_files)
+        extensions[EXTENSION_KEY] = own_ext
     payload = build_payload(manifest, extensions=extensions)
     raw_signature = signer.sign(pae(IN_TOTO_PAYLOAD_TYPE, payload))
     bundle = OmsBundle(
@@ -302,12 +313,14 @@ def verify(
     own = None if isinstance(signature, OmsBundle) else _relative_inside(signature, model_path)
     if own:
         ignores.append(own)
-    actual, refusals, failures = hash_model_lenient(
+    outcome = hash_model_lenient(
         model_path, options, extra_ignore_paths=ignores, progress=progress
     )
     from modelseal.signing.compare import diff_manifests
 
-    reasons = diff_manifests(expected, actual, refusals, failures)
+    reasons = diff_manifests(
+        expected, outcome, signed_empty_files=_signed_empty_files(statement.extensions)
+    )
     if reasons:
         count = len(reasons)
         raise IntegrityError(
@@ -322,6 +335,14 @@ def verify(
         manifest=expected,
         extensions=statement.extensions,
     )
+
+
+def _signed_empty_files(extensions: dict[str, Any]) -> list[str] | None:
+    own = extensions.get(EXTENSION_KEY)
+    empty = own.get("empty_files") if isinstance(own, dict) else None
+    if isinstance(empty, list) and all(isinstance(p, str) for p in empty):
+        return empty
+    return None
 
 
 def _authenticate(

@@ -6,9 +6,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from modelseal.errors import Reason
-from modelseal.hashing.engine import HashFailure
+from modelseal.hashing.engine import HashOutcome
 from modelseal.hashing.manifest import Manifest, ManifestItem
-from modelseal.hashing.walk import Refusal
 
 
 def _by_file(manifest: Manifest) -> dict[str, list[ManifestItem]]:
@@ -27,33 +26,46 @@ def _size(items: Sequence[ManifestItem]) -> int:
 
 
 def diff_manifests(
-    expected: Manifest,
-    actual: Manifest,
-    refusals: Sequence[Refusal] = (),
-    failures: Sequence[HashFailure] = (),
+    expected: Manifest, outcome: HashOutcome, *, signed_empty_files: Sequence[str] | None = None
 ) -> list[Reason]:
-    """Every difference between ``expected`` (signed) and ``actual`` (on disk), file by file."""
+    """Every difference between ``expected`` (signed) and ``outcome`` (on disk), file by file.
+
+    ``signed_empty_files`` lists the empty files a ``shards`` signature covered (modelseal
+    records them; OMS itself has no entry for an empty file in that method).
+    """
     reasons: list[Reason] = []
+    actual = outcome.manifest
     exp, act = _by_file(expected), _by_file(actual)
-    blocked = {r.name for r in refusals} | {f.name for f in failures}
-    for refusal in refusals:
+    present = {f.name: f.size for f in outcome.files}
+    blocked = {r.name for r in outcome.refusals} | {f.name for f in outcome.failures}
+    for refusal in outcome.refusals:
         reasons.append(Reason(refusal.code, f"{refusal.name}: {refusal.message}", path=refusal.name))
-    for failure in failures:
+    for failure in outcome.failures:
         reasons.append(Reason("unreadable", f"{failure.name}: {failure.message}", path=failure.name))
-    if set(exp) == {"."} and "." not in act and act:
+    if set(exp) == {"."} and "." not in act and present:
         reasons.append(
             Reason("missing", "the signature covers a single file, but the model path is a directory")
         )
         return reasons
-    if "." in act and "." not in exp and exp:
+    if "." in present and "." not in exp and exp:
         reasons.append(
             Reason("missing", "the signature covers a directory, but the model path is a single file")
         )
         return reasons
-    missing = sorted(p for p in exp if p not in act and p not in blocked)
-    extra = sorted(p for p in act if p not in exp)
+    empty = set(signed_empty_files or ())
+    for path in sorted(empty):  # signed as empty: must still exist and be empty
+        if path in blocked:
+            continue
+        if path not in present:
+            exp.setdefault(path, [])
+        elif present[path] != 0:
+            reasons.append(_size_changed(path, 0, present[path]))
+    missing = sorted(p for p in exp if p not in present and p not in blocked)
+    extra = sorted(p for p in act if p not in exp and p not in empty)
+    if signed_empty_files is not None:
+        extra = sorted({*extra, *(p for p, size in present.items() if size == 0 and p not in exp)} - empty)
     renamed_from: dict[str, str] = {}
-    extra_by_content = {_fingerprint(act[p]): p for p in extra}
+    extra_by_content = {_fingerprint(act.get(p, [])): p for p in extra}
     for path in missing:
         target = extra_by_content.pop(_fingerprint(exp[path]), None)
         if target is not None:
@@ -70,11 +82,22 @@ def diff_manifests(
             )
             continue
         reasons.append(Reason("extra", f"{path}: file is not covered by the signature", path=path))
-    for path in sorted(p for p in exp if p in act):
-        reason = _compare_file(path, exp[path], act[path], expected.serialization.method == "shards")
+    sharded = expected.serialization.method == "shards"
+    for path in sorted(p for p in exp if p in present and p not in blocked and p not in empty):
+        reason = _compare_file(path, exp[path], act.get(path, []), sharded)
         if reason is not None:
             reasons.append(reason)
     return reasons
+
+
+def _size_changed(path: str, old: int, new: int) -> Reason:
+    return Reason(
+        "modified",
+        f"{path}: size changed from {old} to {new} bytes",
+        path=path,
+        expected=str(old),
+        actual=str(new),
+    )
 
 
 def _compare_file(
@@ -92,13 +115,7 @@ def _compare_file(
         )
     old_size, new_size = _size(expected), _size(actual)
     if old_size != new_size:
-        return Reason(
-            "modified",
-            f"{path}: size changed from {old_size} to {new_size} bytes",
-            path=path,
-            expected=str(old_size),
-            actual=str(new_size),
-        )
+        return _size_changed(path, old_size, new_size)
     for old, new in zip(expected, actual, strict=True):
         if old.digest != new.digest:
             return Reason(
