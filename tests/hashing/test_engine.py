@@ -101,7 +101,7 @@ def test_symlink_escaping_root_never_read_even_when_allowed(model_dir: Path, tmp
     secret.write_text("outside")
     os.symlink(secret, model_dir / "escape.txt")
     os.symlink("..", model_dir / "up")
-    _, refusals, _ = hash_model_lenient(model_dir, HashOptions(allow_symlinks=True))
+    refusals = hash_model_lenient(model_dir, HashOptions(allow_symlinks=True)).refusals
     codes = {(r.name, r.code) for r in refusals}
     assert ("escape.txt", "symlink") in codes and ("up", "symlink") in codes
     with pytest.raises(ModelPathError, match="outside the model"):
@@ -149,7 +149,7 @@ def test_file_swapped_for_symlink_between_listing_and_reading_is_refused(
         return tasks
 
     monkeypatch.setattr(engine, "_plan", plan_then_swap)
-    _, _, failures = hash_model_lenient(model_dir)
+    failures = hash_model_lenient(model_dir).failures
     assert [f.name for f in failures] == ["config.json"]
     assert "cannot open safely" in failures[0].message
 
@@ -174,7 +174,7 @@ def test_directory_swapped_for_symlink_is_not_followed(
         return tasks
 
     monkeypatch.setattr(engine, "_plan", plan_then_swap)
-    _, _, failures = hash_model_lenient(model_dir)
+    failures = hash_model_lenient(model_dir).failures
     assert {f.name for f in failures} == {
         "weights/model-00001.bin",
         "weights/model-00002.bin",
