@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # Everything the suite needs: test tools, the real peer programs, the frameworks that make samples.
-EXTRAS ?= test
+EXTRAS ?= test,crypto,crypto-test,registry,registry-test
 # Keep the suite inside its 10-minute budget on 2 cores.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
@@ -23,8 +23,9 @@ $(VENV)/.ready-$(EXTRAS): $(VENV)/.ready-base pyproject.toml
 venv: $(VENV)/.ready-base
 
 # Debian packages the suite talks to for real (installed only when missing).
+SYSTEM_PACKAGES ?=
 system-deps:
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
 
 demo: $(VENV)/.ready-base
 	PATH="$(abspath $(BIN)):$$PATH" bash demo/demo.sh
@@ -36,7 +37,8 @@ bench: $(VENV)/.ready-$(EXTRAS)
 	$(PIP) install --quiet -e ".[bench]"
 	$(BIN)/python bench/run_all.py
 
-lint: $(VENV)/.ready-dev
+lint:
+	$(MAKE) EXTRAS=dev $(VENV)/.ready-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 

@@ -15,14 +15,37 @@ import click
 
 from modelseal.errors import EXIT_USAGE, ModelsealError
 
-# command name -> (module, attribute, one-line help shown by --help without importing it)
+# command name -> (module, attribute, one-line help shown by --help without importing it).
+# Commands whose module is not part of this installation are not listed.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "keygen": ("modelseal.cli.keys", "keygen", "Generate a signing key pair."),
     "digest": ("modelseal.cli.digest", "digest", "Hash a model and print its root digest."),
     "sign": ("modelseal.cli.sign", "sign", "Sign a model (OpenSSF Model Signing bundle)."),
     "verify": ("modelseal.cli.verify", "verify", "Verify a model against its signature."),
     "scan": ("modelseal.cli.scan", "scan", "Scan model files for malicious content."),
+    "load-check": ("modelseal.cli.load", "load_check", "Verify, scan and load a model; report it."),
+    "fingerprint": ("modelseal.cli.load", "fingerprint", "Digest of a model's weights."),
+    "encrypt": ("modelseal.cli.crypto", "encrypt", "Encrypt a model file or directory."),
+    "decrypt": ("modelseal.cli.crypto", "decrypt", "Decrypt a model file or directory."),
+    "keys": ("modelseal.cli.crypto", "keys", "Key-encryption keys: create, rotate."),
+    "registry": ("modelseal.cli.registry", "registry", "Run or manage the model registry."),
+    "push": ("modelseal.cli.registry", "push", "Publish a signed model version."),
+    "pull": ("modelseal.cli.registry", "pull", "Download and verify a model version."),
+    "alias": ("modelseal.cli.registry", "alias", "Move an alias (staging, production, ...)."),
+    "models": ("modelseal.cli.registry", "models", "List models."),
+    "versions": ("modelseal.cli.registry", "versions", "List a model's versions."),
+    "audit": ("modelseal.cli.audit", "audit", "Verify or export the audit trail."),
+    "user": ("modelseal.cli.access", "user", "Manage users."),
+    "token": ("modelseal.cli.access", "token", "Manage API tokens."),
+    "role": ("modelseal.cli.access", "role", "Grant and revoke roles."),
 }
+
+
+def _available(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(COMMANDS[name][0]) is not None
+
 
 EXIT_INTERNAL = 3
 
@@ -31,18 +54,18 @@ class LazyGroup(click.Group):
     """A group whose sub-commands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        return [name for name in COMMANDS if _available(name)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         spec = COMMANDS.get(cmd_name)
-        if spec is None:
+        if spec is None or not _available(cmd_name):
             return None
         module = import_module(spec[0])
         command: click.Command = getattr(module, spec[1])
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, spec[2]) for name, spec in COMMANDS.items()]
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -114,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _click_message(exc: click.ClickException) -> str:
-    message = exc.format_message()
+    message = exc.format_message().rstrip(".")
     if isinstance(exc, click.UsageError):
         command = exc.ctx.command_path if exc.ctx is not None else "modelseal"
         return f"{message}; see '{command} --help'"
