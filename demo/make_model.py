@@ -19,7 +19,11 @@ def write_safetensors(path: Path, tensors: dict[str, tuple[list[int], list[float
     offset = 0
     for name, (shape, values) in tensors.items():
         blob = struct.pack(f"<{len(values)}f", *values)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        header[name] = {
+            "dtype": "F32",
+            "shape": shape,
+            "data_offsets": [offset, offset + len(blob)],
+        }
         blobs.append(blob)
         offset += len(blob)
     raw = json.dumps(header, separators=(",", ":")).encode()
@@ -33,7 +37,10 @@ def main(out: Path) -> None:
     sizes = [(64, 32), (32, 64), (10, 32)]
     tensors = {}
     for i, (rows, cols) in enumerate(sizes):
-        tensors[f"layers.{i}.weight"] = ([rows, cols], [rng.gauss(0, 0.1) for _ in range(rows * cols)])
+        tensors[f"layers.{i}.weight"] = (
+            [rows, cols],
+            [rng.gauss(0, 0.1) for _ in range(rows * cols)],
+        )
         tensors[f"layers.{i}.bias"] = ([rows], [0.0] * rows)
     write_safetensors(out / "model.safetensors", tensors)
     config = {"architecture": "mlp", "layers": [32, 64, 32, 10], "activation": "relu"}

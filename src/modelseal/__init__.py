@@ -28,7 +28,17 @@ _EXPORTS: dict[str, str] = {
     "scan": "modelseal.scanning",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "HashOptions",
+    "Manifest",
+    "SignResult",
+    "VerificationResult",
+    "digest",
+    "generate_key",
+    "scan",
+    "sign",
+    "verify",
+]
 
 if TYPE_CHECKING:
     from modelseal.hashing.engine import HashOptions

@@ -33,7 +33,9 @@ def signed_model(model_dir: Path, key_pair: tuple[Path, Path], tmp_path: Path) -
 
 def _write_key(path: Path, key: object, password: bytes | None = None) -> Path:
     enc = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
     )
     path.write_bytes(
         key.private_bytes(  # type: ignore[attr-defined]
@@ -49,7 +51,9 @@ def _write_key(path: Path, key: object, password: bytes | None = None) -> Path:
 def test_digest_ok_and_json(run_cli: Run, model_dir: Path) -> None:
     code, out, _ = run_cli("digest", model_dir)
     assert code == 0 and out.startswith("sha256:")
-    code, out, _ = run_cli("digest", model_dir, "--json", "--shard-size", "16KiB", "--hash", "blake3")
+    code, out, _ = run_cli(
+        "digest", model_dir, "--json", "--shard-size", "16KiB", "--hash", "blake3"
+    )
     data = json.loads(out)
     assert code == 0 and data["serialization"]["method"] == "shards"
     assert data["serialization"]["shard_size"] == 16 * 1024
@@ -66,7 +70,9 @@ def test_digest_ok_and_json(run_cli: Run, model_dir: Path) -> None:
         (["--bogus"], ["No such option"]),
     ],
 )
-def test_digest_usage_errors(run_cli: Run, model_dir: Path, args: list[str], fragments: list[str]) -> None:
+def test_digest_usage_errors(
+    run_cli: Run, model_dir: Path, args: list[str], fragments: list[str]
+) -> None:
     code, _, err = run_cli("digest", model_dir, *args)
     assert_one_line_error(code, err, 2, *fragments)
 
@@ -91,10 +97,18 @@ def test_unknown_command_and_missing_argument(run_cli: Run) -> None:
 # -- keygen --------------------------------------------------------------------------------------
 
 
-def test_keygen_writes_protected_key(run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keygen_writes_protected_key(
+    run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MODELSEAL_PASSPHRASE", "correct horse")
     code, out, err = run_cli(
-        "keygen", "--algorithm", "ed25519", "--private-key", tmp_path / "k", "--public-key", tmp_path / "k.pub"
+        "keygen",
+        "--algorithm",
+        "ed25519",
+        "--private-key",
+        tmp_path / "k",
+        "--public-key",
+        tmp_path / "k.pub",
     )
     assert code == 0, err
     assert (tmp_path / "k").stat().st_mode & 0o777 == 0o600
@@ -108,29 +122,50 @@ def test_keygen_errors(run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyP
     code, _, err = run_cli("keygen", "--private-key", priv, "--public-key", pub)
     assert_one_line_error(code, err, 2, "no passphrase", "--no-passphrase")
     assert not priv.exists()
-    code, _, err = run_cli("keygen", "--algorithm", "dsa", "--private-key", priv, "--public-key", pub)
+    code, _, err = run_cli(
+        "keygen", "--algorithm", "dsa", "--private-key", priv, "--public-key", pub
+    )
     assert_one_line_error(code, err, 2, "'dsa' is not one of")
-    code, _, err = run_cli("keygen", "--private-key", priv, "--public-key", pub, "--passphrase-file", tmp_path / "nope")
+    code, _, err = run_cli(
+        "keygen", "--private-key", priv, "--public-key", pub, "--passphrase-file", tmp_path / "nope"
+    )
     assert_one_line_error(code, err, 2, "cannot read passphrase file")
     (tmp_path / "empty").write_text("\n")
-    code, _, err = run_cli("keygen", "--private-key", priv, "--public-key", pub, "--passphrase-file", tmp_path / "empty")
+    code, _, err = run_cli(
+        "keygen",
+        "--private-key",
+        priv,
+        "--public-key",
+        pub,
+        "--passphrase-file",
+        tmp_path / "empty",
+    )
     assert_one_line_error(code, err, 2, "is empty")
     code, _, err = run_cli("keygen", "--no-passphrase", "--private-key", priv, "--public-key", priv)
     assert_one_line_error(code, err, 2, "are the same")
-    code, _, err = run_cli("keygen", "--no-passphrase", "--private-key", tmp_path / "no" / "k", "--public-key", pub)
+    code, _, err = run_cli(
+        "keygen", "--no-passphrase", "--private-key", tmp_path / "no" / "k", "--public-key", pub
+    )
     assert_one_line_error(code, err, 2, "does not exist")
     assert run_cli("keygen", "--no-passphrase", "--private-key", priv, "--public-key", pub)[0] == 0
     before = priv.read_bytes()
     code, _, err = run_cli("keygen", "--no-passphrase", "--private-key", priv, "--public-key", pub)
     assert_one_line_error(code, err, 2, "already exists", "--force")
     assert priv.read_bytes() == before  # nothing lost
-    assert run_cli("keygen", "--no-passphrase", "--force", "--private-key", priv, "--public-key", pub)[0] == 0
+    assert (
+        run_cli("keygen", "--no-passphrase", "--force", "--private-key", priv, "--public-key", pub)[
+            0
+        ]
+        == 0
+    )
 
 
 # -- sign ----------------------------------------------------------------------------------------
 
 
-def test_sign_with_encrypted_key(run_cli: Run, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sign_with_encrypted_key(
+    run_cli: Run, model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = _write_key(tmp_path / "enc.pem", ec.generate_private_key(ec.SECP384R1()), b"s3cret")
     sig = tmp_path / "m.sig"
     monkeypatch.delenv("MODELSEAL_PASSPHRASE", raising=False)
@@ -141,18 +176,38 @@ def test_sign_with_encrypted_key(run_cli: Run, model_dir: Path, tmp_path: Path, 
     code, _, err = run_cli("sign", model_dir, "--private-key", key, "--signature", sig)
     assert_one_line_error(code, err, 2, "wrong passphrase")
     (tmp_path / "pw").write_text("s3cret\n")
-    code, out, err = run_cli("sign", model_dir, "--private-key", key, "--signature", sig, "--passphrase-file", tmp_path / "pw", "--json")
+    code, out, err = run_cli(
+        "sign",
+        model_dir,
+        "--private-key",
+        key,
+        "--signature",
+        sig,
+        "--passphrase-file",
+        tmp_path / "pw",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["signer"].startswith("ecdsa-p384 key")
 
 
-def test_sign_key_errors(run_cli: Run, model_dir: Path, tmp_path: Path, key_pair: tuple[Path, Path]) -> None:
+def test_sign_key_errors(
+    run_cli: Run, model_dir: Path, tmp_path: Path, key_pair: tuple[Path, Path]
+) -> None:
     sig = tmp_path / "m.sig"
     cases = [
         (tmp_path / "missing.pem", "does not exist"),
         (key_pair[1], "not a PEM private key"),
-        (_write_key(tmp_path / "k1.pem", ec.generate_private_key(ec.SECP256K1())), "unsupported elliptic curve"),
-        (_write_key(tmp_path / "rsa.pem", rsa.generate_private_key(public_exponent=65537, key_size=2048)), "too small"),
+        (
+            _write_key(tmp_path / "k1.pem", ec.generate_private_key(ec.SECP256K1())),
+            "unsupported elliptic curve",
+        ),
+        (
+            _write_key(
+                tmp_path / "rsa.pem", rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            ),
+            "too small",
+        ),
     ]
     for key, fragment in cases:
         code, _, err = run_cli("sign", model_dir, "--private-key", key, "--signature", sig)
@@ -160,15 +215,30 @@ def test_sign_key_errors(run_cli: Run, model_dir: Path, tmp_path: Path, key_pair
     assert not sig.exists()
 
 
-def test_sign_model_and_output_errors(run_cli: Run, tmp_path: Path, key_pair: tuple[Path, Path]) -> None:
+def test_sign_model_and_output_errors(
+    run_cli: Run, tmp_path: Path, key_pair: tuple[Path, Path]
+) -> None:
     empty = tmp_path / "empty-model"
     empty.mkdir()
-    code, _, err = run_cli("sign", empty, "--private-key", key_pair[0], "--signature", tmp_path / "s")
+    code, _, err = run_cli(
+        "sign", empty, "--private-key", key_pair[0], "--signature", tmp_path / "s"
+    )
     assert_one_line_error(code, err, 2, "nothing to sign")
     (empty / "w.bin").write_bytes(b"w")
-    code, _, err = run_cli("sign", empty, "--private-key", key_pair[0], "--signature", tmp_path / "no" / "s")
+    code, _, err = run_cli(
+        "sign", empty, "--private-key", key_pair[0], "--signature", tmp_path / "no" / "s"
+    )
     assert_one_line_error(code, err, 2, "does not exist")
-    code, _, err = run_cli("sign", empty, "--private-key", key_pair[0], "--signature", tmp_path / "s", "--certificate-chain", key_pair[1])
+    code, _, err = run_cli(
+        "sign",
+        empty,
+        "--private-key",
+        key_pair[0],
+        "--signature",
+        tmp_path / "s",
+        "--certificate-chain",
+        key_pair[1],
+    )
     assert_one_line_error(code, err, 2, "--certificate-chain needs --certificate")
 
 
@@ -189,17 +259,25 @@ def test_sign_writes_atomically_and_ignores_its_own_signature(
 # -- verify --------------------------------------------------------------------------------------
 
 
-def test_verify_ok_and_json(run_cli: Run, signed_model: tuple[Path, Path], key_pair: tuple[Path, Path]) -> None:
+def test_verify_ok_and_json(
+    run_cli: Run, signed_model: tuple[Path, Path], key_pair: tuple[Path, Path]
+) -> None:
     model, sig = signed_model
-    code, out, _ = run_cli("verify", model, "--signature", sig, "--public-key", key_pair[1], "--json")
+    code, out, _ = run_cli(
+        "verify", model, "--signature", sig, "--public-key", key_pair[1], "--json"
+    )
     data = json.loads(out)
     assert code == 0 and data["verified"] is True and data["resources"] == 5
 
 
-def test_verify_failure_reports_reasons(run_cli: Run, signed_model: tuple[Path, Path], key_pair: tuple[Path, Path]) -> None:
+def test_verify_failure_reports_reasons(
+    run_cli: Run, signed_model: tuple[Path, Path], key_pair: tuple[Path, Path]
+) -> None:
     model, sig = signed_model
     (model / "config.json").write_text("{}")
-    code, out, err = run_cli("verify", model, "--signature", sig, "--public-key", key_pair[1], "--json")
+    code, out, err = run_cli(
+        "verify", model, "--signature", sig, "--public-key", key_pair[1], "--json"
+    )
     data = json.loads(out)
     assert code == 1 and data["verified"] is False
     assert data["reasons"][0]["code"] == "modified" and data["reasons"][0]["path"] == "config.json"
@@ -209,7 +287,9 @@ def test_verify_failure_reports_reasons(run_cli: Run, signed_model: tuple[Path, 
     assert_one_line_error(code, err, 1, "config.json")
 
 
-def test_verify_wrong_key(run_cli: Run, signed_model: tuple[Path, Path], other_key_pair: tuple[Path, Path]) -> None:
+def test_verify_wrong_key(
+    run_cli: Run, signed_model: tuple[Path, Path], other_key_pair: tuple[Path, Path]
+) -> None:
     model, sig = signed_model
     code, _, err = run_cli("verify", model, "--signature", sig, "--public-key", other_key_pair[1])
     assert_one_line_error(code, err, 1, "another key")
@@ -220,16 +300,25 @@ def test_verify_wrong_key(run_cli: Run, signed_model: tuple[Path, Path], other_k
     [
         (b"not json", "malformed signature: not JSON"),
         (b"[]", "not a JSON object"),
-        (b'{"mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1"}', "unsupported bundle media type"),
+        (
+            b'{"mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1"}',
+            "unsupported bundle media type",
+        ),
         (b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json"}', "no dsseEnvelope"),
         (
-            b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "messageSignature": {}}',
+            b'{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", '
+            b'"messageSignature": {}}',
             "message digest",
         ),
     ],
 )
 def test_verify_malformed_signature_files(
-    run_cli: Run, model_dir: Path, key_pair: tuple[Path, Path], tmp_path: Path, content: bytes, fragment: str
+    run_cli: Run,
+    model_dir: Path,
+    key_pair: tuple[Path, Path],
+    tmp_path: Path,
+    content: bytes,
+    fragment: str,
 ) -> None:
     sig = tmp_path / "bad.sig"
     sig.write_bytes(content)
@@ -237,21 +326,29 @@ def test_verify_malformed_signature_files(
     assert_one_line_error(code, err, 2, fragment)
 
 
-def test_verify_input_errors(run_cli: Run, signed_model: tuple[Path, Path], key_pair: tuple[Path, Path], tmp_path: Path) -> None:
+def test_verify_input_errors(
+    run_cli: Run, signed_model: tuple[Path, Path], key_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
     model, sig = signed_model
     code, _, err = run_cli("verify", model, "--signature", sig)
     assert_one_line_error(code, err, 2, "--public-key", "--trust-anchor")
-    code, _, err = run_cli("verify", model, "--signature", tmp_path / "nope.sig", "--public-key", key_pair[1])
+    code, _, err = run_cli(
+        "verify", model, "--signature", tmp_path / "nope.sig", "--public-key", key_pair[1]
+    )
     assert_one_line_error(code, err, 2, "does not exist")
     code, _, err = run_cli("verify", model, "--signature", sig, "--public-key", key_pair[0])
     assert_one_line_error(code, err, 2, "this is a private key")
-    code, _, err = run_cli("verify", tmp_path / "gone", "--signature", sig, "--public-key", key_pair[1])
+    code, _, err = run_cli(
+        "verify", tmp_path / "gone", "--signature", sig, "--public-key", key_pair[1]
+    )
     assert_one_line_error(code, err, 2, "does not exist")
     code, _, err = run_cli("verify", model, "--signature", sig, "--trust-anchor", key_pair[1])
     assert_one_line_error(code, err, 2, "key-based", "--public-key")
 
 
-def test_internal_errors_are_one_line(run_cli: Run, model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_internal_errors_are_one_line(
+    run_cli: Run, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import modelseal.signing.api as api
 
     def boom(*args: object, **kwargs: object) -> None:
@@ -260,7 +357,9 @@ def test_internal_errors_are_one_line(run_cli: Run, model_dir: Path, monkeypatch
     monkeypatch.setattr(api, "digest", boom)
     monkeypatch.delenv("MODELSEAL_DEBUG", raising=False)
     code, _, err = run_cli("digest", model_dir)
-    assert_one_line_error(code, err, 3, "internal error: RuntimeError: simulated bug", "MODELSEAL_DEBUG=1")
+    assert_one_line_error(
+        code, err, 3, "internal error: RuntimeError: simulated bug", "MODELSEAL_DEBUG=1"
+    )
 
 
 def test_help_and_version(run_cli: Run) -> None:
@@ -274,8 +373,22 @@ def test_greedy_options_expand() -> None:
     from modelseal.cli.main import expand_greedy
 
     assert expand_greedy(["verify", "m", "--trust-anchor", "a", "b", "--json"]) == [
-        "verify", "m", "--trust-anchor", "a", "--trust-anchor", "b", "--json",
+        "verify",
+        "m",
+        "--trust-anchor",
+        "a",
+        "--trust-anchor",
+        "b",
+        "--json",
     ]
-    assert expand_greedy(["sign", "--certificate-chain", "x", "--", "--trust-anchor", "y", "z"]) == [
-        "sign", "--certificate-chain", "x", "--", "--trust-anchor", "y", "z",
+    assert expand_greedy(
+        ["sign", "--certificate-chain", "x", "--", "--trust-anchor", "y", "z"]
+    ) == [
+        "sign",
+        "--certificate-chain",
+        "x",
+        "--",
+        "--trust-anchor",
+        "y",
+        "z",
     ]

@@ -20,8 +20,9 @@ def test_readers_and_worker_counts_agree(model_dir: Path) -> None:
     big = model_dir / "weights" / "big.bin"
     big.write_bytes(os.urandom(3 * _SMALL + 123))  # large enough for the mmap path
     results = {
-        hash_model(model_dir, HashOptions(reader=reader, workers=workers, shard_size=shard))
-        .root_digest
+        hash_model(
+            model_dir, HashOptions(reader=reader, workers=workers, shard_size=shard)
+        ).root_digest
         for reader in ("mmap", "read")
         for workers in (1, 4)
         for shard in (None,)
@@ -35,7 +36,9 @@ def test_readers_and_worker_counts_agree(model_dir: Path) -> None:
     assert len(sharded) == 1
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     data=st.binary(min_size=0, max_size=5000),
     shard_size=st.integers(min_value=1, max_value=6000),
@@ -66,7 +69,12 @@ def test_default_ignores_git_paths_and_records_them(model_dir: Path) -> None:
     (model_dir / ".gitattributes").write_text("*.bin lfs\n")
     manifest = hash_model(model_dir)
     assert not any(i.path.startswith(".git") for i in manifest.items)
-    assert set(manifest.serialization.ignore_paths) >= {".git", ".gitattributes", ".github", ".gitignore"}
+    assert set(manifest.serialization.ignore_paths) >= {
+        ".git",
+        ".gitattributes",
+        ".github",
+        ".gitignore",
+    }
     with_git = hash_model(model_dir, HashOptions(ignore_git_paths=False))
     assert {".git/HEAD", ".gitattributes"} <= {i.path for i in with_git.items}
 
@@ -78,12 +86,14 @@ def test_ignore_patterns_are_expanded_into_recorded_literal_paths(model_dir: Pat
     names = {i.path for i in manifest.items}
     assert "README.md" not in names and "weights/NOTES.md" not in names
     assert "tokenizer.txt" not in names
-    assert {"README.md", "weights/NOTES.md", "tokenizer.txt"} <= set(manifest.serialization.ignore_paths)
+    assert {"README.md", "weights/NOTES.md", "tokenizer.txt"} <= set(
+        manifest.serialization.ignore_paths
+    )
 
 
 def test_symlink_refused_by_default(model_dir: Path) -> None:
     os.symlink("config.json", model_dir / "link.json")
-    with pytest.raises(ModelPathError, match="link.json.*symbolic link") as err:
+    with pytest.raises(ModelPathError, match=r"link.json.*symbolic link") as err:
         hash_model(model_dir)
     assert "--allow-symlinks" in err.value.hint
 
@@ -96,7 +106,9 @@ def test_allowed_symlink_inside_root_hashes_target(model_dir: Path) -> None:
     assert manifest.serialization.allow_symlinks is True
 
 
-def test_symlink_escaping_root_never_read_even_when_allowed(model_dir: Path, tmp_path: Path) -> None:
+def test_symlink_escaping_root_never_read_even_when_allowed(
+    model_dir: Path, tmp_path: Path
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("outside")
     os.symlink(secret, model_dir / "escape.txt")
@@ -110,7 +122,7 @@ def test_symlink_escaping_root_never_read_even_when_allowed(model_dir: Path, tmp
 
 def test_special_files_refused(model_dir: Path) -> None:
     os.mkfifo(model_dir / "pipe")
-    with pytest.raises(ModelPathError, match="pipe.*not a regular file"):
+    with pytest.raises(ModelPathError, match=r"pipe.*not a regular file"):
         hash_model(model_dir)
 
 
@@ -196,7 +208,7 @@ def test_file_changed_size_during_sharded_hashing_is_reported(
         return tasks
 
     monkeypatch.setattr(engine, "_plan", plan_then_grow)
-    with pytest.raises(ModelPathError, match="config.json.*changed size"):
+    with pytest.raises(ModelPathError, match=r"config.json.*changed size"):
         hash_model(model_dir, HashOptions(shard_size=4096))
 
 

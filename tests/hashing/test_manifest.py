@@ -46,8 +46,9 @@ def test_order_is_by_path_components_then_offsets(tmp_path: Path) -> None:
 def test_root_digest_is_sha256_of_concatenated_item_digests(tmp_path: Path) -> None:
     model = build_kat_model(tmp_path / "model")
     manifest = hash_model(model)
-    expected = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in
-                                       [b"b", b"hello", b"", b"x" * 2500])).hexdigest()
+    expected = hashlib.sha256(
+        b"".join(hashlib.sha256(c).digest() for c in [b"b", b"hello", b"", b"x" * 2500])
+    ).hexdigest()
     assert manifest.root_digest.hex() == expected
 
 
@@ -72,7 +73,9 @@ def test_sort_matches_pure_posix_path_ordering(paths: list[str]) -> None:
 
     items = [ManifestItem(p, hashlib.sha256(p.encode()).digest()) for p in paths]
     manifest = Manifest.build("m", Serialization(), items)
-    assert [i.path for i in manifest.items] == [str(p) for p in sorted(PurePosixPath(p) for p in paths)]
+    assert [i.path for i in manifest.items] == [
+        str(p) for p in sorted(PurePosixPath(p) for p in paths)
+    ]
 
 
 @given(st.lists(st.binary(min_size=32, max_size=32), max_size=20))

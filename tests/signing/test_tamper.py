@@ -25,7 +25,9 @@ MODES = {"files": None, "shards": 4096}
 
 
 @pytest.fixture(scope="module")
-def signed(tmp_path_factory: pytest.TempPathFactory, key_pair: tuple[Path, Path]) -> dict[str, Path]:
+def signed(
+    tmp_path_factory: pytest.TempPathFactory, key_pair: tuple[Path, Path]
+) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("signed")
     model = build_model(base / "model")
     out = {"model": model}
@@ -43,7 +45,9 @@ def _copy(signed: dict[str, Path]) -> Iterator[Path]:
         yield dest
 
 
-def _reasons(model: Path, sig: Path | modelseal.signing.bundle.OmsBundle, pub: Path) -> list[tuple[str, str | None]]:  # type: ignore[name-defined]
+def _reasons(
+    model: Path, sig: Path | modelseal.signing.bundle.OmsBundle, pub: Path
+) -> list[tuple[str, str | None]]:  # type: ignore[name-defined]
     with pytest.raises(VerificationError) as err:
         modelseal.verify(model, signature=sig, public_key=pub)
     return [(r.code, r.path) for r in err.value.reasons]
@@ -57,7 +61,12 @@ def _reasons(model: Path, sig: Path | modelseal.signing.bundle.OmsBundle, pub: P
     xor=st.integers(min_value=1, max_value=255),
 )
 def test_any_flipped_byte_is_detected(
-    signed: dict[str, Path], key_pair: tuple[Path, Path], mode: str, target: str, position: float, xor: int
+    signed: dict[str, Path],
+    key_pair: tuple[Path, Path],
+    mode: str,
+    target: str,
+    position: float,
+    xor: int,
 ) -> None:
     for model in _copy(signed):
         path = model / target
@@ -84,8 +93,13 @@ def test_any_flipped_byte_is_detected(
     truncate=st.booleans(),
 )
 def test_truncation_and_appending_are_detected(
-    signed: dict[str, Path], key_pair: tuple[Path, Path], mode: str, target: str,
-    keep: float, extra: bytes, truncate: bool,
+    signed: dict[str, Path],
+    key_pair: tuple[Path, Path],
+    mode: str,
+    target: str,
+    keep: float,
+    extra: bytes,
+    truncate: bool,
 ) -> None:
     for model in _copy(signed):
         path = model / target
@@ -224,7 +238,9 @@ def test_neutral_changes_do_not_change_the_verdict(
         shutil.move(moved, model)
 
 
-def test_several_differences_are_all_reported(signed: dict[str, Path], key_pair: tuple[Path, Path]) -> None:
+def test_several_differences_are_all_reported(
+    signed: dict[str, Path], key_pair: tuple[Path, Path]
+) -> None:
     for model in _copy(signed):
         (model / "config.json").write_text("{}")
         (model / "tokenizer.txt").unlink()

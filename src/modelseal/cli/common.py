@@ -16,12 +16,12 @@ import click
 
 from modelseal.errors import PassphraseError, UsageError
 
-PASSPHRASE_ENV = "MODELSEAL_PASSPHRASE"
+PASSPHRASE_ENV = "MODELSEAL_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 _SIZE = re.compile(r"\A\s*(\d+)\s*([kmg]i?b?)?\s*\Z", re.IGNORECASE)
 
 
-class ByteSize(click.ParamType):
+class ByteSize(click.ParamType):  # type: ignore[type-arg]
     """``1000000``, ``256MiB``, ``1G`` and the like."""
 
     name = "SIZE"
@@ -102,6 +102,7 @@ def progress_bar(label: str, path: str, enabled: bool) -> Iterator[Callable[[int
     if total <= 0:
         yield None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -109,7 +110,6 @@ def progress_bar(label: str, path: str, enabled: bool) -> Iterator[Callable[[int
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
-    from rich.console import Console
 
     lock = threading.Lock()
     with Progress(

@@ -55,16 +55,17 @@ def keygen(
             )
     key = generate_key(algorithm)
     write_key_pair(key, private_key, public_key, passphrase=passphrase, overwrite=force)
-    report = {
+    key_id = key_hint(key)
+    report: dict[str, object] = {
         "algorithm": algorithm,
         "private_key": private_key,
         "public_key": public_key,
         "encrypted": passphrase is not None,
-        "key_id": key_hint(key),
+        "key_id": key_id,
     }
     if as_json:
         emit_json(report)
     else:
         state = "passphrase-protected" if passphrase else "UNENCRYPTED"
         click.echo(f"wrote {algorithm} private key {private_key} ({state}, mode 0600)")
-        click.echo(f"wrote public key {public_key} (key id {report['key_id'][:16]})")
+        click.echo(f"wrote public key {public_key} (key id {key_id[:16]})")

@@ -90,17 +90,17 @@ def expand_greedy(argv: list[str]) -> list[str]:
     out: list[str] = []
     i = 0
     while i < len(argv):
-        token = argv[i]
-        out.append(token)
+        arg = argv[i]
+        out.append(arg)
         i += 1
-        if token == "--":
+        if arg == "--":
             out.extend(argv[i:])
             break
-        if token in GREEDY_OPTIONS:
+        if arg in GREEDY_OPTIONS:
             first = True
             while i < len(argv) and not argv[i].startswith("-"):
                 if not first:
-                    out.append(token)
+                    out.append(arg)
                 out.append(argv[i])
                 first = False
                 i += 1
@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, not a traceback
         if os.environ.get("MODELSEAL_DEBUG"):
             raise
-        _say(f"internal error: {type(exc).__name__}: {exc}; rerun with MODELSEAL_DEBUG=1 and report it")
+        _say(
+            f"internal error: {type(exc).__name__}: {exc}; "
+            "rerun with MODELSEAL_DEBUG=1 and report it"
+        )
         return EXIT_INTERNAL
     return 0
 

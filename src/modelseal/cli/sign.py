@@ -85,4 +85,3 @@ def sign(
         )
         click.echo(f"root digest sha256:{result.root_digest}")
         click.echo(f"signature written to {signature}")
-

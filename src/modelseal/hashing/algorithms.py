@@ -7,7 +7,7 @@ from typing import Protocol
 
 from modelseal.errors import UnsupportedAlgorithmError
 
-# OMS name -> digest size in bytes. "blake2b" is hashlib's default BLAKE2b-512, as model_signing uses.
+# OMS name -> digest size in bytes; "blake2b" is hashlib's default BLAKE2b-512 (as model_signing).
 DIGEST_SIZES: dict[str, int] = {"sha256": 32, "blake2b": 64, "blake3": 32}
 HASH_NAMES: tuple[str, ...] = tuple(DIGEST_SIZES)
 

@@ -1,4 +1,4 @@
-"""The hashing engine: turn a model on disk into a :class:`Manifest`, in parallel, in bounded memory.
+"""The hashing engine: a model on disk to a :class:`Manifest`, in parallel, in bounded memory.
 
 Work is split into one task per file (``files``) or per shard (``shards``) and spread over a
 thread pool; hashlib and blake3 release the GIL, so threads use every core. Large regions are
@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
+from modelseal.errors import ModelPathError, UsageError
 from modelseal.hashing.algorithms import canonical_hash_name, new_hasher
 from modelseal.hashing.manifest import Manifest, ManifestItem, Method, Serialization
 from modelseal.hashing.walk import (
@@ -30,7 +31,6 @@ from modelseal.hashing.walk import (
     open_beneath,
     open_root,
 )
-from modelseal.errors import ModelPathError, UsageError
 
 Reader = Literal["mmap", "read"]
 Progress = Callable[[int], None]

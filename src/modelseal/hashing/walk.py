@@ -67,7 +67,9 @@ class IgnoreRules:
 
     def pattern_match(self, rel: str) -> bool:
         base = rel.rsplit("/", 1)[-1]
-        return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in self.patterns)
+        return any(
+            fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in self.patterns
+        )
 
 
 def normalize_relpath(path: str) -> str:
@@ -116,10 +118,12 @@ def list_model(
             with os.scandir(full_dir) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            refusals.append(Refusal(rel_dir, "unreadable", f"cannot list directory: {exc.strerror}"))
+            refusals.append(
+                Refusal(rel_dir, "unreadable", f"cannot list directory: {exc.strerror}")
+            )
             continue
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        for dir_entry in entries:
+            rel = f"{rel_dir}/{dir_entry.name}" if rel_dir else dir_entry.name
             if not _is_utf8(rel):
                 refusals.append(Refusal(rel, "encoding", "file name is not valid UTF-8"))
                 continue
@@ -128,7 +132,7 @@ def list_model(
             if ignore.pattern_match(rel):
                 matched.append(rel)
                 continue
-            _classify(entry, rel, real_root, allow_symlinks, files, refusals, stack)
+            _classify(dir_entry, rel, real_root, allow_symlinks, files, refusals, stack)
     return Listing(root, False, tuple(files), tuple(refusals)), tuple(matched)
 
 
@@ -199,7 +203,9 @@ def open_beneath(root_fd: int, relpath: str) -> int:
         for part in parts[:-1]:
             if part in ("", ".", ".."):
                 raise OSError(0, f"invalid path component {part!r}")
-            dir_fd = os.open(part, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
+            dir_fd = os.open(
+                part, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd
+            )
             opened.append(dir_fd)
         last = parts[-1]
         if last in ("", ".", ".."):

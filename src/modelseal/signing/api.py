@@ -267,7 +267,7 @@ def _signing_chain(
             f"certificate {str(certificate)!r} does not belong to the private key",
             hint="give the certificate issued for this key",
         )
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
         raise KeyFileError(
             f"certificate {str(certificate)!r} is not valid now "
@@ -313,9 +313,7 @@ def verify(
     own = None if isinstance(signature, OmsBundle) else _relative_inside(signature, model_path)
     if own:
         ignores.append(own)
-    outcome = hash_model_lenient(
-        model_path, options, extra_ignore_paths=ignores, progress=progress
-    )
+    outcome = hash_model_lenient(model_path, options, extra_ignore_paths=ignores, progress=progress)
     from modelseal.signing.compare import diff_manifests
 
     reasons = diff_manifests(
@@ -357,7 +355,11 @@ def _authenticate(
             raise UsageError(
                 "this signature is certificate-based", hint="verify it with --trust-anchor CA.pem"
             )
-        from modelseal.signing.trust import load_certificates, parse_bundle_certificates, verify_chain
+        from modelseal.signing.trust import (
+            load_certificates,
+            parse_bundle_certificates,
+            verify_chain,
+        )
 
         anchors = load_certificates(trust_anchors, "trust anchor")
         trusted = verify_chain(parse_bundle_certificates(bundle.certificates), anchors, at=at)
@@ -367,7 +369,9 @@ def _authenticate(
         if public_key is None:
             hint = "verify it with --public-key KEY.pub"
             raise UsageError("this signature is key-based", hint=hint)
-        key = load_public_key(public_key) if isinstance(public_key, str | os.PathLike) else public_key
+        key = (
+            load_public_key(public_key) if isinstance(public_key, str | os.PathLike) else public_key
+        )
         identity = f"{describe(key)} key {key_hint(key)[:16]}"
     signed = pae(bundle.payload_type, bundle.payload)
     if not any(verify_bytes(key, sig, signed) for sig in bundle.signatures):
@@ -378,10 +382,14 @@ def _authenticate(
             )
             raise SignatureMismatchError(
                 message,
-                reasons=[Reason("wrong-key", message, expected=bundle.key_hint, actual=key_hint(key))],
+                reasons=[
+                    Reason("wrong-key", message, expected=bundle.key_hint, actual=key_hint(key))
+                ],
                 hint="verify with the signer's public key, or do not trust this model",
             )
-        message = "signature does not verify: the signed payload or the signature bytes were altered"
+        message = (
+            "signature does not verify: the signed payload or the signature bytes were altered"
+        )
         raise SignatureMismatchError(
             message, reasons=[Reason("bad-signature", message)], hint="do not use this model"
         )
@@ -389,7 +397,9 @@ def _authenticate(
         message = "the bundle's public-key hint does not match the key that signed it"
         raise SignatureMismatchError(
             message,
-            reasons=[Reason("key-hint-mismatch", message, expected=key_hint(key), actual=bundle.key_hint)],
+            reasons=[
+                Reason("key-hint-mismatch", message, expected=key_hint(key), actual=bundle.key_hint)
+            ],
             hint="the signature file was edited; do not use this model",
         )
     return identity

@@ -39,17 +39,25 @@ def diff_manifests(
     present = {f.name: f.size for f in outcome.files}
     blocked = {r.name for r in outcome.refusals} | {f.name for f in outcome.failures}
     for refusal in outcome.refusals:
-        reasons.append(Reason(refusal.code, f"{refusal.name}: {refusal.message}", path=refusal.name))
+        reasons.append(
+            Reason(refusal.code, f"{refusal.name}: {refusal.message}", path=refusal.name)
+        )
     for failure in outcome.failures:
-        reasons.append(Reason("unreadable", f"{failure.name}: {failure.message}", path=failure.name))
+        reasons.append(
+            Reason("unreadable", f"{failure.name}: {failure.message}", path=failure.name)
+        )
     if set(exp) == {"."} and "." not in act and present:
         reasons.append(
-            Reason("missing", "the signature covers a single file, but the model path is a directory")
+            Reason(
+                "missing", "the signature covers a single file, but the model path is a directory"
+            )
         )
         return reasons
     if "." in present and "." not in exp and exp:
         reasons.append(
-            Reason("missing", "the signature covers a directory, but the model path is a single file")
+            Reason(
+                "missing", "the signature covers a directory, but the model path is a single file"
+            )
         )
         return reasons
     empty = set(signed_empty_files or ())
@@ -63,7 +71,9 @@ def diff_manifests(
     missing = sorted(p for p in exp if p not in present and p not in blocked)
     extra = sorted(p for p in act if p not in exp and p not in empty)
     if signed_empty_files is not None:
-        extra = sorted({*extra, *(p for p, size in present.items() if size == 0 and p not in exp)} - empty)
+        extra = sorted(
+            {*extra, *(p for p, size in present.items() if size == 0 and p not in exp)} - empty
+        )
     renamed_from: dict[str, str] = {}
     extra_by_content = {_fingerprint(act.get(p, [])): p for p in extra}
     for path in missing:

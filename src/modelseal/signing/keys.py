@@ -49,7 +49,9 @@ def generate_key(algorithm: str = "ecdsa-p256") -> PrivateKey:
     if algorithm == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
     if algorithm.startswith("ecdsa-p"):
-        curve = {"256": ec.SECP256R1, "384": ec.SECP384R1, "521": ec.SECP521R1}.get(algorithm[7:])
+        curve = _CURVES.get(
+            {"256": "secp256r1", "384": "secp384r1", "521": "secp521r1"}.get(algorithm[7:], "")
+        )
         if curve is not None:
             return ec.generate_private_key(curve())
     if algorithm in ("rsa-pss-3072", "rsa-pss-4096"):
@@ -148,7 +150,9 @@ def write_key_pair(
         if passphrase
         else serialization.NoEncryption()
     )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
     if Path(private_path).resolve() == Path(public_path).resolve():
         raise KeyFileError(
             "private and public key paths are the same", hint="give two different paths"

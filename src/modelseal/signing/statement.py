@@ -39,7 +39,9 @@ def build_payload(manifest: Manifest, *, extensions: dict[str, Any] | None = Non
     predicate["resources"] = manifest.resources()
     statement = {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": manifest.model_name, "digest": {"sha256": manifest.root_digest.hex()}}],
+        "subject": [
+            {"name": manifest.model_name, "digest": {"sha256": manifest.root_digest.hex()}}
+        ],
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }
@@ -90,7 +92,9 @@ def parse_payload(payload: bytes) -> SignedStatement:
     if len(subjects) != 1:
         raise _malformed(f"expected exactly one subject, found {len(subjects)}")
     subject_name = _get(subjects[0], "name", str, "subject")
-    subject_digest = _get(_get(subjects[0], "digest", dict, "subject"), "sha256", str, "subject.digest")
+    subject_digest = _get(
+        _get(subjects[0], "digest", dict, "subject"), "sha256", str, "subject.digest"
+    )
     predicate = _get(statement, "predicate", dict, "statement")
     serialization = _parse_serialization(_get(predicate, "serialization", dict, "predicate"))
     resources = _get(predicate, "resources", list, "predicate")
@@ -173,8 +177,14 @@ def _parse_resource(raw: Any, serialization: Serialization, index: int) -> Manif
         raise _malformed(f"{where} name {name!r} is not 'path:start:end'")
     start, end = int(parts[1]), int(parts[2])
     assert serialization.shard_size is not None
-    if not start < end or end - start > serialization.shard_size or start % serialization.shard_size:
-        raise _malformed(f"{where} shard {name!r} does not fit shard size {serialization.shard_size}")
+    if (
+        not start < end
+        or end - start > serialization.shard_size
+        or start % serialization.shard_size
+    ):
+        raise _malformed(
+            f"{where} shard {name!r} does not fit shard size {serialization.shard_size}"
+        )
     return ManifestItem(_check_path(parts[0], where), digest, start, end)
 
 
