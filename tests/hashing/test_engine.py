@@ -217,3 +217,24 @@ def test_progress_reports_every_byte(model_dir: Path) -> None:
     manifest = hash_model(model_dir, HashOptions(shard_size=10_000), progress=seen.append)
     on_disk = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
     assert sum(seen) == manifest.total_bytes == on_disk
+
+
+def test_memory_stays_bounded_on_a_large_file(tmp_path: Path) -> None:
+    """Peak resident memory while hashing a 1 GiB file stays far below the file size."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "sparse.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(1 << 30)
+    code = (
+        "import resource, sys\n"
+        "from modelseal.hashing import HashOptions, hash_model\n"
+        "hash_model(sys.argv[1], HashOptions(shard_size=1 << 28))\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(big)], capture_output=True, text=True, check=True
+    )
+    peak_kib = int(out.stdout.strip())
+    assert peak_kib < 400 * 1024, f"peak RSS {peak_kib} KiB"

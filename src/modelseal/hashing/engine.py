@@ -38,6 +38,7 @@ Progress = Callable[[int], None]
 _SMALL = 1 << 20  # below this, pread beats setting up a mapping
 _STEP = 1 << 23  # bytes fed to the hasher per call (progress granularity)
 _READ_BUFFER = 1 << 20
+_WINDOW = 1 << 26  # bytes mapped at once per worker
 _MIN_SHARD = 1
 
 
@@ -278,21 +279,26 @@ def _hash_region(
 
 
 def _feed_mmap(fd: int, start: int, end: int, hasher: object, progress: Progress | None) -> None:
-    aligned = start - start % mmap.ALLOCATIONGRANULARITY
-    with mmap.mmap(fd, end - aligned, offset=aligned, access=mmap.ACCESS_READ) as mapped:
-        if hasattr(mapped, "madvise"):
-            mapped.madvise(mmap.MADV_SEQUENTIAL)
-        view = memoryview(mapped)
-        try:
-            update = hasher.update  # type: ignore[attr-defined]
-            for off in range(start - aligned, end - aligned, _STEP):
-                chunk = view[off : min(off + _STEP, end - aligned)]
-                update(chunk)
-                chunk.release()
-                if progress is not None:
-                    progress(min(_STEP, end - aligned - off))
-        finally:
-            view.release()
+    # Map one window at a time so resident memory stays bounded by workers x window.
+    update = hasher.update  # type: ignore[attr-defined]
+    position = start
+    while position < end:
+        aligned = position - position % mmap.ALLOCATIONGRANULARITY
+        length = min(end, aligned + _WINDOW) - aligned
+        with mmap.mmap(fd, length, offset=aligned, access=mmap.ACCESS_READ) as mapped:
+            if hasattr(mapped, "madvise"):
+                mapped.madvise(mmap.MADV_SEQUENTIAL)
+            view = memoryview(mapped)
+            try:
+                for off in range(position - aligned, length, _STEP):
+                    chunk = view[off : min(off + _STEP, length)]
+                    update(chunk)
+                    chunk.release()
+                    if progress is not None:
+                        progress(min(_STEP, length - off))
+            finally:
+                view.release()
+        position = aligned + length
 
 
 def _feed_pread(
