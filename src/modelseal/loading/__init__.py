@@ -1,0 +1,7 @@
+"""Loading model files safely (restricted unpickling; verified loading builds on it)."""
+
+from __future__ import annotations
+
+from modelseal.loading.safe_pickle import RestrictedUnpickler, safe_load, safe_loads
+
+__all__ = ["RestrictedUnpickler", "safe_load", "safe_loads"]

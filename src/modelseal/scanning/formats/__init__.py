@@ -1,0 +1,1 @@
+"""One scanner per model format; each takes (context, stream, size, location, depth)."""

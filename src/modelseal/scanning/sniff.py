@@ -1,0 +1,74 @@
+"""Recognise a model format from its first bytes, never from its name."""
+
+from __future__ import annotations
+
+import json
+
+HEAD = 4096
+
+PICKLE_FIRST = frozenset(b"(.012FIJKLMNPQRSTUVXabcd}eghijl]opqrst)uGBC") | frozenset(
+    range(0x80, 0x99)
+)
+
+
+def _looks_safetensors(head: bytes, size: int | None) -> bool:
+    if len(head) < 10:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    if n < 2 or (size is not None and n > size - 8) or n > 1 << 30:
+        return False
+    return head[8:9] == b"{"
+
+
+def _looks_protobuf(head: bytes) -> bool:
+    """ONNX ModelProto / SavedModel start with a small varint or length-delimited field."""
+    return len(head) >= 4 and head[0] in (0x08, 0x12, 0x0A, 0x3A, 0x42, 0x1A, 0x22, 0x2A, 0x32)
+
+
+def sniff(head: bytes, size: int | None) -> str:
+    """The format name for a stream starting with ``head``: one of ``zip``, ``gzip``, ``bz2``,
+    ``xz``, ``lzma``, ``zlib``, ``zlib-joblib``, ``lz4``, ``tar``, ``npy``, ``hdf5``, ``gguf``,
+    ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``empty`` or ``unknown``.
+    """
+    if not head:
+        return "empty"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return "zip"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith(b"BZh"):
+        return "bz2"
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz"
+    if head.startswith(b"\x5d\x00\x00") and len(head) >= 13:
+        return "lzma"
+    if len(head) >= 2 and head[0] == 0x78 and head[1] in (0x01, 0x5E, 0x9C, 0xDA):
+        return "zlib"
+    if head.startswith(b"ZF0x"):
+        return "zlib-joblib"
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return "lz4"
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return "tar"
+    if head.startswith(b"\x93NUMPY"):
+        return "npy"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    if head.startswith(b"GGUF"):
+        return "gguf"
+    if _looks_safetensors(head, size):
+        return "safetensors"
+    if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
+        return "pickle"
+    stripped = head.lstrip()
+    if stripped[:1] in (b"{", b"[") and not head.startswith(b"}"):
+        try:
+            json.loads(head.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            if size is not None and size > len(head):
+                return "json"
+        else:
+            return "json"
+    if _looks_protobuf(head):
+        return "protobuf"
+    return "unknown"

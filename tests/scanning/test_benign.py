@@ -1,0 +1,107 @@
+"""Ordinary files made by the real libraries scan clean with the default allow-list."""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+from pathlib import Path
+
+import pytest
+
+import modelseal
+
+
+def _torch_files(d: Path) -> None:
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    torch.save(net.state_dict(), d / "state_dict.pt")
+    torch.save(net.state_dict(), d / "legacy.pt", _use_new_zipfile_serialization=False)
+    torch.save(net, d / "whole_module.pt")
+    torch.save({"epoch": 3, "opt": torch.optim.SGD(net.parameters(), lr=0.1).state_dict(),
+                "t": torch.arange(10, dtype=torch.int64), "h": torch.ones(2, dtype=torch.half),
+                "bf": torch.zeros(3, dtype=torch.bfloat16)}, d / "checkpoint.bin")
+    torch.jit.save(torch.jit.script(net), d / "scripted.pt")
+
+
+def _numpy_files(d: Path) -> None:
+    np = pytest.importorskip("numpy")
+    np.save(d / "a.npy", np.arange(12.0).reshape(3, 4))
+    np.savez(d / "b.npz", x=np.ones(3), y=np.array(["a", "bc"]))
+    np.savez_compressed(d / "c.npz", x=np.zeros((2, 2), dtype=np.complex64))
+    (d / "arrays.pkl").write_bytes(pickle.dumps({"x": np.arange(5), "f": np.float32(1.5),
+                                                 "s": np.array([(1, 2.0)], dtype="i4,f8")}))
+    (d / "arrays_p2.pkl").write_bytes(pickle.dumps([np.eye(2), np.dtype("U3")], protocol=2))
+    (d / "arrays_p5.pkl").write_bytes(pickle.dumps(np.arange(4), protocol=5))
+    (d / "py.pkl").write_bytes(pickle.dumps(
+        {"od": collections.OrderedDict(a=1), "set": {1, 2}, "fs": frozenset([3]),
+         "b": b"\x00" * 100, "c": 1 + 2j, "nested": [[1, (2, 3)], {"k": None}]}))
+
+
+def _joblib_files(d: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    value = {"w": np.arange(1000.0), "i": np.arange(7, dtype=np.int16), "meta": {"n": 3},
+             "u": np.array(["x", "yz"]), "b": np.ones(3, dtype=bool)}
+    joblib.dump(value, d / "plain.joblib")
+    joblib.dump(value, d / "zlib.joblib", compress=3)
+    joblib.dump(value, d / "gz.joblib", compress=("gzip", 3))
+    joblib.dump(value, d / "bz2.joblib", compress=("bz2", 3))
+    joblib.dump(value, d / "xz.joblib", compress=("xz", 3))
+    joblib.dump(value, d / "lzma.joblib", compress=("lzma", 3))
+
+
+BUILDERS = {"torch": _torch_files, "numpy": _numpy_files, "joblib": _joblib_files}
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+def test_benign_files_are_clean(kind: str, tmp_path: Path) -> None:
+    BUILDERS[kind](tmp_path)
+    report = modelseal.scan(tmp_path)
+    assert len(report.files) >= 3
+    for file in report.files:
+        assert file.status == "clean", file.to_dict()
+    assert report.exit_code == 0
+
+
+def test_formats_are_recognised_by_content(tmp_path: Path) -> None:
+    _torch_files(tmp_path)
+    _joblib_files(tmp_path)
+    for f in tmp_path.iterdir():
+        f.rename(tmp_path / f"renamed_{f.name}.txt")
+    report = modelseal.scan(tmp_path)
+    formats = {Path(f.path).name: set(f.formats) for f in report.files}
+    assert "pytorch-zip" in formats["renamed_state_dict.pt.txt"]
+    assert "torch-legacy" in formats["renamed_legacy.pt.txt"]
+    assert "torchscript" in formats["renamed_scripted.pt.txt"]
+    assert "joblib" in formats["renamed_plain.joblib.txt"]
+    assert {"zlib", "joblib"} <= formats["renamed_zlib.joblib.txt"]
+    assert report.clean
+
+
+def test_sklearn_needs_documented_opt_in(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    np = pytest.importorskip("numpy")
+    model = linear_model.LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]),
+                                                   np.array([0, 0, 1, 1]))
+    joblib.dump(model, tmp_path / "model.joblib")
+    first = modelseal.scan(tmp_path / "model.joblib")
+    assert first.exit_code == 1
+    subjects = {f.subject for f in first.findings}
+    assert "sklearn.linear_model._logistic.LogisticRegression" in subjects
+    config = tmp_path / "allow.toml"
+    config.write_text('[scan]\nallow = ["sklearn.linear_model._logistic.LogisticRegression"]\n')
+    second = modelseal.scan(tmp_path / "model.joblib", allow_config=config)
+    assert second.clean, second.to_dict()
+
+
+def test_inline_array_bytes_are_never_parsed_as_opcodes(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    # Array bytes that spell a GLOBAL to os.system if a disassembler walked into them.
+    trap = np.frombuffer(b"cos\nsystem\n(S'x'\ntR." + b" " * 11, dtype=np.uint8)
+    buf = io.BytesIO()
+    joblib.dump({"trap": trap}, buf)
+    (tmp_path / "f").write_bytes(buf.getvalue())
+    assert modelseal.scan(tmp_path / "f").clean
