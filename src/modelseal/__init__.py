@@ -7,6 +7,7 @@ The public API (imported lazily so ``import modelseal`` stays cheap):
   :class:`modelseal.errors.VerificationError` with every reason found.
 * :func:`digest` -- hash a model into an OMS manifest without signing.
 * :func:`generate_key` -- make a signing key pair.
+* :func:`fingerprint` -- a digest of the weights themselves, the same in every format.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "HashOptions": "modelseal.hashing.engine",
     "Manifest": "modelseal.hashing.manifest",
     "scan": "modelseal.scanning",
+    "fingerprint": "modelseal.loading.fingerprint",
 }
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "SignResult",
     "VerificationResult",
     "digest",
+    "fingerprint",
     "generate_key",
     "scan",
     "sign",
@@ -43,6 +46,7 @@ __all__ = [
 if TYPE_CHECKING:
     from modelseal.hashing.engine import HashOptions
     from modelseal.hashing.manifest import Manifest
+    from modelseal.loading.fingerprint import fingerprint
     from modelseal.signing.api import SignResult, VerificationResult, digest, sign, verify
     from modelseal.signing.keys import generate_key
 

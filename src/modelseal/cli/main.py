@@ -60,8 +60,7 @@ class LazyGroup(click.Group):
         spec = COMMANDS.get(cmd_name)
         if spec is None or not _available(cmd_name):
             return None
-        module = import_module(spec[0])
-        command: click.Command = getattr(module, spec[1])
+        command: click.Command | None = getattr(import_module(spec[0]), spec[1], None)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -37,6 +37,12 @@ from modelseal.cli.options import hashing_options
     default=None,
     help="File holding the private key's passphrase (else $MODELSEAL_PASSPHRASE, else a prompt).",
 )
+@click.option(
+    "--fingerprint",
+    "with_fingerprint",
+    is_flag=True,
+    help="Also record the weights fingerprint (format independent) in the signature.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
 def sign(
     model_path: str,
@@ -51,6 +57,7 @@ def sign(
     certificate: str | None,
     certificate_chain: tuple[str, ...],
     passphrase_file: str | None,
+    with_fingerprint: bool,
     as_json: bool,
 ) -> None:
     """Sign MODEL_PATH (a file or a directory) and write the signature bundle to SIGNATURE."""
@@ -71,6 +78,7 @@ def sign(
             allow_symlinks=allow_symlinks,
             certificate=certificate,
             certificate_chain=certificate_chain,
+            fingerprint=with_fingerprint,
             workers=parse_workers(workers),
             progress=progress,
         )

@@ -78,3 +78,5 @@ def verify(
         count = len(result.manifest.items)
         click.echo(f"verified {model_path}: {count} resources match, signed by {result.signer}")
         click.echo(f"root digest sha256:{result.root_digest}")
+        if result.fingerprint is not None:
+            click.echo(f"weights fingerprint {result.fingerprint['digest']} matches")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hmac
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -119,7 +120,15 @@ class VerificationResult:
             "root_digest": {"sha256": self.root_digest},
             "serialization": self.manifest.serialization.to_dict(),
             "resources": len(self.manifest.items),
+            "fingerprint": self.fingerprint,
         }
+
+    @property
+    def fingerprint(self) -> dict[str, Any] | None:
+        """The weights fingerprint the signer recorded (checked by :func:`verify`), if any."""
+        own = self.extensions.get(EXTENSION_KEY)
+        claim = own.get("fingerprint") if isinstance(own, dict) else None
+        return claim if isinstance(claim, dict) else None
 
 
 def digest(
@@ -187,6 +196,7 @@ def sign(
     certificate: PathLike | None = None,
     certificate_chain: Sequence[PathLike] = (),
     extensions: dict[str, Any] | None = None,
+    fingerprint: bool = False,
     workers: int | None = None,
     reader: Reader = "mmap",
     progress: Progress | None = None,
@@ -196,6 +206,8 @@ def sign(
     ``private_key`` is a PEM path (``passphrase`` for encrypted keys), a key object, or a
     :class:`Signer`. With ``certificate`` (and ``certificate_chain``) the bundle carries the
     X.509 chain instead of a key hint. The signature file, if inside the model, is not hashed.
+    With ``fingerprint`` the weights fingerprint is recorded in the signed predicate and checked
+    by :func:`verify` (other OMS verifiers ignore it).
     """
     signer = _as_signer(private_key, passphrase)
     public = signer.public_key()
@@ -223,11 +235,17 @@ def sign(
             f"nothing to sign in {str(model_path)!r}: no files (or all of them ignored)",
             hint="check the model path and the --ignore patterns",
         )
+    extensions = dict(extensions or {})
+    own_ext = dict(extensions.get(EXTENSION_KEY, {}))
     if manifest.serialization.method == "shards":
         # OMS has no entry for an empty file in the shards method; record them ourselves.
-        extensions = dict(extensions or {})
-        own_ext = dict(extensions.get(EXTENSION_KEY, {}))
         own_ext["empty_files"] = list(empty_files)
+    if fingerprint:
+        from modelseal.loading.fingerprint import fingerprint as weights_fingerprint
+
+        covered = {item.path for item in manifest.items}
+        own_ext["fingerprint"] = weights_fingerprint(model_path, only=covered).to_dict()
+    if own_ext:
         extensions[EXTENSION_KEY] = own_ext
     payload = build_payload(manifest, extensions=extensions)
     raw_signature = signer.sign(pae(IN_TOTO_PAYLOAD_TYPE, payload))
@@ -319,6 +337,9 @@ def verify(
     reasons = diff_manifests(
         expected, outcome, signed_empty_files=_signed_empty_files(statement.extensions)
     )
+    if not reasons:
+        covered = {item.path for item in expected.items}
+        reasons = _check_fingerprint(model_path, statement.extensions, covered)
     if reasons:
         count = len(reasons)
         raise IntegrityError(
@@ -333,6 +354,32 @@ def verify(
         manifest=expected,
         extensions=statement.extensions,
     )
+
+
+def _check_fingerprint(
+    model_path: PathLike, extensions: dict[str, Any], covered: set[str]
+) -> list[Reason]:
+    """Recompute a signed weights fingerprint (only after every file matched its digest)."""
+    own = extensions.get(EXTENSION_KEY)
+    claim = own.get("fingerprint") if isinstance(own, dict) else None
+    if claim is None:
+        return []
+    if not isinstance(claim, dict) or not isinstance(claim.get("digest"), str):
+        return [Reason("malformed", "the signed weights fingerprint is not well-formed")]
+    from modelseal.loading.fingerprint import SCHEME
+    from modelseal.loading.fingerprint import fingerprint as weights_fingerprint
+
+    if claim.get("scheme") != SCHEME:
+        return [Reason("unsupported-algorithm", f"fingerprint scheme {claim.get('scheme')!r}")]
+    actual = weights_fingerprint(
+        model_path, ignore_names=bool(claim.get("ignore_names")), only=covered
+    )
+    if not hmac.compare_digest(actual.digest, claim["digest"]):
+        message = "the weights do not match the signed fingerprint"
+        return [
+            Reason("fingerprint-mismatch", message, expected=claim["digest"], actual=actual.digest)
+        ]
+    return []
 
 
 def _signed_empty_files(extensions: dict[str, Any]) -> list[str] | None:
