@@ -99,8 +99,9 @@ def make_zip(members: dict[str, bytes], *, method: int = zipfile.ZIP_STORED) -> 
 
 
 def torch_zip(pkl: bytes, prefix: str = "archive") -> bytes:
-    return make_zip({f"{prefix}/data.pkl": pkl, f"{prefix}/version": b"3\n",
-                     f"{prefix}/byteorder": b"little"})
+    return make_zip(
+        {f"{prefix}/data.pkl": pkl, f"{prefix}/version": b"3\n", f"{prefix}/byteorder": b"little"}
+    )
 
 
 def bad_crc_zip(payload: bytes) -> bytes:
@@ -158,8 +159,12 @@ def legacy_torch(payload: bytes) -> bytes:
         pickle.dumps({"protocol_version": 1001, "little_endian": True}, protocol=2),
     ]
     # Main object: a persistent id naming storage "0" of type torch.FloatStorage.
-    main = (b"\x80\x02" + b"(X\x07\x00\x00\x00storage" + g("torch", "FloatStorage")
-            + b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x02Ntq\x00Q.")
+    main = (
+        b"\x80\x02"
+        + b"(X\x07\x00\x00\x00storage"
+        + g("torch", "FloatStorage")
+        + b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x02Ntq\x00Q."
+    )
     parts.append(main)
     parts.append(pickle.dumps(["0"], protocol=2))
     parts.append(struct.pack("<q", 2) + b"\x00" * 8)
@@ -178,202 +183,592 @@ def _samples() -> list[Sample]:
     out: list[Sample] = [
         # command execution
         S("os.system-proto0", "exec", _os_system, 1, "os.system"),
-        S("posix.system-proto2", "exec",
-          lambda c: p4(call(sg("posix", "system"), su(touch(c)))), 1, "posix.system"),
-        S("subprocess.Popen", "exec",
-          lambda c: p4(call(sg("subprocess", "Popen"), su(touch(c)))), 1, "subprocess.Popen"),
-        S("subprocess.check_output", "exec",
-          lambda c: p4(call(sg("subprocess", "check_output"), su(touch(c)))), 1,
-          "subprocess.check_output"),
-        S("pty.spawn", "exec", lambda c: p4(call(sg("pty", "spawn"), su(touch(c)))), 1,
-          "pty.spawn"),
-        S("os.popen-inst", "exec", lambda c: p0(b"(" + s0(touch(c)) + b"ios\npopen\n"), 1,
-          "os.popen"),
-        S("asyncio.create_subprocess_shell", "exec",
-          lambda c: p4(call(sg("asyncio", "create_subprocess_shell"), su(touch(c)))), 1,
-          "asyncio.create_subprocess_shell"),
+        S(
+            "posix.system-proto2",
+            "exec",
+            lambda c: p4(call(sg("posix", "system"), su(touch(c)))),
+            1,
+            "posix.system",
+        ),
+        S(
+            "subprocess.Popen",
+            "exec",
+            lambda c: p4(call(sg("subprocess", "Popen"), su(touch(c)))),
+            1,
+            "subprocess.Popen",
+        ),
+        S(
+            "subprocess.check_output",
+            "exec",
+            lambda c: p4(call(sg("subprocess", "check_output"), su(touch(c)))),
+            1,
+            "subprocess.check_output",
+        ),
+        S(
+            "pty.spawn",
+            "exec",
+            lambda c: p4(call(sg("pty", "spawn"), su(touch(c)))),
+            1,
+            "pty.spawn",
+        ),
+        S(
+            "os.popen-inst",
+            "exec",
+            lambda c: p0(b"(" + s0(touch(c)) + b"ios\npopen\n"),
+            1,
+            "os.popen",
+        ),
+        S(
+            "asyncio.create_subprocess_shell",
+            "exec",
+            lambda c: p4(call(sg("asyncio", "create_subprocess_shell"), su(touch(c)))),
+            1,
+            "asyncio.create_subprocess_shell",
+        ),
         # eval / exec / compile
-        S("builtins.eval", "eval",
-          lambda c: p4(call(sg("builtins", "eval"),
-                            su(f"__import__('os').system('touch {c}')"))), 1, "builtins.eval"),
-        S("builtins.exec", "eval",
-          lambda c: p4(call(sg("builtins", "exec"),
-                            su(f"import os; os.system('touch {c}')"))), 1, "builtins.exec"),
-        S("__builtin__.eval-py2", "eval",
-          lambda c: b"\x80\x02" + call(g("__builtin__", "eval"),
-                                       s0(f"__import__('os').system('touch {c}')")) + b".",
-          1, "builtins.eval"),
-        S("builtins.compile", "eval",
-          lambda c: p4(call(sg("builtins", "compile"), su("1"), su("x"), su("eval"))), 1,
-          "builtins.compile"),
-        S("types.FunctionType", "eval",
-          lambda c: p4(call(sg("types", "FunctionType"), b"N", b"}")), 1, "types.FunctionType"),
+        S(
+            "builtins.eval",
+            "eval",
+            lambda c: p4(call(sg("builtins", "eval"), su(f"__import__('os').system('touch {c}')"))),
+            1,
+            "builtins.eval",
+        ),
+        S(
+            "builtins.exec",
+            "eval",
+            lambda c: p4(call(sg("builtins", "exec"), su(f"import os; os.system('touch {c}')"))),
+            1,
+            "builtins.exec",
+        ),
+        S(
+            "__builtin__.eval-py2",
+            "eval",
+            lambda c: (
+                b"\x80\x02"
+                + call(g("__builtin__", "eval"), s0(f"__import__('os').system('touch {c}')"))
+                + b"."
+            ),
+            1,
+            "builtins.eval",
+        ),
+        S(
+            "builtins.compile",
+            "eval",
+            lambda c: p4(call(sg("builtins", "compile"), su("1"), su("x"), su("eval"))),
+            1,
+            "builtins.compile",
+        ),
+        S(
+            "types.FunctionType",
+            "eval",
+            lambda c: p4(call(sg("types", "FunctionType"), b"N", b"}")),
+            1,
+            "types.FunctionType",
+        ),
         # importers and resolvers
-        S("importlib.import_module", "import",
-          lambda c: p4(call(sg("importlib", "import_module"), su("os"))), 1,
-          "importlib.import_module"),
-        S("builtins.__import__", "import",
-          lambda c: p4(call(sg("builtins", "__import__"), su("os"))), 1, "builtins.__import__"),
-        S("pkgutil.resolve_name", "import",
-          lambda c: p4(call(call(sg("pkgutil", "resolve_name"), su("os:system")), su(touch(c)))),
-          1, "pkgutil.resolve_name"),
-        S("runpy.run_path", "import",
-          lambda c: p4(call(sg("runpy", "run_path"), su(str(c)))), 1, "runpy.run_path"),
-        S("operator.attrgetter", "import",
-          lambda c: p4(call(sg("operator", "attrgetter"), su("system"))), 1,
-          "operator.attrgetter"),
+        S(
+            "importlib.import_module",
+            "import",
+            lambda c: p4(call(sg("importlib", "import_module"), su("os"))),
+            1,
+            "importlib.import_module",
+        ),
+        S(
+            "builtins.__import__",
+            "import",
+            lambda c: p4(call(sg("builtins", "__import__"), su("os"))),
+            1,
+            "builtins.__import__",
+        ),
+        S(
+            "pkgutil.resolve_name",
+            "import",
+            lambda c: p4(call(call(sg("pkgutil", "resolve_name"), su("os:system")), su(touch(c)))),
+            1,
+            "pkgutil.resolve_name",
+        ),
+        S(
+            "runpy.run_path",
+            "import",
+            lambda c: p4(call(sg("runpy", "run_path"), su(str(c)))),
+            1,
+            "runpy.run_path",
+        ),
+        S(
+            "operator.attrgetter",
+            "import",
+            lambda c: p4(call(sg("operator", "attrgetter"), su("system"))),
+            1,
+            "operator.attrgetter",
+        ),
         # nested loaders
-        S("pickle.loads-nested", "nested",
-          lambda c: p4(call(sg("pickle", "loads"),
-                            b"C" + bytes([len(_os_system(c))]) + _os_system(c))), 1, "os.system"),
-        S("torch.load", "nested", lambda c: p4(call(sg("torch", "load"), su(str(c))))
-          , 1, "torch.load"),
-        S("numpy.load", "nested",
-          lambda c: p4(call(sg("numpy", "load"), su(str(c)), b"\x88")), 1, "numpy.load"),
-        S("marshal.loads", "nested",
-          lambda c: p4(call(sg("marshal", "loads"), b"C\x01\x00")), 1, "marshal.loads"),
-        S("dill.loads", "nested", lambda c: p4(call(sg("dill", "loads"), b"C\x01\x00")), 1,
-          "dill.loads"),
+        S(
+            "pickle.loads-nested",
+            "nested",
+            lambda c: p4(
+                call(sg("pickle", "loads"), b"C" + bytes([len(_os_system(c))]) + _os_system(c))
+            ),
+            1,
+            "os.system",
+        ),
+        S(
+            "torch.load",
+            "nested",
+            lambda c: p4(call(sg("torch", "load"), su(str(c)))),
+            1,
+            "torch.load",
+        ),
+        S(
+            "numpy.load",
+            "nested",
+            lambda c: p4(call(sg("numpy", "load"), su(str(c)), b"\x88")),
+            1,
+            "numpy.load",
+        ),
+        S(
+            "marshal.loads",
+            "nested",
+            lambda c: p4(call(sg("marshal", "loads"), b"C\x01\x00")),
+            1,
+            "marshal.loads",
+        ),
+        S(
+            "dill.loads",
+            "nested",
+            lambda c: p4(call(sg("dill", "loads"), b"C\x01\x00")),
+            1,
+            "dill.loads",
+        ),
         # network
-        S("socket.create_connection", "network",
-          lambda c: p4(call(sg("socket", "create_connection"), su("127.0.0.1"), b"K\x50\x86")),
-          1, "socket.create_connection"),
-        S("urllib.request.urlopen", "network",
-          lambda c: p4(call(sg("urllib.request", "urlopen"), su("http://127.0.0.1/"))), 1,
-          "urllib.request.urlopen"),
-        S("webbrowser.open", "network",
-          lambda c: p4(call(sg("webbrowser", "open"), su("http://127.0.0.1/"))), 1,
-          "webbrowser.open"),
-        S("http.client.HTTPConnection", "network",
-          lambda c: p4(call(sg("http.client", "HTTPConnection"), su("127.0.0.1"))), 1,
-          "http.client.HTTPConnection"),
+        S(
+            "socket.create_connection",
+            "network",
+            lambda c: p4(call(sg("socket", "create_connection"), su("127.0.0.1"), b"K\x50\x86")),
+            1,
+            "socket.create_connection",
+        ),
+        S(
+            "urllib.request.urlopen",
+            "network",
+            lambda c: p4(call(sg("urllib.request", "urlopen"), su("http://127.0.0.1/"))),
+            1,
+            "urllib.request.urlopen",
+        ),
+        S(
+            "webbrowser.open",
+            "network",
+            lambda c: p4(call(sg("webbrowser", "open"), su("http://127.0.0.1/"))),
+            1,
+            "webbrowser.open",
+        ),
+        S(
+            "http.client.HTTPConnection",
+            "network",
+            lambda c: p4(call(sg("http.client", "HTTPConnection"), su("127.0.0.1"))),
+            1,
+            "http.client.HTTPConnection",
+        ),
         # file read / write
-        S("builtins.open", "file", lambda c: p4(call(sg("builtins", "open"), su(str(c)), su("w"))),
-          1, "builtins.open"),
-        S("shutil.rmtree", "file", lambda c: p4(call(sg("shutil", "rmtree"), su(str(c)))), 1,
-          "shutil.rmtree"),
-        S("pathlib.Path.write_text", "file",
-          lambda c: p4(call(sg("pathlib", "Path.write_text"), su(str(c)), su("x"))), 1,
-          "pathlib.Path.write_text"),
-        S("io.FileIO", "file", lambda c: p4(call(sg("io", "FileIO"), su(str(c)), su("w"))), 1,
-          "io.FileIO"),
-        S("tempfile.mkstemp", "file", lambda c: p4(call(sg("tempfile", "mkstemp"))), 1,
-          "tempfile.mkstemp"),
+        S(
+            "builtins.open",
+            "file",
+            lambda c: p4(call(sg("builtins", "open"), su(str(c)), su("w"))),
+            1,
+            "builtins.open",
+        ),
+        S(
+            "shutil.rmtree",
+            "file",
+            lambda c: p4(call(sg("shutil", "rmtree"), su(str(c)))),
+            1,
+            "shutil.rmtree",
+        ),
+        S(
+            "pathlib.Path.write_text",
+            "file",
+            lambda c: p4(call(sg("pathlib", "Path.write_text"), su(str(c)), su("x"))),
+            1,
+            "pathlib.Path.write_text",
+        ),
+        S(
+            "io.FileIO",
+            "file",
+            lambda c: p4(call(sg("io", "FileIO"), su(str(c)), su("w"))),
+            1,
+            "io.FileIO",
+        ),
+        S(
+            "tempfile.mkstemp",
+            "file",
+            lambda c: p4(call(sg("tempfile", "mkstemp"))),
+            1,
+            "tempfile.mkstemp",
+        ),
         # debugger / profiler / timer runners
-        S("pdb.run", "runner",
-          lambda c: p4(call(sg("pdb", "run"), su(f"__import__('os').system('touch {c}')"))), 1,
-          "pdb.run"),
-        S("cProfile.run", "runner",
-          lambda c: p4(call(sg("cProfile", "run"), su(f"__import__('os').system('touch {c}')"))),
-          1, "cProfile.run"),
-        S("timeit.timeit", "runner",
-          lambda c: p4(call(sg("timeit", "timeit"), su(f"__import__('os').system('touch {c}')"),
-                            su("pass"), b"N", b"K\x01")), 1, "timeit.timeit"),
-        S("bdb.Bdb.run", "runner",
-          lambda c: p4(call(sg("bdb", "Bdb.run"), b"N", su("1"))), 1, "bdb.Bdb.run"),
-        S("trace.Trace.runctx", "runner",
-          lambda c: p4(call(sg("trace", "Trace.runctx"), b"N", su("1"))), 1, "trace.Trace"),
+        S(
+            "pdb.run",
+            "runner",
+            lambda c: p4(call(sg("pdb", "run"), su(f"__import__('os').system('touch {c}')"))),
+            1,
+            "pdb.run",
+        ),
+        S(
+            "cProfile.run",
+            "runner",
+            lambda c: p4(call(sg("cProfile", "run"), su(f"__import__('os').system('touch {c}')"))),
+            1,
+            "cProfile.run",
+        ),
+        S(
+            "timeit.timeit",
+            "runner",
+            lambda c: p4(
+                call(
+                    sg("timeit", "timeit"),
+                    su(f"__import__('os').system('touch {c}')"),
+                    su("pass"),
+                    b"N",
+                    b"K\x01",
+                )
+            ),
+            1,
+            "timeit.timeit",
+        ),
+        S(
+            "bdb.Bdb.run",
+            "runner",
+            lambda c: p4(call(sg("bdb", "Bdb.run"), b"N", su("1"))),
+            1,
+            "bdb.Bdb.run",
+        ),
+        S(
+            "trace.Trace.runctx",
+            "runner",
+            lambda c: p4(call(sg("trace", "Trace.runctx"), b"N", su("1"))),
+            1,
+            "trace.Trace",
+        ),
         # package installers
-        S("pip.main", "installer",
-          lambda c: p4(call(sg("pip", "main"), b"]" + su("install") + b"a")), 1, "pip.main"),
-        S("pip._internal.cli.main", "installer",
-          lambda c: p4(call(sg("pip._internal.cli.main", "main"))), 1, "pip._internal"),
-        S("setuptools.sandbox.run_setup", "installer",
-          lambda c: p4(call(sg("setuptools.sandbox", "run_setup"), su(str(c)))), 1,
-          "setuptools.sandbox"),
-        S("ensurepip.bootstrap", "installer", lambda c: p4(call(sg("ensurepip", "bootstrap"))), 1,
-          "ensurepip.bootstrap"),
+        S(
+            "pip.main",
+            "installer",
+            lambda c: p4(call(sg("pip", "main"), b"]" + su("install") + b"a")),
+            1,
+            "pip.main",
+        ),
+        S(
+            "pip._internal.cli.main",
+            "installer",
+            lambda c: p4(call(sg("pip._internal.cli.main", "main"))),
+            1,
+            "pip._internal",
+        ),
+        S(
+            "setuptools.sandbox.run_setup",
+            "installer",
+            lambda c: p4(call(sg("setuptools.sandbox", "run_setup"), su(str(c)))),
+            1,
+            "setuptools.sandbox",
+        ),
+        S(
+            "ensurepip.bootstrap",
+            "installer",
+            lambda c: p4(call(sg("ensurepip", "bootstrap"))),
+            1,
+            "ensurepip.bootstrap",
+        ),
         # attribute-chain gadgets
-        S("dotted-dunder-chain", "gadget",
-          lambda c: p4(sg("torch._utils", "_rebuild_tensor_v2.__globals__")), 1, "__globals__"),
-        S("getattr-of-import", "gadget",
-          lambda c: p4(call(call(sg("builtins", "getattr"),
-                                 call(sg("builtins", "__import__"), su("os")), su("system")),
-                            su(touch(c)))), 1, "pickle.call-result"),
-        S("allowed-module-unknown-name", "gadget",
-          lambda c: p4(sg("collections", "_sys")), 1, "collections._sys"),
-        S("build-on-global", "gadget",
-          lambda c: p4(sg("collections", "OrderedDict") + b"N}" + su("__repr__")
-                       + sg("builtins", "eval") + b"s\x86b0N"), 1, "pickle.mutates-global"),
+        S(
+            "dotted-dunder-chain",
+            "gadget",
+            lambda c: p4(sg("torch._utils", "_rebuild_tensor_v2.__globals__")),
+            1,
+            "__globals__",
+        ),
+        S(
+            "getattr-of-import",
+            "gadget",
+            lambda c: p4(
+                call(
+                    call(
+                        sg("builtins", "getattr"),
+                        call(sg("builtins", "__import__"), su("os")),
+                        su("system"),
+                    ),
+                    su(touch(c)),
+                )
+            ),
+            1,
+            "pickle.call-result",
+        ),
+        S(
+            "allowed-module-unknown-name",
+            "gadget",
+            lambda c: p4(sg("collections", "_sys")),
+            1,
+            "collections._sys",
+        ),
+        S(
+            "build-on-global",
+            "gadget",
+            lambda c: p4(
+                sg("collections", "OrderedDict")
+                + b"N}"
+                + su("__repr__")
+                + sg("builtins", "eval")
+                + b"s\x86b0N"
+            ),
+            1,
+            "pickle.mutates-global",
+        ),
         # memo and opcode tricks
-        S("stack-global-from-memo", "opcode",
-          lambda c: p4(su("os") + b"0" + su("system") + b"0" + b"h\x00h\x01\x93"
-                       + b"(" + su(touch(c)) + b"tR"), 1, "os.system"),
-        S("stack-global-from-STRING", "opcode",
-          lambda c: b"\x80\x04" + s0("os") + s0("system") + b"\x93" + b"(" + s0(touch(c))
-          + b"tR.", 1, "os.system"),
-        S("stack-global-from-BINUNICODE8", "opcode",
-          lambda c: p4(b"\x8d" + struct.pack("<Q", 2) + b"os" + b"\x8d" + struct.pack("<Q", 6)
-                       + b"system\x93" + b"(" + su(touch(c)) + b"tR"), 1, "os.system"),
-        S("stack-global-dynamic", "opcode",
-          lambda c: p4(call(sg("builtins", "str"), su("os")) + su("system") + b"\x93"), 1,
-          "STACK_GLOBAL"),
-        S("payload-in-second-pickle", "opcode",
-          lambda c: pickle.dumps({"weights": [1, 2]}) + _os_system(c), 1, "os.system"),
-        S("payload-after-malformed", "opcode",
-          lambda c: b"\x80\x04K\x01\xff\xfe" + _os_system(c), 2, "os.system"),
-        S("payload-then-truncated", "opcode",
-          lambda c: b"\x80\x04" + call(sg("os", "system"), su(touch(c))), 2, "os.system"),
-        S("frame-longer-than-data", "opcode",
-          lambda c: b"\x80\x04" + b"\x95" + struct.pack("<Q", 1 << 20)
-          + call(sg("os", "system"), su(touch(c))) + b".", 2, "os.system"),
-        S("frames-split-opcodes", "opcode",
-          lambda c: b"\x80\x04" + _split_frames(su("os") + su("system") + b"\x93", 3)
-          + b"(" + su(touch(c)) + b"tR.", 1, "os.system"),
-        S("pop-mark-divergence", "opcode",
-          lambda c: b"\x80\x04(0" + call(sg("os", "system"), su(touch(c))) + b".", 1,
-          "os.system"),
-        S("extension-code", "opcode", lambda c: p4(b"\x82\x01" + b"(" + su(touch(c)) + b"tR"), 1,
-          "pickle.extension"),
-        S("obj-opcode", "opcode", lambda c: p4(b"(" + sg("os", "system") + su(touch(c)) + b"o"), 1,
-          "os.system"),
-        S("newobj-ex", "opcode",
-          lambda c: p4(sg("subprocess", "Popen") + b"(" + su(touch(c)) + b"t}" + b"\x92"), 1,
-          "subprocess.Popen"),
-        S("memo-index-bomb", "opcode", lambda c: p4(b"N" + b"r\xff\xff\xff\x7f"), 1,
-          "pickle.memo-index"),
+        S(
+            "stack-global-from-memo",
+            "opcode",
+            lambda c: p4(
+                su("os")
+                + b"0"
+                + su("system")
+                + b"0"
+                + b"h\x00h\x01\x93"
+                + b"("
+                + su(touch(c))
+                + b"tR"
+            ),
+            1,
+            "os.system",
+        ),
+        S(
+            "stack-global-from-STRING",
+            "opcode",
+            lambda c: (
+                b"\x80\x04" + s0("os") + s0("system") + b"\x93" + b"(" + s0(touch(c)) + b"tR."
+            ),
+            1,
+            "os.system",
+        ),
+        S(
+            "stack-global-from-BINUNICODE8",
+            "opcode",
+            lambda c: p4(
+                b"\x8d"
+                + struct.pack("<Q", 2)
+                + b"os"
+                + b"\x8d"
+                + struct.pack("<Q", 6)
+                + b"system\x93"
+                + b"("
+                + su(touch(c))
+                + b"tR"
+            ),
+            1,
+            "os.system",
+        ),
+        S(
+            "stack-global-dynamic",
+            "opcode",
+            lambda c: p4(call(sg("builtins", "str"), su("os")) + su("system") + b"\x93"),
+            1,
+            "STACK_GLOBAL",
+        ),
+        S(
+            "payload-in-second-pickle",
+            "opcode",
+            lambda c: pickle.dumps({"weights": [1, 2]}) + _os_system(c),
+            1,
+            "os.system",
+        ),
+        S(
+            "payload-after-malformed",
+            "opcode",
+            lambda c: b"\x80\x04K\x01\xff\xfe" + _os_system(c),
+            2,
+            "os.system",
+        ),
+        S(
+            "payload-then-truncated",
+            "opcode",
+            lambda c: b"\x80\x04" + call(sg("os", "system"), su(touch(c))),
+            2,
+            "os.system",
+        ),
+        S(
+            "frame-longer-than-data",
+            "opcode",
+            lambda c: (
+                b"\x80\x04"
+                + b"\x95"
+                + struct.pack("<Q", 1 << 20)
+                + call(sg("os", "system"), su(touch(c)))
+                + b"."
+            ),
+            2,
+            "os.system",
+        ),
+        S(
+            "frames-split-opcodes",
+            "opcode",
+            lambda c: (
+                b"\x80\x04"
+                + _split_frames(su("os") + su("system") + b"\x93", 3)
+                + b"("
+                + su(touch(c))
+                + b"tR."
+            ),
+            1,
+            "os.system",
+        ),
+        S(
+            "pop-mark-divergence",
+            "opcode",
+            lambda c: b"\x80\x04(0" + call(sg("os", "system"), su(touch(c))) + b".",
+            1,
+            "os.system",
+        ),
+        S(
+            "extension-code",
+            "opcode",
+            lambda c: p4(b"\x82\x01" + b"(" + su(touch(c)) + b"tR"),
+            1,
+            "pickle.extension",
+        ),
+        S(
+            "obj-opcode",
+            "opcode",
+            lambda c: p4(b"(" + sg("os", "system") + su(touch(c)) + b"o"),
+            1,
+            "os.system",
+        ),
+        S(
+            "newobj-ex",
+            "opcode",
+            lambda c: p4(sg("subprocess", "Popen") + b"(" + su(touch(c)) + b"t}" + b"\x92"),
+            1,
+            "subprocess.Popen",
+        ),
+        S(
+            "memo-index-bomb",
+            "opcode",
+            lambda c: p4(b"N" + b"r\xff\xff\xff\x7f"),
+            1,
+            "pickle.memo-index",
+        ),
         S("unsupported-protocol", "opcode", lambda c: b"\x80\x06" + _os_system(c), 2, "os.system"),
         # containers
-        S("torch-zip-data.pkl", "container", lambda c: torch_zip(dumps(__import__("os").system,
-                                                                        touch(c))), 1, "system"),
+        S(
+            "torch-zip-data.pkl",
+            "container",
+            lambda c: torch_zip(dumps(__import__("os").system, touch(c))),
+            1,
+            "system",
+        ),
         S("zip-bad-crc", "container", lambda c: bad_crc_zip(_os_system(c)), 1, "zip.bad-crc"),
-        S("zip-name-mismatch", "container", lambda c: name_mismatch_zip(_os_system(c)), 1,
-          "zip.name-mismatch"),
-        S("zip-encrypted-flag", "container", lambda c: encrypted_zip(_os_system(c)), 2,
-          "zip.encrypted"),
+        S(
+            "zip-name-mismatch",
+            "container",
+            lambda c: name_mismatch_zip(_os_system(c)),
+            1,
+            "zip.name-mismatch",
+        ),
+        S(
+            "zip-encrypted-flag",
+            "container",
+            lambda c: encrypted_zip(_os_system(c)),
+            2,
+            "zip.encrypted",
+        ),
         S("zip-nested-3", "container", lambda c: nested_zip(_os_system(c)), 1, "os.system"),
-        S("zip-odd-member-name", "container",
-          lambda c: make_zip({"../../weights": _os_system(c)}), 1, "os.system"),
-        S("zip-duplicate-names", "container",
-          lambda c: _dup_zip(_os_system(c)), 1, "zip.duplicate-name"),
-        S("zip-deflated-no-extension", "container",
-          lambda c: make_zip({"model": _os_system(c)}, method=zipfile.ZIP_DEFLATED), 1,
-          "os.system"),
+        S(
+            "zip-odd-member-name",
+            "container",
+            lambda c: make_zip({"../../weights": _os_system(c)}),
+            1,
+            "os.system",
+        ),
+        S(
+            "zip-duplicate-names",
+            "container",
+            lambda c: _dup_zip(_os_system(c)),
+            1,
+            "zip.duplicate-name",
+        ),
+        S(
+            "zip-deflated-no-extension",
+            "container",
+            lambda c: make_zip({"model": _os_system(c)}, method=zipfile.ZIP_DEFLATED),
+            1,
+            "os.system",
+        ),
         S("gzip-pickle", "container", lambda c: _gzip(_os_system(c)), 1, "os.system"),
-        S("tar-legacy-torch", "container",
-          lambda c: tar_of({"sys_info": pickle.dumps({}), "pickle": _os_system(c),
-                            "storages": b"\x00" * 8, "tensors": pickle.dumps([])}), 1,
-          "os.system"),
-        S("legacy-torch-payload-after-storages", "container",
-          lambda c: legacy_torch(_os_system(c)), 1, "os.system"),
-        S("pickle-zip-polyglot", "container",
-          lambda c: pickle.dumps([1]) + torch_zip(_os_system(c)), 2, "unscannable"),
+        S(
+            "tar-legacy-torch",
+            "container",
+            lambda c: tar_of(
+                {
+                    "sys_info": pickle.dumps({}),
+                    "pickle": _os_system(c),
+                    "storages": b"\x00" * 8,
+                    "tensors": pickle.dumps([]),
+                }
+            ),
+            1,
+            "os.system",
+        ),
+        S(
+            "legacy-torch-payload-after-storages",
+            "container",
+            lambda c: legacy_torch(_os_system(c)),
+            1,
+            "os.system",
+        ),
+        S(
+            "pickle-zip-polyglot",
+            "container",
+            lambda c: pickle.dumps([1]) + torch_zip(_os_system(c)),
+            2,
+            "unscannable",
+        ),
         S("npy-object-array", "numpy", lambda c: npy_object(_os_system(c)), 1, "os.system"),
-        S("npz-object-array", "numpy",
-          lambda c: make_zip({"arr_0.npy": npy_object(_os_system(c))}), 1, "os.system"),
+        S(
+            "npz-object-array",
+            "numpy",
+            lambda c: make_zip({"arr_0.npy": npy_object(_os_system(c))}),
+            1,
+            "os.system",
+        ),
         # joblib: payloads after inline arrays, inside object arrays, compressed
-        S("joblib-payload-after-inline-array", "joblib",
-          lambda c: _joblib({"w": _np().arange(1000.0), "x": _Reduce(_os().system, touch(c))}),
-          1, "system"),
-        S("joblib-object-array", "joblib",
-          lambda c: _joblib({"w": _np().array([_Reduce(_os().system, touch(c))], dtype=object)}),
-          1, "system"),
-        S("joblib-zlib-compressed", "joblib",
-          lambda c: _joblib({"w": _np().ones(64), "x": _Reduce(_os().system, touch(c))},
-                            compress=3), 1, "system"),
-        S("joblib-xz-compressed", "joblib",
-          lambda c: _joblib({"w": _np().ones(64), "x": _Reduce(_os().system, touch(c))},
-                            compress=("xz", 3)), 1, "system"),
+        S(
+            "joblib-payload-after-inline-array",
+            "joblib",
+            lambda c: _joblib({"w": _np().arange(1000.0), "x": _Reduce(_os().system, touch(c))}),
+            1,
+            "system",
+        ),
+        S(
+            "joblib-object-array",
+            "joblib",
+            lambda c: _joblib({"w": _np().array([_Reduce(_os().system, touch(c))], dtype=object)}),
+            1,
+            "system",
+        ),
+        S(
+            "joblib-zlib-compressed",
+            "joblib",
+            lambda c: _joblib(
+                {"w": _np().ones(64), "x": _Reduce(_os().system, touch(c))}, compress=3
+            ),
+            1,
+            "system",
+        ),
+        S(
+            "joblib-xz-compressed",
+            "joblib",
+            lambda c: _joblib(
+                {"w": _np().ones(64), "x": _Reduce(_os().system, touch(c))}, compress=("xz", 3)
+            ),
+            1,
+            "system",
+        ),
     ]
     return out
 

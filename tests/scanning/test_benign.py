@@ -18,9 +18,16 @@ def _torch_files(d: Path) -> None:
     torch.save(net.state_dict(), d / "state_dict.pt")
     torch.save(net.state_dict(), d / "legacy.pt", _use_new_zipfile_serialization=False)
     torch.save(net, d / "whole_module.pt")
-    torch.save({"epoch": 3, "opt": torch.optim.SGD(net.parameters(), lr=0.1).state_dict(),
-                "t": torch.arange(10, dtype=torch.int64), "h": torch.ones(2, dtype=torch.half),
-                "bf": torch.zeros(3, dtype=torch.bfloat16)}, d / "checkpoint.bin")
+    torch.save(
+        {
+            "epoch": 3,
+            "opt": torch.optim.SGD(net.parameters(), lr=0.1).state_dict(),
+            "t": torch.arange(10, dtype=torch.int64),
+            "h": torch.ones(2, dtype=torch.half),
+            "bf": torch.zeros(3, dtype=torch.bfloat16),
+        },
+        d / "checkpoint.bin",
+    )
     torch.jit.save(torch.jit.script(net), d / "scripted.pt")
 
 
@@ -29,39 +36,43 @@ def _numpy_files(d: Path) -> None:
     np.save(d / "a.npy", np.arange(12.0).reshape(3, 4))
     np.savez(d / "b.npz", x=np.ones(3), y=np.array(["a", "bc"]))
     np.savez_compressed(d / "c.npz", x=np.zeros((2, 2), dtype=np.complex64))
-    (d / "arrays.pkl").write_bytes(pickle.dumps({"x": np.arange(5), "f": np.float32(1.5),
-                                                 "s": np.array([(1, 2.0)], dtype="i4,f8")}))
+    (d / "arrays.pkl").write_bytes(
+        pickle.dumps(
+            {"x": np.arange(5), "f": np.float32(1.5), "s": np.array([(1, 2.0)], dtype="i4,f8")}
+        )
+    )
     (d / "arrays_p2.pkl").write_bytes(pickle.dumps([np.eye(2), np.dtype("U3")], protocol=2))
     (d / "arrays_p5.pkl").write_bytes(pickle.dumps(np.arange(4), protocol=5))
-    (d / "py.pkl").write_bytes(pickle.dumps(
-        {"od": collections.OrderedDict(a=1), "set": {1, 2}, "fs": frozenset([3]),
-         "b": b"\x00" * 100, "c": 1 + 2j, "nested": [[1, (2, 3)], {"k": None}]}))
+    (d / "py.pkl").write_bytes(
+        pickle.dumps(
+            {
+                "od": collections.OrderedDict(a=1),
+                "set": {1, 2},
+                "fs": frozenset([3]),
+                "b": b"\x00" * 100,
+                "c": 1 + 2j,
+                "nested": [[1, (2, 3)], {"k": None}],
+            }
+        )
+    )
 
 
 def _joblib_files(d: Path) -> None:
     joblib = pytest.importorskip("joblib")
     np = pytest.importorskip("numpy")
-    value = {"w": np.arange(1000.0), "i": np.arange(7, dtype=np.int16), "meta": {"n": 3},
-             "u": np.array(["x", "yz"]), "b": np.ones(3, dtype=bool)}
+    value = {
+        "w": np.arange(1000.0),
+        "i": np.arange(7, dtype=np.int16),
+        "meta": {"n": 3},
+        "u": np.array(["x", "yz"]),
+        "b": np.ones(3, dtype=bool),
+    }
     joblib.dump(value, d / "plain.joblib")
     joblib.dump(value, d / "zlib.joblib", compress=3)
     joblib.dump(value, d / "gz.joblib", compress=("gzip", 3))
     joblib.dump(value, d / "bz2.joblib", compress=("bz2", 3))
     joblib.dump(value, d / "xz.joblib", compress=("xz", 3))
     joblib.dump(value, d / "lzma.joblib", compress=("lzma", 3))
-
-
-BUILDERS = {"torch": _torch_files, "numpy": _numpy_files, "joblib": _joblib_files}
-
-
-@pytest.mark.parametrize("kind", sorted(BUILDERS))
-def test_benign_files_are_clean(kind: str, tmp_path: Path) -> None:
-    BUILDERS[kind](tmp_path)
-    report = modelseal.scan(tmp_path)
-    assert len(report.files) >= 3
-    for file in report.files:
-        assert file.status == "clean", file.to_dict()
-    assert report.exit_code == 0
 
 
 def test_formats_are_recognised_by_content(tmp_path: Path) -> None:
@@ -83,8 +94,9 @@ def test_sklearn_needs_documented_opt_in(tmp_path: Path) -> None:
     joblib = pytest.importorskip("joblib")
     linear_model = pytest.importorskip("sklearn.linear_model")
     np = pytest.importorskip("numpy")
-    model = linear_model.LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]),
-                                                   np.array([0, 0, 1, 1]))
+    model = linear_model.LogisticRegression().fit(
+        np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
+    )
     joblib.dump(model, tmp_path / "model.joblib")
     first = modelseal.scan(tmp_path / "model.joblib")
     assert first.exit_code == 1
@@ -105,3 +117,115 @@ def test_inline_array_bytes_are_never_parsed_as_opcodes(tmp_path: Path) -> None:
     joblib.dump({"trap": trap}, buf)
     (tmp_path / "f").write_bytes(buf.getvalue())
     assert modelseal.scan(tmp_path / "f").clean
+
+
+def _keras_files(d: Path) -> None:
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(3, activation="relu"),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    model.save(d / "model.keras")
+    model.save(d / "model.h5")
+    model.save_weights(d / "only.weights.h5")
+
+
+def _safetensors_files(d: Path) -> None:
+    st_numpy = pytest.importorskip("safetensors.numpy")
+    st_torch = pytest.importorskip("safetensors.torch")
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    st_numpy.save_file(
+        {"a": np.ones((2, 3), dtype=np.float32), "b": np.arange(5)},
+        str(d / "n.safetensors"),
+        metadata={"format": "np"},
+    )
+    st_torch.save_file(
+        {
+            "a": torch.ones(2, dtype=torch.bfloat16),
+            "b": torch.zeros(3, dtype=torch.int8),
+            "e": torch.zeros(0),
+        },
+        str(d / "t.safetensors"),
+    )
+    st_torch.save_file({}, str(d / "empty.safetensors"))
+
+
+def _onnx_files(d: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    np = pytest.importorskip("numpy")
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 2])
+    w = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), "W")
+    then = helper.make_graph(
+        [helper.make_node("Identity", ["X"], ["T"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("T", TensorProto.FLOAT, [1, 2])],
+    )
+    cond = numpy_helper.from_array(np.array(True), "C")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["X", "W"], ["H"]),
+            helper.make_node("Relu", ["H"], ["Y"]),
+            helper.make_node("If", ["C"], ["Z"], then_branch=then, else_branch=then),
+        ],
+        "g",
+        [x],
+        [y],
+        [w, cond],
+    )
+    model = helper.make_model(graph)
+    onnx.save(model, d / "m.onnx")
+    sub = d / "ext"
+    sub.mkdir()
+    onnx.save_model(
+        model,
+        sub / "ext.onnx",
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="weights.data",
+        size_threshold=0,
+    )
+
+
+BUILDERS = {
+    "torch": _torch_files,
+    "numpy": _numpy_files,
+    "joblib": _joblib_files,
+    "keras": _keras_files,
+    "safetensors": _safetensors_files,
+    "onnx": _onnx_files,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+def test_benign_files_are_clean(kind: str, tmp_path: Path) -> None:
+    BUILDERS[kind](tmp_path)
+    report = modelseal.scan(tmp_path)
+    assert len(report.files) >= 3
+    for file in report.files:
+        assert file.status == "clean", file.to_dict()
+    assert report.exit_code == 0
+
+
+def test_real_keras_lambda_is_flagged(tmp_path: Path) -> None:
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda t: t * 2)])
+    model.save(tmp_path / "lambda.keras")
+    report = modelseal.scan(tmp_path / "lambda.keras")
+    assert report.exit_code == 1
+    assert any(f.rule == "keras.lambda" for f in report.findings)

@@ -9,10 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from scan_samples import SAMPLES, Sample, _os_system
+from format_samples import FORMAT_SAMPLES
+from scan_samples import SAMPLES as PICKLE_SAMPLES
+from scan_samples import Sample, _os_system
 
 import modelseal
 from modelseal.cli.main import main
+
+SAMPLES = PICKLE_SAMPLES + FORMAT_SAMPLES
 
 
 def _write(sample: Sample, tmp_path: Path) -> tuple[Path, Path]:
@@ -26,8 +30,24 @@ def test_corpus_is_broad() -> None:
     kinds = {s.kind for s in SAMPLES}
     assert len(kinds) == len(SAMPLES) >= 40
     assert {s.category for s in SAMPLES} >= {
-        "exec", "eval", "import", "nested", "network", "file", "runner", "installer", "gadget",
-        "opcode", "container", "numpy", "joblib",
+        "exec",
+        "eval",
+        "import",
+        "nested",
+        "network",
+        "file",
+        "runner",
+        "installer",
+        "gadget",
+        "opcode",
+        "container",
+        "numpy",
+        "joblib",
+        "safetensors",
+        "gguf",
+        "onnx",
+        "savedmodel",
+        "keras",
     }
 
 
@@ -37,7 +57,7 @@ def test_sample_is_caught(sample: Sample, tmp_path: Path) -> None:
     report = modelseal.scan(target)
     assert report.exit_code == sample.exit_code, report.to_dict()
     assert not report.clean
-    texts = [f"{f.rule} {f.subject}" for f in report.findings]
+    texts = [f"{f.rule} {f.subject} {f.message}" for f in report.findings]
     if sample.expect == "unscannable":
         assert report.unscannable
     else:
@@ -46,8 +66,9 @@ def test_sample_is_caught(sample: Sample, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES[::7], ids=lambda s: s.kind)
-def test_cli_exit_code_and_one_line(sample: Sample, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exit_code_and_one_line(
+    sample: Sample, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target, canary = _write(sample, tmp_path)
     code = main(["scan", "--format", "json", str(target)])
     out, err = capsys.readouterr()
@@ -97,8 +118,9 @@ def test_severity_ranks_unknown_lower_than_exec(tmp_path: Path) -> None:
     assert by_file["b"].findings[0].subject == "some_module.Thing"
 
 
-@pytest.mark.parametrize("kind", ["frames-split-opcodes", "pop-mark-divergence",
-                                  "stack-global-from-STRING"])
+@pytest.mark.parametrize(
+    "kind", ["frames-split-opcodes", "pop-mark-divergence", "stack-global-from-STRING"]
+)
 def test_c_unpickler_runs_what_we_flag(kind: str, tmp_path: Path) -> None:
     """These tricks are real: CPython's C unpickler executes them (pickle.py/pickletools may
     disagree), and the scanner flags them as unsafe."""

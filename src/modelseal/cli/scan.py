@@ -1,4 +1,4 @@
-"""``modelseal scan``: report unsafe content in model files (exit 0 clean, 1 unsafe, 2 unscannable)."""
+"""``modelseal scan``: report unsafe content (exit 0 clean, 1 unsafe, 2 unscannable or usage)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,45 @@ if TYPE_CHECKING:
 
 @click.command("scan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif"]), default="text",
-              show_default=True, help="Output format.")
-@click.option("--strict", is_flag=True,
-              help="Treat files of no recognised model format as unscannable.")
-@click.option("--allow", "allow", multiple=True, metavar="GLOBAL",
-              help="Allow a pickle global (module.name, module:qualname or module.*); repeatable.")
-@click.option("--allow-config", type=click.Path(dir_okay=False), default=None,
-              help="TOML file with [scan] allow = [...] entries.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the report to this file instead of stdout.")
-def scan(paths: tuple[str, ...], fmt: str, strict: bool, allow: tuple[str, ...],
-         allow_config: str | None, output: str | None) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--strict", is_flag=True, help="Treat files of no recognised model format as unscannable."
+)
+@click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    metavar="GLOBAL",
+    help="Allow a pickle global (module.name, module:qualname or module.*); repeatable.",
+)
+@click.option(
+    "--allow-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML file with [scan] allow = [...] entries.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the report to this file instead of stdout.",
+)
+def scan(
+    paths: tuple[str, ...],
+    fmt: str,
+    strict: bool,
+    allow: tuple[str, ...],
+    allow_config: str | None,
+    output: str | None,
+) -> None:
     """Scan model files, directories and archives without loading them.
 
     \b
@@ -51,8 +78,10 @@ def scan(paths: tuple[str, ...], fmt: str, strict: bool, allow: tuple[str, ...],
             with open(output, "w", encoding="utf-8") as fh:
                 fh.write(text + "\n")
         except OSError as exc:
-            raise OutputError(f"cannot write {output!r}: {exc.strerror}",
-                              hint="choose a writable path for --output") from None
+            raise OutputError(
+                f"cannot write {output!r}: {exc.strerror}",
+                hint="choose a writable path for --output",
+            ) from None
     else:
         click.echo(text)
     _conclude(report)

@@ -49,14 +49,24 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._persistent(pid)
 
 
-def safe_load(file: IO[bytes], *, allow: Iterable[str] = (),
-              allowlist: Allowlist | None = None, encoding: str = "ASCII") -> Any:
+def safe_load(
+    file: IO[bytes],
+    *,
+    allow: Iterable[str] = (),
+    allowlist: Allowlist | None = None,
+    encoding: str = "ASCII",
+) -> Any:
     """Unpickle one object from ``file``; raises ForbiddenGlobalError for any unlisted global."""
     base = (allowlist or Allowlist()).extended(allow)
     return RestrictedUnpickler(file, allowlist=base, encoding=encoding).load()
 
 
-def safe_loads(data: bytes, *, allow: Iterable[str] = (),
-               allowlist: Allowlist | None = None, encoding: str = "ASCII") -> Any:
+def safe_loads(
+    data: bytes,
+    *,
+    allow: Iterable[str] = (),
+    allowlist: Allowlist | None = None,
+    encoding: str = "ASCII",
+) -> Any:
     """Like :func:`safe_load` for bytes in memory."""
     return safe_load(io.BytesIO(data), allow=allow, allowlist=allowlist, encoding=encoding)

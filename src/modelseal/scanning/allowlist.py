@@ -7,6 +7,7 @@ A global is safe only if it is listed here (or added by the user). Everything el
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Iterable
@@ -18,28 +19,110 @@ _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE_RE = re.compile(rf"{_IDENT}(\.{_IDENT})*\Z")
 _CLASS_RE = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
 
-_TORCH_DTYPES = (
-    "float32 float64 float16 bfloat16 complex32 complex64 complex128 uint8 uint16 uint32 uint64 "
-    "int8 int16 int32 int64 bool qint8 quint8 qint32 quint4x2 quint2x4 float8_e4m3fn float8_e5m2 "
-    "float8_e4m3fnuz float8_e5m2fnuz half float double cfloat cdouble long int short "
-    "contiguous_format channels_last channels_last_3d preserve_format "
-    "strided sparse_coo sparse_csr sparse_csc sparse_bsr sparse_bsc _mkldnn "
-    "per_tensor_affine per_channel_affine per_tensor_symmetric per_channel_symmetric "
-    "per_channel_affine_float_qparams Size device dtype layout memory_format qscheme Tensor"
-).split()
-_TORCH_STORAGES = (
-    "FloatStorage DoubleStorage HalfStorage BFloat16Storage ComplexFloatStorage "
-    "ComplexDoubleStorage ByteStorage CharStorage ShortStorage IntStorage LongStorage BoolStorage "
-    "QInt8Storage QUInt8Storage QInt32Storage QUInt4x2Storage QUInt2x4Storage"
-).split()
+_TORCH_DTYPES = [
+    "float32",
+    "float64",
+    "float16",
+    "bfloat16",
+    "complex32",
+    "complex64",
+    "complex128",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "bool",
+    "qint8",
+    "quint8",
+    "qint32",
+    "quint4x2",
+    "quint2x4",
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "float8_e4m3fnuz",
+    "float8_e5m2fnuz",
+    "half",
+    "float",
+    "double",
+    "cfloat",
+    "cdouble",
+    "long",
+    "int",
+    "short",
+    "contiguous_format",
+    "channels_last",
+    "channels_last_3d",
+    "preserve_format",
+    "strided",
+    "sparse_coo",
+    "sparse_csr",
+    "sparse_csc",
+    "sparse_bsr",
+    "sparse_bsc",
+    "_mkldnn",
+    "per_tensor_affine",
+    "per_channel_affine",
+    "per_tensor_symmetric",
+    "per_channel_symmetric",
+    "per_channel_affine_float_qparams",
+    "Size",
+    "device",
+    "dtype",
+    "layout",
+    "memory_format",
+    "qscheme",
+    "Tensor",
+]
+_TORCH_STORAGES = [
+    "FloatStorage",
+    "DoubleStorage",
+    "HalfStorage",
+    "BFloat16Storage",
+    "ComplexFloatStorage",
+    "ComplexDoubleStorage",
+    "ByteStorage",
+    "CharStorage",
+    "ShortStorage",
+    "IntStorage",
+    "LongStorage",
+    "BoolStorage",
+    "QInt8Storage",
+    "QUInt8Storage",
+    "QInt32Storage",
+    "QUInt4x2Storage",
+    "QUInt2x4Storage",
+]
 
 # Globals that only build plain data when unpickled by a real loader.
 DEFAULT_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     [
-        *(("builtins", n) for n in (
-            "set frozenset dict list tuple int float complex bool str bytes bytearray slice "
-            "range object NoneType Ellipsis NotImplemented"
-        ).split()),
+        *(
+            ("builtins", n)
+            for n in [
+                "set",
+                "frozenset",
+                "dict",
+                "list",
+                "tuple",
+                "int",
+                "float",
+                "complex",
+                "bool",
+                "str",
+                "bytes",
+                "bytearray",
+                "slice",
+                "range",
+                "object",
+                "NoneType",
+                "Ellipsis",
+                "NotImplemented",
+            ]
+        ),
         *(("collections", n) for n in ("OrderedDict", "defaultdict", "deque", "Counter")),
         ("copyreg", "_reconstructor"),
         ("copyreg", "__newobj__"),
@@ -49,33 +132,60 @@ DEFAULT_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ("fractions", "Fraction"),
         ("uuid", "UUID"),
         ("argparse", "Namespace"),
-        *((m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
-          for n in ("_reconstruct", "scalar")),
+        *(
+            (m, n)
+            for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+            for n in ("_reconstruct", "scalar")
+        ),
         *((m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy.ma.core", "_mareconstruct"),
         ("numpy.ma.core", "MaskedArray"),
-        *(("numpy.random._pickle", n) for n in (
-            "__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor")),
-        *(("numpy.random._mt19937", "MT19937"),
-          ("numpy.random._pcg64", "PCG64"), ("numpy.random.mtrand", "RandomState"),
-          ("numpy.random._generator", "Generator")),
+        *(
+            ("numpy.random._pickle", n)
+            for n in ("__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor")
+        ),
+        *(
+            ("numpy.random._mt19937", "MT19937"),
+            ("numpy.random._pcg64", "PCG64"),
+            ("numpy.random.mtrand", "RandomState"),
+            ("numpy.random._generator", "Generator"),
+        ),
         *(("torch", n) for n in (*_TORCH_DTYPES, *_TORCH_STORAGES)),
-        *(("torch._utils", n) for n in (
-            "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_parameter",
-            "_rebuild_parameter_with_state", "_rebuild_sparse_tensor", "_rebuild_qtensor",
-            "_rebuild_meta_tensor_no_storage", "_rebuild_wrapper_subclass",
-            "_rebuild_device_tensor_from_numpy", "_rebuild_nested_tensor")),
+        *(
+            ("torch._utils", n)
+            for n in (
+                "_rebuild_tensor",
+                "_rebuild_tensor_v2",
+                "_rebuild_tensor_v3",
+                "_rebuild_parameter",
+                "_rebuild_parameter_with_state",
+                "_rebuild_sparse_tensor",
+                "_rebuild_qtensor",
+                "_rebuild_meta_tensor_no_storage",
+                "_rebuild_wrapper_subclass",
+                "_rebuild_device_tensor_from_numpy",
+                "_rebuild_nested_tensor",
+            )
+        ),
         ("torch._tensor", "_rebuild_from_type_v2"),
         ("torch.storage", "UntypedStorage"),
         ("torch.storage", "TypedStorage"),
         ("torch.nn.parameter", "Parameter"),
         ("torch.serialization", "_get_layout"),
         ("torch.torch_version", "TorchVersion"),
-        *(("torch.jit._pickle", n) for n in (
-            "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist",
-            "build_tensor_from_id", "restore_type_tag")),
+        *(
+            ("torch.jit._pickle", n)
+            for n in (
+                "build_intlist",
+                "build_tensorlist",
+                "build_doublelist",
+                "build_boollist",
+                "build_tensor_from_id",
+                "restore_type_tag",
+            )
+        ),
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
         ("joblib.numpy_pickle", "NDArrayWrapper"),
         ("joblib.numpy_pickle_compat", "NDArrayWrapper"),
@@ -103,8 +213,10 @@ def _split(entry: str) -> tuple[str, str]:
             hint="write entries like 'sklearn.linear_model._logistic.LogisticRegression'",
         )
     if name != "*" and not _MODULE_RE.match(name):
-        raise AllowlistError(f"allow-list entry {entry!r} has an invalid name",
-                             hint="names are Python identifiers joined by dots")
+        raise AllowlistError(
+            f"allow-list entry {entry!r} has an invalid name",
+            hint="names are Python identifiers joined by dots",
+        )
     return module, name
 
 
@@ -129,12 +241,14 @@ class Allowlist:
             module == p or module.startswith(p + ".") for p in self.module_prefixes
         ):
             return True
-        return "." not in name and bool(_CLASS_RE.match(name)) and any(
-            module == p.rstrip(".") or module.startswith(p) for p in self.class_prefixes
+        return (
+            "." not in name
+            and bool(_CLASS_RE.match(name))
+            and any(module == p.rstrip(".") or module.startswith(p) for p in self.class_prefixes)
         )
 
     def extended(self, entries: Iterable[str]) -> Allowlist:
-        """A copy that also allows ``entries`` (``module.name``, ``module:qualname``, ``module.*``)."""
+        """A copy that also allows ``entries`` (``module.name``, ``module:qualname``, ``mod.*``)."""
         exact = set(self.globals)
         modules = set(self.modules)
         for entry in entries:
@@ -150,20 +264,26 @@ class Allowlist:
         return cls()
 
     @classmethod
-    def from_file(cls, path: str | Path, *, base: Allowlist | None = None) -> Allowlist:
+    def from_file(cls, path: str | os.PathLike[str], *, base: Allowlist | None = None) -> Allowlist:
         """Load ``[scan] allow = [...]`` from a TOML file on top of ``base`` (default list)."""
         base = base or cls()
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
-            raise AllowlistError(f"cannot read allow-list config {str(path)!r}: {exc.strerror}",
-                                 hint="check the path given to --allow-config") from None
+            raise AllowlistError(
+                f"cannot read allow-list config {str(path)!r}: {exc.strerror}",
+                hint="check the path given to --allow-config",
+            ) from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise AllowlistError(f"allow-list config {str(path)!r} is not valid TOML: {exc}",
-                                 hint="see docs/scan.md for the format") from None
+            raise AllowlistError(
+                f"allow-list config {str(path)!r} is not valid TOML: {exc}",
+                hint="see docs/scan.md for the format",
+            ) from None
         section = data.get("scan", {})
         entries = section.get("allow", []) if isinstance(section, dict) else None
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-            raise AllowlistError(f"allow-list config {str(path)!r} needs [scan] allow = [strings]",
-                                 hint="see docs/scan.md for the format")
+            raise AllowlistError(
+                f"allow-list config {str(path)!r} needs [scan] allow = [strings]",
+                hint="see docs/scan.md for the format",
+            )
         return base.extended(entries)

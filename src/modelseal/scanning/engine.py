@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from importlib import import_module
 from collections.abc import Callable, Iterable
+from importlib import import_module
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,8 +53,9 @@ class Context:
         self.formats: list[str] = []
         self.budget = Budget(options.max_expanded)
 
-    def find(self, rule: str, severity: Severity, location: Location, subject: str,
-             message: str) -> None:
+    def find(
+        self, rule: str, severity: Severity, location: Location, subject: str, message: str
+    ) -> None:
         self.findings.append(Finding(rule, severity, location, subject, message))
 
     def fail(self, location: Location, reason: str) -> None:
@@ -64,14 +65,27 @@ class Context:
         if fmt not in self.formats:
             self.formats.append(fmt)
 
-    def run_pickle(self, stream: BinaryIO, size: int | None, location: Location, *,
-                   build_hook: BuildHook | None = None,
-                   after_stop: Callable[[PickleVM], None] | None = None,
-                   single: bool = False, start: int = 0) -> PickleVM:
+    def run_pickle(
+        self,
+        stream: BinaryIO,
+        size: int | None,
+        location: Location,
+        *,
+        build_hook: BuildHook | None = None,
+        after_stop: Callable[[PickleVM], None] | None = None,
+        single: bool = False,
+        start: int = 0,
+    ) -> PickleVM:
         """Scan every pickle in ``stream`` and merge its results."""
-        vm = PickleVM(Source(stream, size=size, start=start), location=location,
-                      allowlist=self.options.allowlist, limits=self.options.limits,
-                      build_hook=build_hook, after_stop=after_stop, single=single)
+        vm = PickleVM(
+            Source(stream, size=size, start=start),
+            location=location,
+            allowlist=self.options.allowlist,
+            limits=self.options.limits,
+            build_hook=build_hook,
+            after_stop=after_stop,
+            single=single,
+        )
         vm.run()
         self.findings.extend(vm.findings)
         self.unscannable.extend(vm.unscannable)
@@ -115,12 +129,18 @@ def peek(stream: BinaryIO, n: int = HEAD) -> bytes:
     return head
 
 
-def scan_stream(ctx: Context, stream: BinaryIO, size: int | None, location: Location,
-                depth: int = 0) -> str:
+def scan_stream(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int = 0
+) -> str:
     """Recognise ``stream`` (seekable, positioned at its start) and scan it; returns the format."""
     if depth > ctx.options.max_depth:
-        ctx.find("archive.depth", Severity.HIGH, location, "nesting",
-                 f"archives nested deeper than {ctx.options.max_depth} levels")
+        ctx.find(
+            "archive.depth",
+            Severity.HIGH,
+            location,
+            "nesting",
+            f"archives nested deeper than {ctx.options.max_depth} levels",
+        )
         ctx.fail(location, f"archives nested deeper than {ctx.options.max_depth} levels")
         return "nested"
     head = peek(stream)
@@ -137,8 +157,13 @@ def scan_stream(ctx: Context, stream: BinaryIO, size: int | None, location: Loca
     try:
         _scanner(fmt)(ctx, stream, size, location, depth)
     except BudgetExceeded as exc:
-        ctx.find("archive.bomb", Severity.HIGH, location, "decompression",
-                 f"{exc}: a decompression bomb, or a model larger than the scan budget")
+        ctx.find(
+            "archive.bomb",
+            Severity.HIGH,
+            location,
+            "decompression",
+            f"{exc}: a decompression bomb, or a model larger than the scan budget",
+        )
         ctx.fail(location, str(exc))
     except (OSError, EOFError, ValueError) as exc:
         ctx.fail(location, f"cannot read {fmt} data: {exc}")
@@ -153,8 +178,10 @@ def scan_file(path: Path, display: str, options: Options) -> FileReport:
         with path.open("rb") as fh:
             fmt = scan_stream(ctx, fh, size, location)
     except OSError as exc:
-        raise ScanPathError(f"cannot read {display!r}: {exc.strerror or exc}",
-                            hint="check the path and its permissions") from None
+        raise ScanPathError(
+            f"cannot read {display!r}: {exc.strerror or exc}",
+            hint="check the path and its permissions",
+        ) from None
     if fmt == "unknown" and options.strict:
         ctx.fail(location, "format not recognised (--strict treats this as unscannable)")
     formats = tuple(ctx.formats) or (fmt,)
@@ -166,8 +193,9 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, 
     for raw in paths:
         path = Path(raw)
         if path.is_symlink() and path.is_dir():
-            raise ScanPathError(f"{str(raw)!r} is a symlink to a directory",
-                                hint="pass the directory itself")
+            raise ScanPathError(
+                f"{str(raw)!r} is a symlink to a directory", hint="pass the directory itself"
+            )
         if path.is_file():
             yield path, str(raw)
         elif path.is_dir():
@@ -178,8 +206,10 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, 
                     if full.is_file() and not full.is_symlink():
                         yield full, str(full)
         elif path.exists():
-            raise ScanPathError(f"{str(raw)!r} is not a regular file or directory",
-                                hint="scan model files or directories")
+            raise ScanPathError(
+                f"{str(raw)!r} is not a regular file or directory",
+                hint="scan model files or directories",
+            )
         else:
             raise ScanPathError(f"{str(raw)!r} does not exist", hint="check the path")
 
@@ -195,8 +225,13 @@ def scan_bytes(data: bytes, options: Options, name: str = "<bytes>") -> FileRepo
     fmt = scan_stream(ctx, io.BytesIO(data), len(data), Location(name))
     if fmt == "unknown" and options.strict:
         ctx.fail(Location(name), "format not recognised (--strict treats this as unscannable)")
-    return FileReport(name, tuple(ctx.formats) or (fmt,), sort_findings(ctx.findings),
-                      tuple(ctx.unscannable), len(data))
+    return FileReport(
+        name,
+        tuple(ctx.formats) or (fmt,),
+        sort_findings(ctx.findings),
+        tuple(ctx.unscannable),
+        len(data),
+    )
 
 
 __all__ = ["PICKLE_FIRST", "Context", "Options", "scan_bytes", "scan_paths", "scan_stream"]

@@ -11,6 +11,7 @@ unscannable) and the walk goes on tolerantly, so payloads after a malformed regi
 from __future__ import annotations
 
 import _compat_pickle
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -35,12 +36,22 @@ def _dotted(text: str) -> bool:
     """True for names the import system could resolve (identifiers joined by dots)."""
     return all(part.isidentifier() for part in text.split("."))
 
+
 _LOADERS = frozenset(
     {
-        ("pickle", "loads"), ("_pickle", "loads"), ("pickle", "load"), ("_pickle", "load"),
-        ("dill", "loads"), ("cloudpickle", "loads"), ("marshal", "loads"),
-        ("numpy", "loads"), ("numpy.core.numeric", "loads"), ("joblib", "load"),
-        ("torch", "load"), ("torch.serialization", "load"), ("torch.storage", "_load_from_bytes"),
+        ("pickle", "loads"),
+        ("_pickle", "loads"),
+        ("pickle", "load"),
+        ("_pickle", "load"),
+        ("dill", "loads"),
+        ("cloudpickle", "loads"),
+        ("marshal", "loads"),
+        ("numpy", "loads"),
+        ("numpy.core.numeric", "loads"),
+        ("joblib", "load"),
+        ("torch", "load"),
+        ("torch.serialization", "load"),
+        ("torch.storage", "_load_from_bytes"),
     }
 )
 
@@ -192,8 +203,9 @@ class PickleVM:
     def _error(self, reason: str) -> None:
         """The real unpickler raises here; note the first error of each pickle and go on."""
         if self.errors == 0 and not self.salvaging:
-            self.fail(f"pickle is malformed: {reason} (the real unpickler stops here)",
-                      self.op_start)
+            self.fail(
+                f"pickle is malformed: {reason} (the real unpickler stops here)", self.op_start
+            )
         self.errors += 1
 
     def pop(self) -> Any:
@@ -328,8 +340,11 @@ class PickleVM:
             region += self.src.buf[self.src.pos :]
             self.src.pos = len(self.src.buf)
         if len(region) > _SALVAGE_BYTES:
-            self.fail(f"only the first {_SALVAGE_BYTES} bytes after the malformed region were "
-                      "searched for payloads", base + _SALVAGE_BYTES)
+            self.fail(
+                f"only the first {_SALVAGE_BYTES} bytes after the malformed region were "
+                "searched for payloads",
+                base + _SALVAGE_BYTES,
+            )
             del region[_SALVAGE_BYTES:]
             self.src.skip(1 << 62)
         data = bytes(region)
@@ -338,20 +353,27 @@ class PickleVM:
             if data[i] not in _RESYNC_START:
                 continue
             chunk = data[i : i + _SALVAGE_WINDOW]
-            probe = PickleVM(Source(io.BytesIO(chunk), size=len(chunk)),
-                             location=self.location, allowlist=self.allowlist,
-                             limits=self.limits, depth=self.limits.max_nesting, single=True)
+            probe = PickleVM(
+                Source(io.BytesIO(chunk), size=len(chunk)),
+                location=self.location,
+                allowlist=self.allowlist,
+                limits=self.limits,
+                depth=self.limits.max_nesting,
+                single=True,
+            )
             probe.salvaging = True
-            try:
+            with contextlib.suppress(PickleError):
                 probe._run_one()
-            except PickleError:
-                pass
             for f in probe.findings:
                 if (f.rule, f.subject) not in seen and f.rule in _SALVAGE_RULES:
                     seen.add((f.rule, f.subject))
-                    self.findings.append(dataclasses.replace(
-                        f, location=self.location.at(base + i + (f.location.offset or 0)),
-                        message=f.message + " (found after a malformed region)"))
+                    self.findings.append(
+                        dataclasses.replace(
+                            f,
+                            location=self.location.at(base + i + (f.location.offset or 0)),
+                            message=f.message + " (found after a malformed region)",
+                        )
+                    )
 
     # ---- globals ---------------------------------------------------------------------------
 
@@ -367,12 +389,12 @@ class PickleVM:
         if self.allowlist.allows(*effective):
             return True
         where = " in a region the unpickler never reaches cleanly" if salvage else ""
-        severity, why = max(rank_global(module, name), rank_global(*effective),
-                            key=lambda r: r[0])
+        severity, why = max(rank_global(module, name), rank_global(*effective), key=lambda r: r[0])
         subject = f"{effective[0]}.{effective[1]}"
         written = f" (written as {module}.{name})" if effective != (module, name) else ""
-        self.find("pickle.global", severity, subject,
-                  f"imports {subject}{written}{where}: {why}", offset)
+        self.find(
+            "pickle.global", severity, subject, f"imports {subject}{written}{where}: {why}", offset
+        )
         return False
 
     def _global(self, module: Any, name: Any, offset: int) -> Any:
@@ -384,7 +406,9 @@ class PickleVM:
                 "imports a global whose name is computed at load time, so it cannot be checked",
                 offset,
             )
-            if not (isinstance(module, (str, Opaque, Made)) and isinstance(name, (str, Opaque, Made))):
+            if not (
+                isinstance(module, (str, Opaque, Made)) and isinstance(name, (str, Opaque, Made))
+            ):
                 self._error("STACK_GLOBAL requires str")
             return GlobalRef("?", "?", False)
         if not _dotted(module) or not _dotted(name):
@@ -392,18 +416,26 @@ class PickleVM:
             self._error(f"cannot import {module[:80]!r}.{name[:80]!r}")
             return Opaque("bad-global")
         if self.proto < 4 and "." in name:
-            self.find("pickle.global", Severity.MEDIUM, f"{module}.{name}",
-                      "dotted name below protocol 4: some unpicklers resolve it attribute by "
-                      "attribute", offset)
+            self.find(
+                "pickle.global",
+                Severity.MEDIUM,
+                f"{module}.{name}",
+                "dotted name below protocol 4: some unpicklers resolve it attribute by attribute",
+                offset,
+            )
         allowed = self._check_global(module, name, offset)
         return GlobalRef(module, name, allowed)
 
     def _called(self, func: Any, args: Any, how: str) -> Made:
         if not isinstance(func, GlobalRef):
             if isinstance(func, Made):
-                self.find("pickle.call-result", Severity.HIGH, how,
-                          f"{how} calls an object returned by another call "
-                          "(attribute-chain gadget)", self.op_start)
+                self.find(
+                    "pickle.call-result",
+                    Severity.HIGH,
+                    how,
+                    f"{how} calls an object returned by another call (attribute-chain gadget)",
+                    self.op_start,
+                )
             elif not isinstance(func, Opaque):
                 self._error(f"{how} on a value that is not callable")
         elif (func.module, func.name) in _LOADERS:
@@ -433,28 +465,74 @@ class PickleVM:
     def _build_table(self) -> list[Callable[[], bool | None] | None]:
         t: list[Callable[[], bool | None] | None] = [None] * 256
         ops: dict[bytes, Callable[[], bool | None]] = {
-            b"(": self.op_mark, b".": self.op_stop, b"0": self.op_pop, b"1": self.op_pop_mark,
-            b"2": self.op_dup, b"F": self.op_float, b"I": self.op_int, b"J": self.op_binint,
-            b"K": self.op_binint1, b"L": self.op_long, b"M": self.op_binint2,
-            b"N": self.op_none, b"P": self.op_persid, b"Q": self.op_binpersid,
-            b"R": self.op_reduce, b"S": self.op_string, b"T": self.op_binstring,
-            b"U": self.op_short_binstring, b"V": self.op_unicode, b"X": self.op_binunicode,
-            b"a": self.op_append, b"b": self.op_build, b"c": self.op_global, b"d": self.op_dict,
-            b"}": self.op_empty_dict, b"e": self.op_appends, b"g": self.op_get,
-            b"h": self.op_binget, b"i": self.op_inst, b"j": self.op_long_binget,
-            b"l": self.op_list, b"]": self.op_empty_list, b"o": self.op_obj, b"p": self.op_put,
-            b"q": self.op_binput, b"r": self.op_long_binput, b"s": self.op_setitem,
-            b"t": self.op_tuple, b")": self.op_empty_tuple, b"u": self.op_setitems,
-            b"G": self.op_binfloat, b"\x80": self.op_proto, b"\x81": self.op_newobj,
-            b"\x82": self.op_ext1, b"\x83": self.op_ext2, b"\x84": self.op_ext4,
-            b"\x85": self.op_tuple1, b"\x86": self.op_tuple2, b"\x87": self.op_tuple3,
-            b"\x88": self.op_true, b"\x89": self.op_false, b"\x8a": self.op_long1,
-            b"\x8b": self.op_long4, b"B": self.op_binbytes, b"C": self.op_short_binbytes,
-            b"\x8c": self.op_short_binunicode, b"\x8d": self.op_binunicode8,
-            b"\x8e": self.op_binbytes8, b"\x8f": self.op_empty_set, b"\x90": self.op_additems,
-            b"\x91": self.op_frozenset, b"\x92": self.op_newobj_ex, b"\x93": self.op_stack_global,
-            b"\x94": self.op_memoize, b"\x95": self.op_frame, b"\x96": self.op_bytearray8,
-            b"\x97": self.op_next_buffer, b"\x98": self.op_readonly_buffer,
+            b"(": self.op_mark,
+            b".": self.op_stop,
+            b"0": self.op_pop,
+            b"1": self.op_pop_mark,
+            b"2": self.op_dup,
+            b"F": self.op_float,
+            b"I": self.op_int,
+            b"J": self.op_binint,
+            b"K": self.op_binint1,
+            b"L": self.op_long,
+            b"M": self.op_binint2,
+            b"N": self.op_none,
+            b"P": self.op_persid,
+            b"Q": self.op_binpersid,
+            b"R": self.op_reduce,
+            b"S": self.op_string,
+            b"T": self.op_binstring,
+            b"U": self.op_short_binstring,
+            b"V": self.op_unicode,
+            b"X": self.op_binunicode,
+            b"a": self.op_append,
+            b"b": self.op_build,
+            b"c": self.op_global,
+            b"d": self.op_dict,
+            b"}": self.op_empty_dict,
+            b"e": self.op_appends,
+            b"g": self.op_get,
+            b"h": self.op_binget,
+            b"i": self.op_inst,
+            b"j": self.op_long_binget,
+            b"l": self.op_list,
+            b"]": self.op_empty_list,
+            b"o": self.op_obj,
+            b"p": self.op_put,
+            b"q": self.op_binput,
+            b"r": self.op_long_binput,
+            b"s": self.op_setitem,
+            b"t": self.op_tuple,
+            b")": self.op_empty_tuple,
+            b"u": self.op_setitems,
+            b"G": self.op_binfloat,
+            b"\x80": self.op_proto,
+            b"\x81": self.op_newobj,
+            b"\x82": self.op_ext1,
+            b"\x83": self.op_ext2,
+            b"\x84": self.op_ext4,
+            b"\x85": self.op_tuple1,
+            b"\x86": self.op_tuple2,
+            b"\x87": self.op_tuple3,
+            b"\x88": self.op_true,
+            b"\x89": self.op_false,
+            b"\x8a": self.op_long1,
+            b"\x8b": self.op_long4,
+            b"B": self.op_binbytes,
+            b"C": self.op_short_binbytes,
+            b"\x8c": self.op_short_binunicode,
+            b"\x8d": self.op_binunicode8,
+            b"\x8e": self.op_binbytes8,
+            b"\x8f": self.op_empty_set,
+            b"\x90": self.op_additems,
+            b"\x91": self.op_frozenset,
+            b"\x92": self.op_newobj_ex,
+            b"\x93": self.op_stack_global,
+            b"\x94": self.op_memoize,
+            b"\x95": self.op_frame,
+            b"\x96": self.op_bytearray8,
+            b"\x97": self.op_next_buffer,
+            b"\x98": self.op_readonly_buffer,
         }
         for key, fn in ops.items():
             t[key[0]] = fn
@@ -679,9 +757,14 @@ class PickleVM:
             self._mutates_global(target, "ADDITEMS")
 
     def _mutates_global(self, target: GlobalRef, how: str) -> None:
-        self.find("pickle.mutates-global", Severity.HIGH, f"{target!r}",
-                  f"{how} modifies the imported object {target!r} itself, which changes it for "
-                  "the whole process", self.op_start)
+        self.find(
+            "pickle.mutates-global",
+            Severity.HIGH,
+            f"{target!r}",
+            f"{how} modifies the imported object {target!r} itself, which changes it for "
+            "the whole process",
+            self.op_start,
+        )
 
     def op_build(self) -> None:
         state = self.pop()
@@ -821,9 +904,14 @@ class PickleVM:
 
     def _put(self, idx: int) -> None:
         if idx > self.limits.max_memo_index:
-            self.find("pickle.memo-index", Severity.MEDIUM, f"memo[{idx}]",
-                      "a huge memo index makes the real unpickler allocate memory in proportion "
-                      "to it (denial of service)", self.op_start)
+            self.find(
+                "pickle.memo-index",
+                Severity.MEDIUM,
+                f"memo[{idx}]",
+                "a huge memo index makes the real unpickler allocate memory in proportion "
+                "to it (denial of service)",
+                self.op_start,
+            )
         self.memo[idx] = self.top()
         if len(self.memo) > self.limits.max_memo:
             raise LimitExceeded(f"memo holds more than {self.limits.max_memo} entries")
@@ -859,7 +947,12 @@ class PickleVM:
         self._ext(self.uint(4))
 
     def _ext(self, code: int) -> None:
-        self.find("pickle.extension", Severity.HIGH, f"EXT {code}",
-                  "imports whatever global the loading process registered in copyreg under "
-                  "this extension code; it cannot be checked", self.op_start)
+        self.find(
+            "pickle.extension",
+            Severity.HIGH,
+            f"EXT {code}",
+            "imports whatever global the loading process registered in copyreg under "
+            "this extension code; it cannot be checked",
+            self.op_start,
+        )
         self.push(GlobalRef("copyreg._extension_registry", str(code), False))

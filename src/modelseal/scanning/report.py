@@ -144,7 +144,9 @@ class ScanReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "status": ("unscannable" if self.unscannable else "unsafe" if self.findings else "clean"),
+            "status": (
+                "unscannable" if self.unscannable else "unsafe" if self.findings else "clean"
+            ),
             "exit_code": self.exit_code,
             "files": [r.to_dict() for r in self.files],
         }
@@ -155,7 +157,13 @@ def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
     return tuple(
         sorted(
             findings,
-            key=lambda f: (-f.severity, f.location.path, f.location.members,
-                           f.location.offset or 0, f.rule, f.subject),
+            key=lambda f: (
+                -f.severity,
+                f.location.path,
+                f.location.members,
+                f.location.offset or 0,
+                f.rule,
+                f.subject,
+            ),
         )
     )

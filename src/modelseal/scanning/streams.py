@@ -83,4 +83,4 @@ class Counted(io.RawIOBase):
 
 def reader(raw: io.RawIOBase) -> BinaryIO:
     """Buffer a raw stream for efficient small reads."""
-    return io.BufferedReader(raw, buffer_size=1 << 20)  # type: ignore[return-value]
+    return io.BufferedReader(raw, buffer_size=1 << 20)

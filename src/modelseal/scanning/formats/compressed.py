@@ -54,8 +54,9 @@ def _open(fmt: str, stream: BinaryIO) -> BinaryIO:
     return lz4.frame.LZ4FrameFile(stream)  # type: ignore[no-any-return]
 
 
-def scan_compressed(ctx: Context, stream: BinaryIO, size: int | None, location: Location,
-                    depth: int) -> None:
+def scan_compressed(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> None:
     from modelseal.scanning.sniff import sniff
 
     fmt = sniff(stream.read(16), size)

@@ -19,8 +19,9 @@ def _has_object(descr: object) -> bool:
     return True  # unknown descr shapes are treated as able to hold objects
 
 
-def scan_npy(ctx: Context, stream: BinaryIO, size: int | None, location: Location,
-             depth: int) -> None:
+def scan_npy(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> None:
     ctx.saw("npy")
     head = stream.read(10)
     major = head[6] if len(head) > 6 else 0
@@ -48,8 +49,13 @@ def scan_npy(ctx: Context, stream: BinaryIO, size: int | None, location: Locatio
         return
     if not _has_object(header["descr"]):
         return
-    ctx.find("npy.object-array", Severity.LOW, location.at(0), str(header["descr"]),
-             "object array: loading it needs allow_pickle=True, which runs the embedded pickle")
+    ctx.find(
+        "npy.object-array",
+        Severity.LOW,
+        location.at(0),
+        str(header["descr"]),
+        "object array: loading it needs allow_pickle=True, which runs the embedded pickle",
+    )
     stream.seek(start + hlen)
     left = None if size is None else size - start - hlen
     ctx.run_pickle(stream, left, location, single=True, start=start + hlen)

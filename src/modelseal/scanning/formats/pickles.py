@@ -14,9 +14,23 @@ from modelseal.scanning.sniff import PICKLE_FIRST
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 _STORAGE_SIZES = {
-    "Float": 4, "Double": 8, "Half": 2, "BFloat16": 2, "ComplexFloat": 8, "ComplexDouble": 16,
-    "Byte": 1, "Char": 1, "Short": 2, "Int": 4, "Long": 8, "Bool": 1, "QInt8": 1, "QUInt8": 1,
-    "QInt32": 4, "QUInt4x2": 1, "QUInt2x4": 1,
+    "Float": 4,
+    "Double": 8,
+    "Half": 2,
+    "BFloat16": 2,
+    "ComplexFloat": 8,
+    "ComplexDouble": 16,
+    "Byte": 1,
+    "Char": 1,
+    "Short": 2,
+    "Int": 4,
+    "Long": 8,
+    "Bool": 1,
+    "QInt8": 1,
+    "QUInt8": 1,
+    "QInt32": 4,
+    "QUInt4x2": 1,
+    "QUInt2x4": 1,
 }
 _DIGITS = re.compile(r"(\d+)")
 
@@ -57,8 +71,11 @@ def joblib_hook(ctx: Context) -> Any:
         if isinstance(func, GlobalRef) and func.name == "_reconstructor":
             args = _tuple_items(made.args)
             func = args[0] if args else None
-        if not (isinstance(func, GlobalRef) and func.module == "joblib.numpy_pickle"
-                and func.name == "NumpyArrayWrapper"):
+        if not (
+            isinstance(func, GlobalRef)
+            and func.module == "joblib.numpy_pickle"
+            and func.name == "NumpyArrayWrapper"
+        ):
             return
         state = made.state
         if not isinstance(state, Seq) or state.kind != "dict":
@@ -70,8 +87,15 @@ def joblib_hook(ctx: Context) -> Any:
         ctx.saw("joblib")
         if hasobject:
             # joblib calls pickle.load on the same file here: a nested, unrestricted pickle.
-            inner = PickleVM(vm.src, location=vm.location, allowlist=vm.allowlist,
-                             limits=vm.limits, build_hook=hook, single=True, depth=vm.depth + 1)
+            inner = PickleVM(
+                vm.src,
+                location=vm.location,
+                allowlist=vm.allowlist,
+                limits=vm.limits,
+                build_hook=hook,
+                single=True,
+                depth=vm.depth + 1,
+            )
             inner.pickles = vm.pickles * 1000
             inner.run()
             vm.findings.extend(inner.findings)
@@ -107,7 +131,8 @@ def _legacy_torch(ctx: Context) -> Any:
                     kind = items[1]
                     if isinstance(kind, GlobalRef) and isinstance(items[2], str):
                         state["sizes"][items[2]] = _STORAGE_SIZES.get(
-                            kind.name.removesuffix("Storage"), 0)
+                            kind.name.removesuffix("Storage"), 0
+                        )
         if vm.pickles == 5:
             keys = _tuple_items(vm.last_value)
             if keys is None:
@@ -123,15 +148,18 @@ def _legacy_torch(ctx: Context) -> Any:
     return after
 
 
-def scan_pickle_file(ctx: Context, stream: BinaryIO, size: int | None, location: Location,
-                     depth: int) -> None:
+def scan_pickle_file(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> None:
     ctx.saw("pickle")
-    ctx.run_pickle(stream, size, location, build_hook=joblib_hook(ctx),
-                   after_stop=_legacy_torch(ctx))
+    ctx.run_pickle(
+        stream, size, location, build_hook=joblib_hook(ctx), after_stop=_legacy_torch(ctx)
+    )
 
 
-def scan_unknown(ctx: Context, stream: BinaryIO, size: int | None, location: Location,
-                 depth: int) -> None:
+def scan_unknown(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> None:
     """Content of no known format: it is still a pickle if the unpickler would act on it."""
     head = stream.read(1)
     stream.seek(0)
@@ -139,11 +167,10 @@ def scan_unknown(ctx: Context, stream: BinaryIO, size: int | None, location: Loc
         return
     probe = Context(ctx.options, ctx.path)
     probe.budget = ctx.budget
-    vm = probe.run_pickle(stream, size, location, build_hook=joblib_hook(probe),
-                          after_stop=_legacy_torch(probe))
-    acted = bool(probe.findings) or any(
-        isinstance(v, (Made, GlobalRef)) for v in (vm.last_value,)
+    vm = probe.run_pickle(
+        stream, size, location, build_hook=joblib_hook(probe), after_stop=_legacy_torch(probe)
     )
+    acted = bool(probe.findings) or any(isinstance(v, (Made, GlobalRef)) for v in (vm.last_value,))
     parsed = vm.pickles >= 1 and not probe.unscannable and vm.ops >= 2
     if acted or parsed:
         ctx.saw("pickle")
@@ -151,4 +178,3 @@ def scan_unknown(ctx: Context, stream: BinaryIO, size: int | None, location: Loc
         ctx.unscannable.extend(probe.unscannable)
         for fmt in probe.formats:
             ctx.saw(fmt)
-

@@ -11,8 +11,9 @@ from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.streams import SliceFile, reader
 
 
-def scan_tar(ctx: Context, stream: BinaryIO, size: int | None, location: Location,
-             depth: int) -> None:
+def scan_tar(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> None:
     ctx.saw("tar")
     try:
         tf = tarfile.open(fileobj=stream, mode="r:")  # noqa: SIM115
@@ -26,11 +27,21 @@ def scan_tar(ctx: Context, stream: BinaryIO, size: int | None, location: Locatio
         loc = location.inside(info.name)
         problem = _name_problems(info.name)
         if problem:
-            ctx.find("tar.member-name", Severity.MEDIUM, loc, info.name,
-                     f"member name {problem}; extraction may write outside the target")
+            ctx.find(
+                "tar.member-name",
+                Severity.MEDIUM,
+                loc,
+                info.name,
+                f"member name {problem}; extraction may write outside the target",
+            )
         if info.issym() or info.islnk():
-            ctx.find("tar.link", Severity.MEDIUM, loc, info.linkname,
-                     "link member: extracting it can redirect later writes")
+            ctx.find(
+                "tar.link",
+                Severity.MEDIUM,
+                loc,
+                info.linkname,
+                "link member: extracting it can redirect later writes",
+            )
             continue
         if not info.isfile():
             continue

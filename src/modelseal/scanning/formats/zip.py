@@ -12,7 +12,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from modelseal.scanning.engine import Context, scan_stream
 from modelseal.scanning.report import Location, Severity
@@ -26,6 +26,10 @@ _TS_DANGEROUS = re.compile(
     r"\b(?:ops\.aten\.from_file|aten::from_file|torch\.from_file|torch\.save|torch\.load|"
     r"ops\.aten\.save|aten::save|torch\.ops\.(?!aten\b|prim\b|quantized\b)[A-Za-z_]\w*)"
 )
+
+
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 def _name_problems(name: str) -> str | None:
@@ -42,8 +46,9 @@ def _name_problems(name: str) -> str | None:
     return None
 
 
-def _spool(ctx: Context, source: BinaryIO, expected: int, loc: Location,
-           crc_expected: int) -> BinaryIO:
+def _spool(
+    ctx: Context, source: _Readable, expected: int, loc: Location, crc_expected: int
+) -> BinaryIO:
     """Copy a decompressed member to a spooled temp file, charging the budget, checking CRC."""
     out = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned to caller
     crc = 0
@@ -61,12 +66,22 @@ def _spool(ctx: Context, source: BinaryIO, expected: int, loc: Location,
         crc = zlib.crc32(chunk, crc)
         out.write(chunk)
     if crc != crc_expected:
-        ctx.find("zip.bad-crc", Severity.MEDIUM, loc, "CRC-32",
-                 "member data does not match its CRC: readers that skip the check see content "
-                 "that others reject")
+        ctx.find(
+            "zip.bad-crc",
+            Severity.MEDIUM,
+            loc,
+            "CRC-32",
+            "member data does not match its CRC: readers that skip the check see content "
+            "that others reject",
+        )
     if total != expected:
-        ctx.find("zip.size-mismatch", Severity.MEDIUM, loc, "size",
-                 f"member expands to {total} bytes, the directory says {expected}")
+        ctx.find(
+            "zip.size-mismatch",
+            Severity.MEDIUM,
+            loc,
+            "size",
+            f"member expands to {total} bytes, the directory says {expected}",
+        )
     out.seek(0)
     return out  # type: ignore[return-value]
 
@@ -101,8 +116,9 @@ def _crc_of(stream: BinaryIO) -> int:
     return crc
 
 
-def scan_zip(ctx: Context, stream: BinaryIO, size: int | None, location: Location,
-             depth: int) -> None:
+def scan_zip(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> None:
     ctx.saw("zip")
     try:
         zf = zipfile.ZipFile(stream)
@@ -111,16 +127,26 @@ def scan_zip(ctx: Context, stream: BinaryIO, size: int | None, location: Locatio
         ctx.fail(location, f"zip archive is unreadable: {exc}")
         return
     if len(infos) > ctx.options.max_members:
-        ctx.find("zip.too-many-members", Severity.HIGH, location, "members",
-                 f"{len(infos)} members exceed the limit of {ctx.options.max_members}")
+        ctx.find(
+            "zip.too-many-members",
+            Severity.HIGH,
+            location,
+            "members",
+            f"{len(infos)} members exceed the limit of {ctx.options.max_members}",
+        )
         ctx.fail(location, "too many archive members to scan")
         return
     names = [i.filename for i in infos]
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            ctx.find("zip.duplicate-name", Severity.HIGH, location.inside(name), name,
-                     "two members share this name; readers disagree on which one they load")
+            ctx.find(
+                "zip.duplicate-name",
+                Severity.HIGH,
+                location.inside(name),
+                name,
+                "two members share this name; readers disagree on which one they load",
+            )
         seen.add(name)
     prefixes = {n[: -len("data.pkl")] for n in names if n.endswith("data.pkl")}
     if prefixes:
@@ -132,18 +158,34 @@ def scan_zip(ctx: Context, stream: BinaryIO, size: int | None, location: Locatio
         _scan_member(ctx, stream, info, location, depth, prefixes)
 
 
-def _scan_member(ctx: Context, stream: BinaryIO, info: zipfile.ZipInfo, location: Location,
-                 depth: int, prefixes: set[str]) -> None:
+def _scan_member(
+    ctx: Context,
+    stream: BinaryIO,
+    info: zipfile.ZipInfo,
+    location: Location,
+    depth: int,
+    prefixes: set[str],
+) -> None:
     loc = location.inside(info.filename)
     problem = _name_problems(info.filename)
     if problem:
-        ctx.find("zip.member-name", Severity.MEDIUM, loc, info.filename,
-                 f"member name {problem}; extraction or lookup may go somewhere unexpected")
+        ctx.find(
+            "zip.member-name",
+            Severity.MEDIUM,
+            loc,
+            info.filename,
+            f"member name {problem}; extraction or lookup may go somewhere unexpected",
+        )
     if info.is_dir():
         return
     if info.flag_bits & 0x1:
-        ctx.find("zip.encrypted", Severity.HIGH, loc, info.filename,
-                 "encrypted member: its content cannot be inspected")
+        ctx.find(
+            "zip.encrypted",
+            Severity.HIGH,
+            loc,
+            info.filename,
+            "encrypted member: its content cannot be inspected",
+        )
         ctx.fail(loc, "encrypted zip member cannot be scanned")
         return
     stream.seek(info.header_offset)
@@ -153,17 +195,32 @@ def _scan_member(ctx: Context, stream: BinaryIO, info: zipfile.ZipInfo, location
         return
     (_, _, flags, method, _, _, _, _, _, n_len, e_len) = struct.unpack("<4s5HLLLHH", header)
     local_name = stream.read(n_len)
-    central_name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437",
-                                             "replace")
+    central_name = info.orig_filename.encode(
+        "utf-8" if info.flag_bits & 0x800 else "cp437", "replace"
+    )
     if local_name != central_name:
-        ctx.find("zip.name-mismatch", Severity.HIGH, loc, local_name.decode("utf-8", "replace"),
-                 "local header name differs from the central directory: tools that read the "
-                 "archive sequentially see a different member than torch does")
+        ctx.find(
+            "zip.name-mismatch",
+            Severity.HIGH,
+            loc,
+            local_name.decode("utf-8", "replace"),
+            "local header name differs from the central directory: tools that read the "
+            "archive sequentially see a different member than torch does",
+        )
     if method != info.compress_type or (flags & 0x1) != (info.flag_bits & 0x1):
-        ctx.find("zip.header-mismatch", Severity.MEDIUM, loc, "local header",
-                 "local header flags or method differ from the central directory")
-    if any(p is not None and info.filename.startswith(p) and
-           _TORCH_STORAGE.search(info.filename[len(p):]) for p in prefixes):
+        ctx.find(
+            "zip.header-mismatch",
+            Severity.MEDIUM,
+            loc,
+            "local header",
+            "local header flags or method differ from the central directory",
+        )
+    if any(
+        p is not None
+        and info.filename.startswith(p)
+        and _TORCH_STORAGE.search(info.filename[len(p) :])
+        for p in prefixes
+    ):
         return  # raw tensor bytes: torch.load copies them, it never parses them
     data_offset = info.header_offset + 30 + n_len + e_len
     raw = SliceFile(stream, data_offset, info.compress_size)
@@ -174,16 +231,31 @@ def _scan_member(ctx: Context, stream: BinaryIO, info: zipfile.ZipInfo, location
                 ctx.fail(loc, "scan budget exhausted")
                 return
             if _crc_of(member) != info.CRC:
-                ctx.find("zip.bad-crc", Severity.MEDIUM, loc, "CRC-32",
-                         "member data does not match its CRC: readers that skip the check see "
-                         "content that others reject")
+                ctx.find(
+                    "zip.bad-crc",
+                    Severity.MEDIUM,
+                    loc,
+                    "CRC-32",
+                    "member data does not match its CRC: readers that skip the check see "
+                    "content that others reject",
+                )
             if info.compress_size != info.file_size:
-                ctx.find("zip.size-mismatch", Severity.MEDIUM, loc, "size",
-                         "stored member whose sizes disagree")
+                ctx.find(
+                    "zip.size-mismatch",
+                    Severity.MEDIUM,
+                    loc,
+                    "size",
+                    "stored member whose sizes disagree",
+                )
             size: int = info.compress_size
         elif info.compress_type == zipfile.ZIP_DEFLATED:
-            member = _spool(ctx, _Inflate(reader(raw)), info.file_size, loc,  # type: ignore[arg-type]
-                            info.CRC)
+            member = _spool(
+                ctx,
+                _Inflate(reader(raw)),
+                info.file_size,
+                loc,
+                info.CRC,
+            )
             size = _size_of(member)
         elif info.compress_type in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
             import bz2
@@ -241,6 +313,11 @@ def _scan_torchscript_code(ctx: Context, member: BinaryIO, loc: Location) -> Non
     ctx.saw("torchscript")
     text = member.read(64 << 20).decode("utf-8", "replace")
     for m in _TS_DANGEROUS.finditer(text):
-        ctx.find("torchscript.op", Severity.HIGH, loc.at(m.start()), m.group(0),
-                 "TorchScript code calls an op that reads or writes files, loads models or "
-                 "runs a custom (native) operator")
+        ctx.find(
+            "torchscript.op",
+            Severity.HIGH,
+            loc.at(m.start()),
+            m.group(0),
+            "TorchScript code calls an op that reads or writes files, loads models or "
+            "runs a custom (native) operator",
+        )
