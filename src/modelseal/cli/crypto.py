@@ -1,0 +1,280 @@
+"""``modelseal encrypt`` / ``decrypt`` / ``keys``: encryption at rest (Tink streaming AEAD)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from modelseal.cli.common import emit_json, read_passphrase
+from modelseal.errors import PassphraseError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _key_options(func: F) -> F:
+    decorators = [
+        click.option(
+            "--keyset",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Tink JSON keyset (or a modelseal passphrase-protected keyset).",
+        ),
+        click.option(
+            "--kek",
+            default=None,
+            metavar="URI",
+            help="Envelope encryption: key-encryption key (local:PATH, "
+            "pkcs11:token=T;object=LABEL, aws-kms:KEY-ID).",
+        ),
+        click.option(
+            "--associated-data",
+            default=None,
+            metavar="TEXT",
+            help="Associated data (UTF-8) the ciphertext is bound to. Default: empty.",
+        ),
+        click.option(
+            "--model-name", default=None, help="Bind to this model name (with the next two)."
+        ),
+        click.option("--model-version", default=None, help="Bind to this model version."),
+        click.option("--manifest-digest", default=None, help="Bind to this manifest digest."),
+        click.option(
+            "--passphrase-file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Passphrase of a protected keyset (else $MODELSEAL_PASSPHRASE, else a prompt).",
+        ),
+        click.option("--force", is_flag=True, help="Replace OUT if it exists."),
+        click.option("--workers", type=int, default=2, show_default=True, help="AES-GCM threads."),
+        click.option("--json", "as_json", is_flag=True, help="Report as JSON."),
+        click.argument("out", type=click.Path()),
+        click.argument("src", metavar="IN", type=click.Path()),
+    ]
+    for decorator in decorators:
+        func = decorator(func)
+    return func
+
+
+def _associated_data(
+    text: str | None, name: str | None, version: str | None, digest: str | None
+) -> bytes:
+    binding = (name, version, digest)
+    if any(v is not None for v in binding):
+        if text is not None:
+            raise UsageError(
+                "--associated-data and --model-name/--model-version/--manifest-digest "
+                "are exclusive",
+                hint="use one or the other",
+            )
+        if name is None or version is None or digest is None:
+            raise UsageError(
+                "--model-name, --model-version and --manifest-digest go together",
+                hint="give all three",
+            )
+        from modelseal.crypto.api import associated_data
+
+        return associated_data(model_name=name, version=version, manifest_digest=digest)
+    return (text or "").encode("utf-8")
+
+
+def _load_keyset(path: str, passphrase_file: str | None) -> Any:
+    from modelseal.crypto.keyset import read_keyset_file
+
+    if passphrase_file is not None:
+        return read_keyset_file(path, passphrase=read_passphrase(passphrase_file))
+    try:
+        return read_keyset_file(path)
+    except PassphraseError:
+        passphrase = read_passphrase(None)
+        if passphrase is None:
+            raise
+        return read_keyset_file(path, passphrase=passphrase)
+
+
+def _open_kek(uri: str, passphrase_file: str | None) -> Any:
+    from modelseal.crypto.providers import open_provider
+
+    if not uri.startswith("local:"):
+        return open_provider(uri)
+    if passphrase_file is not None:
+        return open_provider(uri, passphrase=read_passphrase(passphrase_file))
+    try:
+        return open_provider(uri)
+    except PassphraseError:
+        passphrase = read_passphrase(None)
+        if passphrase is None:
+            raise
+        return open_provider(uri, passphrase=passphrase)
+
+
+def _keys_for(keyset: str | None, kek: str | None, passphrase_file: str | None) -> dict[str, Any]:
+    if (keyset is None) == (kek is None):
+        raise UsageError("give exactly one of --keyset and --kek", hint="see --help")
+    if keyset is not None:
+        return {"keyset": _load_keyset(keyset, passphrase_file)}
+    assert kek is not None
+    return {"provider": _open_kek(kek, passphrase_file)}
+
+
+def _run(operation: str, src: str, out: str, options: dict[str, Any]) -> None:
+    from modelseal.crypto import api
+
+    if options["workers"] < 1:
+        raise UsageError("--workers must be at least 1", hint="e.g. --workers 2")
+    ad = _associated_data(
+        options["associated_data"],
+        options["model_name"],
+        options["model_version"],
+        options["manifest_digest"],
+    )
+    keys = _keys_for(options["keyset"], options["kek"], options["passphrase_file"])
+    func = api.encrypt if operation == "encrypt" else api.decrypt
+    result = func(
+        src, out, associated_data=ad, overwrite=options["force"], workers=options["workers"], **keys
+    )
+    if options["as_json"]:
+        emit_json(result.to_dict())
+        return
+    what = f"{result.files} file{'s' if result.files != 1 else ''}, {result.plaintext_bytes} bytes"
+    verb = "encrypted" if operation == "encrypt" else "decrypted"
+    click.echo(f"{verb} {result.kind} {src} -> {out} ({what})")
+    if result.envelope is not None:
+        click.echo(f"wrote envelope {result.envelope}")
+
+
+@click.command()
+@_key_options
+def encrypt(src: str, out: str, **options: Any) -> None:
+    """Encrypt a model file or directory IN into OUT (Tink AES256_GCM_HKDF_1MB streaming AEAD).
+
+    With --keyset a file's ciphertext is exactly what Tink writes; with --kek a fresh data key
+    is made and wrapped into an envelope (OUT.envelope.json, or inside an OUT directory).
+    """
+    _run("encrypt", src, out, options)
+
+
+@click.command()
+@_key_options
+def decrypt(src: str, out: str, **options: Any) -> None:
+    """Decrypt IN into OUT; fails closed (no OUT at all) on a wrong key or any tampering."""
+    _run("decrypt", src, out, options)
+
+
+@click.group()
+def keys() -> None:
+    """Keysets and key-encryption keys: create, rotate."""
+
+
+def _new_passphrase(no_passphrase: bool, passphrase_file: str | None) -> bytes | None:
+    if no_passphrase:
+        return None
+    passphrase = read_passphrase(passphrase_file, confirm=True)
+    if passphrase is None:
+        raise PassphraseError(
+            "no passphrase for the new keyset",
+            hint="set MODELSEAL_PASSPHRASE, pass --passphrase-file, or --no-passphrase",
+        )
+    return passphrase
+
+
+@keys.command("create")
+@click.argument("target")
+@click.option(
+    "--kek",
+    "as_kek",
+    is_flag=True,
+    help="Make a key-encryption key (AES-256-GCM) for --kek instead of a streaming keyset. "
+    "TARGET may then be a PATH or a pkcs11: URI (an AES key made on the token).",
+)
+@click.option(
+    "--no-passphrase",
+    is_flag=True,
+    help="Write a cleartext Tink JSON keyset (what tink reads directly). Default: protected.",
+)
+@click.option(
+    "--kdf", type=click.Choice(["scrypt", "argon2id"]), default="scrypt", show_default=True
+)
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None)
+@click.option("--force", is_flag=True, help="Replace TARGET if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
+def keys_create(
+    target: str,
+    as_kek: bool,
+    no_passphrase: bool,
+    kdf: str,
+    passphrase_file: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Create a keyset file (mode 0600, passphrase-protected unless --no-passphrase)."""
+    from modelseal.crypto import keyset as ks
+
+    report: dict[str, Any]
+    if target.startswith("pkcs11:"):
+        if not as_kek:
+            raise UsageError("a PKCS#11 token holds key-encryption keys", hint="add --kek")
+        from modelseal.crypto.providers.pkcs11 import Pkcs11Provider
+
+        provider = Pkcs11Provider.create(target)
+        report = {"kek": target, "kek_id": provider.current_kek_id(), "type": "pkcs11-aes-256"}
+    else:
+        passphrase = _new_passphrase(no_passphrase, passphrase_file)
+        keyset = ks.new_aead_keyset() if as_kek else ks.new_streaming_keyset()
+        ks.write_keyset_file(target, keyset, passphrase=passphrase, kdf=kdf, overwrite=force)
+        report = {
+            "path": target,
+            "type": "aes-256-gcm kek" if as_kek else "AES256_GCM_HKDF_1MB",
+            "primary_key_id": keyset.primary_key_id,
+            "protected": passphrase is not None,
+            "kdf": kdf if passphrase is not None else None,
+        }
+    if as_json:
+        emit_json(report)
+        return
+    if "path" in report:
+        state = f"protected with {kdf}" if report["protected"] else "CLEARTEXT"
+        click.echo(f"wrote {report['type']} keyset {target} ({state}, mode 0600)")
+    else:
+        click.echo(f"created AES-256 key-encryption key on the token ({target})")
+
+
+@keys.command("rotate")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--kek", required=True, metavar="URI", help="The KEK the targets are wrapped with.")
+@click.option(
+    "--new-kek",
+    default=None,
+    metavar="URI",
+    help="Re-wrap under this KEK. Default: a new KEK in the same keyset file or token.",
+)
+@click.option(
+    "--keep-old",
+    is_flag=True,
+    help="Do not retire the old KEKs yet (old envelopes keep working until a later commit).",
+)
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
+def keys_rotate(
+    targets: tuple[str, ...],
+    kek: str,
+    new_kek: str | None,
+    keep_old: bool,
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """Re-wrap the data keys of TARGETS (encrypted files/directories) without re-encrypting
+    data, then retire the old KEKs so that old envelopes stop working."""
+    from modelseal.crypto.rotation import rotate
+
+    provider = _open_kek(kek, passphrase_file)
+    new_provider = _open_kek(new_kek, passphrase_file) if new_kek else None
+    report = rotate(targets, provider=provider, new_provider=new_provider, commit=not keep_old)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(f"re-wrapped {len(report.rewrapped)} data key(s) under KEK {report.new_kek_id}")
+    if report.committed:
+        click.echo(f"retired {len(report.retired)} old KEK(s): {', '.join(report.retired) or '-'}")
+    else:
+        click.echo("old KEKs kept (--keep-old): old envelopes still unwrap until you commit")
