@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from modelseal.errors import CertificateError, InputError, MalformedSignatureError, Reason
@@ -88,23 +89,10 @@ def verify_chain(
         VerificationError,
     )
 
-    when = at or dt.datetime.now(dt.timezone.utc)
+    when = _aware(at) if at is not None else dt.datetime.now(dt.UTC)
     leaf, intermediates = bundle_certs[0], list(bundle_certs[1:])
     for cert in bundle_certs:
-        if when < cert.not_valid_before_utc:
-            raise _fail(
-                "certificate-expired",
-                f"certificate {cert.subject.rfc4514_string()!r} is not valid before "
-                f"{cert.not_valid_before_utc.isoformat()}",
-                "check the machine's clock or the signer's certificate",
-            )
-        if when > cert.not_valid_after_utc:
-            raise _fail(
-                "certificate-expired",
-                f"certificate {cert.subject.rfc4514_string()!r} expired on "
-                f"{cert.not_valid_after_utc.isoformat()}",
-                "ask the signer to re-sign the model with a valid certificate",
-            )
+        _check_validity(cert, when)
     _check_code_signing(leaf)
     verifier = (
         PolicyBuilder()
@@ -119,6 +107,11 @@ def verify_chain(
     try:
         verified = verifier.verify(leaf, intermediates)
     except VerificationError as exc:
+        # An anchor that would have issued part of the chain but is out of its validity period
+        # is an expired certificate, not an unknown signer.
+        for anchor in anchors:
+            if _issues_any(anchor, bundle_certs):
+                _check_validity(anchor, when)
         raise _fail(
             "certificate-untrusted",
             f"signing certificate {leaf.subject.rfc4514_string()!r} does not chain to a trust "
@@ -133,6 +126,45 @@ def verify_chain(
         chain_subjects=tuple(c.subject.rfc4514_string() for c in verified.chain),
         fingerprint_sha256=leaf.fingerprint(hashes.SHA256()).hex(),
     )
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    """A naive time is UTC (as X.509 times and ``cryptography`` read it)."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        return when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC)
+
+
+def _check_validity(cert: x509.Certificate, when: dt.datetime) -> None:
+    if when < cert.not_valid_before_utc:
+        raise _fail(
+            "certificate-expired",
+            f"certificate {cert.subject.rfc4514_string()!r} is not valid before "
+            f"{cert.not_valid_before_utc.isoformat()}",
+            "check the machine's clock or the signer's certificate",
+        )
+    if when > cert.not_valid_after_utc:
+        raise _fail(
+            "certificate-expired",
+            f"certificate {cert.subject.rfc4514_string()!r} expired on "
+            f"{cert.not_valid_after_utc.isoformat()}",
+            "ask the signer to re-sign the model with a valid certificate",
+        )
+
+
+def _issues_any(anchor: x509.Certificate, certs: Sequence[x509.Certificate]) -> bool:
+    """Whether ``anchor`` signed one of ``certs`` (or is one of them)."""
+    for cert in certs:
+        if cert == anchor:
+            return True
+        if cert.issuer != anchor.subject:
+            continue
+        try:
+            cert.verify_directly_issued_by(anchor)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
 
 
 def _check_code_signing(leaf: x509.Certificate) -> None:
@@ -154,7 +186,9 @@ def _check_code_signing(leaf: x509.Certificate) -> None:
         )
     if ku is not None and not ku.digital_signature:
         raise _fail(
-            "certificate-usage", f"certificate {subject!r} key usage excludes digitalSignature", hint
+            "certificate-usage",
+            f"certificate {subject!r} key usage excludes digitalSignature",
+            hint,
         )
     if eku is not None and ExtendedKeyUsageOID.CODE_SIGNING not in eku and _ANY_EKU not in eku:
         raise _fail(
