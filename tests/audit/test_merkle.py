@@ -225,8 +225,9 @@ def test_proofs_match_the_rfc_definitions(data: list[bytes], draw: st.DataObject
     cproof = merkle.consistency_proof(nodes, old, size)
     assert cproof == ([] if old == size else _subproof(old, data[:size], True))
     assert merkle.verify_consistency(old, size, cproof, _mth(data[:old]), root)
+    wrong_old = _mth([*data[: old - 1], data[old - 1] + b"!"])
     if old < size:
-        assert not merkle.verify_consistency(old, size, cproof, _mth(data[1 : old + 1]), root)
+        assert not merkle.verify_consistency(old, size, cproof, wrong_old, root)
 
 
 def test_compact_range_round_trip() -> None:

@@ -1,0 +1,249 @@
+"""Verify the whole audit log from its records alone, against signed checkpoints.
+
+One pass over the records recomputes every leaf and tree head. It finds:
+
+* a record **modified** (its content no longer hashes to its stored leaf, or the tree heads from
+  it on differ from the signed ones),
+* a record **deleted** (a gap in the sequence numbers) or **inserted** / **reordered** (records
+  renumbered: the tree heads differ from the signed ones from that record on),
+* an **unsigned** tail (records appended without the log key),
+* the log **truncated** or **rolled back** (shorter than, or not an extension of, a checkpoint
+  kept outside the database: a witness file or ``--checkpoint FILE``),
+* a damaged Merkle node index or head row (proofs would be wrong).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from modelseal.audit import merkle
+from modelseal.audit.note import Checkpoint, NoteError, NoteVerifier
+from modelseal.audit.record import AuditRecord
+from modelseal.errors import Reason, VerificationError
+from modelseal.registry.schema import audit_head, audit_nodes, audit_records
+
+
+class AuditTamperedError(VerificationError):
+    """The audit log does not verify (exit 1); carries every finding."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    kind: str
+    message: str
+    seq: int | None = None
+
+    def reason(self) -> Reason:
+        return Reason(self.kind, self.message, path=None if self.seq is None else f"#{self.seq}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogReport:
+    size: int
+    root: bytes
+    findings: tuple[Finding, ...]
+    checkpoints_checked: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def raise_for_findings(self) -> None:
+        if self.findings:
+            first = self.findings[0]
+            more = f" (+{len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
+            raise AuditTamperedError(
+                f"audit log does not verify: {first.message}{more}",
+                reasons=[f.reason() for f in self.findings],
+                hint="the audit database was altered outside modelseal; investigate before use",
+            )
+
+
+def verify_log(
+    conn: Connection, verifier: NoteVerifier, *, checkpoints: tuple[str, ...] = ()
+) -> LogReport:
+    """Check every record, the node index, the head row and each signed checkpoint note."""
+    findings: list[Finding] = []
+    wanted: dict[int, Checkpoint] = {}
+    for note_text in checkpoints:
+        try:
+            cp = Checkpoint.parse(verifier.verify(note_text))
+        except NoteError as exc:
+            findings.append(Finding("bad-checkpoint", f"checkpoint rejected: {exc.message}"))
+            continue
+        if cp.origin != verifier.name:
+            findings.append(
+                Finding("bad-checkpoint", f"checkpoint is for log {cp.origin!r}, not this one")
+            )
+            continue
+        wanted[cp.size] = cp
+
+    compact = merkle.CompactRange()
+    roots: dict[int, bytes] = {0: merkle.EMPTY_ROOT}
+    levels: dict[int, Any] = {}
+    diverged = False
+    last_signature = ""
+    expected = 0
+    for row, stored_leaf in _records_with_leaves(conn):
+        seq = int(row["seq"])
+        if seq > expected:
+            span = f"#{expected}" if seq == expected + 1 else f"#{expected}..#{seq - 1}"
+            findings.append(Finding("deleted", f"record {span} is missing", expected))
+        try:
+            record = AuditRecord.from_row(row)
+        except (ValueError, TypeError) as exc:
+            findings.append(Finding("modified", f"record #{seq} is unreadable: {exc}", seq))
+            diverged = True
+            continue
+        leaf = merkle.leaf_hash(record.canonical())
+        if stored_leaf is not None and stored_leaf != leaf:
+            findings.append(Finding("modified", f"record #{seq} does not match its leaf hash", seq))
+        for level, index, value in compact.append(leaf):
+            levels.setdefault(level, hashlib.sha256()).update(index.to_bytes(8, "big") + value)
+        root = compact.root()
+        if compact.size in wanted:
+            roots[compact.size] = root
+        if not diverged and bytes(row["root"]) != root:
+            diverged = True
+            findings.append(
+                Finding(
+                    "modified",
+                    f"tree head after record #{seq} differs from the one signed when it was "
+                    "written (a record modified, inserted or reordered)",
+                    seq,
+                )
+            )
+        last_signature = row["signature"]
+        expected = seq + 1
+    size, root = compact.size, compact.root()
+
+    if size:
+        note = Checkpoint(verifier.name, size, root).text() + "\n" + last_signature
+        try:
+            verifier.verify(note)
+        except NoteError:
+            if not diverged:
+                findings.append(
+                    Finding(
+                        "unsigned",
+                        f"the tree head of {size} records is not signed by the log key "
+                        "(records appended or altered without it)",
+                        size - 1,
+                    )
+                )
+    findings.extend(_check_head(conn, compact))
+    if not findings:
+        findings.extend(_check_nodes(conn, levels))
+
+    for cp_size, cp in sorted(wanted.items()):
+        if cp_size > size:
+            findings.append(
+                Finding(
+                    "truncated",
+                    f"log has {size} records but a signed checkpoint saw {cp_size} "
+                    "(truncated or rolled back)",
+                )
+            )
+        elif roots.get(cp_size) != cp.root:
+            findings.append(
+                Finding(
+                    "rolled-back",
+                    f"the first {cp_size} records differ from the signed checkpoint of that "
+                    "size (history rewritten or rolled back to another branch)",
+                )
+            )
+        elif not findings:
+            proof = consistency(conn, cp_size, size)
+            if not merkle.verify_consistency(cp_size, size, proof, cp.root, root):
+                findings.append(
+                    Finding("index", f"consistency proof from {cp_size} to {size} fails")
+                )
+    return LogReport(size, root, tuple(findings), len(wanted))
+
+
+def consistency(conn: Connection, old: int, new: int) -> list[bytes]:
+    from modelseal.audit.log import _with_nodes
+
+    return _with_nodes(conn, lambda nodes: merkle.consistency_proof(nodes, old, new))
+
+
+def _records_with_leaves(
+    conn: Connection, batch: int = 5000
+) -> Iterator[tuple[Mapping[Any, Any], bytes | None]]:
+    """Records in order, each with its stored leaf hash (``None`` if missing), in batches."""
+    after = -1
+    while True:
+        rows = list(
+            conn.execute(
+                select(audit_records)
+                .where(audit_records.c.seq > after)
+                .order_by(audit_records.c.seq)
+                .limit(batch)
+            ).mappings()
+        )
+        if not rows:
+            return
+        low, high = int(rows[0]["seq"]), int(rows[-1]["seq"])
+        leaves = {
+            int(idx): bytes(value)
+            for idx, value in conn.execute(
+                select(audit_nodes.c.idx, audit_nodes.c.hash).where(
+                    audit_nodes.c.level == 0, audit_nodes.c.idx.between(low, high)
+                )
+            )
+        }
+        for row in rows:
+            yield row, leaves.get(int(row["seq"]))
+        after = high
+
+
+def _check_head(conn: Connection, compact: merkle.CompactRange) -> list[Finding]:
+    head = conn.execute(
+        select(audit_head.c.size, audit_head.c.peaks).where(audit_head.c.id == 1)
+    ).first()
+    if head is None:
+        return [Finding("index", "the audit head row is missing")]
+    if int(head.size) > compact.size:
+        return [
+            Finding(
+                "truncated",
+                f"the log head says {int(head.size)} records but only {compact.size} are present",
+            )
+        ]
+    if int(head.size) < compact.size:
+        return [
+            Finding(
+                "inserted",
+                f"{compact.size - int(head.size)} record(s) beyond the log head "
+                f"({int(head.size)} records)",
+                int(head.size),
+            )
+        ]
+    if bytes(head.peaks) != compact.packed():
+        return [Finding("index", "the audit head row's tree state is wrong")]
+    return []
+
+
+def _check_nodes(conn: Connection, levels: dict[int, Any]) -> list[Finding]:
+    """Compare every stored Merkle node with the ones recomputed from the records."""
+    findings: list[Finding] = []
+    stored: dict[int, Any] = {}
+    result = conn.execute(
+        select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash)
+        .order_by(audit_nodes.c.level, audit_nodes.c.idx)
+        .execution_options(yield_per=5000)
+    )
+    for level, idx, value in result:
+        stored.setdefault(int(level), hashlib.sha256()).update(
+            int(idx).to_bytes(8, "big") + bytes(value)
+        )
+    for level in sorted(set(stored) | set(levels)):
+        mine, theirs = levels.get(level), stored.get(level)
+        if mine is None or theirs is None or mine.digest() != theirs.digest():
+            findings.append(Finding("index", f"the Merkle node index is wrong at level {level}"))
+    return findings

@@ -1,0 +1,86 @@
+"""Where the registry keeps things. Precedence: explicit arguments (CLI flags) > ``MODELSEAL_*``
+environment variables > ``$MODELSEAL_HOME/config.toml`` (table ``[registry]``) > defaults under
+``$MODELSEAL_HOME`` (default ``~/.modelseal``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from modelseal.errors import InputError
+
+DEFAULT_ORIGIN = "modelseal.local/audit"
+
+
+@dataclasses.dataclass(frozen=True)
+class RegistryConfig:
+    home: Path
+    db_url: str
+    blob_url: str
+    audit_key: Path
+    audit_origin: str
+    server: str | None = None
+    token: str | None = None
+
+    @property
+    def witness_path(self) -> Path:
+        """The last checkpoint ``audit verify`` accepted, kept outside the database."""
+        return self.home / "audit" / "witness.checkpoint"
+
+    @property
+    def audit_vkey(self) -> Path:
+        return self.audit_key.with_suffix(".vkey")
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        db_url: str | None = None,
+        blob_url: str | None = None,
+        audit_key: str | os.PathLike[str] | None = None,
+        server: str | None = None,
+        token: str | None = None,
+    ) -> RegistryConfig:
+        env = os.environ
+        root = Path(home or env.get("MODELSEAL_HOME") or Path.home() / ".modelseal").expanduser()
+        file = _read_config(root / "config.toml")
+
+        def pick(value: Any, env_name: str, key: str) -> Any:
+            if value is not None:
+                return value
+            if env.get(env_name):
+                return env[env_name]
+            return file.get(key)
+
+        key_path = pick(audit_key, "MODELSEAL_AUDIT_KEY", "audit_key")
+        return cls(
+            home=root,
+            db_url=pick(db_url, "MODELSEAL_DB_URL", "db_url")
+            or f"sqlite:///{root / 'registry.db'}",
+            blob_url=pick(blob_url, "MODELSEAL_BLOB_URL", "blob_url") or str(root / "blobs"),
+            audit_key=Path(key_path).expanduser() if key_path else root / "audit" / "log-key.pem",
+            audit_origin=pick(None, "MODELSEAL_AUDIT_ORIGIN", "audit_origin") or DEFAULT_ORIGIN,
+            server=pick(server, "MODELSEAL_SERVER", "server"),
+            token=pick(token, "MODELSEAL_TOKEN", "token"),
+        )
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InputError(f"cannot read {str(path)!r}: {exc.strerror}", hint="check it") from None
+    try:
+        parsed = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{str(path)!r} is not valid TOML: {exc}", hint="fix the file") from None
+    section = parsed.get("registry", {})
+    if not isinstance(section, dict):
+        raise InputError(f"{str(path)!r}: [registry] must be a table", hint="fix the file")
+    return section
