@@ -52,6 +52,7 @@ class Context:
         self.unscannable: list[Unscannable] = []
         self.formats: list[str] = []
         self.budget = Budget(options.max_expanded)
+        self.fallback_pickle = False  # set when content of no known format parsed as a pickle
 
     def find(
         self, rule: str, severity: Severity, location: Location, subject: str, message: str
@@ -154,6 +155,7 @@ def scan_stream(
                 ctx.saw("keras-config")
                 return "keras-config"
         return fmt
+    ctx.fallback_pickle = False
     try:
         _scanner(fmt)(ctx, stream, size, location, depth)
     except BudgetExceeded as exc:
@@ -167,6 +169,8 @@ def scan_stream(
         ctx.fail(location, str(exc))
     except (OSError, EOFError, ValueError) as exc:
         ctx.fail(location, f"cannot read {fmt} data: {exc}")
+    if fmt in ("unknown", "protobuf") and ctx.fallback_pickle:
+        return "pickle"
     return fmt
 
 

@@ -57,7 +57,7 @@ def sniff(head: bytes, size: int | None) -> str:
         return "gguf"
     if _looks_safetensors(head, size):
         return "safetensors"
-    if head[0] == 0x80 and len(head) > 1 and head[1] <= 5:
+    if head[0] == 0x80 and (len(head) == 1 or head[1] <= 5):
         return "pickle"
     stripped = head.lstrip()
     if stripped[:1] in (b"{", b"[") and not head.startswith(b"}"):

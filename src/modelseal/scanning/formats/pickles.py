@@ -174,6 +174,7 @@ def scan_unknown(
     parsed = vm.pickles >= 1 and not probe.unscannable and vm.ops >= 2
     if acted or parsed:
         ctx.saw("pickle")
+        ctx.fallback_pickle = True
         ctx.findings.extend(probe.findings)
         ctx.unscannable.extend(probe.unscannable)
         for fmt in probe.formats:

@@ -276,7 +276,11 @@ def _scan_member(
     if _TS_CODE.search(info.filename):
         _scan_torchscript_code(ctx, member, loc)
         return
-    scan_stream(ctx, member, size, loc, depth + 1)
+    fmt = scan_stream(ctx, member, size, loc, depth + 1)
+    if fmt != "pickle" and any(
+        info.filename in (p + "data.pkl", p + "constants.pkl") for p in prefixes
+    ):
+        ctx.fail(loc, f"torch loads this member as a pickle, but it is {fmt}")
 
 
 def _size_of(stream: BinaryIO) -> int:
