@@ -7,6 +7,8 @@ The public API (imported lazily so ``import modelseal`` stays cheap):
   :class:`modelseal.errors.VerificationError` with every reason found.
 * :func:`digest` -- hash a model into an OMS manifest without signing.
 * :func:`generate_key` -- make a signing key pair.
+* :func:`load` -- verify, scan, then load from exactly the verified bytes; :class:`VerifiedModel`
+  keeps checking the files on disk for a long-running process.
 * :func:`fingerprint` -- a digest of the weights themselves, the same in every format.
 """
 
@@ -28,6 +30,8 @@ _EXPORTS: dict[str, str] = {
     "Manifest": "modelseal.hashing.manifest",
     "scan": "modelseal.scanning",
     "fingerprint": "modelseal.loading.fingerprint",
+    "load": "modelseal.loading.verified",
+    "VerifiedModel": "modelseal.loading.verified",
 }
 
 __all__ = [
@@ -35,9 +39,11 @@ __all__ = [
     "Manifest",
     "SignResult",
     "VerificationResult",
+    "VerifiedModel",
     "digest",
     "fingerprint",
     "generate_key",
+    "load",
     "scan",
     "sign",
     "verify",
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
     from modelseal.hashing.engine import HashOptions
     from modelseal.hashing.manifest import Manifest
     from modelseal.loading.fingerprint import fingerprint
+    from modelseal.loading.verified import VerifiedModel, load
     from modelseal.signing.api import SignResult, VerificationResult, digest, sign, verify
     from modelseal.signing.keys import generate_key
 

@@ -108,6 +108,14 @@ class CertificateError(VerificationError):
     """The signing certificate is expired, untrusted or not allowed to sign."""
 
 
+class UnsafeModelError(VerificationError):
+    """Scanning found unsafe content in a model, or could not scan all of it (exit 1)."""
+
+
+class ModelChangedError(VerificationError):
+    """A model file changed on disk while it was being verified and loaded (exit 1)."""
+
+
 class MalformedSignatureError(VerificationError):
     """The signature file is not a well-formed OMS bundle (an input error: exit 2)."""
 

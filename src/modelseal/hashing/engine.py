@@ -32,7 +32,10 @@ from modelseal.hashing.walk import (
     open_root,
 )
 
-Reader = Literal["mmap", "read"]
+# "mmap": map read-only (fastest); "read": pread into a small buffer (a concurrent truncation is an
+# error, not SIGBUS); "capture": read every file once into memory and hash those bytes, which the
+# caller then parses (verified loading: the bytes checked are the bytes used).
+Reader = Literal["mmap", "read", "capture"]
 Progress = Callable[[int], None]
 
 _SMALL = 1 << 20  # below this, pread beats setting up a mapping
@@ -60,9 +63,26 @@ class HashOptions:
                 f"shard size {self.shard_size} is too small",
                 hint=f"use at least {_MIN_SHARD} bytes (e.g. --shard-size 256MiB)",
             )
-        if self.reader not in ("mmap", "read"):
-            raise UsageError(f"unknown reader {self.reader!r}", hint="use 'mmap' or 'read'")
+        if self.reader not in ("mmap", "read", "capture"):
+            raise UsageError(
+                f"unknown reader {self.reader!r}", hint="use 'mmap', 'read' or 'capture'"
+            )
         return dataclasses.replace(self, hash_type=canonical_hash_name(self.hash_type))
+
+
+@dataclasses.dataclass(frozen=True)
+class FileIdentity:
+    """What a file was when it was read: a later difference means it was replaced or edited."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +95,9 @@ class HashOutcome:
     files: tuple[FileEntry, ...]
     refusals: tuple[Refusal, ...]
     failures: tuple[HashFailure, ...]
+    # With reader="capture": each file's bytes as hashed, and its identity when it was read.
+    captured: dict[str, bytearray] = dataclasses.field(default_factory=dict)
+    identities: dict[str, FileIdentity] = dataclasses.field(default_factory=dict)
 
     @property
     def empty_files(self) -> tuple[str, ...]:
@@ -163,9 +186,13 @@ def hash_model_lenient(
         allow_symlinks=opts.allow_symlinks,
         ignore_paths=tuple(recorded) if not listing.is_file else (),
     )
-    items, failures = _hash_listing(listing, serialization, opts, progress)
+    captured: dict[str, bytearray] = {}
+    identities: dict[str, FileIdentity] = {}
+    if opts.reader == "capture":
+        captured = {entry.name: bytearray(entry.size) for entry in listing.files}
+    items, failures = _hash_listing(listing, serialization, opts, progress, captured, identities)
     manifest = Manifest.build(model_name(root), serialization, items)
-    return HashOutcome(manifest, listing.files, listing.refusals, failures)
+    return HashOutcome(manifest, listing.files, listing.refusals, failures, captured, identities)
 
 
 def model_name(root: Path) -> str:
@@ -210,6 +237,8 @@ def _hash_listing(
     serialization: Serialization,
     opts: HashOptions,
     progress: Progress | None,
+    captured: dict[str, bytearray],
+    identities: dict[str, FileIdentity],
 ) -> tuple[list[ManifestItem], tuple[HashFailure, ...]]:
     tasks = _plan(listing, serialization.method, serialization.shard_size)
     if not tasks:
@@ -223,7 +252,13 @@ def _hash_listing(
 
     def run(task: _Task) -> ManifestItem | None:
         try:
-            digest = _hash_region(root_fd, listing.is_file, task, opts, blake3_threads, progress)
+            buffer = captured.get(task.entry.name) if captured else None
+            digest, identity = _hash_region(
+                root_fd, listing.is_file, task, opts, blake3_threads, progress, buffer
+            )
+            if buffer is not None:
+                with lock:
+                    identities.setdefault(task.entry.name, identity)
         except HashFailure as failure:
             with lock:
                 failures.append(failure)
@@ -250,7 +285,8 @@ def _hash_region(
     opts: HashOptions,
     blake3_threads: int,
     progress: Progress | None,
-) -> bytes:
+    buffer: bytearray | None = None,
+) -> tuple[bytes, FileIdentity]:
     name = task.entry.name
     try:
         fd = os.dup(root_fd) if is_file else open_beneath(root_fd, task.entry.source)
@@ -259,19 +295,22 @@ def _hash_region(
     except OSError as exc:
         raise HashFailure(name, f"cannot open safely ({exc.strerror or exc})") from None
     try:
-        size = os.fstat(fd).st_size
-        if task.whole:
+        st = os.fstat(fd)
+        size = st.st_size
+        if task.whole and buffer is None:
             start, end = 0, size
         else:
             start, end = task.start, task.end
             if size != task.entry.size:
                 raise HashFailure(name, "changed size while hashing")
         hasher = new_hasher(opts.hash_type, threads=blake3_threads if end - start > _SMALL else 1)
-        if end - start >= _SMALL and opts.reader == "mmap":
+        if buffer is not None:
+            _capture(fd, start, end, memoryview(buffer)[start:end], hasher, progress, name)
+        elif end - start >= _SMALL and opts.reader == "mmap":
             _feed_mmap(fd, start, end, hasher, progress)
         else:
             _feed_pread(fd, start, end, hasher, progress, name)
-        return hasher.digest()
+        return hasher.digest(), FileIdentity.of(st)
     except OSError as exc:
         raise HashFailure(name, f"read error ({exc.strerror or exc})") from None
     finally:
@@ -299,6 +338,28 @@ def _feed_mmap(fd: int, start: int, end: int, hasher: object, progress: Progress
             finally:
                 view.release()
         position = aligned + length
+
+
+def _capture(
+    fd: int,
+    start: int,
+    end: int,
+    target: memoryview,
+    hasher: object,
+    progress: Progress | None,
+    name: str,
+) -> None:
+    """Read ``[start, end)`` into ``target`` exactly once, hashing what was read."""
+    update = hasher.update  # type: ignore[attr-defined]
+    done = 0
+    while done < end - start:
+        got = os.preadv(fd, [target[done : done + _STEP]], start + done)
+        if got == 0:
+            raise HashFailure(name, "was truncated while hashing")
+        update(target[done : done + got])
+        done += got
+        if progress is not None:
+            progress(got)
 
 
 def _feed_pread(

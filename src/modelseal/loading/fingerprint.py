@@ -17,13 +17,19 @@ import dataclasses
 import hashlib
 import os
 import struct
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from modelseal.errors import InputError
+from modelseal.errors import InputError, UnsupportedAlgorithmError
 from modelseal.hashing.walk import DEFAULT_IGNORES, IgnoreRules, list_model
-from modelseal.loading.tensors import Tensor, read_tensors, weights_kind
+from modelseal.loading.tensors import (
+    Tensor,
+    TensorFormatError,
+    detect,
+    read_tensors,
+    weights_kind,
+)
 
 CHUNK = 16 << 20
 SCHEME = "modelseal/weights/v1"
@@ -105,6 +111,34 @@ def weight_files(
     return found
 
 
+def _unique(tensors: Sequence[Tensor], where: str) -> None:
+    seen: set[str] = set()
+    for tensor in tensors:
+        if tensor.name in seen:
+            raise InputError(
+                f"tensor {tensor.name!r} occurs twice in {where!r}",
+                hint="fingerprint the files one by one, or use --ignore-names",
+            )
+        seen.add(tensor.name)
+
+
+def fingerprint_buffers(
+    buffers: Mapping[str, bytes | bytearray | memoryview], *, ignore_names: bool = False
+) -> Fingerprint:
+    """Fingerprint the weights among in-memory files (name -> bytes); other files are skipped."""
+    tensors: list[Tensor] = []
+    for name in sorted(buffers):
+        view = memoryview(buffers[name])
+        try:
+            detect(name, view)
+        except (TensorFormatError, UnsupportedAlgorithmError):
+            continue
+        tensors.extend(read_tensors(name, data=view))
+    if not ignore_names:
+        _unique(tensors, "the model")
+    return fingerprint_tensors(tensors, ignore_names=ignore_names)
+
+
 def fingerprint(
     path: str | os.PathLike[str],
     *,
@@ -121,12 +155,5 @@ def fingerprint(
     """
     tensors = [t for f in weight_files(path, only=only) for t in read_tensors(f)]
     if not ignore_names:
-        seen: set[str] = set()
-        for tensor in tensors:
-            if tensor.name in seen:
-                raise InputError(
-                    f"tensor {tensor.name!r} occurs twice in {str(path)!r}",
-                    hint="fingerprint the files one by one, or use --ignore-names",
-                )
-            seen.add(tensor.name)
+        _unique(tensors, str(path))
     return fingerprint_tensors(tensors, ignore_names=ignore_names, workers=workers)

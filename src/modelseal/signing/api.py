@@ -24,6 +24,7 @@ from modelseal.errors import (
 )
 from modelseal.hashing.engine import (
     HashOptions,
+    HashOutcome,
     Progress,
     Reader,
     hash_model,
@@ -314,6 +315,34 @@ def verify(
     (the chain is validated at ``at``, default now). Returns a :class:`VerificationResult`;
     raises a :class:`modelseal.errors.VerificationError` subclass carrying every reason found.
     """
+    result, _ = verify_outcome(
+        model_path,
+        signature=signature,
+        public_key=public_key,
+        trust_anchors=trust_anchors,
+        at=at,
+        workers=workers,
+        reader=reader,
+        progress=progress,
+    )
+    return result
+
+
+def verify_outcome(
+    model_path: PathLike,
+    *,
+    signature: PathLike | OmsBundle,
+    public_key: PathLike | PublicKey | None = None,
+    trust_anchors: Sequence[PathLike] = (),
+    at: dt.datetime | None = None,
+    workers: int | None = None,
+    reader: Reader = "mmap",
+    progress: Progress | None = None,
+    allow_unsigned_files: bool = False,
+) -> tuple[VerificationResult, HashOutcome]:
+    """:func:`verify`, also returning what hashing found (with ``reader="capture"``: the
+    verified bytes of every file, for verified loading). With ``allow_unsigned_files`` files the
+    signature does not cover are tolerated (and left out of the outcome's captured bytes)."""
     bundle = signature if isinstance(signature, OmsBundle) else read_bundle(signature)
     signer = _authenticate(bundle, public_key, trust_anchors, at)
     statement = parse_payload(bundle.payload)
@@ -337,9 +366,15 @@ def verify(
     reasons = diff_manifests(
         expected, outcome, signed_empty_files=_signed_empty_files(statement.extensions)
     )
+    covered = {item.path for item in expected.items} | set(
+        _signed_empty_files(statement.extensions) or ()
+    )
+    if allow_unsigned_files:
+        reasons = [r for r in reasons if r.code != "extra"]
+        for name in [n for n in outcome.captured if n not in covered]:
+            del outcome.captured[name]
     if not reasons:
-        covered = {item.path for item in expected.items}
-        reasons = _check_fingerprint(model_path, statement.extensions, covered)
+        reasons = _check_fingerprint(model_path, statement.extensions, covered, outcome)
     if reasons:
         count = len(reasons)
         raise IntegrityError(
@@ -348,16 +383,17 @@ def verify(
             reasons=reasons,
             hint="do not use this model; restore the signed files or re-sign deliberately",
         )
-    return VerificationResult(
+    result = VerificationResult(
         model_path=Path(model_path),
         signer=signer,
         manifest=expected,
         extensions=statement.extensions,
     )
+    return result, outcome
 
 
 def _check_fingerprint(
-    model_path: PathLike, extensions: dict[str, Any], covered: set[str]
+    model_path: PathLike, extensions: dict[str, Any], covered: set[str], outcome: HashOutcome
 ) -> list[Reason]:
     """Recompute a signed weights fingerprint (only after every file matched its digest)."""
     own = extensions.get(EXTENSION_KEY)
@@ -366,14 +402,16 @@ def _check_fingerprint(
         return []
     if not isinstance(claim, dict) or not isinstance(claim.get("digest"), str):
         return [Reason("malformed", "the signed weights fingerprint is not well-formed")]
-    from modelseal.loading.fingerprint import SCHEME
+    from modelseal.loading.fingerprint import SCHEME, fingerprint_buffers
     from modelseal.loading.fingerprint import fingerprint as weights_fingerprint
 
     if claim.get("scheme") != SCHEME:
         return [Reason("unsupported-algorithm", f"fingerprint scheme {claim.get('scheme')!r}")]
-    actual = weights_fingerprint(
-        model_path, ignore_names=bool(claim.get("ignore_names")), only=covered
-    )
+    ignore_names = bool(claim.get("ignore_names"))
+    if outcome.captured:  # the verified bytes themselves, never a second read of the files
+        actual = fingerprint_buffers(outcome.captured, ignore_names=ignore_names)
+    else:
+        actual = weights_fingerprint(model_path, ignore_names=ignore_names, only=covered)
     if not hmac.compare_digest(actual.digest, claim["digest"]):
         message = "the weights do not match the signed fingerprint"
         return [

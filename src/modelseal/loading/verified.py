@@ -1,0 +1,407 @@
+"""Verify, scan, then load: from exactly the bytes that were verified.
+
+Every covered file is read once into memory and hashed from that memory; those bytes are scanned
+and handed to the framework. Nothing is read from the path a second time, so a file swapped after
+the check is never loaded; the swap is still noticed (file identity is compared afterwards) and
+reported as :class:`~modelseal.errors.ModelChangedError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from modelseal.errors import (
+    ModelChangedError,
+    Reason,
+    UnsafeModelError,
+    UnsupportedAlgorithmError,
+    UsageError,
+    VerificationError,
+)
+from modelseal.hashing.engine import FileIdentity, HashOutcome
+from modelseal.hashing.walk import open_beneath, open_root
+from modelseal.loading.tensors import ITEMSIZE, TensorFormatError, detect, read_tensors
+from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
+from modelseal.signing.bundle import OmsBundle, read_bundle
+from modelseal.signing.keys import PublicKey
+
+FRAMEWORKS = ("auto", "safetensors", "torch", "numpy", "onnx", "pickle")
+_NUMPY_DTYPES = {
+    "float64": "<f8", "float32": "<f4", "float16": "<f2", "int64": "<i8", "int32": "<i4",
+    "int16": "<i2", "int8": "i1", "uint64": "<u8", "uint32": "<u4", "uint16": "<u2",
+    "uint8": "u1", "bool": "?", "complex64": "<c8", "complex128": "<c16",
+}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A verified, scanned, loaded model and what was loaded."""
+
+    obj: Any
+    framework: str
+    files: tuple[str, ...]
+    tensors: int
+    parameters: int
+    verification: VerificationResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "loaded": True,
+            "framework": self.framework,
+            "files": list(self.files),
+            "tensors": self.tensors,
+            "parameters": self.parameters,
+            "signer": self.verification.signer,
+            "root_digest": {"sha256": self.verification.root_digest},
+        }
+
+
+def _require(module: str, extra: str) -> Any:
+    from importlib import import_module
+
+    try:
+        return import_module(module)
+    except ImportError:
+        raise UsageError(
+            f"loading this model needs the {module.split('.')[0]} package",
+            hint=f'pip install "modelseal[{extra}]"',
+        ) from None
+
+
+# Test seam: called after verification and scanning, before anything is parsed.
+_after_verification: Callable[[Path], None] | None = None
+
+
+def load_verified(
+    path: PathLike,
+    *,
+    signature: PathLike | OmsBundle,
+    public_key: PathLike | PublicKey | None = None,
+    trust: Sequence[PathLike] | None = None,
+    framework: str = "auto",
+    allow_unsigned_files: bool = False,
+    allow: Iterable[str] = (),
+    tensor_type: str | None = None,
+    scan: bool = True,
+    at: dt.datetime | None = None,
+) -> LoadedModel:
+    """Verify ``path`` against ``signature``, scan the verified bytes, load them.
+
+    ``framework`` is ``auto`` (by content) or one of :data:`FRAMEWORKS`; ``tensor_type`` picks
+    ``numpy`` or ``torch`` arrays for tensor files (default: torch for PyTorch checkpoints, numpy
+    otherwise); ``allow`` extends the restricted unpickler's allow-list (e.g. your scikit-learn
+    classes). Files the signature does not cover are refused unless ``allow_unsigned_files``
+    (they are then ignored, never loaded). Raises a :class:`modelseal.errors.VerificationError`
+    subclass (integrity, signature, :class:`UnsafeModelError`, :class:`ModelChangedError`) or a
+    :class:`modelseal.errors.UsageError`; nothing is returned on failure.
+    """
+    if framework not in FRAMEWORKS:
+        raise UsageError(
+            f"unknown framework {framework!r}", hint=f"use one of: {', '.join(FRAMEWORKS)}"
+        )
+    if tensor_type not in (None, "numpy", "torch"):
+        raise UsageError(f"unknown tensor type {tensor_type!r}", hint="use 'numpy' or 'torch'")
+    allow = tuple(allow)
+    result, outcome = verify_outcome(
+        path,
+        signature=signature,
+        public_key=public_key,
+        trust_anchors=tuple(trust or ()),
+        at=at,
+        reader="capture",
+        allow_unsigned_files=allow_unsigned_files,
+    )
+    buffers = outcome.captured
+    if scan:
+        _scan(buffers, allow)
+    if _after_verification is not None:
+        _after_verification(Path(path))
+    obj, kind, count, params = _parse(Path(path), buffers, framework, tensor_type, allow)
+    _check_unchanged(Path(path), outcome)
+    return LoadedModel(obj, kind, tuple(sorted(buffers)), count, params, result)
+
+
+def load(
+    path: PathLike,
+    *,
+    signature: PathLike | OmsBundle,
+    public_key: PathLike | PublicKey | None = None,
+    trust: Sequence[PathLike] | None = None,
+    framework: str = "auto",
+    **options: Any,
+) -> Any:
+    """The framework object for ``path``, only if its signature verifies, its scan is clean and
+    the bytes handed to the framework are the bytes that were hashed. See :func:`load_verified`
+    for ``options``."""
+    return load_verified(
+        path,
+        signature=signature,
+        public_key=public_key,
+        trust=trust,
+        framework=framework,
+        **options,
+    ).obj
+
+
+def _scan(buffers: Mapping[str, bytearray], allow: tuple[str, ...]) -> None:
+    from modelseal.scanning.allowlist import Allowlist
+    from modelseal.scanning.engine import Options, scan_bytes
+
+    options = Options(allowlist=Allowlist().extended(allow))
+    reasons: list[Reason] = []
+    for name in sorted(buffers):
+        report = scan_bytes(bytes(buffers[name]), options, name=name)
+        for finding in report.findings:
+            reasons.append(Reason("unsafe-content", f"{name}: {finding}", path=name))
+        for region in report.unscannable:
+            reasons.append(Reason("unscannable", f"{name}: {region}", path=name))
+    if reasons:
+        raise UnsafeModelError(
+            f"refusing to load: {reasons[0].message}"
+            + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""),
+            reasons=reasons,
+            hint="run 'modelseal scan' for details; nothing was loaded",
+        )
+
+
+def _check_unchanged(root: Path, outcome: HashOutcome) -> None:
+    """Compare each file's identity now with when it was read (fail closed on any change)."""
+    is_file = "." in outcome.identities
+    changed: list[str] = []
+    try:
+        root_fd = open_root(root, is_file)
+    except Exception:
+        changed = sorted(outcome.identities)
+    else:
+        try:
+            for name, before in outcome.identities.items():
+                try:
+                    fd = os.dup(root_fd) if is_file else open_beneath(root_fd, name)
+                except OSError:
+                    changed.append(name)
+                    continue
+                try:
+                    if FileIdentity.of(os.fstat(fd)) != before:
+                        changed.append(name)
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(root_fd)
+    if changed:
+        reasons = [
+            Reason("changed", f"{n}: changed on disk during loading", path=n) for n in changed
+        ]
+        raise ModelChangedError(
+            f"model changed on disk while it was loaded: {', '.join(sorted(changed))}",
+            reasons=reasons,
+            hint="something is modifying the model; nothing was returned",
+        )
+
+
+def _parse(
+    root: Path,
+    buffers: Mapping[str, bytearray],
+    framework: str,
+    tensor_type: str | None,
+    allow: tuple[str, ...],
+) -> tuple[Any, str, int, int]:
+    weights: dict[str, str] = {}
+    for name, data in buffers.items():
+        try:
+            weights[name] = detect(name, memoryview(data))
+        except (TensorFormatError, UnsupportedAlgorithmError):
+            continue  # not a weights file (a config, a tokenizer, a pickle)
+    if "." in buffers:  # a single-file model
+        return _parse_file(root.name, buffers["."], weights.get("."), framework, tensor_type, allow)
+    if not weights:
+        raise UsageError(
+            f"no weights file in {str(root)!r} to load",
+            hint="point at a model file, or a directory with safetensors/PyTorch weights",
+        )
+    merged: dict[str, Any] = {}
+    params = 0
+    for name in sorted(weights):
+        if weights[name] not in ("safetensors", "torch", "npz"):
+            continue
+        obj, _, _, count = _parse_file(
+            name, buffers[name], weights[name], framework, tensor_type, allow
+        )
+        for key, value in obj.items():
+            if key in merged:
+                raise TensorFormatError(
+                    f"tensor {key!r} occurs in more than one file", hint="check the model files"
+                )
+            merged[key] = value
+        params += count
+    return merged, "directory", len(merged), params
+
+
+def _parse_file(
+    name: str,
+    data: bytearray,
+    kind: str | None,
+    framework: str,
+    tensor_type: str | None,
+    allow: tuple[str, ...],
+) -> tuple[Any, str, int, int]:
+    if framework == "pickle" or (framework == "auto" and kind is None):
+        return _load_pickle(name, data, allow)
+    if kind is None:
+        raise UsageError(f"{name} is not a {framework} file", hint="check --framework")
+    expected = {"safetensors": ("safetensors",), "torch": ("torch",), "numpy": ("npy", "npz")}
+    if framework in expected and kind not in expected[framework]:
+        raise UsageError(f"{name} is a {kind} file, not {framework}", hint="check --framework")
+    if kind == "onnx" or framework == "onnx":
+        return _load_onnx(name, data)
+    if kind in ("npy", "npz"):
+        return _load_numpy(data, kind)
+    default = "torch" if kind == "torch" else "numpy"
+    tensors = read_tensors(name, data=memoryview(data))
+    as_torch = (tensor_type or default) == "torch"
+    out = {t.name: (_to_torch(t) if as_torch else _to_numpy(t)) for t in tensors}
+    return out, kind, len(tensors), sum(t.numel for t in tensors)
+
+
+def _to_numpy(tensor: Any) -> Any:
+    np = _require("numpy", "numpy")
+    dtype = _NUMPY_DTYPES.get(tensor.dtype)
+    if dtype is None:
+        raise UsageError(
+            f"tensor {tensor.name!r} has dtype {tensor.dtype}, which NumPy cannot hold",
+            hint="load with tensor_type='torch'",
+        )
+    return np.frombuffer(tensor.data, dtype=dtype).reshape(tensor.shape)
+
+
+def _to_torch(tensor: Any) -> Any:
+    torch = _require("torch", "torch")
+    dtype = getattr(torch, tensor.dtype)
+    if not tensor.data or len(tensor.data) == 0:
+        return torch.empty(tensor.shape, dtype=dtype)
+    buffer = tensor.data
+    if isinstance(buffer, bytes) or (isinstance(buffer, memoryview) and buffer.readonly):
+        buffer = bytearray(buffer)  # torch tensors must own writable memory
+    count = len(memoryview(buffer).cast("B")) // ITEMSIZE[tensor.dtype]
+    return torch.frombuffer(buffer, dtype=dtype, count=count).reshape(tensor.shape)
+
+
+def _load_numpy(data: bytearray, kind: str) -> tuple[Any, str, int, int]:
+    np = _require("numpy", "numpy")
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as exc:
+        raise TensorFormatError(
+            f"cannot load NumPy data: {exc}", hint="the file is damaged"
+        ) from None
+    if kind == "npy":
+        return loaded, "numpy", 1, int(loaded.size)
+    arrays = {key: loaded[key] for key in loaded.files}
+    return arrays, "numpy", len(arrays), sum(int(a.size) for a in arrays.values())
+
+
+def _load_onnx(name: str, data: bytearray) -> tuple[Any, str, int, int]:
+    onnx = _require("onnx", "onnx")
+    model = onnx.load_model_from_string(bytes(data))
+    inits = list(model.graph.initializer)
+    params = 0
+    for init in inits:
+        count = 1
+        for dim in init.dims:
+            count *= int(dim)
+        params += count
+    try:
+        import onnxruntime
+    except ImportError:
+        return model, "onnx", len(inits), params
+    session = onnxruntime.InferenceSession(bytes(data), providers=["CPUExecutionProvider"])
+    return session, "onnx", len(inits), params
+
+
+def _load_pickle(name: str, data: bytearray, allow: tuple[str, ...]) -> tuple[Any, str, int, int]:
+    from modelseal.loading.safe_pickle import safe_loads
+
+    return safe_loads(bytes(data), allow=allow), "pickle", 0, 0
+
+
+class VerifiedModel:
+    """A loaded model that keeps its signed manifest, for servers.
+
+    :meth:`check` re-hashes the files on disk (never loading anything) and returns the reasons
+    they differ from what was verified; :meth:`watch` does so on a timer and calls back on a
+    swap. Use as a context manager to stop the timer.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        signature: PathLike | OmsBundle,
+        public_key: PathLike | PublicKey | None = None,
+        trust: Sequence[PathLike] | None = None,
+        **options: Any,
+    ) -> None:
+        self.path = Path(path)
+        self._bundle = signature if isinstance(signature, OmsBundle) else read_bundle(signature)
+        self._signature_path = None if isinstance(signature, OmsBundle) else signature
+        self._public_key = public_key
+        self._trust = tuple(trust or ())
+        self.loaded = load_verified(
+            path, signature=self._bundle, public_key=public_key, trust=self._trust, **options
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def model(self) -> Any:
+        return self.loaded.obj
+
+    def check(self) -> list[Reason]:
+        """Reasons the files on disk no longer match the verified model (empty if they do)."""
+        from modelseal.signing.api import verify
+
+        try:
+            verify(
+                self.path,
+                signature=self._bundle,
+                public_key=self._public_key,
+                trust_anchors=self._trust,
+                reader="read",
+            )
+        except VerificationError as exc:
+            return list(exc.reasons) or [Reason("changed", exc.message)]
+        return []
+
+    def watch(self, interval: float, on_change: Callable[[list[Reason]], None]) -> None:
+        """Re-check every ``interval`` seconds in a daemon thread; call ``on_change`` on a swap."""
+        if interval <= 0:
+            raise UsageError("the watch interval must be positive", hint="e.g. 60 (seconds)")
+        if self._thread is not None:
+            raise UsageError("already watching", hint="call close() first")
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                reasons = self.check()
+                if reasons:
+                    on_change(reasons)
+
+        self._thread = threading.Thread(target=loop, name="modelseal-watch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> VerifiedModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
