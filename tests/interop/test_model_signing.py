@@ -579,6 +579,8 @@ def test_modelseal_verifies_model_signing_certificate_signature(
 def test_modelseal_verifies_model_signing_certificate_signature_with_full_chain(
     pki: Pki, model: Path, tmp_path: Path
 ) -> None:
+    """A P-384 leaf (model_signing hashes with SHA-384) and the root itself in the bundle."""
+    leaf = issue(tmp_path, "leaf-p384", issuer=pki.intermediate, algorithm="ecdsa-p384")
     sig = tmp_path / "model.sig"
     chain = concat(tmp_path / "chain.pem", pki.intermediate, pki.root)
     result = model_signing(
@@ -586,17 +588,20 @@ def test_modelseal_verifies_model_signing_certificate_signature_with_full_chain(
         "certificate",
         model,
         "--private_key",
-        pki.leaf.key_path,
+        leaf.key_path,
         "--signing_certificate",
-        pki.leaf.cert_path,
+        leaf.cert_path,
         "--certificate_chain",
         chain,
         "--signature",
         sig,
     )
     assert result.returncode == 0, result.stderr
+    certs = json.loads(sig.read_text())["verificationMaterial"]["x509CertificateChain"]
+    assert len(certs["certificates"]) == 3
     verified = modelseal.verify(model, signature=sig, trust_anchors=[pki.root.cert_path])
-    assert verified.signer == "certificate CN=leaf,O=modelseal tests"
+    assert verified.signer == "certificate CN=leaf-p384,O=modelseal tests"
+    assert len(verified.manifest.items) == len(MODEL_FILES)
 
 
 def test_model_signing_verifies_modelseal_certificate_signature(

@@ -337,6 +337,18 @@ def test_expired_trust_anchor(model: Path, tmp_path: Path) -> None:
     assert result.signer == f"certificate {LEAF}"
 
 
+def test_stray_expired_certificate_in_bundle_is_ignored(
+    pki: Pki, model: Path, tmp_path: Path
+) -> None:
+    """Chains often carry certificates the path does not need (an old cross-signed root)."""
+    stale = issue(tmp_path, "stale-ca", ca=True, not_before=NOW - 30 * DAY, not_after=NOW - DAY)
+    sig = _sign(model, tmp_path / "model.sig", pki.leaf, pki.intermediate, stale)
+    result = modelseal.verify(model, signature=sig, trust_anchors=[pki.root.cert_path])
+    assert result.signer == f"certificate {LEAF}"
+    # ... but an expired certificate the path needs is reported as expired.
+    assert _reasons(model, sig, [stale.cert_path]) == ["certificate-untrusted"]
+
+
 # --- trust --------------------------------------------------------------------------------
 
 
@@ -561,3 +573,101 @@ def test_bad_certificate_inputs(
     )
     assert code == 2 and "cannot read trust anchor" in err
     assert not (tmp_path / "a.sig").exists()
+
+
+# --- known bugs outside trust.py (src/modelseal/signing/api.py) -----------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api._authenticate ignores public_key for certificate bundles: a --public-key that "
+    "does not match the signing certificate is silently accepted",
+)
+def test_public_key_must_match_certificate_when_both_given(
+    run_cli: RunCli, pki: Pki, model: Path, signed: Path, tmp_path: Path
+) -> None:
+    write_key_pair(generate_key("ecdsa-p256"), tmp_path / "k", tmp_path / "k.pub", passphrase=None)
+    code, _, err = run_cli(
+        "verify",
+        model,
+        "--signature",
+        signed,
+        "--public-key",
+        tmp_path / "k.pub",
+        "--trust-anchor",
+        pki.root.cert_path,
+    )
+    assert code == 1
+    assert "another key" in err
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api._authenticate ignores trust_anchors for key-based bundles when public_key is "
+    "also given: the required CA is silently not checked",
+)
+def test_trust_anchor_is_not_silently_dropped_for_key_bundles(
+    run_cli: RunCli, pki: Pki, model: Path, tmp_path: Path
+) -> None:
+    write_key_pair(generate_key("ecdsa-p256"), tmp_path / "k", tmp_path / "k.pub", passphrase=None)
+    sig = tmp_path / "key.sig"
+    modelseal.sign(model, private_key=tmp_path / "k", signature=sig)
+    code, _, err = run_cli(
+        "verify",
+        model,
+        "--signature",
+        sig,
+        "--public-key",
+        tmp_path / "k.pub",
+        "--trust-anchor",
+        pki.root.cert_path,
+    )
+    assert code == 2
+    assert "key-based" in err
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api.verify iterates a single str/Path trust_anchors (str: reads '/' as a file; "
+    "Path: a bare TypeError, not a ModelsealError)",
+)
+@pytest.mark.parametrize("as_type", [str, Path], ids=["str", "Path"])
+def test_single_trust_anchor_path_is_accepted(
+    pki: Pki, model: Path, signed: Path, as_type: type
+) -> None:
+    anchor = as_type(pki.root.cert_path)
+    result = modelseal.verify(model, signature=signed, trust_anchors=anchor)
+    assert result.signer == f"certificate {LEAF}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api.sign iterates a single str/Path certificate_chain (str: reads '/' as a file)",
+)
+def test_single_certificate_chain_path_is_accepted(pki: Pki, model: Path, tmp_path: Path) -> None:
+    sig = tmp_path / "model.sig"
+    modelseal.sign(
+        model,
+        private_key=pki.leaf.key_path,
+        signature=sig,
+        certificate=pki.leaf.cert_path,
+        certificate_chain=str(pki.intermediate.cert_path),
+    )
+    assert modelseal.verify(model, signature=sig, trust_anchors=[pki.root.cert_path])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api.sign silently drops certificate_chain when certificate is None and writes a "
+    "key-based bundle (the CLI refuses: '--certificate-chain needs --certificate')",
+)
+def test_certificate_chain_without_certificate_is_refused(
+    pki: Pki, model: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(UsageError, match="certificate"):
+        modelseal.sign(
+            model,
+            private_key=pki.leaf.key_path,
+            signature=tmp_path / "model.sig",
+            certificate_chain=[pki.intermediate.cert_path],
+        )

@@ -3,7 +3,8 @@
 Chain building and path validation (signatures, validity, CA constraints, path length) are done by
 ``cryptography``'s verifier; on top of it the leaf must be allowed to sign code: key usage, if
 present, includes digitalSignature; extended key usage, if present, includes codeSigning; at least
-one of the two is present. Validity is checked at verification time for every certificate.
+one of the two is present. Validity is checked at verification time for every certificate of the
+path (certificates in the bundle that the path does not use are ignored).
 """
 
 from __future__ import annotations
@@ -91,8 +92,7 @@ def verify_chain(
 
     when = _aware(at) if at is not None else dt.datetime.now(dt.UTC)
     leaf, intermediates = bundle_certs[0], list(bundle_certs[1:])
-    for cert in bundle_certs:
-        _check_validity(cert, when)
+    _check_validity(leaf, when)
     _check_code_signing(leaf)
     verifier = (
         PolicyBuilder()
@@ -107,11 +107,13 @@ def verify_chain(
     try:
         verified = verifier.verify(leaf, intermediates)
     except VerificationError as exc:
-        # An anchor that would have issued part of the chain but is out of its validity period
-        # is an expired certificate, not an unknown signer.
-        for anchor in anchors:
-            if _issues_any(anchor, bundle_certs):
-                _check_validity(anchor, when)
+        # A CA certificate (from the bundle or the anchors) that issued part of the chain but is
+        # out of its validity period is an expired certificate, not an unknown signer. Stray
+        # certificates the path does not need (an old cross-signed root, say) do not matter
+        # when a valid path exists.
+        for ca in [*intermediates, *anchors]:
+            if _issues_any(ca, bundle_certs):
+                _check_validity(ca, when)
         raise _fail(
             "certificate-untrusted",
             f"signing certificate {leaf.subject.rfc4514_string()!r} does not chain to a trust "
@@ -152,15 +154,13 @@ def _check_validity(cert: x509.Certificate, when: dt.datetime) -> None:
         )
 
 
-def _issues_any(anchor: x509.Certificate, certs: Sequence[x509.Certificate]) -> bool:
-    """Whether ``anchor`` signed one of ``certs`` (or is one of them)."""
+def _issues_any(issuer: x509.Certificate, certs: Sequence[x509.Certificate]) -> bool:
+    """Whether ``issuer`` signed one of ``certs`` (other than itself)."""
     for cert in certs:
-        if cert == anchor:
-            return True
-        if cert.issuer != anchor.subject:
+        if cert == issuer or cert.issuer != issuer.subject:
             continue
         try:
-            cert.verify_directly_issued_by(anchor)
+            cert.verify_directly_issued_by(issuer)
         except (ValueError, TypeError, InvalidSignature):
             continue
         return True
