@@ -240,3 +240,28 @@ def test_load_check_cli(tmp_path: Path, key_pair: tuple[Path, Path], run_cli: Ru
     assert code == 1 and err.strip().splitlines()[-1].startswith("modelseal: error: ")
     code, _, err = run_cli("load-check", path, "--signature", sig)
     assert code == 2 and "--public-key" in err
+
+
+@pytest.mark.parametrize("container", ["pickle", "joblib", "joblib-compressed"])
+def test_scikit_learn_models_need_an_explicit_allow_list(
+    tmp_path: Path, key_pair: tuple[Path, Path], container: str
+) -> None:
+    joblib = pytest.importorskip("joblib")
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.random((30, 3))
+    model = LogisticRegression().fit(x, (x[:, 0] > 0.5).astype(int))
+    path = tmp_path / "model.bin"
+    if container == "pickle":
+        path.write_bytes(pickle.dumps(model))
+    else:
+        joblib.dump(model, path, compress=3 if container == "joblib-compressed" else 0)
+    sig = _sign(path, key_pair)
+    with pytest.raises(UnsafeModelError) as err:
+        modelseal.load(path, signature=sig, public_key=key_pair[1])
+    assert "LogisticRegression" in err.value.reasons[0].message
+    allow = ["sklearn.linear_model._logistic.LogisticRegression"]
+    loaded = verified.load_verified(path, signature=sig, public_key=key_pair[1], allow=allow)
+    assert loaded.framework == ("pickle" if container == "pickle" else "joblib")
+    np.testing.assert_array_equal(loaded.obj.predict(x), model.predict(x))

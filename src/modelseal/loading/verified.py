@@ -32,7 +32,7 @@ from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
 from modelseal.signing.bundle import OmsBundle, read_bundle
 from modelseal.signing.keys import PublicKey
 
-FRAMEWORKS = ("auto", "safetensors", "torch", "numpy", "onnx", "pickle")
+FRAMEWORKS = ("auto", "safetensors", "torch", "numpy", "onnx", "pickle")  # pickle covers joblib
 _NUMPY_DTYPES = {
     "float64": "<f8", "float32": "<f4", "float16": "<f2", "int64": "<i8", "int32": "<i4",
     "int16": "<i2", "int8": "i1", "uint64": "<u8", "uint32": "<u4", "uint16": "<u2",
@@ -324,10 +324,63 @@ def _load_onnx(name: str, data: bytearray) -> tuple[Any, str, int, int]:
     return session, "onnx", len(inits), params
 
 
+_COMPRESSED = (b"\x78", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"\x04\x22\x4d\x18")
+
+
 def _load_pickle(name: str, data: bytearray, allow: tuple[str, ...]) -> tuple[Any, str, int, int]:
+    if bytes(data[:6]).startswith(_COMPRESSED) or b"joblib.numpy_pickle" in data[:4096]:
+        return _load_joblib(name, data, allow), "joblib", 0, 0
     from modelseal.loading.safe_pickle import safe_loads
 
     return safe_loads(bytes(data), allow=allow), "pickle", 0, 0
+
+
+def _load_joblib(name: str, data: bytearray, allow: tuple[str, ...]) -> Any:
+    """joblib's own unpickler (arrays stored inline), restricted to the allow-list; object
+    arrays are refused because joblib reads them with an unrestricted ``pickle.load``."""
+    import pickle
+
+    _require("joblib", "sklearn")
+    from joblib import numpy_pickle, numpy_pickle_utils
+
+    from modelseal.scanning.allowlist import Allowlist
+    from modelseal.scanning.errors import ForbiddenGlobalError
+
+    allowlist = Allowlist().extended((*allow, "joblib.numpy_pickle.NumpyArrayWrapper"))
+
+    class RestrictedJoblibUnpickler(numpy_pickle.NumpyUnpickler):  # type: ignore[misc]
+        def find_class(self, module: str, qualname: str) -> Any:
+            if not allowlist.allows(module, qualname):
+                raise ForbiddenGlobalError(module, qualname)
+            return super().find_class(module, qualname)
+
+        def refuse_object_arrays(self) -> None:
+            state, inst = self.stack[-1], self.stack[-2]
+            if isinstance(inst, numpy_pickle.NumpyArrayWrapper) and isinstance(state, dict):
+                if getattr(state.get("dtype"), "hasobject", True):
+                    raise pickle.UnpicklingError("joblib object arrays hold nested pickles")
+            numpy_pickle.NumpyUnpickler.load_build(self)
+
+        # The pure-Python unpickler dispatches through a class-level table, not methods.
+        dispatch = dict(numpy_pickle.NumpyUnpickler.dispatch)
+        dispatch[pickle.BUILD[0]] = refuse_object_arrays
+
+    fileobj: Any = io.BytesIO(bytes(data))
+    compressor = numpy_pickle_utils._detect_compressor(fileobj)
+    if compressor == "compat":
+        raise TensorFormatError(
+            f"{name}: joblib files older than 0.10 keep arrays in companion files",
+            hint="re-save the model with a current joblib",
+        )
+    if compressor in numpy_pickle_utils._COMPRESSORS:
+        wrapper = numpy_pickle_utils._COMPRESSORS[compressor]
+        fileobj = numpy_pickle_utils._buffered_read_file(wrapper.decompressor_file(fileobj))
+    try:
+        return RestrictedJoblibUnpickler(name, fileobj, True).load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise TensorFormatError(
+            f"{name}: cannot load joblib data ({exc})", hint="the file is damaged"
+        ) from None
 
 
 class VerifiedModel:
