@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from modelseal.errors import (
     ModelChangedError,
@@ -356,13 +356,17 @@ def _load_joblib(name: str, data: bytearray, allow: tuple[str, ...]) -> Any:
 
         def refuse_object_arrays(self) -> None:
             state, inst = self.stack[-1], self.stack[-2]
-            if isinstance(inst, numpy_pickle.NumpyArrayWrapper) and isinstance(state, dict):
-                if getattr(state.get("dtype"), "hasobject", True):
-                    raise pickle.UnpicklingError("joblib object arrays hold nested pickles")
+            is_wrapper = isinstance(inst, numpy_pickle.NumpyArrayWrapper)
+            if (
+                is_wrapper
+                and isinstance(state, dict)
+                and getattr(state.get("dtype"), "hasobject", True)
+            ):
+                raise pickle.UnpicklingError("joblib object arrays hold nested pickles")
             numpy_pickle.NumpyUnpickler.load_build(self)
 
         # The pure-Python unpickler dispatches through a class-level table, not methods.
-        dispatch = dict(numpy_pickle.NumpyUnpickler.dispatch)
+        dispatch: ClassVar[dict[int, Any]] = dict(numpy_pickle.NumpyUnpickler.dispatch)
         dispatch[pickle.BUILD[0]] = refuse_object_arrays
 
     fileobj: Any = io.BytesIO(bytes(data))
