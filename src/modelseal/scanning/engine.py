@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import struct
+import zlib
 from collections.abc import Callable, Iterable
 from importlib import import_module
 from pathlib import Path
@@ -169,6 +171,19 @@ def scan_stream(
         ctx.fail(location, str(exc))
     except (OSError, EOFError, ValueError) as exc:
         ctx.fail(location, f"cannot read {fmt} data: {exc}")
+    except (
+        LookupError,
+        TypeError,
+        AttributeError,
+        ArithmeticError,
+        RuntimeError,
+        MemoryError,
+        UnicodeError,
+        struct.error,
+        zlib.error,
+    ) as exc:
+        # Parsers of hostile data (ours and the stdlib's) fail in many ways: fail closed.
+        ctx.fail(location, f"{fmt} data could not be parsed ({type(exc).__name__}: {exc})")
     if fmt in ("unknown", "protobuf") and ctx.fallback_pickle:
         return "pickle"
     return fmt

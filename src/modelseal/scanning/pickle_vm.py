@@ -172,6 +172,7 @@ class PickleVM:
         self.pickles = 0
         self.ops = 0
         self.salvaging = False
+        self.truncated = False
         self._seen: set[tuple[str, str, str]] = set()
         self._reset()
         self._table = self._build_table()
@@ -291,6 +292,8 @@ class PickleVM:
                 self.fail(f"scan stopped: {exc}", self.op_start)
                 return
             except PickleError as exc:
+                # Only a clean walk that ran out of data looks like a cut-off pickle.
+                self.truncated = isinstance(exc, Truncated) and self.errors == 0
                 self._error(str(exc))
                 if self.pickles > 1 and self.op_start == start:
                     self.unscannable.pop()

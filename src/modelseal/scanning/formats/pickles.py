@@ -172,6 +172,8 @@ def scan_unknown(
     )
     acted = bool(probe.findings) or any(isinstance(v, (Made, GlobalRef)) for v in (vm.last_value,))
     parsed = vm.pickles >= 1 and not probe.unscannable and vm.ops >= 2
+    # Opcodes all the way to the end of the data, no STOP: a pickle cut short.
+    parsed = parsed or (vm.pickles == 1 and vm.truncated and vm.ops >= 1)
     if acted or parsed:
         ctx.saw("pickle")
         ctx.fallback_pickle = True

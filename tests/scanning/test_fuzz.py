@@ -1,0 +1,173 @@
+"""Hypothesis fuzzing: mutated pickles and archives never crash the scanner, never make it call
+an unparsed file clean, and a file it calls clean makes the real unpickler ask for nothing
+outside the allow-list."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scan_samples import _os_system, make_zip, p4, sg, su, torch_zip
+
+from modelseal.scanning.allowlist import Allowlist
+from modelseal.scanning.engine import Options, scan_bytes
+
+_ALLOW = Allowlist()
+_SEEDS: list[bytes] = [
+    pickle.dumps({"a": [1, 2.5, "x", b"y"], "b": (None, True)}, protocol=p) for p in range(6)
+] + [
+    _os_system(__import__("pathlib").Path("/nonexistent/canary")),
+    p4(sg("collections", "OrderedDict") + b")R"),
+    p4(sg("os", "system") + b"(" + su("true") + b"tR"),
+    b"\x80\x02c__builtin__\nset\n]\x85R.",
+]
+
+
+class _Stub:
+    """Stands in for every allow-listed global so nothing real is ever called."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Stub:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
+        return _Stub()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+class _Recorder(pickle.Unpickler):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.asked: list[tuple[str, str]] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.asked.append((module, name))
+        return _Stub
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Stub()
+
+
+def _mutate(data: bytes, ops: list[tuple[int, int, int]]) -> bytes:
+    buf = bytearray(data)
+    for kind, pos, value in ops:
+        if not buf:
+            buf.append(value)
+            continue
+        pos %= len(buf) + (kind == 1)
+        if kind == 0:
+            buf[pos % len(buf)] = value
+        elif kind == 1:
+            buf.insert(pos, value)
+        elif kind == 2:
+            del buf[pos % len(buf)]
+        else:
+            del buf[pos:]
+    return bytes(buf)
+
+
+_OPS = st.lists(
+    st.tuples(st.integers(0, 3), st.integers(0, 1 << 16), st.integers(0, 255)),
+    min_size=1,
+    max_size=6,
+)
+_FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_FUZZ
+@given(seed=st.sampled_from(_SEEDS), ops=_OPS)
+def test_mutated_pickles(seed: bytes, ops: list[tuple[int, int, int]]) -> None:
+    data = _mutate(seed, ops)
+    report = scan_bytes(data, Options())
+    if report.status != "clean" or "pickle" not in report.formats:
+        return
+    recorder = _Recorder(data)
+    try:
+        recorder.load()
+    except Exception:  # noqa: S110 - malformed input may fail; what it asked for is what counts
+        pass
+    for module, name in recorder.asked:
+        import _compat_pickle
+
+        mapped = _compat_pickle.NAME_MAPPING.get(
+            (module, name), (_compat_pickle.IMPORT_MAPPING.get(module, module), name)
+        )
+        assert _ALLOW.allows(module, name) or _ALLOW.allows(*mapped), (module, name, data)
+
+
+@_FUZZ
+@given(data=st.binary(max_size=512))
+def test_random_bytes_never_crash(data: bytes) -> None:
+    report = scan_bytes(data, Options())
+    assert report.status in ("clean", "unsafe", "unscannable")
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.sampled_from(_SEEDS[:6]), cut=st.integers(0, 10_000))
+def test_truncated_pickles_are_never_clean(seed: bytes, cut: int) -> None:
+    data = seed[: cut % len(seed)]
+    assert scan_bytes(data, Options()).status != "clean" or not data
+
+
+_ARCHIVES = [
+    torch_zip(pickle.dumps({"w": [1.0]})),
+    torch_zip(_os_system(__import__("pathlib").Path("/nonexistent/canary"))),
+    make_zip({"a.npy": b"\x93NUMPY\x01\x00v\x00" + b" " * 118}),
+]
+
+
+@_FUZZ
+@given(seed=st.sampled_from(_ARCHIVES), ops=_OPS)
+def test_mutated_archives(seed: bytes, ops: list[tuple[int, int, int]]) -> None:
+    data = _mutate(seed, ops)
+    report = scan_bytes(data, Options())
+    assert report.status in ("clean", "unsafe", "unscannable")
+    if report.status == "clean" and data[:4] == b"PK\x03\x04":
+        import zipfile
+
+        # A zip we call clean must be one Python's zipfile can at least list.
+        zipfile.ZipFile(io.BytesIO(data)).infolist()
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_every_seed_round_trips_clean(protocol: int) -> None:
+    report = scan_bytes(pickle.dumps([1, {"k": "v"}], protocol=protocol), Options())
+    assert report.status == "clean"
+
+
+def _format_seeds() -> list[bytes]:
+    from pathlib import Path
+
+    from format_samples import FORMAT_SAMPLES, gguf_ok, onnx_model, saved_model, st_ok
+
+    out = [gguf_ok(), st_ok(), onnx_model([("", "Relu")]), saved_model(["Const"])]
+    out += [
+        s.build(Path("/nonexistent/canary"))
+        for s in FORMAT_SAMPLES
+        if "h5" not in s.kind and "hdf5" not in s.kind
+    ]
+    return out
+
+
+@_FUZZ
+@given(seed=st.sampled_from(_format_seeds()), ops=_OPS)
+def test_mutated_model_formats(seed: bytes, ops: list[tuple[int, int, int]]) -> None:
+    report = scan_bytes(_mutate(seed, ops), Options())
+    assert report.status in ("clean", "unsafe", "unscannable")
