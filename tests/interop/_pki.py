@@ -76,11 +76,12 @@ def issue(
     not_after: dt.datetime | None = None,
     digital_signature: bool | None = True,
     eku: Sequence[x509.ObjectIdentifier] | object | None = _UNSET,
+    extra: Sequence[tuple[x509.ExtensionType, bool]] = (),
 ) -> Issued:
     """Issue (or self-sign, without ``issuer``) a certificate and write ``NAME.pem``/``NAME.key``.
 
     ``digital_signature=None`` leaves out the key-usage extension of a leaf; ``eku=None`` leaves
-    out its extended key usage (default: codeSigning).
+    out its extended key usage (default: codeSigning). ``extra`` adds (extension, critical) pairs.
     """
     key = key if key is not None else generate_key(algorithm)
     subject = _name(name)
@@ -115,6 +116,8 @@ def issue(
         usages = [ExtendedKeyUsageOID.CODE_SIGNING] if eku is _UNSET else eku
         if isinstance(usages, Sequence):
             builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+    for extension, critical in extra:
+        builder = builder.add_extension(extension, critical=critical)
     # Ed25519 signs without a separate digest; EC and RSA CAs use SHA-256.
     digest = None if isinstance(signer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     cert = builder.sign(signer_key, digest)

@@ -117,8 +117,16 @@ def other_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 # --- modelseal signs, model_signing verifies -----------------------------------------------
 
 
-@pytest.mark.parametrize("alg", ["ecdsa-p256", "ecdsa-p384", "ecdsa-p521"])
-@pytest.mark.parametrize("shape", ["directory", "single-file"])
+@pytest.mark.parametrize(
+    ("alg", "shape"),
+    [
+        ("ecdsa-p256", "directory"),
+        ("ecdsa-p384", "directory"),
+        ("ecdsa-p521", "directory"),
+        ("ecdsa-p256", "single-file"),
+        ("ecdsa-p521", "single-file"),
+    ],
+)
 def test_model_signing_cli_verifies_modelseal_cli_signature(
     run_cli: RunCli,
     ec_keys: dict[str, tuple[Path, Path]],
@@ -438,6 +446,60 @@ def test_modelseal_honours_model_signing_ignore_paths(
     code, out, err = run_cli("verify", model, "--signature", sig, "--public-key", pub, "--json")
     assert code == 1
     assert [r["code"] for r in json.loads(out)["reasons"]] == ["modified"]
+
+
+def test_symlinks_and_git_paths_both_ways(
+    run_cli: RunCli, ec_keys: dict[str, tuple[Path, Path]], model: Path, tmp_path: Path
+) -> None:
+    priv, pub = ec_keys["ecdsa-p256"]
+    (model / "link.bin").symlink_to("weights 01.bin")
+    (model / ".git").mkdir()
+    (model / ".git" / "config").write_text("[core]\n")
+    (model / ".gitattributes").write_text("*.bin filter=lfs\n")
+    # model_signing -> modelseal: symlink followed, git paths ignored by default.
+    sig = tmp_path / "ms.sig"
+    result = model_signing(
+        "sign", "key", model, "--private_key", priv, "--signature", sig, "--allow_symlinks"
+    )
+    assert result.returncode == 0, result.stderr
+    assert payload_of(sig)["predicate"]["serialization"]["allow_symlinks"] is True
+    (model / ".git" / "config").write_text("[core]\n\tbare = false\n")
+    code, out, err = run_cli("verify", model, "--signature", sig, "--public-key", pub)
+    assert code == 0, err
+    assert f"{len(MODEL_FILES) + 1} resources match" in out
+    # modelseal -> model_signing, with git paths signed too.
+    sig = tmp_path / "seal.sig"
+    code, _, err = run_cli(
+        "sign",
+        model,
+        "--private-key",
+        priv,
+        "--signature",
+        sig,
+        "--allow-symlinks",
+        "--no-ignore-git-paths",
+    )
+    assert code == 0, err
+    names = {r["name"] for r in payload_of(sig)["predicate"]["resources"]}
+    assert {"link.bin", ".git/config", ".gitattributes"} <= names
+    result = model_signing(
+        "verify",
+        "key",
+        model,
+        "--signature",
+        sig,
+        "--public_key",
+        pub,
+        "--allow_symlinks",
+        "--no-ignore-git-paths",
+    )
+    assert result.returncode == 0, result.stderr
+    (model / ".git" / "config").write_text("changed\n")
+    code, out, err = run_cli("verify", model, "--signature", sig, "--public-key", pub, "--json")
+    assert code == 1
+    assert [(r["code"], r["path"]) for r in json.loads(out)["reasons"]] == [
+        ("modified", ".git/config")
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -464,6 +464,22 @@ def test_leaf_usage_accepted(
     )
 
 
+def test_unknown_critical_extension_in_leaf_is_refused(
+    pki: Pki, model: Path, tmp_path: Path
+) -> None:
+    private = x509.ObjectIdentifier("1.3.6.1.4.1.99999.1")
+    odd = x509.UnrecognizedExtension(private, b"\x05\x00")
+    leaf = issue(tmp_path, "odd", issuer=pki.intermediate, extra=[(odd, True)])
+    sig = _sign(model, tmp_path / "model.sig", leaf, pki.intermediate)
+    assert _reasons(model, sig, [pki.root.cert_path]) == ["certificate-untrusted"]
+    # The same extension, not critical, is fine.
+    leaf = issue(tmp_path, "leaf", issuer=pki.intermediate, extra=[(odd, False)])
+    sig = _sign(model, tmp_path / "ok.sig", leaf, pki.intermediate)
+    assert modelseal.verify(model, signature=sig, trust_anchors=[pki.root.cert_path]).signer == (
+        f"certificate {LEAF}"
+    )
+
+
 def test_root_itself_as_signer_is_refused(pki: Pki, model: Path, tmp_path: Path) -> None:
     sig = _sign(model, tmp_path / "model.sig", pki.root)
     assert _reasons(model, sig, [pki.root.cert_path]) == ["certificate-usage"]
