@@ -3,10 +3,12 @@ the real PostgreSQL on 127.0.0.1:5432 (required under CI=true; skipped with a re
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +74,67 @@ def pg_url() -> Iterator[str]:
         yield url
     finally:
         drop_pg_schema(schema)
+
+
+@dataclasses.dataclass
+class SignedModel:
+    path: Path
+    signature: Path
+    public_key: Path
+    private_key: Path
+
+    def resign(self) -> None:
+        import modelseal
+
+        modelseal.sign(self.path, private_key=self.private_key, signature=self.signature)
+
+
+def make_signed_model(
+    root: Path, key_pair: tuple[Path, Path], *, seed: int = 0, shard_size: int | None = None
+) -> SignedModel:
+    import modelseal
+    from tests.conftest import build_model
+
+    model = build_model(root / "model", seed=seed)
+    sig = root / "model.sig"
+    modelseal.sign(model, private_key=key_pair[0], signature=sig, shard_size=shard_size)
+    return SignedModel(model, sig, key_pair[1], key_pair[0])
+
+
+@pytest.fixture
+def signed_model(tmp_path: Path, key_pair: tuple[Path, Path]) -> SignedModel:
+    return make_signed_model(tmp_path, key_pair)
+
+
+@dataclasses.dataclass
+class Env:
+    """An open registry with its configuration, and the local administrator."""
+
+    config: Any
+    registry: Any
+    admin: Any
+
+    def engine(self) -> Any:
+        return self.registry.engine
+
+
+def open_env(home: Path, db_url: str, blob_url: str | None = None) -> Env:
+    from modelseal.access.roles import Principal
+    from modelseal.registry.config import RegistryConfig
+    from modelseal.registry.service import Registry
+
+    config = RegistryConfig.resolve(
+        home=home, db_url=db_url, blob_url=blob_url or str(home / "blobs")
+    )
+    return Env(
+        config, Registry.open(config), Principal("local:test", superuser=True, source="local")
+    )
+
+
+@pytest.fixture
+def registry(db_url: str, tmp_path: Path) -> Iterator[Env]:
+    env = open_env(tmp_path / "home", db_url)
+    try:
+        yield env
+    finally:
+        env.registry.close()

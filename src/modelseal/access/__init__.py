@@ -1,0 +1,1 @@
+"""Access control: principals, roles with model-name scopes, API tokens; default deny."""

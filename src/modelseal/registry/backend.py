@@ -1,0 +1,230 @@
+"""What the CLI talks to: the embedded store directly (as its single local administrator) or a
+registry server over HTTP (:class:`modelseal.server.client.RemoteBackend`). Both offer the same
+operations and return the same values."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from modelseal.access.roles import Principal
+from modelseal.access.tokens import NewToken
+from modelseal.errors import InputError
+from modelseal.registry.config import RegistryConfig
+from modelseal.registry.models import (
+    GcReport,
+    Lineage,
+    ModelInfo,
+    UploadInfo,
+    VersionInfo,
+    VersionRef,
+)
+from modelseal.registry.transfer import model_file, pull_into, read_chunks
+
+
+class Backend(Protocol):
+    def begin_upload(
+        self,
+        name: str,
+        *,
+        bundle: bytes,
+        public_key: bytes | None,
+        metadata: Mapping[str, Any],
+        lineage: Lineage,
+    ) -> UploadInfo: ...
+
+    def send_file(self, upload: UploadInfo, path: str, chunks: Iterable[bytes]) -> None: ...
+
+    def publish(self, upload: UploadInfo) -> VersionInfo: ...
+
+    def abort(self, upload: UploadInfo) -> None: ...
+
+    def download_info(self, ref: VersionRef) -> VersionInfo: ...
+
+    def fetch(self, info: VersionInfo, path: str) -> Iterable[bytes]: ...
+
+    def get_version(self, ref: VersionRef) -> VersionInfo: ...
+
+    def set_alias(self, name: str, alias: str, version: int) -> VersionInfo: ...
+
+    def list_models(self) -> list[ModelInfo]: ...
+
+    def list_versions(self, name: str) -> list[VersionInfo]: ...
+
+    def delete_version(self, name: str, version: int, reason: str) -> VersionInfo: ...
+
+    def gc(self, grace_seconds: float) -> GcReport: ...
+
+    def create_user(self, name: str) -> None: ...
+
+    def disable_user(self, name: str) -> None: ...
+
+    def list_users(self) -> list[dict[str, Any]]: ...
+
+    def grant_role(self, user: str, role: str, scope: str) -> None: ...
+
+    def revoke_role(self, user: str, role: str, scope: str) -> None: ...
+
+    def create_token(
+        self, user: str, expires_in: dt.timedelta | None, description: str
+    ) -> NewToken: ...
+
+    def revoke_token(self, token_id: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def push(
+    backend: Backend,
+    model_path: str | os.PathLike[str],
+    *,
+    name: str,
+    signature: str | os.PathLike[str],
+    public_key: str | os.PathLike[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    lineage: Lineage | None = None,
+) -> VersionInfo:
+    """Publish the signed model at ``model_path`` as the next version of ``name``."""
+    root = Path(model_path)
+    if not root.exists():
+        raise InputError(f"model path {str(root)!r} does not exist", hint="check the path")
+    bundle = _read(Path(signature), "signature")
+    key = _read(Path(public_key), "public key") if public_key is not None else None
+    upload = backend.begin_upload(
+        name, bundle=bundle, public_key=key, metadata=metadata or {}, lineage=lineage or Lineage()
+    )
+    try:
+        for path in upload.files:
+            backend.send_file(upload, path, read_chunks(model_file(root, path)))
+        return backend.publish(upload)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            backend.abort(upload)
+        raise
+
+
+def pull(
+    backend: Backend,
+    ref: VersionRef,
+    dest: str | os.PathLike[str],
+    *,
+    public_key: str | os.PathLike[str] | None = None,
+) -> VersionInfo:
+    info = backend.download_info(ref)
+    pull_into(info, Path(dest), lambda path: backend.fetch(info, path), public_key=public_key)
+    return info
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {what} {str(path)!r}: {exc.strerror}", hint="check the path"
+        ) from None
+
+
+class LocalBackend:
+    """The embedded store, acting as the local administrator (audited as ``local:<user>``)."""
+
+    def __init__(self, config: RegistryConfig) -> None:
+        from modelseal.registry.service import Registry
+
+        self.registry = Registry.open(config)
+        self.actor = Principal(f"local:{_user()}", superuser=True, source="local")
+
+    def begin_upload(
+        self,
+        name: str,
+        *,
+        bundle: bytes,
+        public_key: bytes | None,
+        metadata: Mapping[str, Any],
+        lineage: Lineage,
+    ) -> UploadInfo:
+        return self.registry.begin_upload(
+            self.actor, name, bundle=bundle, public_key=public_key, metadata=metadata,
+            lineage=lineage,
+        )  # fmt: skip
+
+    def send_file(self, upload: UploadInfo, path: str, chunks: Iterable[bytes]) -> None:
+        self.registry.receive_file(self.actor, upload.id, path, chunks)
+
+    def publish(self, upload: UploadInfo) -> VersionInfo:
+        return self.registry.publish(self.actor, upload.id)
+
+    def abort(self, upload: UploadInfo) -> None:
+        self.registry.abort_upload(self.actor, upload.id)
+
+    def download_info(self, ref: VersionRef) -> VersionInfo:
+        return self.registry.download(self.actor, ref)
+
+    def fetch(self, info: VersionInfo, path: str) -> Iterator[bytes]:
+        return self.registry.read_file(info, path)
+
+    def get_version(self, ref: VersionRef) -> VersionInfo:
+        return self.registry.get_version(self.actor, ref)
+
+    def set_alias(self, name: str, alias: str, version: int) -> VersionInfo:
+        return self.registry.set_alias(self.actor, name, alias, version)
+
+    def list_models(self) -> list[ModelInfo]:
+        return self.registry.list_models(self.actor)
+
+    def list_versions(self, name: str) -> list[VersionInfo]:
+        return self.registry.list_versions(self.actor, name)
+
+    def delete_version(self, name: str, version: int, reason: str) -> VersionInfo:
+        return self.registry.delete_version(self.actor, name, version, reason=reason)
+
+    def gc(self, grace_seconds: float) -> GcReport:
+        return self.registry.gc(self.actor, grace_seconds=grace_seconds)
+
+    def create_user(self, name: str) -> None:
+        self.registry.create_user(self.actor, name)
+
+    def disable_user(self, name: str) -> None:
+        self.registry.disable_user(self.actor, name)
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self.registry.list_users(self.actor)
+
+    def grant_role(self, user: str, role: str, scope: str) -> None:
+        self.registry.grant_role(self.actor, user, role, scope)
+
+    def revoke_role(self, user: str, role: str, scope: str) -> None:
+        self.registry.revoke_role(self.actor, user, role, scope)
+
+    def create_token(
+        self, user: str, expires_in: dt.timedelta | None, description: str
+    ) -> NewToken:
+        return self.registry.create_token(
+            self.actor, user, expires_in=expires_in, description=description
+        )
+
+    def revoke_token(self, token_id: str) -> None:
+        self.registry.revoke_token(self.actor, token_id)
+
+    def close(self) -> None:
+        self.registry.close()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+def open_backend(config: RegistryConfig) -> Backend:
+    """The embedded store, or the server when one is configured."""
+    if config.server:
+        from modelseal.server.client import RemoteBackend
+
+        return RemoteBackend(config.server, token=config.token)
+    return LocalBackend(config)

@@ -1,0 +1,182 @@
+"""Content-addressed blob storage through fsspec: a local folder by default, S3 (or any
+S3-compatible store) by ``s3://bucket/prefix`` URL.
+
+Layout under the root: ``sha256/<2 hex>/<64 hex>`` for blobs and ``incoming/<random>`` for
+uploads in flight. A blob is written to ``incoming/`` while it is hashed and only then moved to
+its digest's name, so a blob name always matches its content; identical content is stored once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from modelseal.errors import InputError
+
+_DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
+CHUNK = 1 << 20
+
+
+class BlobStoreError(InputError):
+    """The blob store cannot be reached or written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredBlob:
+    digest: str
+    size: int
+
+
+class BlobStore:
+    """Blobs by SHA-256 under one root of one fsspec filesystem."""
+
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
+        import fsspec  # type: ignore[import-untyped]
+
+        self.url = url
+        options = dict(storage_options or {})
+        if url.startswith("s3://"):
+            endpoint = os.environ.get("MODELSEAL_S3_ENDPOINT_URL")
+            if endpoint and "endpoint_url" not in options:
+                options["endpoint_url"] = endpoint
+            self.fs: Any = fsspec.filesystem("s3", **options)
+            self.root = url[len("s3://") :].rstrip("/")
+            self.local = False
+        else:
+            path = url[len("file://") :] if url.startswith("file://") else url
+            self.fs = fsspec.filesystem("file")
+            self.root = str(Path(path).expanduser().resolve())
+            self.local = True
+            Path(self.root, "incoming").mkdir(parents=True, exist_ok=True)
+            Path(self.root, "sha256").mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> str:
+        if not _DIGEST.match(digest):
+            raise BlobStoreError(f"invalid blob digest {digest!r}", hint="expected 64 hex digits")
+        return f"{self.root}/sha256/{digest[:2]}/{digest}"
+
+    def put(
+        self, chunks: Iterable[bytes], *, observe: Callable[[bytes], None] | None = None
+    ) -> StoredBlob:
+        """Stream ``chunks`` into the store, hashing as they arrive; ``observe`` sees each chunk
+        too (the manifest hashers). Returns the blob's digest and size."""
+        tmp = f"{self.root}/incoming/{secrets.token_hex(16)}"
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            with self._open_write(tmp) as out:
+                for chunk in chunks:
+                    if not chunk:
+                        continue
+                    hasher.update(chunk)
+                    if observe is not None:
+                        observe(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            digest = hasher.hexdigest()
+            self._commit(tmp, self.path(digest))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm(tmp)
+            raise
+        return StoredBlob(digest, size)
+
+    @contextlib.contextmanager
+    def _open_write(self, path: str) -> Iterator[IO[bytes]]:
+        if self.local:
+            with open(path, "xb") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+        else:
+            with self.fs.open(path, "wb") as handle:
+                yield handle
+
+    def _commit(self, tmp: str, final: str) -> None:
+        # Always replace: identical content, and a fresh timestamp protects the blob from a
+        # concurrent garbage collection during its grace period.
+        if self.local:
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)
+            _fsync_dir(os.path.dirname(final))
+        else:
+            self.fs.mv(tmp, final)
+
+    def exists(self, digest: str) -> bool:
+        return bool(self.fs.exists(self.path(digest)))
+
+    def size(self, digest: str) -> int:
+        return int(self.fs.size(self.path(digest)))
+
+    def read(self, digest: str, *, verify: bool = True) -> Iterator[bytes]:
+        """The blob's bytes in chunks; with ``verify`` the last chunk is followed by a check that
+        the content still hashes to its name (raises :class:`BlobCorruptError`)."""
+        hasher = hashlib.sha256()
+        with self.fs.open(self.path(digest), "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                hasher.update(chunk)
+                yield chunk
+        if verify and hasher.hexdigest() != digest:
+            raise BlobCorruptError(
+                f"stored blob {digest[:16]}... does not match its digest",
+                hint="the blob store was altered; restore the blob from a backup",
+            )
+
+    def digests(self) -> Iterator[tuple[str, float]]:
+        """Every stored blob with its modification time (seconds since the epoch)."""
+        for path, info in self._find(f"{self.root}/sha256"):
+            name = path.rsplit("/", 1)[-1]
+            if _DIGEST.match(name):
+                yield name, _mtime(info)
+
+    def temporaries(self) -> Iterator[tuple[str, float]]:
+        for path, info in self._find(f"{self.root}/incoming"):
+            yield path, _mtime(info)
+
+    def _find(self, base: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        try:
+            found = self.fs.find(base, detail=True)
+        except FileNotFoundError:
+            return
+        yield from found.items()
+
+    def delete(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path(digest))
+
+    def delete_path(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(path)
+
+
+class BlobCorruptError(BlobStoreError):
+    pass
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    for key in ("mtime", "LastModified", "last_modified", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+    return time.time()
+
+
+def _fsync_dir(directory: str) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

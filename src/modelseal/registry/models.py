@@ -1,0 +1,190 @@
+"""Values the registry hands out (frozen), and name rules."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from modelseal.errors import InputError
+
+_MODEL = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_ALIAS = re.compile(r"\A[a-z][a-z0-9._-]{0,63}\Z")
+RESERVED_ALIASES = frozenset({"latest"})
+
+
+def check_model_name(name: str) -> str:
+    if not _MODEL.match(name):
+        raise InputError(
+            f"invalid model name {name!r}",
+            hint="use letters, digits, '.', '_' and '-' (at most 128, starting alphanumeric)",
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    if not _ALIAS.match(alias) or alias in RESERVED_ALIASES:
+        raise InputError(
+            f"invalid alias {alias!r}",
+            hint="use lower-case letters, digits, '.', '_', '-' (not 'latest')",
+        )
+    return alias
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionRef:
+    """``NAME``, ``NAME:3``, ``NAME@production`` (latest when neither is given)."""
+
+    model: str
+    number: int | None = None
+    alias: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> VersionRef:
+        if "@" in text:
+            model, alias = text.split("@", 1)
+            return cls(check_model_name(model), alias=check_alias(alias))
+        if ":" in text:
+            model, number = text.split(":", 1)
+            if not number.isdigit() or int(number) < 1:
+                raise InputError(f"invalid version {number!r}", hint="versions are 1, 2, 3, ...")
+            return cls(check_model_name(model), number=int(number))
+        return cls(check_model_name(text))
+
+    def __str__(self) -> str:
+        if self.alias:
+            return f"{self.model}@{self.alias}"
+        if self.number:
+            return f"{self.model}:{self.number}"
+        return self.model
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    blob: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.blob}
+
+
+@dataclasses.dataclass(frozen=True)
+class Lineage:
+    training_data_digest: str | None = None
+    code_revision: str | None = None
+    parent_version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Lineage:
+        unknown = set(data) - {"training_data_digest", "code_revision", "parent_version"}
+        if unknown:
+            raise InputError(
+                f"unknown lineage field {sorted(unknown)[0]!r}",
+                hint="use training_data_digest, code_revision, parent_version",
+            )
+        parent = data.get("parent_version")
+        if parent is not None and (not isinstance(parent, int) or isinstance(parent, bool)):
+            raise InputError("parent_version must be a version number", hint="e.g. 3")
+        for key in ("training_data_digest", "code_revision"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, str) or len(value) > 200):
+                raise InputError(f"{key} must be a short string", hint="at most 200 characters")
+        return cls(data.get("training_data_digest"), data.get("code_revision"), parent)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    created_at: str
+    created_by: str
+    latest_version: int
+    aliases: Mapping[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "latest_version": self.latest_version,
+            "aliases": dict(self.aliases),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionInfo:
+    model: str
+    number: int
+    root_digest: str
+    signer: str
+    created_at: str
+    created_by: str
+    metadata: Mapping[str, Any]
+    lineage: Lineage
+    files: tuple[FileEntry, ...]
+    aliases: tuple[str, ...]
+    bundle: str
+    public_key: str | None
+    deleted_at: str | None = None
+    deleted_by: str | None = None
+    delete_reason: str | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def to_dict(self, *, with_bundle: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": self.model,
+            "version": self.number,
+            "root_digest": {"sha256": self.root_digest},
+            "signer": self.signer,
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "metadata": dict(self.metadata),
+            "lineage": self.lineage.to_dict(),
+            "files": [f.to_dict() for f in self.files],
+            "aliases": list(self.aliases),
+            "deleted": self.deleted,
+        }
+        if self.deleted:
+            out.update(
+                deleted_at=self.deleted_at,
+                deleted_by=self.deleted_by,
+                delete_reason=self.delete_reason,
+            )
+        if with_bundle:
+            out["bundle"] = self.bundle
+            out["public_key"] = self.public_key
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class UploadInfo:
+    id: str
+    model: str
+    files: tuple[str, ...]
+    root_digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "upload_id": self.id,
+            "model": self.model,
+            "files": list(self.files),
+            "root_digest": {"sha256": self.root_digest},
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class GcReport:
+    blobs_deleted: int
+    bytes_freed: int
+    uploads_expired: int
+    temporaries_deleted: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

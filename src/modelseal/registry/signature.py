@@ -1,0 +1,134 @@
+"""Check a pushed OMS bundle before any byte is accepted: it parses, and its DSSE signature
+verifies under the pusher's public key (or, for certificate bundles, a chain to the registry's
+trust anchors). When the registry has trusted keys, the key must be one of them."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelseal.errors import KeyFileError, Reason, SignatureMismatchError, UsageError
+from modelseal.signing.bundle import OmsBundle, parse_bundle
+from modelseal.signing.statement import SignedStatement, parse_payload
+
+if TYPE_CHECKING:
+    from modelseal.signing.keys import PublicKey
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedSignature:
+    bundle: OmsBundle
+    statement: SignedStatement
+    signer: str
+    public_key_pem: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Trust:
+    """Trusted signer keys (PEM files) and certificate trust anchors; both optional."""
+
+    keys_dir: Path | None = None
+    anchors: tuple[Path, ...] = ()
+
+    def trusted_pems(self) -> list[bytes]:
+        if self.keys_dir is None or not self.keys_dir.is_dir():
+            return []
+        return [p.read_bytes() for p in sorted(self.keys_dir.glob("*.pub"))]
+
+
+def check_signature(
+    bundle_bytes: bytes, public_key_pem: bytes | None, trust: Trust
+) -> CheckedSignature:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from modelseal.signing.dsse import pae
+    from modelseal.signing.keys import (
+        check_supported,
+        describe,
+        key_hint,
+        public_pem,
+        verify_bytes,
+    )
+
+    bundle = parse_bundle(bundle_bytes)
+    statement = parse_payload(bundle.payload)
+    signed = pae(bundle.payload_type, bundle.payload)
+    key: PublicKey
+    if bundle.certificates:
+        if not trust.anchors:
+            raise UsageError(
+                "this registry has no certificate trust anchors for a certificate-based signature",
+                hint="sign with a key, or configure trust anchors on the registry",
+            )
+        from modelseal.signing.trust import (
+            load_certificates,
+            parse_bundle_certificates,
+            verify_chain,
+        )
+
+        anchors = load_certificates(trust.anchors, "trust anchor")
+        trusted = verify_chain(parse_bundle_certificates(bundle.certificates), anchors, at=None)
+        key = trusted.public_key
+        identity = f"certificate {trusted.subject}"
+        pem: str | None = None
+    else:
+        if public_key_pem is None:
+            raise UsageError(
+                "a key-based signature needs the signer's public key",
+                hint="pass --public-key KEY.pub",
+            )
+        try:
+            key = check_supported(load_pem_public_key(public_key_pem))
+        except (ValueError, UnsupportedAlgorithm):
+            raise KeyFileError(
+                "the public key is not a PEM public key",
+                hint="give a PEM public key (-----BEGIN PUBLIC KEY-----)",
+            ) from None
+        pinned = trust.trusted_pems()
+        if pinned and public_pem(key) not in {public_pem(_load(p)) for p in pinned}:
+            message = f"signer key {key_hint(key)[:16]} is not trusted by this registry"
+            raise SignatureMismatchError(
+                message,
+                reasons=[Reason("key-untrusted", message)],
+                hint="ask a security engineer to add the key to the registry's trusted keys",
+            )
+        identity = f"{describe(key)} key {key_hint(key)[:16]}"
+        pem = public_pem(key).decode("ascii")
+    if not any(verify_bytes(key, sig, signed) for sig in bundle.signatures):
+        message = "signature does not verify under the given key"
+        raise SignatureMismatchError(
+            message,
+            reasons=[Reason("bad-signature", message)],
+            hint="push with the signer's public key; re-sign if the bundle was edited",
+        )
+    if bundle.key_hint and not bundle.certificates and bundle.key_hint != key_hint(key):
+        message = "the bundle's public-key hint does not match the key that signed it"
+        raise SignatureMismatchError(
+            message, reasons=[Reason("key-hint-mismatch", message)], hint="re-sign the model"
+        )
+    return CheckedSignature(bundle, statement, identity, pem)
+
+
+def _load(pem: bytes) -> PublicKey:
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from modelseal.signing.keys import check_supported
+
+    return check_supported(load_pem_public_key(pem))
+
+
+def empty_files(statement: SignedStatement) -> Sequence[str]:
+    """Empty files a shards-method signature lists in its modelseal extension."""
+    own = statement.extensions.get("modelseal")
+    empty = own.get("empty_files") if isinstance(own, dict) else None
+    if isinstance(empty, list) and all(isinstance(p, str) for p in empty):
+        return list(empty)
+    return []
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,121 @@
+"""Client-side halves of push and pull, shared by the embedded store and the HTTP client.
+
+Push reads exactly the files the signature lists, from inside the model path. Pull writes into a
+hidden staging path beside the destination, verifies the result against the version's signature
+(the registry's recorded key, or one the caller pins), and only then renames it into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+from modelseal.errors import InputError, OutputError
+from modelseal.registry.models import VersionInfo
+
+CHUNK = 1 << 20
+
+
+def model_file(model_path: Path, relpath: str) -> Path:
+    """The file for manifest path ``relpath`` (``.`` is a single-file model), never outside."""
+    if relpath == ".":
+        return model_path
+    target = model_path / relpath
+    root = model_path.resolve()
+    try:
+        target.resolve().relative_to(root)
+    except ValueError:
+        raise InputError(
+            f"{relpath!r} points outside the model directory", hint="remove the symlink"
+        ) from None
+    return target
+
+
+def read_chunks(path: Path, chunk: int = CHUNK) -> Iterator[bytes]:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {str(path)!r}: {exc.strerror}", hint="check the model files"
+        ) from None
+    with handle:
+        while data := handle.read(chunk):
+            yield data
+
+
+def safe_destination(root: Path, relpath: str) -> Path:
+    """Where a downloaded file goes: inside ``root`` whatever the (server-given) path says."""
+    if relpath == ".":
+        return root
+    parts = relpath.split("/")
+    if (
+        not relpath
+        or relpath.startswith("/")
+        or "\x00" in relpath
+        or "\\" in relpath
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise InputError(f"refusing unsafe file path {relpath!r} from the registry", hint="")
+    return root.joinpath(*parts)
+
+
+def pull_into(
+    info: VersionInfo,
+    dest: Path,
+    fetch: Callable[[str], Iterable[bytes]],
+    *,
+    public_key: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Download ``info``'s files with ``fetch(path)``, verify them, move them to ``dest``."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from modelseal.signing.api import verify
+    from modelseal.signing.bundle import parse_bundle
+    from modelseal.signing.keys import check_supported
+
+    if dest.exists() and not (dest.is_dir() and not any(dest.iterdir())):
+        raise OutputError(f"{str(dest)!r} already exists", hint="choose a new destination")
+    single = [f.path for f in info.files] == ["."]
+    parent = dest.parent if str(dest.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"directory {str(parent)!r} does not exist", hint="create it first")
+    staging = parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
+    try:
+        if not single:
+            staging.mkdir()
+        for entry in info.files:
+            target = safe_destination(staging, entry.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "xb") as out:
+                for chunk in fetch(entry.path):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        bundle = parse_bundle(info.bundle.encode("utf-8"))
+        key: object
+        if public_key is not None:
+            key = public_key
+        elif info.public_key is not None:
+            key = check_supported(load_pem_public_key(info.public_key.encode("ascii")))
+        else:
+            key = None
+        if bundle.certificates and key is None:
+            raise InputError(
+                "this version is certificate-signed", hint="pull with --trust-anchor CA.pem"
+            )
+        verify(staging, signature=bundle, public_key=key)
+        if dest.exists():
+            dest.rmdir()
+        os.rename(staging, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if staging.is_dir():
+                shutil.rmtree(staging)
+            else:
+                staging.unlink()
+        raise
+    return dest

@@ -1,0 +1,300 @@
+"""The registry service on SQLite and on the real PostgreSQL: push, pull (verified), aliases,
+tombstones, dedup, every rejection path, GC, and the audit trail that records all of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+import modelseal
+from modelseal.audit.verify import verify_log
+from modelseal.errors import (
+    InputError,
+    MalformedSignatureError,
+    OutputError,
+    SignatureMismatchError,
+    UsageError,
+)
+from modelseal.registry import db
+from modelseal.registry.backend import LocalBackend, pull, push
+from modelseal.registry.errors import ConflictError, DigestMismatchError, NotFoundError
+from modelseal.registry.models import Lineage, VersionRef
+from modelseal.signing.keys import generate_key, write_key_pair
+from tests.registry.fixtures import Env, SignedModel, make_signed_model
+
+
+def backend(env: Env) -> LocalBackend:
+    b = LocalBackend.__new__(LocalBackend)
+    b.registry = env.registry
+    b.actor = env.admin
+    return b
+
+
+def audit_actions(env: Env) -> list[tuple[str, str, str]]:
+    with db.reading(env.engine()) as conn:
+        return [(r.action, r.outcome, r.resource) for r in env.registry.audit.records(conn)]
+
+
+def assert_log_verifies(env: Env) -> None:
+    with db.reading(env.engine()) as conn:
+        verify_log(conn, env.registry.audit.signer.verifier).raise_for_findings()
+
+
+def blob_count(env: Env) -> int:
+    return sum(1 for _ in env.registry.blobs.digests())
+
+
+def test_push_pull_round_trip(registry: Env, signed_model: SignedModel, tmp_path: Path) -> None:
+    b = backend(registry)
+    info = push(
+        b, signed_model.path, name="fraud", signature=signed_model.signature,
+        public_key=signed_model.public_key, metadata={"team": "risk"},
+        lineage=Lineage(training_data_digest="sha256:" + "0" * 64, code_revision="abc123"),
+    )  # fmt: skip
+    assert info.number == 1 and info.model == "fraud"
+    expected = modelseal.verify(
+        signed_model.path, signature=signed_model.signature, public_key=signed_model.public_key
+    )
+    assert info.root_digest == expected.root_digest
+    assert info.metadata == {"team": "risk"}
+    assert info.lineage.code_revision == "abc123"
+    assert {f.path for f in info.files} == {
+        "config.json", "tokenizer.txt", "weights/model-00001.bin", "weights/model-00002.bin",
+        "weights/empty.bin",
+    }  # fmt: skip
+    assert "ecdsa" in info.signer.lower() or "key" in info.signer
+    dest = tmp_path / "out"
+    got = pull(b, VersionRef.parse("fraud:1"), dest)
+    assert got.number == 1
+    for f in info.files:
+        assert (dest / f.path).read_bytes() == (signed_model.path / f.path).read_bytes()
+    # Latest, and pinning the right key, work too; a destination that exists is refused.
+    pull(b, VersionRef.parse("fraud"), tmp_path / "out2", public_key=signed_model.public_key)
+    with pytest.raises(OutputError):
+        pull(b, VersionRef.parse("fraud"), dest)
+    assert [m.name for m in b.list_models()] == ["fraud"]
+    assert ("version.publish", "allowed", "model/fraud/versions/1") in audit_actions(registry)
+    assert ("model.create", "allowed", "model/fraud") in audit_actions(registry)
+    assert_log_verifies(registry)
+
+
+def test_versions_are_numbered_and_blobs_deduplicated(
+    registry: Env, signed_model: SignedModel
+) -> None:
+    b = backend(registry)
+    kw = {"signature": signed_model.signature, "public_key": signed_model.public_key}
+    push(b, signed_model.path, name="m", **kw)
+    before = blob_count(registry)
+    push(b, signed_model.path, name="m", **kw)
+    assert blob_count(registry) == before  # identical content stored once
+    (signed_model.path / "config.json").write_text('{"hidden": 32}\n')
+    signed_model.resign()
+    v3 = push(b, signed_model.path, name="m", lineage=Lineage(parent_version=2), **kw)
+    assert v3.number == 3 and v3.lineage.parent_version == 2
+    assert blob_count(registry) == before + 1
+    assert [v.number for v in b.list_versions("m")] == [1, 2, 3]
+    with pytest.raises(NotFoundError, match="parent version 9"):
+        push(b, signed_model.path, name="m", lineage=Lineage(parent_version=9), **kw)
+    assert [v.number for v in b.list_versions("m")] == [1, 2, 3]
+
+
+def test_aliases_move_and_roll_back(
+    registry: Env, signed_model: SignedModel, tmp_path: Path
+) -> None:
+    b = backend(registry)
+    kw = {"signature": signed_model.signature, "public_key": signed_model.public_key}
+    push(b, signed_model.path, name="m", **kw)
+    push(b, signed_model.path, name="m", **kw)
+    b.set_alias("m", "production", 1)
+    b.set_alias("m", "production", 2)
+    assert b.get_version(VersionRef.parse("m@production")).number == 2
+    b.set_alias("m", "production", 1)  # rollback
+    assert b.get_version(VersionRef.parse("m@production")).number == 1
+    assert b.list_models()[0].aliases == {"production": 1}
+    pull(b, VersionRef.parse("m@production"), tmp_path / "prod")
+    with db.reading(registry.engine()) as conn:
+        moves = [
+            r.details for r in registry.registry.audit.records(conn) if r.action == "alias.move"
+        ]
+    assert moves == [
+        {"alias": "production", "from": None, "to": 1},
+        {"alias": "production", "from": 1, "to": 2},
+        {"alias": "production", "from": 2, "to": 1},
+    ]
+    with pytest.raises(NotFoundError, match="no alias 'staging'"):
+        b.get_version(VersionRef.parse("m@staging"))
+    with pytest.raises(NotFoundError, match="no version 7"):
+        b.set_alias("m", "staging", 7)
+    with pytest.raises(InputError, match="invalid alias"):
+        b.set_alias("m", "Not An Alias", 1)
+    with pytest.raises(InputError, match="invalid alias"):
+        b.set_alias("m", "latest", 1)
+
+
+def test_tombstone(registry: Env, signed_model: SignedModel, tmp_path: Path) -> None:
+    b = backend(registry)
+    kw = {"signature": signed_model.signature, "public_key": signed_model.public_key}
+    push(b, signed_model.path, name="m", **kw)
+    push(b, signed_model.path, name="m", **kw)
+    b.set_alias("m", "staging", 2)
+    gone = b.delete_version("m", 2, "found a backdoor")
+    assert gone.deleted and gone.delete_reason == "found a backdoor" and gone.aliases == ()
+    with pytest.raises(ConflictError, match="was deleted"):
+        pull(b, VersionRef.parse("m:2"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    assert b.get_version(VersionRef.parse("m")).number == 1  # latest live version
+    with pytest.raises(ConflictError, match="already deleted"):
+        b.delete_version("m", 2, "again")
+    with pytest.raises(ConflictError, match="was deleted"):
+        b.set_alias("m", "staging", 2)
+    assert [v.deleted for v in b.list_versions("m")] == [False, True]
+    push(b, signed_model.path, name="m", **kw)
+    assert [v.number for v in b.list_versions("m")] == [1, 2, 3]  # numbers never reused
+    assert_log_verifies(registry)
+
+
+def test_unknown_things(registry: Env, tmp_path: Path) -> None:
+    b = backend(registry)
+    with pytest.raises(NotFoundError, match="unknown model 'nope'"):
+        b.get_version(VersionRef.parse("nope"))
+    with pytest.raises(NotFoundError):
+        b.list_versions("nope")
+    with pytest.raises(NotFoundError):
+        pull(b, VersionRef.parse("nope:3"), tmp_path / "d")
+    with pytest.raises(InputError, match="invalid model name"):
+        VersionRef.parse("../etc")
+    with pytest.raises(InputError, match="invalid version"):
+        VersionRef.parse("m:0")
+
+
+def test_modified_file_is_rejected_and_audited(registry: Env, signed_model: SignedModel) -> None:
+    b = backend(registry)
+    with open(signed_model.path / "weights" / "model-00002.bin", "r+b") as f:
+        f.seek(100)
+        f.write(b"X")
+    with pytest.raises(DigestMismatchError, match="does not match its signed digest") as info:
+        push(b, signed_model.path, name="m", signature=signed_model.signature,
+             public_key=signed_model.public_key)  # fmt: skip
+    assert info.value.exit_code == 1
+    with pytest.raises(NotFoundError):
+        b.list_versions("m")
+    assert ("version.publish", "denied", "model/m") in audit_actions(registry)
+    with db.reading(registry.engine()) as conn:
+        assert not conn.execute(text("SELECT count(*) FROM uploads")).scalar()
+    assert_log_verifies(registry)
+
+
+def test_wrong_key_malformed_signature_and_missing_key(
+    registry: Env, signed_model: SignedModel, tmp_path: Path
+) -> None:
+    b = backend(registry)
+    other = tmp_path / "other"
+    write_key_pair(generate_key("ed25519"), other.with_suffix(".pem"), other.with_suffix(".pub"),
+                   passphrase=None)  # fmt: skip
+    with pytest.raises(SignatureMismatchError):
+        push(b, signed_model.path, name="m", signature=signed_model.signature,
+             public_key=other.with_suffix(".pub"))  # fmt: skip
+    assert ("version.publish", "denied", "model/m") in audit_actions(registry)
+    bad = tmp_path / "bad.sig"
+    bad.write_text("{not json")
+    with pytest.raises(MalformedSignatureError):
+        push(b, signed_model.path, name="m", signature=bad, public_key=signed_model.public_key)
+    with pytest.raises(UsageError, match="needs the signer's public key"):
+        push(b, signed_model.path, name="m", signature=signed_model.signature)
+    with pytest.raises(InputError, match="not a PEM public key"):
+        push(b, signed_model.path, name="m", signature=signed_model.signature,
+             public_key=signed_model.signature)  # fmt: skip
+    with pytest.raises(InputError, match="does not exist"):
+        push(b, tmp_path / "missing", name="m", signature=signed_model.signature)
+    with pytest.raises(InputError, match="cannot read signature"):
+        push(b, signed_model.path, name="m", signature=tmp_path / "missing.sig")
+
+
+def test_upload_protocol_errors(registry: Env, signed_model: SignedModel) -> None:
+    reg, admin = registry.registry, registry.admin
+    upload = reg.begin_upload(
+        admin, "m", bundle=signed_model.signature.read_bytes(),
+        public_key=signed_model.public_key.read_bytes(),
+    )  # fmt: skip
+    with pytest.raises(InputError, match="not a file of the signed model"):
+        reg.receive_file(admin, upload.id, "../../etc/passwd", [b"x"])
+    with pytest.raises(ConflictError, match="upload incomplete"):
+        reg.publish(admin, upload.id)
+    with pytest.raises(NotFoundError, match="unknown upload"):
+        reg.receive_file(admin, "nope", "config.json", [b"x"])
+    from modelseal.access.roles import Principal
+
+    stranger = Principal("someone-else", superuser=True)
+    with pytest.raises(NotFoundError, match="unknown upload"):
+        reg.publish(stranger, upload.id)
+    with pytest.raises(InputError, match="metadata is too large"):
+        reg.begin_upload(admin, "m", bundle=b"{}", public_key=None, metadata={"x": "y" * 70000})
+    reg.abort_upload(admin, upload.id)
+    with pytest.raises(NotFoundError):
+        reg.publish(admin, upload.id)
+
+
+def test_sharded_and_single_file_models(
+    registry: Env, key_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    b = backend(registry)
+    sharded = make_signed_model(tmp_path / "s", key_pair, shard_size=4096)
+    info = push(b, sharded.path, name="sharded", signature=sharded.signature,
+                public_key=sharded.public_key)  # fmt: skip
+    assert "weights/empty.bin" in {f.path for f in info.files}
+    pull(b, VersionRef.parse("sharded"), tmp_path / "s-out")
+    assert (tmp_path / "s-out" / "weights" / "empty.bin").read_bytes() == b""
+    single = tmp_path / "one.bin"
+    single.write_bytes(b"weights" * 1000)
+    modelseal.sign(single, private_key=key_pair[0], signature=tmp_path / "one.sig")
+    info = push(b, single, name="single", signature=tmp_path / "one.sig", public_key=key_pair[1])
+    assert [f.path for f in info.files] == ["."]
+    pull(b, VersionRef.parse("single"), tmp_path / "one-out.bin")
+    assert (tmp_path / "one-out.bin").read_bytes() == single.read_bytes()
+
+
+def test_corrupted_blob_fails_the_pull(
+    registry: Env, signed_model: SignedModel, tmp_path: Path
+) -> None:
+    b = backend(registry)
+    info = push(b, signed_model.path, name="m", signature=signed_model.signature,
+                public_key=signed_model.public_key)  # fmt: skip
+    blob = next(f.blob for f in info.files if f.path == "config.json")
+    Path(registry.registry.blobs.path(blob)).write_bytes(b'{"evil": true}\n')
+    with pytest.raises(Exception, match="does not match"):
+        pull(b, VersionRef.parse("m"), tmp_path / "d")
+    assert not (tmp_path / "d").exists()
+    assert not list(tmp_path.glob(".d.partial-*"))
+
+
+def test_gc_collects_orphans_only(registry: Env, signed_model: SignedModel) -> None:
+    b = backend(registry)
+    push(b, signed_model.path, name="m", signature=signed_model.signature,
+         public_key=signed_model.public_key)  # fmt: skip
+    live = blob_count(registry)
+    orphan = registry.registry.blobs.put([b"orphaned by a crash"])
+    registry.registry.begin_upload(
+        registry.admin, "m", bundle=signed_model.signature.read_bytes(),
+        public_key=signed_model.public_key.read_bytes(),
+    )  # fmt: skip
+    report = b.gc(3600)  # everything is younger than the grace period
+    assert report.blobs_deleted == 0 and registry.registry.blobs.exists(orphan.digest)
+    report = b.gc(-1)
+    assert report.blobs_deleted == 1 and report.uploads_expired == 1
+    assert not registry.registry.blobs.exists(orphan.digest)
+    assert blob_count(registry) == live
+    assert ("registry.gc", "allowed", "registry") in audit_actions(registry)
+    assert_log_verifies(registry)
+
+
+def test_list_json_shapes(registry: Env, signed_model: SignedModel) -> None:
+    b = backend(registry)
+    info = push(b, signed_model.path, name="m", signature=signed_model.signature,
+                public_key=signed_model.public_key)  # fmt: skip
+    data = info.to_dict(with_bundle=True)
+    json.dumps(data)
+    assert data["root_digest"]["sha256"] == info.root_digest and data["bundle"]
+    assert b.list_models()[0].to_dict()["latest_version"] == 1
