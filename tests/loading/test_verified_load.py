@@ -265,3 +265,58 @@ def test_scikit_learn_models_need_an_explicit_allow_list(
     loaded = verified.load_verified(path, signature=sig, public_key=key_pair[1], allow=allow)
     assert loaded.framework == ("pickle" if container == "pickle" else "joblib")
     np.testing.assert_array_equal(loaded.obj.predict(x), model.predict(x))
+
+
+def _native_model(kind: str, d: Path) -> tuple[Path, Callable[[Any], Any], Any]:
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3)).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(int)
+    if kind == "xgboost":
+        xgb = pytest.importorskip("xgboost")
+        booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=y), 3)
+        path = d / "model.ubj"
+        booster.save_model(path)
+        return path, lambda m: m.predict(xgb.DMatrix(x)), booster.predict(xgb.DMatrix(x))
+    if kind == "lightgbm":
+        lgb = pytest.importorskip("lightgbm")
+        booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, label=y), 3)
+        path = d / "model.txt"
+        booster.save_model(path)
+        return path, lambda m: m.predict(x), booster.predict(x)
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = d / "model.keras"
+    model.save(path)
+    return (
+        path,
+        lambda m: np.asarray(m.predict(x, verbose=0)),
+        np.asarray(model.predict(x, verbose=0)),
+    )
+
+
+@pytest.mark.parametrize("kind", ["xgboost", "lightgbm", "keras"])
+def test_native_formats_load_from_verified_bytes(
+    tmp_path: Path, key_pair: tuple[Path, Path], kind: str
+) -> None:
+    path, predict, expected = _native_model(kind, tmp_path)
+    sig = _sign(path, key_pair)
+    loaded = verified.load_verified(path, signature=sig, public_key=key_pair[1])
+    assert loaded.framework == kind
+    np.testing.assert_allclose(predict(loaded.obj), expected, rtol=1e-6)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        modelseal.load(path, signature=sig, public_key=key_pair[1])
+
+
+def test_keras_lambda_layer_is_refused(tmp_path: Path, key_pair: tuple[Path, Path]) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda t: t * 2)])
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    sig = _sign(path, key_pair)
+    with pytest.raises(UnsafeModelError):
+        modelseal.load(path, signature=sig, public_key=key_pair[1])

@@ -32,7 +32,17 @@ from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
 from modelseal.signing.bundle import OmsBundle, read_bundle
 from modelseal.signing.keys import PublicKey
 
-FRAMEWORKS = ("auto", "safetensors", "torch", "numpy", "onnx", "pickle")  # pickle covers joblib
+FRAMEWORKS = (
+    "auto",
+    "safetensors",
+    "torch",
+    "numpy",
+    "onnx",
+    "pickle",
+    "xgboost",
+    "lightgbm",
+    "keras",
+)  # fmt: skip  (pickle covers joblib)
 _NUMPY_DTYPES = {
     "float64": "<f8", "float32": "<f4", "float16": "<f2", "int64": "<i8", "int32": "<i4",
     "int16": "<i2", "int8": "i1", "uint64": "<u8", "uint32": "<u4", "uint16": "<u2",
@@ -120,7 +130,10 @@ def load_verified(
     )
     buffers = outcome.captured
     if scan:
-        _scan(buffers, allow)
+        # XGBoost and LightGBM native files go to their own data-only parsers, never to an
+        # unpickler; the pickle heuristics would misread their text as a broken pickle.
+        native = _native_kind(buffers["."]) if "." in buffers else None
+        _scan({} if native in ("xgboost", "lightgbm") else buffers, allow)
     if _after_verification is not None:
         _after_verification(Path(path))
     obj, kind, count, params = _parse(Path(path), buffers, framework, tensor_type, allow)
@@ -159,9 +172,15 @@ def _scan(buffers: Mapping[str, bytearray], allow: tuple[str, ...]) -> None:
     for name in sorted(buffers):
         report = scan_bytes(bytes(buffers[name]), options, name=name)
         for finding in report.findings:
-            reasons.append(Reason("unsafe-content", f"{name}: {finding}", path=name))
+            message = (
+                f"{name}: {finding.subject} ({finding.severity.label}, {finding.rule}): "
+                f"{finding.message}"
+            )
+            reasons.append(Reason("unsafe-content", message, path=name))
         for region in report.unscannable:
-            reasons.append(Reason("unscannable", f"{name}: {region}", path=name))
+            reasons.append(
+                Reason("unscannable", f"{name}: cannot scan: {region.reason}", path=name)
+            )
     if reasons:
         raise UnsafeModelError(
             f"refusing to load: {reasons[0].message}"
@@ -219,6 +238,9 @@ def _parse(
         except (TensorFormatError, UnsupportedAlgorithmError):
             continue  # not a weights file (a config, a tokenizer, a pickle)
     if "." in buffers:  # a single-file model
+        native = _native_kind(buffers["."])
+        if native is not None and framework in ("auto", native):
+            return _load_native(root.name, buffers["."], native)
         return _parse_file(root.name, buffers["."], weights.get("."), framework, tensor_type, allow)
     if not weights:
         raise UsageError(
@@ -267,6 +289,63 @@ def _parse_file(
     as_torch = (tensor_type or default) == "torch"
     out = {t.name: (_to_torch(t) if as_torch else _to_numpy(t)) for t in tensors}
     return out, kind, len(tensors), sum(t.numel for t in tensors)
+
+
+def _native_kind(data: bytearray) -> str | None:
+    """XGBoost (UBJSON or JSON), LightGBM (text) or Keras v3 (.keras zip), by content."""
+    head = bytes(data[:64])
+    if head.startswith(b"{") and b"learner" in head:
+        return "xgboost"
+    if head.startswith(b"tree\nversion=v"):
+        return "lightgbm"
+    if head.startswith(b"PK\x03\x04"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except zipfile.BadZipFile:
+            return None
+        if {"config.json", "model.weights.h5"} <= names:
+            return "keras"
+    return None
+
+
+def _load_native(name: str, data: bytearray, kind: str) -> tuple[Any, str, int, int]:
+    if kind == "xgboost":
+        xgb = _require("xgboost", "xgboost")
+        booster = xgb.Booster()
+        booster.load_model(bytearray(data))
+        return booster, kind, 0, 0
+    if kind == "lightgbm":
+        lgb = _require("lightgbm", "lightgbm")
+        return lgb.Booster(model_str=bytes(data).decode("utf-8")), kind, 0, 0
+    return _load_keras(name, data)
+
+
+def _load_keras(name: str, data: bytearray) -> tuple[Any, str, int, int]:
+    """Keras v3 in safe mode (no Lambda deserialization). Keras reads only from a path, so the
+    verified bytes go to a private temporary file (0600 in a fresh 0700 directory)."""
+    import tempfile
+    from importlib.util import find_spec
+
+    if "KERAS_BACKEND" not in os.environ and find_spec("tensorflow") is None:
+        os.environ["KERAS_BACKEND"] = "torch"  # the backend modelseal[keras] installs
+    keras = _require("keras", "keras")
+    with tempfile.TemporaryDirectory(prefix="modelseal-") as tmp:
+        path = os.path.join(tmp, "model.keras")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        try:
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        except (ValueError, TypeError) as exc:
+            raise UnsafeModelError(
+                f"{name}: Keras refused the model in safe mode ({str(exc).splitlines()[0]})",
+                reasons=[Reason("unsafe-content", f"{name}: rejected by Keras safe mode")],
+                hint="the model uses code (e.g. Lambda layers) that safe mode does not load",
+            ) from None
+    return model, "keras", len(model.weights), int(model.count_params())
 
 
 def _to_numpy(tensor: Any) -> Any:
