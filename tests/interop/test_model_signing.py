@@ -27,7 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 import modelseal
 from modelseal.errors import CertificateError, IntegrityError
 from modelseal.signing.keys import generate_key, write_key_pair
-from tests.interop._pki import Pki, build_pki, concat, issue
+from tests.interop._pki import DAY, NOW, Pki, build_pki, concat, issue
 
 pytestmark = pytest.mark.interop
 
@@ -780,6 +780,50 @@ def test_modelseal_is_stricter_than_model_signing_on_extended_key_usage(
     [reason] = err.value.reasons
     assert reason.code == "certificate-usage"
     assert "codeSigning" in reason.message
+
+
+def test_expired_signing_certificate_model_signing_accepts_modelseal_refuses(
+    run_cli: RunCli, model: Path, tmp_path: Path
+) -> None:
+    """model_signing checks the chain at the leaf's notBefore (so forever after); modelseal
+    checks it now, as OMS bundles carry no trusted timestamp."""
+    root = issue(tmp_path, "root", ca=True, not_before=NOW - 90 * DAY, not_after=NOW + 90 * DAY)
+    intermediate = issue(
+        tmp_path, "intermediate", issuer=root, ca=True, path_length=0, not_before=NOW - 90 * DAY
+    )
+    leaf = issue(
+        tmp_path, "leaf", issuer=intermediate, not_before=NOW - 30 * DAY, not_after=NOW - DAY
+    )
+    sig = tmp_path / "model.sig"
+    result = model_signing(
+        "sign",
+        "certificate",
+        model,
+        "--private_key",
+        leaf.key_path,
+        "--signing_certificate",
+        leaf.cert_path,
+        "--certificate_chain",
+        intermediate.cert_path,
+        "--signature",
+        sig,
+    )
+    assert result.returncode == 0, result.stderr  # model_signing signs with an expired cert
+    result = model_signing(
+        "verify", "certificate", model, "--signature", sig, "--certificate_chain", root.cert_path
+    )
+    assert result.returncode == 0, result.stderr
+    code, out, err = run_cli(
+        "verify", model, "--signature", sig, "--trust-anchor", root.cert_path, "--json"
+    )
+    assert code == 1
+    assert [r["code"] for r in json.loads(out)["reasons"]] == ["certificate-expired"]
+    assert "expired on" in err
+    # Verified as of a moment inside the leaf's validity, modelseal agrees.
+    verified = modelseal.verify(
+        model, signature=sig, trust_anchors=[root.cert_path], at=NOW - 10 * DAY
+    )
+    assert verified.signer == "certificate CN=leaf,O=modelseal tests"
 
 
 # --- keys model_signing cannot read ---------------------------------------------------------

@@ -205,6 +205,16 @@ def test_several_values_after_one_flag(
     assert (code, reasons) == (1, ["certificate-untrusted"])
 
 
+def test_der_trust_anchor(
+    run_cli: RunCli, pki: Pki, model: Path, signed: Path, tmp_path: Path
+) -> None:
+    der = tmp_path / "root.der"
+    der.write_bytes(pki.root.cert.public_bytes(serialization.Encoding.DER))
+    code, out, err = run_cli("verify", model, "--signature", signed, "--trust-anchor", der)
+    assert code == 0, err
+    assert f"signed by certificate {LEAF}" in out
+
+
 @pytest.mark.parametrize("algorithm", ["ecdsa-p384", "ecdsa-p521", "ed25519", "rsa-pss-3072"])
 def test_every_key_type_as_leaf(pki: Pki, model: Path, tmp_path: Path, algorithm: str) -> None:
     leaf = issue(tmp_path, f"leaf-{algorithm}", issuer=pki.intermediate, algorithm=algorithm)
