@@ -215,6 +215,71 @@ def test_der_trust_anchor(
     assert f"signed by certificate {LEAF}" in out
 
 
+def _negative_serial_pem(cert: x509.Certificate) -> bytes:
+    """``cert`` with its serial number made negative (as some old CAs in system stores have);
+    the signature no longer matches, but it parses (with a deprecation warning)."""
+    der = cert.public_bytes(serialization.Encoding.DER)
+    serial = cert.serial_number.to_bytes((cert.serial_number.bit_length() + 7) // 8, "big")
+    field = bytes([0x02, len(serial)]) + serial
+    assert der.count(field) == 1
+    der = der.replace(field, bytes([0x02, len(serial), 0xFF]) + serial[1:])
+    body = base64.encodebytes(der).replace(b"\n", b"")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+JUNK_PEM = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+
+
+def test_ca_bundle_with_odd_certificates_as_trust_anchor(
+    run_cli: RunCli, pki: Pki, other_pki: Pki, model: Path, signed: Path, tmp_path: Path
+) -> None:
+    """A system CA bundle may hold certificates cryptography deprecates or refuses: they are
+    skipped quietly, the others are used (and no warning reaches stderr)."""
+    import warnings
+
+    bundle = tmp_path / "ca-bundle.crt"
+    bundle.write_bytes(
+        JUNK_PEM + _negative_serial_pem(other_pki.root.cert) + b"# comment\n" + pki.root.pem
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = modelseal.verify(model, signature=signed, trust_anchors=[bundle])
+    assert result.signer == f"certificate {LEAF}"
+    assert [str(w.message) for w in caught] == []
+    code, out, err = run_cli("verify", model, "--signature", signed, "--trust-anchor", bundle)
+    assert (code, err) == (0, "")
+    assert "verified" in out
+    # Nothing usable at all: an input error.
+    (tmp_path / "junk.crt").write_bytes(JUNK_PEM)
+    code, _, err = run_cli(
+        "verify", model, "--signature", signed, "--trust-anchor", tmp_path / "junk.crt"
+    )
+    assert code == 2 and "holds no X.509 certificate" in err
+
+
+def test_certificate_chain_file_must_parse_completely(
+    run_cli: RunCli, pki: Pki, model: Path, tmp_path: Path
+) -> None:
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(pki.intermediate.pem + JUNK_PEM)
+    code, _, err = run_cli(
+        "sign",
+        model,
+        "--private-key",
+        pki.leaf.key_path,
+        "--signature",
+        tmp_path / "model.sig",
+        "--certificate",
+        pki.leaf.cert_path,
+        "--certificate-chain",
+        chain,
+    )
+    assert code == 2
+    assert "certificate #2 in the file cannot be parsed" in err
+    assert not (tmp_path / "model.sig").exists()
+
+
 @pytest.mark.parametrize("algorithm", ["ecdsa-p384", "ecdsa-p521", "ed25519", "rsa-pss-3072"])
 def test_every_key_type_as_leaf(pki: Pki, model: Path, tmp_path: Path, algorithm: str) -> None:
     leaf = issue(tmp_path, f"leaf-{algorithm}", issuer=pki.intermediate, algorithm=algorithm)

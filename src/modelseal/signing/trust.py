@@ -12,10 +12,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
+import warnings
 from collections.abc import Iterable, Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from modelseal.errors import CertificateError, InputError, MalformedSignatureError, Reason
@@ -36,7 +39,14 @@ class TrustedSigner:
 
 
 def load_certificates(paths: Iterable[str | os.PathLike[str]], what: str) -> list[x509.Certificate]:
-    """Read PEM (or DER) certificates from files; every file must hold at least one."""
+    """Read PEM (or DER) certificates from files; every file must hold at least one.
+
+    Trust-anchor files are often CA bundles (e.g. /etc/ssl/certs/ca-certificates.crt) holding
+    a few certificates that ``cryptography`` deprecates or refuses (a non-positive serial
+    number): those are skipped rather than failing the whole file (one anchor fewer can only
+    make verification stricter), and the deprecation warning is not printed. Every other
+    certificate file must parse completely.
+    """
     certs: list[x509.Certificate] = []
     for path in paths:
         try:
@@ -46,19 +56,42 @@ def load_certificates(paths: Iterable[str | os.PathLike[str]], what: str) -> lis
             raise InputError(
                 f"cannot read {what} {str(path)!r}: {exc.strerror}", hint="check the path"
             ) from None
-        try:
-            found = (
-                x509.load_pem_x509_certificates(data)
-                if b"-----BEGIN" in data
-                else [x509.load_der_x509_certificate(data)]
-            )
-        except ValueError:
+        found = _parse_certificates(data, skip_bad=what == "trust anchor")
+        if found is None:
             raise InputError(
                 f"{what} {str(path)!r} holds no X.509 certificate",
                 hint="give PEM certificates (-----BEGIN CERTIFICATE-----)",
-            ) from None
+            )
+        if isinstance(found, int):
+            raise InputError(
+                f"{what} {str(path)!r}: certificate #{found + 1} in the file cannot be parsed",
+                hint="give well-formed PEM certificates (-----BEGIN CERTIFICATE-----)",
+            )
         certs.extend(found)
     return certs
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.S)
+
+
+def _parse_certificates(data: bytes, *, skip_bad: bool) -> list[x509.Certificate] | int | None:
+    """The certificates in ``data``; ``None`` if there are none, or the index of the first
+    block that does not parse (unless ``skip_bad``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        if b"-----BEGIN" not in data:
+            try:
+                return [x509.load_der_x509_certificate(data)]
+            except ValueError:
+                return None
+        certs: list[x509.Certificate] = []
+        for index, block in enumerate(_PEM_CERTIFICATE.findall(data)):
+            try:
+                certs.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                if not skip_bad:
+                    return index
+        return certs or None
 
 
 def parse_bundle_certificates(ders: Sequence[bytes]) -> list[x509.Certificate]:
