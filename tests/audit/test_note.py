@@ -37,6 +37,15 @@ def test_known_answer_sign_and_verify() -> None:
     assert note.NoteVerifier.decode(GO_VKEY).verify(GO_NOTE) == GO_TEXT
 
 
+def test_verifier_key_whose_base64_holds_a_plus() -> None:
+    # From transparency-dev/formats note tests: the key material contains '+'.
+    verifier = note.NoteVerifier.decode(
+        "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6"
+    )
+    assert verifier.name == "TEST"
+    assert verifier.encode() == "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6"
+
+
 def test_tampered_note_is_rejected() -> None:
     verifier = note.NoteVerifier.decode(GO_VKEY)
     with pytest.raises(note.NoteError, match="does not verify"):

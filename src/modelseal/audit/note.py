@@ -90,8 +90,9 @@ class NoteVerifier:
 
     @classmethod
     def decode(cls, vkey: str) -> NoteVerifier:
-        parts = vkey.strip().split("+")
-        if len(parts) != 3:
+        # The base64 key material may itself contain '+': split only the first two.
+        parts = vkey.strip().split("+", 2)
+        if len(parts) != 3 or len(parts[1]) != 8:
             raise NoteError("malformed verifier key", hint="expected name+hash+key")
         name, hexhash, material = parts
         try:

@@ -48,6 +48,7 @@ class LogReport:
     root: bytes
     findings: tuple[Finding, ...]
     checkpoints_checked: int
+    note: str | None = None  # the latest signed checkpoint, when the log verified
 
     @property
     def ok(self) -> bool:
@@ -163,7 +164,10 @@ def verify_log(
                 findings.append(
                     Finding("index", f"consistency proof from {cp_size} to {size} fails")
                 )
-    return LogReport(size, root, tuple(findings), len(wanted))
+    latest = None
+    if size and not findings:
+        latest = Checkpoint(verifier.name, size, root).text() + "\n" + last_signature
+    return LogReport(size, root, tuple(findings), len(wanted), latest)
 
 
 def consistency(conn: Connection, old: int, new: int) -> list[bytes]:

@@ -76,6 +76,14 @@ class Backend(Protocol):
 
     def revoke_token(self, token_id: str) -> None: ...
 
+    def audit_checkpoint(self) -> str: ...
+
+    def audit_records(self, *, export: bool) -> Iterator[dict[str, Any]]: ...
+
+    def audit_inclusion(self, index: int, size: int | None) -> dict[str, Any]: ...
+
+    def audit_consistency(self, old: int, new: int | None) -> dict[str, Any]: ...
+
     def close(self) -> None: ...
 
 
@@ -209,6 +217,19 @@ class LocalBackend:
 
     def revoke_token(self, token_id: str) -> None:
         self.registry.revoke_token(self.actor, token_id)
+
+    def audit_checkpoint(self) -> str:
+        return self.registry.audit_checkpoint(self.actor)
+
+    def audit_records(self, *, export: bool) -> Iterator[dict[str, Any]]:
+        for record in self.registry.audit_records(self.actor, export=export):
+            yield record.to_dict()
+
+    def audit_inclusion(self, index: int, size: int | None) -> dict[str, Any]:
+        return self.registry.audit_inclusion(self.actor, index, size)
+
+    def audit_consistency(self, old: int, new: int | None) -> dict[str, Any]:
+        return self.registry.audit_consistency(self.actor, old, new)
 
     def close(self) -> None:
         self.registry.close()

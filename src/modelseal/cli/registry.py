@@ -1,0 +1,244 @@
+"""``modelseal registry|push|pull|alias|models|versions``: the model registry from the command
+line, on the embedded store (default) or a registry server (``--server``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from modelseal.cli.common import emit_json
+from modelseal.registry.cli_support import store_options, with_backend
+
+
+@click.group()
+def registry() -> None:
+    """Run or maintain the model registry."""
+
+
+@registry.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8470, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="TLS certificate (PEM); serve HTTPS with --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="TLS private key (PEM).",
+)
+@click.option("--home", type=click.Path(path_type=str), default=None, help="Registry home.")
+@click.option("--db-url", default=None, help="Database URL (SQLite or PostgreSQL).")
+@click.option("--blob-url", default=None, help="Blob store: a folder or s3://bucket/prefix.")
+def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None, **kwargs: Any) -> None:
+    """Serve the registry's HTTP API (OpenAPI at /docs and /openapi.json)."""
+    from modelseal.errors import UsageError
+    from modelseal.registry.cli_support import config_from
+    from modelseal.server.run import serve as run
+
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together", hint="give both or neither")
+    run(config_from(kwargs), host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+
+
+@registry.command()
+@click.option(
+    "--grace",
+    default="1h",
+    show_default=True,
+    help="Only collect what is older than this (uploads in flight are younger).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@store_options
+@with_backend
+def gc(backend: Any, grace: str, as_json: bool) -> None:
+    """Delete blobs no version references, expired uploads and abandoned temporary files."""
+    from modelseal.registry.cli_support import parse_duration
+
+    seconds = parse_duration(grace)
+    report = backend.gc(seconds.total_seconds() if seconds else 3600.0)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(
+            f"deleted {report.blobs_deleted} blob(s) ({report.bytes_freed} bytes), "
+            f"{report.uploads_expired} expired upload(s), {report.temporaries_deleted} "
+            "temporary file(s)"
+        )
+
+
+@click.command()
+@click.argument("model_path", type=click.Path(path_type=str))
+@click.option("--name", required=True, help="Model name (the version is the next number).")
+@click.option(
+    "--signature",
+    required=True,
+    type=click.Path(path_type=str),
+    help="The model's OMS signature bundle.",
+)
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=str),
+    default=None,
+    help="The signer's public key (for key-based signatures).",
+)
+@click.option(
+    "--metadata",
+    "metadata",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Metadata to record (repeatable).",
+)
+@click.option("--training-data", default=None, help="Lineage: digest of the training data.")
+@click.option("--code-revision", default=None, help="Lineage: code revision (e.g. a git SHA).")
+@click.option("--parent", type=int, default=None, help="Lineage: parent version number.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new version as JSON.")
+@store_options
+@with_backend
+def push(
+    backend: Any,
+    model_path: str,
+    name: str,
+    signature: str,
+    public_key: str | None,
+    metadata: tuple[str, ...],
+    training_data: str | None,
+    code_revision: str | None,
+    parent: int | None,
+    as_json: bool,
+) -> None:
+    """Publish the signed model at MODEL_PATH as the next version of --name."""
+    from modelseal.errors import UsageError
+    from modelseal.registry.backend import push as do_push
+    from modelseal.registry.models import Lineage
+
+    meta: dict[str, str] = {}
+    for pair in metadata:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"invalid --metadata {pair!r}", hint="use KEY=VALUE")
+        meta[key] = value
+    info = do_push(
+        backend, model_path, name=name, signature=signature, public_key=public_key,
+        metadata=meta, lineage=Lineage(training_data, code_revision, parent),
+    )  # fmt: skip
+    if as_json:
+        emit_json(info.to_dict())
+    else:
+        click.echo(f"published {info.model}:{info.number}  sha256:{info.root_digest}")
+
+
+@click.command()
+@click.argument("ref", metavar="NAME[:VERSION|@ALIAS]")
+@click.argument("dest", type=click.Path(path_type=str))
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=str),
+    default=None,
+    help="Verify with this key instead of the one the registry recorded.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
+@store_options
+@with_backend
+def pull(backend: Any, ref: str, dest: str, public_key: str | None, as_json: bool) -> None:
+    """Download a model version to DEST and verify it against its signature."""
+    from modelseal.registry.backend import pull as do_pull
+    from modelseal.registry.models import VersionRef
+
+    info = do_pull(backend, VersionRef.parse(ref), dest, public_key=public_key)
+    if as_json:
+        emit_json(info.to_dict())
+    else:
+        click.echo(
+            f"pulled {info.model}:{info.number} to {dest}  verified sha256:{info.root_digest}"
+        )
+
+
+@click.group()
+def alias() -> None:
+    """Move aliases (staging, production, any name)."""
+
+
+@alias.command("set")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+@click.argument("version", type=int)
+@store_options
+@with_backend
+def alias_set(backend: Any, name: str, alias_name: str, version: int) -> None:
+    """Point ALIAS of model NAME at VERSION (moving it back is a rollback)."""
+    info = backend.set_alias(name, alias_name, version)
+    click.echo(f"{name}@{alias_name} -> {info.number}  sha256:{info.root_digest}")
+
+
+@click.group()
+def models() -> None:
+    """List models."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@store_options
+@with_backend
+def models_list(backend: Any, as_json: bool) -> None:
+    """List the models you may read, with their latest version and aliases."""
+    found = backend.list_models()
+    if as_json:
+        emit_json([m.to_dict() for m in found])
+        return
+    for m in found:
+        tags = " ".join(f"{a}={v}" for a, v in sorted(m.aliases.items()))
+        click.echo(f"{m.name}  latest={m.latest_version}  {tags}".rstrip())
+
+
+@click.group()
+def versions() -> None:
+    """List a model's versions."""
+
+
+@versions.command("list")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@store_options
+@with_backend
+def versions_list(backend: Any, name: str, as_json: bool) -> None:
+    """List every version of NAME, deleted ones included (marked)."""
+    found = backend.list_versions(name)
+    if as_json:
+        emit_json([v.to_dict() for v in found])
+        return
+    for v in found:
+        state = " DELETED" if v.deleted else ""
+        tags = f" [{', '.join(v.aliases)}]" if v.aliases else ""
+        click.echo(
+            f"{v.number}  sha256:{v.root_digest[:16]}  {v.created_at}  {v.created_by}{tags}{state}"
+        )
+
+
+@versions.command("delete")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@store_options
+@with_backend
+def versions_delete(backend: Any, name: str, version: int, reason: str) -> None:
+    """Tombstone VERSION of NAME: kept in the record, no longer downloadable."""
+    backend.delete_version(name, version, reason)
+    click.echo(f"deleted {name}:{version}")
+
+
+@versions.command("show")
+@click.argument("ref", metavar="NAME[:VERSION|@ALIAS]")
+@store_options
+@with_backend
+def versions_show(backend: Any, ref: str) -> None:
+    """Print one version as JSON (with its signature bundle)."""
+    from modelseal.registry.models import VersionRef
+
+    info = backend.get_version(VersionRef.parse(ref))
+    click.echo(json.dumps(info.to_dict(with_bundle=True), indent=2, sort_keys=True))

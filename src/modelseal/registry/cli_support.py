@@ -1,0 +1,94 @@
+"""Options shared by the registry, audit and access commands, and how they open a backend."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from modelseal.errors import InputError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(func: F) -> F:
+    """``--home``, ``--db-url``, ``--blob-url``, ``--server``, ``--token-file``."""
+    options = [
+        click.option("--home", type=click.Path(path_type=str), default=None,
+                     help="Registry home (default $MODELSEAL_HOME or ~/.modelseal)."),
+        click.option("--db-url", default=None,
+                     help="Embedded store database: sqlite:///PATH or postgresql://... "
+                          "(default $MODELSEAL_DB_URL or SQLite in the home)."),
+        click.option("--blob-url", default=None,
+                     help="Embedded store blobs: a folder or s3://bucket/prefix "
+                          "(default $MODELSEAL_BLOB_URL or blobs/ in the home)."),
+        click.option("--server", default=None,
+                     help="Registry server URL (default $MODELSEAL_SERVER); without it the "
+                          "embedded store is used directly."),
+        click.option("--token-file", type=click.Path(path_type=str), default=None,
+                     help="File holding the API token (default $MODELSEAL_TOKEN)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def config_from(kwargs: dict[str, Any]) -> Any:
+    from modelseal.registry.config import RegistryConfig
+
+    token = None
+    token_file = kwargs.pop("token_file", None)
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise InputError(
+                f"cannot read token file {token_file!r}: {exc.strerror}", hint="check the path"
+            ) from None
+    return RegistryConfig.resolve(
+        home=kwargs.pop("home", None),
+        db_url=kwargs.pop("db_url", None),
+        blob_url=kwargs.pop("blob_url", None),
+        server=kwargs.pop("server", None),
+        token=token,
+    )
+
+
+@contextlib.contextmanager
+def opened(kwargs: dict[str, Any]) -> Iterator[Any]:
+    """Pop the store options from ``kwargs`` and yield an open backend."""
+    from modelseal.registry.backend import open_backend
+
+    backend = open_backend(config_from(kwargs))
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+def with_backend(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        with opened(kwargs) as backend:
+            return func(backend, **kwargs)
+
+    return wrapper
+
+
+_DURATION = re.compile(r"\A(\d+)([smhdw])\Z")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | None) -> dt.timedelta | None:
+    if text is None:
+        return None
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise UsageError(f"invalid duration {text!r}", hint="e.g. 90m, 12h, 30d, 4w")
+    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
