@@ -138,3 +138,20 @@ def test_python_unpickler_disagrees_on_split_frames(tmp_path: Path) -> None:
     with pytest.raises(pickle.UnpicklingError, match="frame"):
         pickle._loads(data)  # type: ignore[attr-defined]
     assert not (tmp_path / "canary").exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_payload_after_long_number_runs(protocol: int, tmp_path: Path) -> None:
+    """The fast path for big lists of numbers keeps the exact stack, so what follows is seen."""
+    import os
+    import random
+
+    from scan_samples import _Reduce
+
+    values = [list(range(5000)), [random.random() for _ in range(3000)], [2**40] * 100]
+    evil = _Reduce(os.system, f"touch {tmp_path / 'canary'}")
+    data = pickle.dumps({"w": values, "x": evil, "tail": list(range(300))}, protocol=protocol)
+    (tmp_path / "f").write_bytes(data)
+    report = modelseal.scan(tmp_path / "f")
+    assert report.exit_code == 1
+    assert [f.subject for f in report.findings] == ["posix.system"]

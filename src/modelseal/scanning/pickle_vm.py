@@ -13,7 +13,9 @@ from __future__ import annotations
 import _compat_pickle
 import contextlib
 import dataclasses
+import re
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from modelseal.scanning.allowlist import Allowlist
@@ -29,6 +31,27 @@ _MAX_NESTED = 1 << 24  # bytes handed to a nested loader that we scan as a pickl
 _SALVAGE_BYTES = 16 << 20  # bytes after a malformed region searched for payloads
 _SALVAGE_WINDOW = 4096  # bytes one re-synchronised parse may look at
 _RESYNC_START = frozenset(b"ci(\x80\x8c\x8dSVXUTB")
+_FAST_BATCH = frozenset({0x75, 0x65, 0x90})
+# Runs of one number-pushing opcode (big lists of ints/floats) are matched in C:
+# opcode -> (regex for 16+ of them in a row, bytes per opcode).
+_NUM_RUNS: dict[int, tuple[re.Pattern[bytes], int]] = {
+    code: (
+        re.compile(re.escape(bytes([code])).join([b"(?:", rb"[\s\S]{%d}){16,}" % (size - 1)])),
+        size,
+    )
+    for code, size in ((0x4B, 2), (0x4D, 3), (0x4A, 5), (0x47, 9))
+}
+_MAX_PUSH_RUN = 1 << 16
+
+
+class Number:
+    """A number (or None/bool) pushed inside a long run; its value never matters to safety."""
+
+    __slots__ = ()
+
+
+NUMBER = Number()
+_MISSING = object()
 _SALVAGE_RULES = frozenset({"pickle.global", "pickle.dynamic-global", "pickle.extension"})
 
 
@@ -310,24 +333,188 @@ class PickleVM:
                 return
 
     def _run_one(self) -> None:
+        """Walk one pickle up to STOP.
+
+        The inner loop handles the common data opcodes with local state; anything unusual (an
+        import, a call, an error, a buffer edge) goes through the exact per-opcode handlers.
+        """
         src = self.src
         table = self._table
-        while True:
-            self.op_start = src.base + src.pos
-            if src.pos < len(src.buf):
-                code = src.buf[src.pos]
-                src.pos += 1
-            else:
-                b = src.take(1)
-                if b is None:
-                    raise Truncated("pickle data was truncated (no STOP opcode)")
-                code = b[0]
-            self.ops += 1
-            handler = table[code]
-            if handler is None:
-                raise PickleError(f"invalid load key {bytes([code])!r}")
-            if handler():
-                return
+        stack = self.stack
+        memo = self.memo
+        marks = self.marks
+        max_marks = self.limits.max_marks
+        num_runs = _NUM_RUNS
+        ops = 0
+        try:
+            while True:
+                if len(src.buf) - src.pos < 64:
+                    src.fill(64)
+                buf = src.buf
+                pos = src.pos
+                end = len(buf) - 16
+                fence = self.fence
+                while pos < end:
+                    code = buf[pos]
+                    if code == 0x94:  # MEMOIZE
+                        if len(stack) <= fence:
+                            break
+                        memo[len(memo)] = stack[-1]
+                        pos += 1
+                    elif code == 0x8C:  # SHORT_BINUNICODE
+                        stop = pos + 2 + buf[pos + 1]
+                        if stop > len(buf):
+                            break
+                        try:
+                            stack.append(buf[pos + 2 : stop].decode("utf-8", "surrogatepass"))
+                        except UnicodeDecodeError:
+                            break
+                        pos = stop
+                    elif code == 0x4B:  # BININT1
+                        stack.append(buf[pos + 1])
+                        pos += 2
+                    elif code == 0x4A:  # BININT
+                        stack.append(int.from_bytes(buf[pos + 1 : pos + 5], "little", signed=True))
+                        pos += 5
+                    elif code == 0x4D:  # BININT2
+                        stack.append(buf[pos + 1] | buf[pos + 2] << 8)
+                        pos += 3
+                    elif code == 0x71:  # BINPUT
+                        if len(stack) <= fence:
+                            break
+                        memo[buf[pos + 1]] = stack[-1]
+                        pos += 2
+                    elif code == 0x68:  # BINGET
+                        value = memo.get(buf[pos + 1], _MISSING)
+                        if value is _MISSING:
+                            break
+                        stack.append(value)
+                        pos += 2
+                    elif code == 0x6A:  # LONG_BINGET
+                        value = memo.get(int.from_bytes(buf[pos + 1 : pos + 5], "little"), _MISSING)
+                        if value is _MISSING:
+                            break
+                        stack.append(value)
+                        pos += 5
+                    elif code == 0x28:  # MARK
+                        if len(marks) >= max_marks:
+                            break
+                        fence = len(stack)
+                        marks.append(fence)
+                        pos += 1
+                        # Long runs of numbers (big lists) are matched in C.
+                        while pos < end and buf[pos] in num_runs:
+                            pattern, size = num_runs[buf[pos]]
+                            run = pattern.match(buf, pos, min(end, pos + _MAX_PUSH_RUN))
+                            if run is None:
+                                break
+                            count = (run.end() - pos) // size
+                            stack.extend(repeat(NUMBER, count))
+                            ops += count
+                            pos = run.end()
+                    elif code in _FAST_BATCH:  # SETITEMS / APPENDS / ADDITEMS
+                        if not marks:
+                            break
+                        at = marks[-1]
+                        below = marks[-2] if len(marks) > 1 else 0
+                        if at <= below:
+                            break
+                        target = stack[at - 1]
+                        if type(target) is not Seq:
+                            break
+                        n = len(stack) - at
+                        if code == 0x75:
+                            if n % 2:
+                                break
+                            if len(target.items) < _MAX_ITEMS:
+                                items = stack[at:]
+                                target.extend([[items[i], items[i + 1]] for i in range(0, n, 2)])
+                            else:
+                                target.n += n // 2
+                        elif len(target.items) < _MAX_ITEMS:
+                            target.extend(stack[at:])
+                        else:
+                            target.n += n
+                        del stack[at:]
+                        marks.pop()
+                        fence = below
+                        pos += 1
+                    elif code == 0x7D:  # EMPTY_DICT
+                        stack.append(Seq("dict"))
+                        pos += 1
+                    elif code == 0x5D:  # EMPTY_LIST
+                        stack.append(Seq("list"))
+                        pos += 1
+                    elif code == 0x29:  # EMPTY_TUPLE
+                        stack.append(Seq("tuple"))
+                        pos += 1
+                    elif code == 0x4E:  # NONE
+                        stack.append(None)
+                        pos += 1
+                    elif code == 0x88 or code == 0x89:  # NEWTRUE / NEWFALSE
+                        stack.append(code == 0x88)
+                        pos += 1
+                    elif code == 0x47:  # BINFLOAT
+                        stack.append(0.0)
+                        pos += 9
+                    elif code == 0x58:  # BINUNICODE
+                        n = int.from_bytes(buf[pos + 1 : pos + 5], "little")
+                        stop = pos + 5 + n
+                        if n > _MAX_TEXT or stop > len(buf):
+                            break
+                        try:
+                            stack.append(buf[pos + 5 : stop].decode("utf-8", "surrogatepass"))
+                        except UnicodeDecodeError:
+                            break
+                        pos = stop
+                    elif 0x85 <= code <= 0x87:  # TUPLE1..3
+                        k = code - 0x84
+                        if len(stack) - k < fence:
+                            break
+                        items = stack[-k:]
+                        del stack[-k:]
+                        stack.append(Seq("tuple", items))
+                        pos += 1
+                    elif code == 0x73 or code == 0x61:  # SETITEM / APPEND
+                        k = 3 if code == 0x73 else 2
+                        if len(stack) - k < fence:
+                            break
+                        target = stack[-k]
+                        if type(target) is not Seq:
+                            break
+                        if len(target.items) < _MAX_ITEMS:
+                            target.extend([stack[-2:]] if k == 3 else [stack[-1]])
+                        else:
+                            target.n += 1
+                        del stack[1 - k :]
+                        pos += 1
+                    else:
+                        break
+                    ops += 1
+                src.pos = pos
+                self.fence = fence
+                if len(stack) > self.limits.max_stack:
+                    raise LimitExceeded(f"stack holds more than {self.limits.max_stack} items")
+                if len(memo) > self.limits.max_memo:
+                    raise LimitExceeded(f"memo holds more than {self.limits.max_memo} entries")
+                # One opcode through its exact handler.
+                self.op_start = src.base + pos
+                if pos < len(buf):
+                    code = buf[pos]
+                    src.pos = pos + 1
+                else:
+                    b = src.take(1)
+                    if b is None:
+                        raise Truncated("pickle data was truncated (no STOP opcode)")
+                    code = b[0]
+                ops += 1
+                handler = table[code]
+                if handler is None:
+                    raise PickleError(f"invalid load key {bytes([code])!r}")
+                if handler():
+                    return
+        finally:
+            self.ops += ops
 
     def _salvage(self) -> None:
         """After a structural error, re-synchronise: try to parse from every later offset where
@@ -402,6 +589,11 @@ class PickleVM:
 
     def _global(self, module: Any, name: Any, offset: int) -> Any:
         if not (isinstance(module, str) and isinstance(name, str)):
+            unknown = (Opaque, Made, GlobalRef)
+            if not all(isinstance(v, (str, *unknown)) for v in (module, name)):
+                # Numbers, bytes or containers: the C unpickler refuses before importing.
+                self._error("STACK_GLOBAL requires str")
+                return Opaque("bad-global")
             self.find(
                 "pickle.dynamic-global",
                 Severity.CRITICAL,
@@ -409,10 +601,6 @@ class PickleVM:
                 "imports a global whose name is computed at load time, so it cannot be checked",
                 offset,
             )
-            if not (
-                isinstance(module, (str, Opaque, Made)) and isinstance(name, (str, Opaque, Made))
-            ):
-                self._error("STACK_GLOBAL requires str")
             return GlobalRef("?", "?", False)
         if not _dotted(module) or not _dotted(name):
             # The import system cannot find such a name; the real unpickler fails here.
