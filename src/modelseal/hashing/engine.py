@@ -36,12 +36,15 @@ from modelseal.hashing.walk import (
 # error, not SIGBUS); "capture": read every file once into memory and hash those bytes, which the
 # caller then parses (verified loading: the bytes checked are the bytes used).
 Reader = Literal["mmap", "read", "capture"]
+# Captured file contents: writable, so frameworks can wrap them without copying.
+Buffer = bytearray | mmap.mmap
 Progress = Callable[[int], None]
 
 _SMALL = 1 << 20  # below this, pread beats setting up a mapping
 _STEP = 1 << 23  # bytes fed to the hasher per call (progress granularity)
 _READ_BUFFER = 1 << 20
 _WINDOW = 1 << 26  # bytes mapped at once per worker
+_CAPTURE_STEP = 1 << 20  # read then hash while it is still in cache
 _MIN_SHARD = 1
 
 
@@ -96,7 +99,7 @@ class HashOutcome:
     refusals: tuple[Refusal, ...]
     failures: tuple[HashFailure, ...]
     # With reader="capture": each file's bytes as hashed, and its identity when it was read.
-    captured: dict[str, bytearray] = dataclasses.field(default_factory=dict)
+    captured: dict[str, Buffer] = dataclasses.field(default_factory=dict)
     identities: dict[str, FileIdentity] = dataclasses.field(default_factory=dict)
 
     @property
@@ -186,10 +189,10 @@ def hash_model_lenient(
         allow_symlinks=opts.allow_symlinks,
         ignore_paths=tuple(recorded) if not listing.is_file else (),
     )
-    captured: dict[str, bytearray] = {}
+    captured: dict[str, Buffer] = {}
     identities: dict[str, FileIdentity] = {}
     if opts.reader == "capture":
-        captured = {entry.name: bytearray(entry.size) for entry in listing.files}
+        captured = {entry.name: new_buffer(entry.size) for entry in listing.files}
     items, failures = _hash_listing(listing, serialization, opts, progress, captured, identities)
     manifest = Manifest.build(model_name(root), serialization, items)
     return HashOutcome(manifest, listing.files, listing.refusals, failures, captured, identities)
@@ -237,7 +240,7 @@ def _hash_listing(
     serialization: Serialization,
     opts: HashOptions,
     progress: Progress | None,
-    captured: dict[str, bytearray],
+    captured: dict[str, Buffer],
     identities: dict[str, FileIdentity],
 ) -> tuple[list[ManifestItem], tuple[HashFailure, ...]]:
     tasks = _plan(listing, serialization.method, serialization.shard_size)
@@ -285,7 +288,7 @@ def _hash_region(
     opts: HashOptions,
     blake3_threads: int,
     progress: Progress | None,
-    buffer: bytearray | None = None,
+    buffer: Buffer | None = None,
 ) -> tuple[bytes, FileIdentity]:
     name = task.entry.name
     try:
@@ -340,6 +343,14 @@ def _feed_mmap(fd: int, start: int, end: int, hasher: object, progress: Progress
         position = aligned + length
 
 
+def new_buffer(size: int) -> Buffer:
+    """Writable memory for ``size`` bytes. Large buffers are anonymous mappings: the kernel hands
+    out zeroed pages as they are first written, so nothing is cleared twice."""
+    if size < _SMALL:
+        return bytearray(size)
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
 def _capture(
     fd: int,
     start: int,
@@ -353,7 +364,7 @@ def _capture(
     update = hasher.update  # type: ignore[attr-defined]
     done = 0
     while done < end - start:
-        got = os.preadv(fd, [target[done : done + _STEP]], start + done)
+        got = os.preadv(fd, [target[done : done + _CAPTURE_STEP]], start + done)
         if got == 0:
             raise HashFailure(name, "was truncated while hashing")
         update(target[done : done + got])

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from modelseal.errors import InputError, UnsupportedAlgorithmError
+from modelseal.memio import ViewReader
 
 
 class TensorFormatError(InputError):
@@ -119,7 +120,7 @@ def detect(path: Path | str, view: memoryview) -> str:
         return "npy"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
         try:
-            with zipfile.ZipFile(io.BytesIO(view)) as archive:
+            with zipfile.ZipFile(ViewReader(view)) as archive:
                 names = archive.namelist()
         except zipfile.BadZipFile:
             raise _fail(path, "damaged zip archive") from None
@@ -270,7 +271,7 @@ def _reorder(
 
 def _read_npz(path: Path, view: memoryview) -> list[Tensor]:
     tensors: list[Tensor] = []
-    with zipfile.ZipFile(io.BytesIO(view)) as archive:
+    with zipfile.ZipFile(ViewReader(view)) as archive:
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 raise _fail(path, f"member {info.filename!r} is not a .npy array")
@@ -342,7 +343,7 @@ class _InertUnpickler(pickle.Unpickler):
 
 def _read_torch(path: Path, view: memoryview) -> list[Tensor]:
     try:
-        archive = zipfile.ZipFile(io.BytesIO(view))
+        archive = zipfile.ZipFile(ViewReader(view))
     except zipfile.BadZipFile:
         raise _fail(path, "damaged zip archive") from None
     with archive:
@@ -361,7 +362,7 @@ def _read_torch(path: Path, view: memoryview) -> list[Tensor]:
         if not isinstance(obj, dict):
             raise _fail(path, "checkpoint is not a state_dict (a mapping of names to tensors)")
         tensors: list[Tensor] = []
-        storages: dict[str, bytes] = {}
+        storages: dict[str, bytes | memoryview] = {}
         for name, ref in obj.items():
             if not isinstance(ref, _TensorRef) or not isinstance(name, str):
                 raise _fail(path, f"entry {name!r} is not a tensor")
@@ -370,12 +371,35 @@ def _read_torch(path: Path, view: memoryview) -> list[Tensor]:
                 member = f"{prefix}data/{key}"
                 if member not in names:
                     raise _fail(path, f"storage {key!r} is missing")
-                storages[key] = archive.read(member)
+                storages[key] = _member_bytes(path, archive, member, view)
             tensors.append(_torch_tensor(path, name, ref, storages[key]))
     return tensors
 
 
-def _torch_tensor(path: Path, name: str, ref: _TensorRef, storage: bytes) -> Tensor:
+def _member_bytes(
+    path: Path, archive: zipfile.ZipFile, member: str, view: memoryview
+) -> bytes | memoryview:
+    """A stored (uncompressed) member as a zero-copy slice of ``view``; else its inflated bytes.
+
+    The slice skips zipfile's CRC check: the whole archive's bytes were verified against the
+    signature, which is stronger.
+    """
+    info = archive.getinfo(member)
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        return archive.read(member)
+    local = info.header_offset
+    header = bytes(view[local : local + 30])
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise _fail(path, f"member {member!r} has no local header")
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    start = local + 30 + name_len + extra_len
+    end = start + info.file_size
+    if end > len(view):
+        raise _fail(path, f"member {member!r} runs past the end of the archive")
+    return view[start:end]
+
+
+def _torch_tensor(path: Path, name: str, ref: _TensorRef, storage: bytes | memoryview) -> Tensor:
     dtype = ref.storage.dtype
     itemsize = ITEMSIZE[dtype]
     shape = ref.size

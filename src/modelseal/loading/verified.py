@@ -25,8 +25,9 @@ from modelseal.errors import (
     UsageError,
     VerificationError,
 )
-from modelseal.hashing.engine import FileIdentity, HashOutcome
+from modelseal.hashing.engine import Buffer, FileIdentity, HashOutcome
 from modelseal.hashing.walk import open_beneath, open_root
+from modelseal.memio import ViewReader
 from modelseal.loading.tensors import ITEMSIZE, TensorFormatError, detect, read_tensors
 from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
 from modelseal.signing.bundle import OmsBundle, read_bundle
@@ -163,14 +164,14 @@ def load(
     ).obj
 
 
-def _scan(buffers: Mapping[str, bytearray], allow: tuple[str, ...]) -> None:
+def _scan(buffers: Mapping[str, Buffer], allow: tuple[str, ...]) -> None:
     from modelseal.scanning.allowlist import Allowlist
     from modelseal.scanning.engine import Options, scan_bytes
 
     options = Options(allowlist=Allowlist().extended(allow))
     reasons: list[Reason] = []
     for name in sorted(buffers):
-        report = scan_bytes(bytes(buffers[name]), options, name=name)
+        report = scan_bytes(buffers[name], options, name=name)
         for finding in report.findings:
             message = (
                 f"{name}: {finding.subject} ({finding.severity.label}, {finding.rule}): "
@@ -226,7 +227,7 @@ def _check_unchanged(root: Path, outcome: HashOutcome) -> None:
 
 def _parse(
     root: Path,
-    buffers: Mapping[str, bytearray],
+    buffers: Mapping[str, Buffer],
     framework: str,
     tensor_type: str | None,
     allow: tuple[str, ...],
@@ -267,7 +268,7 @@ def _parse(
 
 def _parse_file(
     name: str,
-    data: bytearray,
+    data: Buffer,
     kind: str | None,
     framework: str,
     tensor_type: str | None,
@@ -291,7 +292,7 @@ def _parse_file(
     return out, kind, len(tensors), sum(t.numel for t in tensors)
 
 
-def _native_kind(data: bytearray) -> str | None:
+def _native_kind(data: Buffer) -> str | None:
     """XGBoost (UBJSON or JSON), LightGBM (text) or Keras v3 (.keras zip), by content."""
     head = bytes(data[:64])
     if head.startswith(b"{") and b"learner" in head:
@@ -302,7 +303,7 @@ def _native_kind(data: bytearray) -> str | None:
         import zipfile
 
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            with zipfile.ZipFile(ViewReader(data)) as archive:
                 names = set(archive.namelist())
         except zipfile.BadZipFile:
             return None
@@ -311,7 +312,7 @@ def _native_kind(data: bytearray) -> str | None:
     return None
 
 
-def _load_native(name: str, data: bytearray, kind: str) -> tuple[Any, str, int, int]:
+def _load_native(name: str, data: Buffer, kind: str) -> tuple[Any, str, int, int]:
     if kind == "xgboost":
         xgb = _require("xgboost", "xgboost")
         booster = xgb.Booster()
@@ -323,7 +324,7 @@ def _load_native(name: str, data: bytearray, kind: str) -> tuple[Any, str, int, 
     return _load_keras(name, data)
 
 
-def _load_keras(name: str, data: bytearray) -> tuple[Any, str, int, int]:
+def _load_keras(name: str, data: Buffer) -> tuple[Any, str, int, int]:
     """Keras v3 in safe mode (no Lambda deserialization). Keras reads only from a path, so the
     verified bytes go to a private temporary file (0600 in a fresh 0700 directory)."""
     import tempfile
@@ -371,7 +372,7 @@ def _to_torch(tensor: Any) -> Any:
     return torch.frombuffer(buffer, dtype=dtype, count=count).reshape(tensor.shape)
 
 
-def _load_numpy(data: bytearray, kind: str) -> tuple[Any, str, int, int]:
+def _load_numpy(data: Buffer, kind: str) -> tuple[Any, str, int, int]:
     np = _require("numpy", "numpy")
     try:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
@@ -385,7 +386,7 @@ def _load_numpy(data: bytearray, kind: str) -> tuple[Any, str, int, int]:
     return arrays, "numpy", len(arrays), sum(int(a.size) for a in arrays.values())
 
 
-def _load_onnx(name: str, data: bytearray) -> tuple[Any, str, int, int]:
+def _load_onnx(name: str, data: Buffer) -> tuple[Any, str, int, int]:
     onnx = _require("onnx", "onnx")
     model = onnx.load_model_from_string(bytes(data))
     inits = list(model.graph.initializer)
@@ -406,7 +407,7 @@ def _load_onnx(name: str, data: bytearray) -> tuple[Any, str, int, int]:
 _COMPRESSED = (b"\x78", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x5d\x00\x00", b"\x04\x22\x4d\x18")
 
 
-def _load_pickle(name: str, data: bytearray, allow: tuple[str, ...]) -> tuple[Any, str, int, int]:
+def _load_pickle(name: str, data: Buffer, allow: tuple[str, ...]) -> tuple[Any, str, int, int]:
     if bytes(data[:6]).startswith(_COMPRESSED) or b"joblib.numpy_pickle" in data[:4096]:
         return _load_joblib(name, data, allow), "joblib", 0, 0
     from modelseal.loading.safe_pickle import safe_loads
@@ -414,7 +415,7 @@ def _load_pickle(name: str, data: bytearray, allow: tuple[str, ...]) -> tuple[An
     return safe_loads(bytes(data), allow=allow), "pickle", 0, 0
 
 
-def _load_joblib(name: str, data: bytearray, allow: tuple[str, ...]) -> Any:
+def _load_joblib(name: str, data: Buffer, allow: tuple[str, ...]) -> Any:
     """joblib's own unpickler (arrays stored inline), restricted to the allow-list; object
     arrays are refused because joblib reads them with an unrestricted ``pickle.load``."""
     import pickle

@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from importlib import import_module
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 from modelseal.scanning.allowlist import Allowlist
 from modelseal.scanning.errors import ScanPathError
@@ -238,10 +238,14 @@ def scan_paths(paths: Iterable[str | os.PathLike[str]], options: Options) -> Sca
     return ScanReport(tuple(files))
 
 
-def scan_bytes(data: bytes, options: Options, name: str = "<bytes>") -> FileReport:
-    """Scan an in-memory blob (used by tests and fuzzing)."""
+def scan_bytes(data: Any, options: Options, name: str = "<bytes>") -> FileReport:
+    """Scan an in-memory blob (bytes, bytearray, mmap, memoryview) without copying it; used by
+    verified loading, tests and fuzzing."""
+    from modelseal.memio import ViewReader
+
     ctx = Context(options, name)
-    fmt = scan_stream(ctx, io.BytesIO(data), len(data), Location(name))
+    size = memoryview(data).nbytes
+    fmt = scan_stream(ctx, cast(BinaryIO, ViewReader(data)), size, Location(name))
     if fmt == "unknown" and options.strict:
         ctx.fail(Location(name), "format not recognised (--strict treats this as unscannable)")
     return FileReport(
@@ -249,7 +253,7 @@ def scan_bytes(data: bytes, options: Options, name: str = "<bytes>") -> FileRepo
         tuple(ctx.formats) or (fmt,),
         sort_findings(ctx.findings),
         tuple(ctx.unscannable),
-        len(data),
+        size,
     )
 
 

@@ -1,0 +1,149 @@
+"""Verified loading and the weight fingerprint, against plain loading and hashing alone.
+
+    .venv/bin/python bench/bench_load.py [--runs 5] [--scale 1.0]
+
+Same run, warm page cache, a 1 GiB safetensors file and a 1 GiB PyTorch checkpoint (eight float32
+tensors), each signed with the OMS ``shards`` method (64 MiB shards, so hashing uses every core):
+
+* plain load: ``safetensors.numpy.load_file`` / ``torch.load(weights_only=True)`` of the file;
+* hashing alone: ``modelseal.digest`` with the same shards;
+* verified load: ``modelseal.load`` (verify + scan + load from the verified bytes).
+
+Target: verified load <= 1.15 x max(plain load, hashing alone). Fingerprint throughput (GiB/s of
+tensor data) against the 2-core SHA-256 limit (single-core hashlib x cores): target >= 80%.
+Timings are in-process (the libraries are imported once, untimed), median of ``--runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c  # noqa: E402
+
+SHARD = 64 * c.MiB
+
+
+def _median_time(fn: Callable[[], Any], runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        c.wait_for_quiet(timeout=30)
+        start = time.perf_counter()
+        result = fn()
+        samples.append(time.perf_counter() - start)
+        del result
+    return statistics.median(samples)
+
+
+def _tensors(total: int) -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    per = total // 8 // 4
+    return {f"layer{i}.weight": rng.standard_normal(per, dtype=np.float32) for i in range(8)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--scale", type=float, default=1.0, help="data size factor (smoke)")
+    args = parser.parse_args(argv)
+    c.ensure_requirements({"safetensors": None, "torch": None, "numpy": None}, extra="bench")
+    import safetensors.numpy
+    import torch
+
+    import modelseal
+    from modelseal.signing.keys import generate_key, write_key_pair
+
+    total = int(c.GiB * args.scale)
+    limit = c.sha256_core_rate() * c.cores()
+    rows: list[dict[str, Any]] = []
+    with c.scratch_dir("modelseal-bench-load-", need_bytes=3 * total) as tmp:
+        write_key_pair(generate_key("ecdsa-p256"), tmp / "k", tmp / "k.pub", passphrase=None)
+        arrays = _tensors(total)
+        st_path, pt_path = tmp / "model.safetensors", tmp / "model.pt"
+        safetensors.numpy.save_file(arrays, st_path)
+        torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, pt_path)
+        del arrays
+        c.settle()
+        cases = {
+            "safetensors": (st_path, lambda p: safetensors.numpy.load_file(p)),
+            "pytorch": (pt_path, lambda p: torch.load(p, weights_only=True)),
+        }
+        for name, (path, plain) in cases.items():
+            sig = tmp / f"{name}.sig"
+            modelseal.sign(path, private_key=tmp / "k", signature=sig, shard_size=SHARD)
+            c.warm_cache(path)
+            size = path.stat().st_size
+            t_plain = _median_time(lambda p=path, f=plain: f(p), args.runs)  # type: ignore[misc]
+            t_hash = _median_time(
+                lambda p=path: modelseal.digest(p, shard_size=SHARD), args.runs  # type: ignore[misc]
+            )
+            t_load = _median_time(
+                lambda p=path, s=sig: modelseal.load(p, signature=s, public_key=tmp / "k.pub"),  # type: ignore[misc]
+                args.runs,
+            )
+            bound = max(t_plain, t_hash)
+            rows.append(
+                {
+                    "case": name,
+                    "bytes": size,
+                    "plain_s": round(t_plain, 3),
+                    "hash_s": round(t_hash, 3),
+                    "verified_s": round(t_load, 3),
+                    "ratio": round(t_load / bound, 3),
+                    "target": "<= 1.15",
+                    "verdict": c.verdict(t_load <= 1.15 * bound),
+                }
+            )
+        t_fp = _median_time(lambda: modelseal.fingerprint(st_path), args.runs)
+        tensor_bytes = st_path.stat().st_size
+    fp_rate = tensor_bytes / t_fp
+    results = {
+        "benchmark": "load",
+        "scale": args.scale,
+        "machine": c.machine_info(),
+        "limit_gib_s": round(limit / c.GiB, 3),
+        "rows": rows,
+        "fingerprint": {
+            "gib_s": round(fp_rate / c.GiB, 3),
+            "share_of_limit": round(fp_rate / limit, 3),
+            "target": ">= 0.80",
+            "verdict": c.verdict(fp_rate >= 0.8 * limit),
+        },
+    }
+    headers = ["case", "size", "plain load s", "hash alone s", "verified load s", "ratio", "target"]
+    table = [
+        [
+            r["case"],
+            f"{r['bytes'] / c.GiB:.2f} GiB",
+            r["plain_s"],
+            r["hash_s"],
+            r["verified_s"],
+            r["ratio"],
+            f"{r['target']} {r['verdict']}",
+        ]
+        for r in rows
+    ]
+    print(c.text_table(headers, table))
+    fp = results["fingerprint"]
+    print(
+        f"fingerprint: {fp['gib_s']} GiB/s = {fp['share_of_limit']:.0%} of the 2-core SHA-256 "
+        f"limit ({results['limit_gib_s']} GiB/s); target >= 80% {fp['verdict']}"
+    )
+    print()
+    print(c.markdown_table(headers, table))
+    if args.scale != 1.0:
+        print(f"NOTE: data scaled by {args.scale}; NOT comparable to the targets")
+    print(f"results: {c.write_results('load', results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""A read-only, seekable file over memory that does not copy it (``io.BytesIO`` would)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+
+class ViewReader(io.RawIOBase):
+    """Read, seek and tell over a buffer (bytes, bytearray, mmap, memoryview) without copying."""
+
+    def __init__(self, buffer: Any) -> None:
+        super().__init__()
+        self._view = memoryview(buffer).cast("B")
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        out = memoryview(target).cast("B")
+        count = max(0, min(len(out), len(self._view) - self._pos))
+        out[:count] = self._view[self._pos : self._pos + count]
+        self._pos += count
+        return count
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = (
+            len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        )
+        start = min(self._pos, end)
+        self._pos = max(self._pos, end)
+        return bytes(self._view[start:end])
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def view(self, start: int, end: int) -> memoryview:
+        """A zero-copy slice of the underlying buffer."""
+        return self._view[start:end]
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
