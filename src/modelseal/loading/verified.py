@@ -27,8 +27,8 @@ from modelseal.errors import (
 )
 from modelseal.hashing.engine import Buffer, FileIdentity, HashOutcome
 from modelseal.hashing.walk import open_beneath, open_root
-from modelseal.memio import ViewReader
 from modelseal.loading.tensors import ITEMSIZE, TensorFormatError, detect, read_tensors
+from modelseal.memio import ViewReader
 from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
 from modelseal.signing.bundle import OmsBundle, read_bundle
 from modelseal.signing.keys import PublicKey
