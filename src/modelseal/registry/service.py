@@ -870,10 +870,14 @@ class Registry:
     def audit_records(
         self, actor: Principal, *, start: int = 0, end: int | None = None, export: bool = False
     ) -> Iterator[AuditRecord]:
+        """Check the permission now; the records stream from one read snapshot."""
         if export:
             self._require(actor, roles.AUDIT_EXPORT, "audit.export", "audit")
         else:
             self._require(actor, roles.AUDIT_READ, "audit.read", "audit")
+        return self._records(start, end)
+
+    def _records(self, start: int, end: int | None) -> Iterator[AuditRecord]:
         with db.reading(self.engine) as conn:
             yield from self.audit.records(conn, start, end)
 

@@ -1,0 +1,1 @@
+"""The registry's HTTP API (FastAPI) and the client the CLI uses with ``--server``."""

@@ -1,0 +1,37 @@
+"""Run the registry server with uvicorn (HTTPS when given a certificate and key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelseal.registry.config import RegistryConfig
+
+
+def build(config: RegistryConfig) -> Any:
+    from modelseal.registry.service import Registry
+    from modelseal.server.app import create_app
+
+    return create_app(Registry.open(config))
+
+
+def serve(
+    config: RegistryConfig,
+    *,
+    host: str,
+    port: int,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
+) -> None:
+    import uvicorn
+
+    app = build(config)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        log_level="info",
+        access_log=True,
+        server_header=False,
+    )
