@@ -666,14 +666,9 @@ def test_bad_certificate_inputs(
     assert not (tmp_path / "a.sig").exists()
 
 
-# --- known bugs outside trust.py (src/modelseal/signing/api.py) -----------------------------
+# --- pinning, mixed inputs and single paths (api.py) ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api._authenticate ignores public_key for certificate bundles: a --public-key that "
-    "does not match the signing certificate is silently accepted",
-)
 def test_public_key_must_match_certificate_when_both_given(
     run_cli: RunCli, pki: Pki, model: Path, signed: Path, tmp_path: Path
 ) -> None:
@@ -692,11 +687,6 @@ def test_public_key_must_match_certificate_when_both_given(
     assert "another key" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api._authenticate ignores trust_anchors for key-based bundles when public_key is "
-    "also given: the required CA is silently not checked",
-)
 def test_trust_anchor_is_not_silently_dropped_for_key_bundles(
     run_cli: RunCli, pki: Pki, model: Path, tmp_path: Path
 ) -> None:
@@ -717,11 +707,6 @@ def test_trust_anchor_is_not_silently_dropped_for_key_bundles(
     assert "key-based" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.verify iterates a single str/Path trust_anchors (str: reads '/' as a file; "
-    "Path: a bare TypeError, not a ModelsealError)",
-)
 @pytest.mark.parametrize("as_type", [str, Path], ids=["str", "Path"])
 def test_single_trust_anchor_path_is_accepted(
     pki: Pki, model: Path, signed: Path, as_type: type
@@ -731,10 +716,6 @@ def test_single_trust_anchor_path_is_accepted(
     assert result.signer == f"certificate {LEAF}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.sign iterates a single str/Path certificate_chain (str: reads '/' as a file)",
-)
 def test_single_certificate_chain_path_is_accepted(pki: Pki, model: Path, tmp_path: Path) -> None:
     sig = tmp_path / "model.sig"
     modelseal.sign(
@@ -747,11 +728,6 @@ def test_single_certificate_chain_path_is_accepted(pki: Pki, model: Path, tmp_pa
     assert modelseal.verify(model, signature=sig, trust_anchors=[pki.root.cert_path])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.sign silently drops certificate_chain when certificate is None and writes a "
-    "key-based bundle (the CLI refuses: '--certificate-chain needs --certificate')",
-)
 def test_certificate_chain_without_certificate_is_refused(
     pki: Pki, model: Path, tmp_path: Path
 ) -> None:

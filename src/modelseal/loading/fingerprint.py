@@ -20,6 +20,7 @@ import struct
 from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from modelseal.errors import InputError, UnsupportedAlgorithmError
 from modelseal.hashing.walk import DEFAULT_IGNORES, IgnoreRules, list_model
@@ -122,9 +123,7 @@ def _unique(tensors: Sequence[Tensor], where: str) -> None:
         seen.add(tensor.name)
 
 
-def fingerprint_buffers(
-    buffers: Mapping[str, bytes | bytearray | memoryview], *, ignore_names: bool = False
-) -> Fingerprint:
+def fingerprint_buffers(buffers: Mapping[str, Any], *, ignore_names: bool = False) -> Fingerprint:
     """Fingerprint the weights among in-memory files (name -> bytes); other files are skipped."""
     tensors: list[Tensor] = []
     for name in sorted(buffers):

@@ -195,7 +195,7 @@ def sign(
     ignore_git_paths: bool = True,
     allow_symlinks: bool = False,
     certificate: PathLike | None = None,
-    certificate_chain: Sequence[PathLike] = (),
+    certificate_chain: PathLike | Sequence[PathLike] = (),
     extensions: dict[str, Any] | None = None,
     fingerprint: bool = False,
     workers: int | None = None,
@@ -214,8 +214,14 @@ def sign(
     public = signer.public_key()
     certificates: tuple[bytes, ...] = ()
     identity = f"{describe(public)} key {key_hint(public)[:16]}"
+    chain = _paths(certificate_chain)
+    if chain and certificate is None:
+        raise UsageError(
+            "a certificate chain was given without a signing certificate",
+            hint="pass the leaf certificate too (--certificate)",
+        )
     if certificate is not None:
-        certificates, identity = _signing_chain(public, certificate, certificate_chain)
+        certificates, identity = _signing_chain(public, certificate, chain)
     options = HashOptions(
         hash_type=hash_type,
         shard_size=shard_size,
@@ -303,7 +309,7 @@ def verify(
     *,
     signature: PathLike | OmsBundle,
     public_key: PathLike | PublicKey | None = None,
-    trust_anchors: Sequence[PathLike] = (),
+    trust_anchors: PathLike | Sequence[PathLike] = (),
     at: dt.datetime | None = None,
     workers: int | None = None,
     reader: Reader = "mmap",
@@ -333,7 +339,7 @@ def verify_outcome(
     *,
     signature: PathLike | OmsBundle,
     public_key: PathLike | PublicKey | None = None,
-    trust_anchors: Sequence[PathLike] = (),
+    trust_anchors: PathLike | Sequence[PathLike] = (),
     at: dt.datetime | None = None,
     workers: int | None = None,
     reader: Reader = "mmap",
@@ -344,7 +350,7 @@ def verify_outcome(
     verified bytes of every file, for verified loading). With ``allow_unsigned_files`` files the
     signature does not cover are tolerated (and left out of the outcome's captured bytes)."""
     bundle = signature if isinstance(signature, OmsBundle) else read_bundle(signature)
-    signer = _authenticate(bundle, public_key, trust_anchors, at)
+    signer = _authenticate(bundle, public_key, _paths(trust_anchors), at)
     statement = parse_payload(bundle.payload)
     expected = statement.manifest
     serialization = expected.serialization
@@ -428,6 +434,17 @@ def _signed_empty_files(extensions: dict[str, Any]) -> list[str] | None:
     return None
 
 
+def _load_key(public_key: PathLike | PublicKey) -> PublicKey:
+    return load_public_key(public_key) if isinstance(public_key, str | os.PathLike) else public_key
+
+
+def _paths(value: PathLike | Sequence[PathLike]) -> tuple[PathLike, ...]:
+    """One path or several: a lone ``str``/``PathLike`` is not a sequence of characters."""
+    if isinstance(value, str | os.PathLike):
+        return (value,)
+    return tuple(value)
+
+
 def _authenticate(
     bundle: OmsBundle,
     public_key: PathLike | PublicKey | None,
@@ -450,13 +467,29 @@ def _authenticate(
         trusted = verify_chain(parse_bundle_certificates(bundle.certificates), anchors, at=at)
         key: PublicKey = trusted.public_key
         identity = f"certificate {trusted.subject}"
+        if public_key is not None:  # a pinned key must be the certificate's key as well
+            pinned = _load_key(public_key)
+            if key_hint(pinned) != key_hint(key):
+                message = f"signature was made with another key ({identity}), not the given key"
+                raise SignatureMismatchError(
+                    message,
+                    reasons=[
+                        Reason(
+                            "wrong-key", message, expected=key_hint(key), actual=key_hint(pinned)
+                        )
+                    ],
+                    hint="verify with the signer's public key, or do not trust this model",
+                )
     else:
         if public_key is None:
             hint = "verify it with --public-key KEY.pub"
             raise UsageError("this signature is key-based", hint=hint)
-        key = (
-            load_public_key(public_key) if isinstance(public_key, str | os.PathLike) else public_key
-        )
+        if trust_anchors:
+            raise UsageError(
+                "this signature is key-based: trust anchors cannot vouch for it",
+                hint="verify it with --public-key alone",
+            )
+        key = _load_key(public_key)
         identity = f"{describe(key)} key {key_hint(key)[:16]}"
     signed = pae(bundle.payload_type, bundle.payload)
     if not any(verify_bytes(key, sig, signed) for sig in bundle.signatures):
