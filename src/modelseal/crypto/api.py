@@ -293,7 +293,8 @@ def _check_path(path: Any, where: str) -> str:
 
 def _open_input(path: Path) -> BinaryIO:
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        # O_NONBLOCK: opening a FIFO must not hang; it has no effect on regular files.
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise InputError(
             f"cannot read {str(path)!r}: {exc.strerror}", hint="check the path"
