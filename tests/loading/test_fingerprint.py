@@ -249,3 +249,23 @@ def test_model_signing_still_verifies_a_bundle_with_a_fingerprint(
         text=True,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_hdf5_weights_match_other_formats(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    weights = _weights()
+    with h5py.File(tmp_path / "w.h5", "w") as handle:
+        group = handle.create_group("model_weights")
+        for name, array in weights.items():
+            group.create_dataset(name, data=array)
+    np.savez(tmp_path / "w.npz", **weights)
+    named = fingerprint(tmp_path / "w.h5")
+    assert named.tensors == 5 and named != fingerprint(tmp_path / "w.npz")  # names carry the group
+    assert (
+        fingerprint(tmp_path / "w.h5", ignore_names=True).digest
+        == fingerprint(tmp_path / "w.npz", ignore_names=True).digest
+    )
+    with h5py.File(tmp_path / "s.h5", "w") as handle:
+        handle.create_dataset("names", data=np.array([b"a", b"b"]))
+    with pytest.raises(TensorFormatError, match="not a plain numeric tensor"):
+        fingerprint(tmp_path / "s.h5")

@@ -133,11 +133,13 @@ def detect(path: Path | str, view: memoryview) -> str:
         (header_len,) = struct.unpack("<Q", head[:8])
         if 2 <= header_len <= MAX_HEADER and head[8:9] == b"{":
             return "safetensors"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
     if head[:1] == b"\x08":  # an ONNX ModelProto starts with field 1 (ir_version, varint)
         return "onnx"
     raise UnsupportedAlgorithmError(
         f"{path}: not a weights format modelseal reads",
-        hint="supported: safetensors, .npy/.npz, PyTorch zip checkpoints, ONNX",
+        hint="supported: safetensors, .npy/.npz, PyTorch zip checkpoints, ONNX, HDF5 (Keras)",
     )
 
 
@@ -164,6 +166,7 @@ def read_tensors(
         "npz": _read_npz,
         "torch": _read_torch,
         "onnx": _read_onnx,
+        "hdf5": _read_hdf5,
     }
     return readers[detect(p, view)](p, view)
 
@@ -465,4 +468,36 @@ def _read_onnx(path: Path, view: memoryview) -> list[Tensor]:
         if dtype == "bfloat16" and array.dtype.itemsize != 2:
             raise _fail(path, f"initializer {init.name!r}: bfloat16 not representable")
         tensors.append(Tensor(init.name, dtype, tuple(int(d) for d in init.dims), data))
+    return tensors
+
+
+# -- HDF5 (Keras weights) ---------------------------------------------------------------------
+
+
+def _read_hdf5(path: Path, view: memoryview) -> list[Tensor]:
+    """Every numeric dataset, named by its path in the file (e.g. Keras ``.h5`` weights)."""
+    try:
+        import h5py
+        import numpy as np
+    except ImportError:
+        raise UnsupportedAlgorithmError(
+            "reading HDF5 weights needs the h5py package", hint='pip install "modelseal[keras]"'
+        ) from None
+    tensors: list[Tensor] = []
+
+    def visit(name: str, node: Any) -> None:
+        if not isinstance(node, h5py.Dataset):
+            return
+        kind = node.dtype.kind + str(node.dtype.itemsize)
+        dtype = _NUMPY_KINDS.get(kind)
+        if dtype is None:
+            raise _fail(path, f"dataset {name!r} is not a plain numeric tensor")
+        array = np.ascontiguousarray(node[()]).astype(node.dtype.newbyteorder("<"), copy=False)
+        tensors.append(Tensor(name, dtype, tuple(int(d) for d in node.shape), array.tobytes()))
+
+    try:
+        with h5py.File(ViewReader(view), "r") as handle:
+            handle.visititems(visit)
+    except OSError:
+        raise _fail(path, "not a readable HDF5 file") from None
     return tensors
