@@ -102,6 +102,11 @@ class LocalProvider:
     def retire(self, kek_ids: frozenset[str]) -> None:
         with self._lock:
             drop = [k for k in self._keyset.key_ids() if str(k) in kek_ids]
+            if len(drop) == len(self._keyset.keys):
+                # Every key retired (rotated to another provider): the file itself goes.
+                self._path.unlink()
+                self._keyset = ks.Keyset(0, ())
+                return
             self._keyset = ks.without_keys(self._keyset, drop)
             self._save()
 
