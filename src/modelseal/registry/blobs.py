@@ -47,6 +47,9 @@ class BlobStore:
             endpoint = os.environ.get("MODELSEAL_S3_ENDPOINT_URL")
             if endpoint and "endpoint_url" not in options:
                 options["endpoint_url"] = endpoint
+            # Listings must be fresh: other processes add and collect blobs.
+            options.setdefault("use_listings_cache", False)
+            options.setdefault("skip_instance_cache", True)
             self.fs: Any = fsspec.filesystem("s3", **options)
             self.root = url[len("s3://") :].rstrip("/")
             self.local = False
