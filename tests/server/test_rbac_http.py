@@ -22,6 +22,10 @@ from tests.server.conftest import Running
 def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, str, Any]]:
     n = itertools.count()
     reg, admin = running.env.registry, running.env.admin
+
+    def new_token_id() -> str:
+        return str(reg.create_token(admin, "victim").id)
+
     bundle = {"bundle": sm.signature.read_text(), "public_key": sm.public_key.read_text()}
     return {
         "read": ("GET", "/v1/models/m/resolve?version=1", None),
@@ -36,8 +40,7 @@ def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, str, Any
         "role-grant": ("POST", "/v1/users/victim/roles",
                        lambda: {"role": "devops", "scope": f"s{next(n)}"}),
         "token-create": ("POST", "/v1/users/victim/tokens", {}),
-        "token-revoke": ("POST", lambda: f"/v1/tokens/{reg.create_token(admin, 'victim').id}/revoke",
-                         None),
+        "token-revoke": ("POST", lambda: f"/v1/tokens/{new_token_id()}/revoke", None),
         "gc": ("POST", "/v1/gc", {}),
         "audit-read": ("GET", "/v1/audit/checkpoint", None),
         "audit-export": ("GET", "/v1/audit/records?export=true", None),
