@@ -188,6 +188,18 @@ def _new_passphrase(no_passphrase: bool, passphrase_file: str | None) -> bytes |
     "TARGET may then be a PATH or a pkcs11: URI (an AES key made on the token).",
 )
 @click.option(
+    "--signing",
+    is_flag=True,
+    help="Make an EC signing key pair on a PKCS#11 token (TARGET is a pkcs11: URI).",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["ecdsa-p256", "ecdsa-p384", "ecdsa-p521"]),
+    default="ecdsa-p256",
+    show_default=True,
+    help="Curve of a --signing key.",
+)
+@click.option(
     "--no-passphrase",
     is_flag=True,
     help="Write a cleartext Tink JSON keyset (what tink reads directly). Default: protected.",
@@ -201,6 +213,8 @@ def _new_passphrase(no_passphrase: bool, passphrase_file: str | None) -> bytes |
 def keys_create(
     target: str,
     as_kek: bool,
+    signing: bool,
+    algorithm: str,
     no_passphrase: bool,
     kdf: str,
     passphrase_file: str | None,
@@ -211,9 +225,23 @@ def keys_create(
     from modelseal.crypto import keyset as ks
 
     report: dict[str, Any]
-    if target.startswith("pkcs11:"):
+    if signing:
+        if not target.startswith("pkcs11:") or as_kek:
+            raise UsageError(
+                "--signing makes a key pair on a PKCS#11 token",
+                hint="give a pkcs11: URI (use 'modelseal keygen' for key files)",
+            )
+        from modelseal.signing.keys import key_hint
+        from modelseal.signing.pkcs11 import create_signing_key
+
+        signer = create_signing_key(target, algorithm=algorithm)
+        report = {"signing_key": target, "algorithm": algorithm}
+        report["key_id"] = key_hint(signer.public_key())
+    elif target.startswith("pkcs11:"):
         if not as_kek:
-            raise UsageError("a PKCS#11 token holds key-encryption keys", hint="add --kek")
+            raise UsageError(
+                "say what to make on the token", hint="add --kek (AES) or --signing (EC)"
+            )
         from modelseal.crypto.providers.pkcs11 import Pkcs11Provider
 
         provider = Pkcs11Provider.create(target)
@@ -232,7 +260,11 @@ def keys_create(
     if as_json:
         emit_json(report)
         return
-    if "path" in report:
+    if "signing_key" in report:
+        click.echo(
+            f"created {algorithm} signing key pair on the token (key id {report['key_id'][:16]})"
+        )
+    elif "path" in report:
         state = f"protected with {kdf}" if report["protected"] else "CLEARTEXT"
         click.echo(f"wrote {report['type']} keyset {target} ({state}, mode 0600)")
     else:
@@ -278,3 +310,18 @@ def keys_rotate(
         click.echo(f"retired {len(report.retired)} old KEK(s): {', '.join(report.retired) or '-'}")
     else:
         click.echo("old KEKs kept (--keep-old): old envelopes still unwrap until you commit")
+
+
+@keys.command("export-public")
+@click.argument("uri")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+def keys_export_public(uri: str, out: str, force: bool) -> None:
+    """Write the PEM public key of the PKCS#11 signing key URI to OUT (for verify)."""
+    from modelseal.fsutil import atomic_write
+    from modelseal.signing.keys import public_pem
+    from modelseal.signing.pkcs11 import Pkcs11Signer
+
+    signer = Pkcs11Signer(uri)
+    atomic_write(out, public_pem(signer.public_key()), mode=0o644, overwrite=force)
+    click.echo(f"wrote public key {out}")
