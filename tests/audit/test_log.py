@@ -292,3 +292,19 @@ def test_checkpoints_are_checked(alog: Log) -> None:
     assert alog.verify(forged) == ("bad-checkpoint",)
     foreign = "another.log\n5\n" + good.split("\n", 2)[2]
     assert alog.verify(foreign) == ("bad-checkpoint",)
+
+
+def test_batched_appends_verify_and_sign_the_last_head(alog: Log) -> None:
+    with db.writing(alog.engine) as conn:
+        records = alog.log.append_many(conn, [_event(i) for i in range(5)])
+        assert [r.seq for r in records] == list(range(5))
+        assert alog.log.append_many(conn, []) == []
+    alog.append(2, start=5)
+    assert alog.verify() == ()
+    with db.reading(alog.engine) as conn:
+        head = alog.log.head(conn)
+        leaves = [merkle.leaf_hash(r.canonical()) for r in alog.log.records(conn)]
+    assert head.root == merkle.root_of(leaves)
+    # Cutting inside the batch leaves an unsigned head: caught.
+    alog.sql(delete(audit_records).where(audit_records.c.seq >= 3))
+    assert "unsigned" in alog.verify()

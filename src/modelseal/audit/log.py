@@ -8,9 +8,11 @@ database that a writer without the note key produces is caught by :mod:`modelsea
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, Select, Update, bindparam, insert, select, update
 
 from modelseal.audit import merkle
 from modelseal.audit.note import Checkpoint, NoteSigner
@@ -36,28 +38,37 @@ class AuditLog:
     def append(
         self, conn: Connection, event: AuditEvent, *, time: str | None = None
     ) -> AuditRecord:
-        head = conn.execute(
-            select(audit_head.c.size, audit_head.c.peaks)
-            .where(audit_head.c.id == 1)
-            .with_for_update()
-        ).one()
+        return self.append_many(conn, [event], time=time)[0]
+
+    def append_many(
+        self, conn: Connection, events: Sequence[AuditEvent], *, time: str | None = None
+    ) -> list[AuditRecord]:
+        """Append ``events`` in order inside the caller's transaction. The tree head after the
+        last one is signed; every record keeps the head after it (verification locates the
+        first record that differs from the heads written with it)."""
+        if not events:
+            return []
+        head_query, head_update = _statements()
+        head = conn.execute(head_query).one()
         compact = merkle.CompactRange.unpack(int(head.size), bytes(head.peaks))
-        record = AuditRecord.from_event(compact.size, time or utc_now(), event)
-        created = compact.append(merkle.leaf_hash(record.canonical()))
-        root = compact.root()
-        note = self.signer.sign(Checkpoint(self.origin, compact.size, root).text())
-        row = record.to_row()
-        row.update(root=root, signature=note.rsplit("\n\n", 1)[1])
-        conn.execute(insert(audit_records).values(**row))
-        conn.execute(
-            insert(audit_nodes), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in created]
-        )
-        conn.execute(
-            update(audit_head)
-            .where(audit_head.c.id == 1)
-            .values(size=compact.size, peaks=compact.packed())
-        )
-        return record
+        when = time or utc_now()
+        records: list[AuditRecord] = []
+        rows: list[dict[str, Any]] = []
+        nodes: list[dict[str, Any]] = []
+        for event in events:
+            record = AuditRecord.from_event(compact.size, when, event)
+            created = compact.append(merkle.leaf_hash(record.canonical()))
+            row = record.to_row()
+            row.update(root=compact.root(), signature="")
+            records.append(record)
+            rows.append(row)
+            nodes.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in created)
+        note = self.signer.sign(Checkpoint(self.origin, compact.size, compact.root()).text())
+        rows[-1]["signature"] = note.rsplit("\n\n", 1)[1]
+        conn.execute(insert(audit_records), rows)
+        conn.execute(insert(audit_nodes), nodes)
+        conn.execute(head_update, {"new_size": compact.size, "new_peaks": compact.packed()})
+        return records
 
     def size(self, conn: Connection) -> int:
         return int(conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one())
@@ -131,15 +142,12 @@ def _with_nodes(conn: Connection, build: Callable[[merkle.NodeSource], list[byte
     build(record)
     if not wanted:
         return []
-    found: dict[tuple[int, int], bytes] = {}
-    for chunk in _chunks(sorted(set(wanted)), 200):
-        rows = conn.execute(
-            select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(
-                tuple_(audit_nodes.c.level, audit_nodes.c.idx).in_(chunk)
-            )
-        )
-        for level, idx, value in rows:
-            found[(int(level), int(idx))] = bytes(value)
+    # One statement of point lookups on the primary key. The keys are integers this function
+    # computed, inlined as literals: no SQL expression building per proof (that dominated).
+    keys = sorted(set(wanted))
+    where = " OR ".join(f"(level = {int(lv)} AND idx = {int(ix)})" for lv, ix in keys)
+    rows = conn.exec_driver_sql(f"SELECT level, idx, hash FROM audit_nodes WHERE {where}")  # noqa: S608
+    found = {(int(lv), int(ix)): bytes(value) for lv, ix, value in rows}
 
     def fetch(level: int, index: int) -> bytes:
         try:
@@ -154,6 +162,15 @@ def _with_nodes(conn: Connection, build: Callable[[merkle.NodeSource], list[byte
     return proof
 
 
-def _chunks(items: Sequence[tuple[int, int]], size: int) -> Iterator[Sequence[tuple[int, int]]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+@functools.cache
+def _statements() -> tuple[Select[Any], Update]:
+    """The append path's statements, built once (building them per call cost more than SQLite)."""
+    head_query = (
+        select(audit_head.c.size, audit_head.c.peaks).where(audit_head.c.id == 1).with_for_update()
+    )
+    head_update = (
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(size=bindparam("new_size"), peaks=bindparam("new_peaks"))
+    )
+    return head_query, head_update
