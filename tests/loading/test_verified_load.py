@@ -320,3 +320,87 @@ def test_keras_lambda_layer_is_refused(tmp_path: Path, key_pair: tuple[Path, Pat
     sig = _sign(path, key_pair)
     with pytest.raises(UnsafeModelError):
         modelseal.load(path, signature=sig, public_key=key_pair[1])
+
+
+ALL_KINDS = ["safetensors", "torch", "npz", "onnx", "pickle", "xgboost", "lightgbm", "keras"]
+
+
+def _any_model(kind: str, d: Path) -> Path:
+    if kind in ("xgboost", "lightgbm", "keras"):
+        return _native_model(kind, d)[0]
+    return _make(kind, d)
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_unsigned_extra_file_beside_each_framework_is_refused(
+    tmp_path: Path, key_pair: tuple[Path, Path], kind: str
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    _any_model(kind, model)
+    sig = _sign(model, key_pair)
+    (model / "notes.txt").write_text("added after signing")
+    with pytest.raises(IntegrityError) as err:
+        modelseal.load(model, signature=sig, public_key=key_pair[1])
+    assert [(r.code, r.path) for r in err.value.reasons] == [("extra", "notes.txt")]
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_swap_after_verification_is_refused_for_each_framework(
+    tmp_path: Path, key_pair: tuple[Path, Path], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _any_model(kind, tmp_path)
+    sig = _sign(path, key_pair)
+    original = path.read_bytes()
+    swapped = bytearray(original)
+    swapped[len(swapped) // 2] ^= 0xFF
+
+    def swap(_: Path) -> None:
+        replacement = tmp_path / "replacement"
+        replacement.write_bytes(bytes(swapped))
+        os.replace(replacement, path)
+
+    monkeypatch.setattr(verified, "_after_verification", swap)
+    with pytest.raises(ModelChangedError):
+        modelseal.load(path, signature=sig, public_key=key_pair[1])
+
+
+def _malicious(kind: str, d: Path, canary: Path) -> Path:
+    payload = _Canary(str(canary))
+    if kind == "pickle":
+        path = d / "model.pkl"
+        path.write_bytes(pickle.dumps({"w": payload}))
+    elif kind == "joblib":
+        joblib = pytest.importorskip("joblib")
+        path = d / "model.joblib"
+        joblib.dump({"w": np.zeros(3), "x": payload}, path)
+    elif kind == "npy-object":
+        path = d / "model.npy"
+        np.save(path, np.array([payload], dtype=object), allow_pickle=True)
+    elif kind == "torch":
+        import zipfile
+
+        good = _make("torch", d)
+        path = d / "bad.pt"
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w") as dst:
+            for info in src.infolist():
+                data = src.read(info)
+                if info.filename.endswith("data.pkl"):
+                    data = pickle.dumps({"w": payload}, protocol=2)
+                dst.writestr(info, data)
+    else:
+        raise AssertionError(kind)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["pickle", "joblib", "npy-object", "torch"])
+def test_signed_malicious_payloads_never_run(
+    tmp_path: Path, key_pair: tuple[Path, Path], kind: str
+) -> None:
+    canary = tmp_path / "canary"
+    path = _malicious(kind, tmp_path, canary)
+    sig = _sign(path, key_pair)
+    with pytest.raises(UnsafeModelError) as err:
+        modelseal.load(path, signature=sig, public_key=key_pair[1])
+    assert err.value.reasons
+    assert not canary.exists()
