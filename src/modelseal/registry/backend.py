@@ -38,7 +38,9 @@ class Backend(Protocol):
         lineage: Lineage,
     ) -> UploadInfo: ...
 
-    def send_file(self, upload: UploadInfo, path: str, chunks: Iterable[bytes]) -> None: ...
+    def send_file(
+        self, upload: UploadInfo, path: str, chunks: Iterable[bytes], size: int | None = None
+    ) -> None: ...
 
     def publish(self, upload: UploadInfo) -> VersionInfo: ...
 
@@ -108,7 +110,9 @@ def push(
     )
     try:
         for path in upload.files:
-            backend.send_file(upload, path, read_chunks(model_file(root, path)))
+            file = model_file(root, path)
+            size = file.stat().st_size if file.is_file() else None
+            backend.send_file(upload, path, read_chunks(file), size)
         return backend.publish(upload)
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to report
@@ -160,7 +164,9 @@ class LocalBackend:
             lineage=lineage,
         )  # fmt: skip
 
-    def send_file(self, upload: UploadInfo, path: str, chunks: Iterable[bytes]) -> None:
+    def send_file(
+        self, upload: UploadInfo, path: str, chunks: Iterable[bytes], size: int | None = None
+    ) -> None:
         self.registry.receive_file(self.actor, upload.id, path, chunks)
 
     def publish(self, upload: UploadInfo) -> VersionInfo:

@@ -12,8 +12,10 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import queue
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -70,20 +72,48 @@ class BlobStore:
         self, chunks: Iterable[bytes], *, observe: Callable[[bytes], None] | None = None
     ) -> StoredBlob:
         """Stream ``chunks`` into the store, hashing as they arrive; ``observe`` sees each chunk
-        too (the manifest hashers). Returns the blob's digest and size."""
+        too (the manifest hashers). Returns the blob's digest and size.
+
+        Hashing (this thread) and writing (a helper thread) overlap: both release the GIL on
+        large buffers, so a push costs about the slower of the two, not their sum."""
         tmp = f"{self.root}/incoming/{secrets.token_hex(16)}"
         hasher = hashlib.sha256()
         size = 0
+        pending: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                with self._open_write(tmp) as out:
+                    while (chunk := pending.get()) is not None:
+                        out.write(chunk)
+            except BaseException as exc:
+                failed.append(exc)
+                while pending.get() is not None:  # drain so the producer never blocks
+                    pass
+
+        writer = threading.Thread(target=write, name="modelseal-blob-writer", daemon=True)
+        writer.start()
         try:
-            with self._open_write(tmp) as out:
+            try:
                 for chunk in chunks:
                     if not chunk:
                         continue
+                    if failed:
+                        break
                     hasher.update(chunk)
                     if observe is not None:
                         observe(chunk)
-                    out.write(chunk)
+                    pending.put(chunk)
                     size += len(chunk)
+            finally:
+                pending.put(None)
+                writer.join()
+            if failed:
+                raise BlobStoreError(
+                    f"cannot write to the blob store: {failed[0]}",
+                    hint="check the blob store's space and permissions",
+                )
             digest = hasher.hexdigest()
             self._commit(tmp, self.path(digest))
         except BaseException:
