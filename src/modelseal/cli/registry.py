@@ -142,15 +142,31 @@ def push(
     default=None,
     help="Verify with this key instead of the one the registry recorded.",
 )
+@click.option(
+    "--trust-anchor",
+    "trust_anchors",
+    multiple=True,
+    type=click.Path(path_type=str),
+    help="CA certificate(s) for certificate-signed versions (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
 @store_options
 @with_backend
-def pull(backend: Any, ref: str, dest: str, public_key: str | None, as_json: bool) -> None:
+def pull(
+    backend: Any,
+    ref: str,
+    dest: str,
+    public_key: str | None,
+    trust_anchors: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Download a model version to DEST and verify it against its signature."""
     from modelseal.registry.backend import pull as do_pull
     from modelseal.registry.models import VersionRef
 
-    info = do_pull(backend, VersionRef.parse(ref), dest, public_key=public_key)
+    info = do_pull(
+        backend, VersionRef.parse(ref), dest, public_key=public_key, trust_anchors=trust_anchors
+    )
     if as_json:
         emit_json(info.to_dict())
     else:

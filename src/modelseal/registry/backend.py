@@ -8,7 +8,7 @@ import contextlib
 import datetime as dt
 import getpass
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,9 +126,17 @@ def pull(
     dest: str | os.PathLike[str],
     *,
     public_key: str | os.PathLike[str] | None = None,
+    trust_anchors: Sequence[str | os.PathLike[str]] = (),
 ) -> VersionInfo:
+    """Download ``ref`` into ``dest`` and verify it (see :func:`pull_into`)."""
     info = backend.download_info(ref)
-    pull_into(info, Path(dest), lambda path: backend.fetch(info, path), public_key=public_key)
+    pull_into(
+        info,
+        Path(dest),
+        lambda path: backend.fetch(info, path),
+        public_key=public_key,
+        trust_anchors=trust_anchors,
+    )
     return info
 
 

@@ -86,7 +86,8 @@ class Registry:
         engine = db.create_engine(config.db_url)
         db.migrate(engine)
         signer = load_or_create_signer(config.audit_key, config.audit_origin)
-        trust = Trust(keys_dir=config.home / "trust" / "keys")
+        anchors = tuple(sorted((config.home / "trust" / "anchors").glob("*.pem")))
+        trust = Trust(keys_dir=config.home / "trust" / "keys", anchors=anchors)
         return cls(
             engine=engine, blobs=BlobStore(config.blob_url), audit=AuditLog(signer), trust=trust
         )

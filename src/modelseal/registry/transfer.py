@@ -11,7 +11,7 @@ import contextlib
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from modelseal.errors import InputError, OutputError
@@ -69,6 +69,7 @@ def pull_into(
     fetch: Callable[[str], Iterable[bytes]],
     *,
     public_key: str | os.PathLike[str] | None = None,
+    trust_anchors: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
     """Download ``info``'s files with ``fetch(path)``, verify them, move them to ``dest``."""
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -103,11 +104,14 @@ def pull_into(
             key = check_supported(load_pem_public_key(info.public_key.encode("ascii")))
         else:
             key = None
-        if bundle.certificates and key is None:
-            raise InputError(
-                "this version is certificate-signed", hint="pull with --trust-anchor CA.pem"
-            )
-        verify(staging, signature=bundle, public_key=key)
+        if bundle.certificates:
+            if not trust_anchors:
+                raise InputError(
+                    "this version is certificate-signed", hint="pull with --trust-anchor CA.pem"
+                )
+            verify(staging, signature=bundle, trust_anchors=trust_anchors)
+        else:
+            verify(staging, signature=bundle, public_key=key)
         if dest.exists():
             dest.rmdir()
         os.rename(staging, dest)

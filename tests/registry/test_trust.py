@@ -1,0 +1,67 @@
+"""Signer trust at push time: pinned signer keys, certificate bundles chained to the registry's
+trust anchors, and certificate-signed pulls verified against a given anchor."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import modelseal
+from modelseal.errors import SignatureMismatchError, UsageError
+from modelseal.registry.backend import LocalBackend, pull, push
+from modelseal.registry.models import VersionRef
+from modelseal.signing.keys import generate_key, write_key_pair
+from tests.interop._pki import build_pki
+from tests.registry.fixtures import SignedModel, open_env
+
+
+def _local(home: Path, url: str) -> LocalBackend:
+    env = open_env(home, url)
+    b = LocalBackend.__new__(LocalBackend)
+    b.registry, b.actor = env.registry, env.admin
+    return b
+
+
+def test_pinned_signer_keys(tmp_path: Path, signed_model: SignedModel, sqlite_url: str) -> None:
+    home = tmp_path / "home"
+    keys = home / "trust" / "keys"
+    keys.mkdir(parents=True)
+    other = tmp_path / "other"
+    write_key_pair(generate_key("ed25519"), other.with_suffix(".pem"), other.with_suffix(".pub"),
+                   passphrase=None)  # fmt: skip
+    shutil.copy(other.with_suffix(".pub"), keys / "team.pub")
+    b = _local(home, sqlite_url)
+    sm = signed_model
+    with pytest.raises(SignatureMismatchError, match="not trusted by this registry"):
+        push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
+    shutil.copy(sm.public_key, keys / "ours.pub")
+    assert push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key).number == 1
+    b.close()
+
+
+def test_certificate_signed_versions(tmp_path: Path, signed_model: SignedModel,
+                                     sqlite_url: str) -> None:  # fmt: skip
+    pki = build_pki(tmp_path / "pki")
+    sm = signed_model
+    sig = tmp_path / "cert.sig"
+    modelseal.sign(sm.path, private_key=pki.leaf.key_path, signature=sig,
+                   certificate=pki.leaf.cert_path,
+                   certificate_chain=[pki.intermediate.cert_path])  # fmt: skip
+    home = tmp_path / "home"
+    b = _local(home, sqlite_url)
+    with pytest.raises(UsageError, match="no certificate trust anchors"):
+        push(b, sm.path, name="m", signature=sig)
+    b.close()
+    anchors = home / "trust" / "anchors"
+    anchors.mkdir(parents=True)
+    shutil.copy(pki.root.cert_path, anchors / "root.pem")
+    b = _local(home, sqlite_url)
+    info = push(b, sm.path, name="m", signature=sig)
+    assert info.signer.startswith("certificate ") and info.public_key is None
+    with pytest.raises(Exception, match="certificate-signed"):
+        pull(b, VersionRef.parse("m"), tmp_path / "out")
+    pull(b, VersionRef.parse("m"), tmp_path / "out", trust_anchors=[pki.root.cert_path])
+    assert (tmp_path / "out" / "config.json").exists()
+    b.close()
