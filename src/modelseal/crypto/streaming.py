@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import collections
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -44,7 +44,7 @@ DEFAULT_WORKERS = 2
 
 
 class Writable(Protocol):
-    def write(self, data: bytes, /) -> int | None: ...
+    def write(self, data: bytes | bytearray | memoryview, /) -> int | None: ...
 
 
 def _segment_key(key: StreamingKey, salt: bytes, associated_data: bytes) -> AESGCM:
@@ -63,57 +63,117 @@ def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
 
 def _read_exact(src: BinaryIO, size: int) -> bytes:
     """Up to ``size`` bytes; fewer only at end of stream (raw streams may return short reads)."""
-    data = src.read(size)
-    if data is None:
-        data = b""
-    if len(data) == size or not data:
-        return data
-    parts = [data]
-    have = len(data)
-    while have < size:
-        more = src.read(size - have)
-        if not more:
+    buffer = bytearray(size)
+    n = _readinto_exact(src, memoryview(buffer))
+    del buffer[n:]
+    return bytes(buffer)
+
+
+def _readinto_exact(src: Any, view: memoryview) -> int:
+    """Fill ``view`` from ``src``; fewer bytes only at end of stream. Returns the count."""
+    readinto = getattr(src, "readinto", None)
+    have = 0
+    while have < len(view):
+        if readinto is not None:
+            n = readinto(view[have:]) or 0
+        else:
+            data = src.read(len(view) - have) or b""
+            n = len(data)
+            view[have : have + n] = data
+        if not n:
             break
-        parts.append(more)
-        have += len(more)
-    return b"".join(parts)
+        have += n
+    return have
 
 
-def _chunks(src: BinaryIO, first: int, rest: int) -> Iterator[tuple[int, bytes, bool]]:
-    """``(index, chunk, is_last)`` with one chunk of look-ahead; always at least one chunk."""
-    current = _read_exact(src, first)
-    index = 0
-    while True:
-        following = (
-            _read_exact(src, rest) if len(current) == (first if index == 0 else rest) else b""
-        )
-        yield index, current, not following
-        if not following:
+def _write_all(dst: Writable, view: memoryview) -> None:
+    """Write all of ``view`` (raw files may write less than asked)."""
+    while len(view):
+        n = dst.write(view)
+        if n is None or n >= len(view):
             return
-        current = following
-        index += 1
+        view = view[n:]
 
 
-def _ordered(
-    jobs: Iterator[Callable[[], bytes]], write: Callable[[bytes], object], workers: int
-) -> None:
-    """Run ``jobs`` on ``workers`` threads, writing their results in order, a bounded window."""
-    if workers <= 1:
-        for job in jobs:
-            write(job())
-        return
-    window: collections.deque[Future[bytes]] = collections.deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelseal-aead") as pool:
-        try:
-            for job in jobs:
-                window.append(pool.submit(job))
-                if len(window) > 2 * workers:
-                    write(window.popleft().result())
-            while window:
-                write(window.popleft().result())
-        finally:
-            for pending in window:
-                pending.cancel()
+# process(index, input, output, is_last) fills ``output`` from ``input`` (or raises).
+Process = Callable[[int, memoryview, memoryview, bool], None]
+
+
+def _pipeline(
+    src: Any,
+    dst: Writable,
+    process: Process,
+    *,
+    first_size: int,
+    size: int,
+    out_delta: int,
+    start_index: int,
+    min_size: int,
+    workers: int,
+) -> int:
+    """Read ``src`` in chunks (``first_size``, then ``size``), transform each chunk into an
+    output ``out_delta`` bytes longer, and write the outputs in order; returns bytes read.
+
+    Buffers are allocated once and reused (no per-segment allocation: that halves throughput).
+    With ``workers > 1`` up to ``2 * workers`` chunks are processed concurrently; a buffer is
+    reused only after the chunk that used it was written. One chunk of look-ahead tells the
+    last chunk apart (an empty stream is one empty, last chunk).
+    """
+    window = 2 * workers if workers > 1 else 0
+    slots = window + 2
+    inputs = [bytearray(size) for _ in range(slots)]
+    outputs = [bytearray(size + out_delta) for _ in range(slots)]
+    pending: collections.deque[tuple[Future[None], memoryview]] = collections.deque()
+    pool = (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelseal-aead")
+        if workers > 1
+        else None
+    )
+    index = 0
+    n = _readinto_exact(src, memoryview(inputs[0])[:first_size])
+    total = n
+    try:
+        while True:
+            full = n == (first_size if index == 0 else size)
+            following = (index + 1) % slots
+            m = _readinto_exact(src, memoryview(inputs[following])[:size]) if full else 0
+            last = m == 0
+            if n < min_size:
+                raise DecryptionError(
+                    f"segment {start_index + index} is shorter than a tag: the ciphertext was "
+                    "truncated",
+                    hint="the file is incomplete; fetch it again",
+                )
+            if start_index + index >= MAX_SEGMENTS:
+                raise InputError("stream too long (2^32 segments)", hint="split the file")
+            slot = index % slots
+            source = memoryview(inputs[slot])[:n]
+            target = memoryview(outputs[slot])[: n + out_delta]
+            if pool is None:
+                process(start_index + index, source, target, last)
+                _write_all(dst, target)
+            else:
+                job = pool.submit(process, start_index + index, source, target, last)
+                pending.append((job, target))
+                while len(pending) > window:
+                    done, view = pending.popleft()
+                    done.result()
+                    _write_all(dst, view)
+            if last:
+                break
+            index += 1
+            n = m
+            total += m
+        while pending:
+            done, view = pending.popleft()
+            done.result()
+            _write_all(dst, view)
+    finally:
+        if pool is not None:
+            for job, _ in pending:
+                job.cancel()
+            pool.shutdown(wait=True)
+    return total
 
 
 def encrypt_stream(
@@ -132,25 +192,21 @@ def encrypt_stream(
     prefix = secrets.token_bytes(NONCE_PREFIX_SIZE)
     aead = _segment_key(key, salt, associated_data)
     dst.write(bytes([key.header_size]) + salt + prefix)
-    first = key.segment_size - key.header_size - TAG_SIZE
-    rest = key.segment_size - TAG_SIZE
-    total = 0
 
-    def jobs() -> Iterator[Callable[[], bytes]]:
-        nonlocal total
-        for index, chunk, last in _chunks(src, first, rest):
-            if index >= MAX_SEGMENTS:
-                raise InputError("plaintext too long for one stream", hint="split the file")
-            total += len(chunk)
-            nonce = _nonce(prefix, index, last)
+    def seal(index: int, plain: memoryview, out: memoryview, last: bool) -> None:
+        aead.encrypt_into(_nonce(prefix, index, last), plain, None, out)
 
-            def job(nonce: bytes = nonce, chunk: bytes = chunk) -> bytes:
-                return aead.encrypt(nonce, chunk, None)
-
-            yield job
-
-    _ordered(jobs(), dst.write, workers)
-    return total
+    return _pipeline(
+        src,
+        dst,
+        seal,
+        first_size=key.segment_size - key.header_size - TAG_SIZE,
+        size=key.segment_size - TAG_SIZE,
+        out_delta=TAG_SIZE,
+        start_index=0,
+        min_size=0,
+        workers=workers,
+    )
 
 
 class _Replay:
@@ -159,6 +215,14 @@ class _Replay:
     def __init__(self, head: bytes, tail: BinaryIO) -> None:
         self._head = head
         self._tail = tail
+
+    def readinto(self, view: memoryview) -> int:
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return _readinto_exact(self._tail, view)
 
     def read(self, size: int) -> bytes:
         if self._head:
@@ -175,11 +239,11 @@ _WRONG_HINT = "check --keyset and --associated-data; do not use this file otherw
 
 def _open_first(
     keys: Sequence[StreamingKey], src: BinaryIO, associated_data: bytes
-) -> tuple[StreamingKey, AESGCM, bytes, bytes, _Replay]:
+) -> tuple[StreamingKey, AESGCM, bytes, bytes, _Replay | None]:
     """Find the key whose header and first segment authenticate.
 
     Returns the key, its segment cipher, the nonce prefix, the first plaintext segment (already
-    authenticated, not yet released) and a reader positioned after the first segment.
+    authenticated, not yet released) and a reader positioned after it (None if it was last).
     """
     if not keys:
         raise DecryptionError("the keyset holds no enabled streaming key", hint=_WRONG_HINT)
@@ -202,7 +266,7 @@ def _open_first(
             plain = aead.decrypt(_nonce(prefix, 0, last), segment, None)
         except InvalidTag:
             continue
-        return key, aead, prefix, plain, _Replay(head[first_end:], src)
+        return key, aead, prefix, plain, None if last else _Replay(head[first_end:], src)
     if (
         head[0] not in {k.header_size for k in keys}
         or len(head) < min(k.header_size for k in keys) + TAG_SIZE
@@ -251,38 +315,28 @@ def decrypt_stream(
     """
     key, aead, prefix, first_plain, rest = _open_first(keys, src, associated_data)
     dst.write(first_plain)
-    total = len(first_plain)
-    size = key.segment_size
+    if rest is None:  # the first segment was the last
+        return len(first_plain)
 
-    def jobs() -> Iterator[Callable[[], bytes]]:
-        nonlocal total
-        # The first segment is done; continue with full segments, one of look-ahead.
-        current = rest.read(size)
-        index = 1
-        while current:
-            if index >= MAX_SEGMENTS:
-                raise DecryptionError("ciphertext has too many segments", hint=_WRONG_HINT)
-            following = rest.read(size) if len(current) == size else b""
-            last = not following
-            if len(current) < TAG_SIZE:
-                raise DecryptionError(
-                    f"segment {index} is shorter than a tag: the ciphertext was truncated",
-                    hint="the file is incomplete; fetch it again",
-                )
-            total += len(current) - TAG_SIZE
+    def open_segment(index: int, segment: memoryview, out: memoryview, last: bool) -> None:
+        try:
+            aead.decrypt_into(_nonce(prefix, index, last), segment, None, out)
+        except InvalidTag:
+            raise _segment_failure(aead, prefix, index, bytes(segment), last) from None
 
-            def job(segment: bytes = current, index: int = index, last: bool = last) -> bytes:
-                try:
-                    return aead.decrypt(_nonce(prefix, index, last), segment, None)
-                except InvalidTag:
-                    raise _segment_failure(aead, prefix, index, segment, last) from None
-
-            yield job
-            current = following
-            index += 1
-
-    _ordered(jobs(), dst.write, workers)
-    return total
+    ciphertext = _pipeline(
+        rest,
+        dst,
+        open_segment,
+        first_size=key.segment_size,
+        size=key.segment_size,
+        out_delta=-TAG_SIZE,
+        start_index=1,
+        min_size=TAG_SIZE,
+        workers=workers,
+    )
+    segments = -(-ciphertext // key.segment_size)
+    return len(first_plain) + ciphertext - TAG_SIZE * segments
 
 
 def encrypt_bytes(key: StreamingKey, plaintext: bytes, *, associated_data: bytes = b"") -> bytes:
