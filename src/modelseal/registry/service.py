@@ -8,6 +8,7 @@ references are collected by :meth:`Registry.gc`.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
 import secrets
@@ -60,6 +61,7 @@ from modelseal.registry.schema import tokens as tokens_table
 from modelseal.registry.signature import CheckedSignature, Trust, check_signature, empty_files
 
 MAX_METADATA_BYTES = 64 * 1024
+MAX_CACHED_UPLOADS = 256
 
 
 class Registry:
@@ -77,7 +79,8 @@ class Registry:
         self.blobs = blobs
         self.audit = audit
         self.trust = trust or Trust()
-        self._manifests: dict[str, CheckedSignature] = {}
+        # Parsed signatures of uploads in progress (bounded; re-parsed from the DB on a miss).
+        self._manifests: collections.OrderedDict[str, CheckedSignature] = collections.OrderedDict()
 
     @classmethod
     def open(cls, config: RegistryConfig) -> Registry:
@@ -336,7 +339,7 @@ class Registry:
                     lineage=json.dumps((lineage or Lineage()).to_dict(), sort_keys=True),
                 )
             )
-        self._manifests[upload_id] = checked
+        self._remember(upload_id, checked)
         manifest = checked.statement.manifest
         return UploadInfo(upload_id, name, tuple(_expected(checked)), manifest.root_digest.hex())
 
@@ -351,8 +354,13 @@ class Registry:
         if checked is None:  # another server process began it: re-check the stored bundle
             key = row["public_key"].encode() if row["public_key"] else None
             checked = check_signature(row["bundle"].encode(), key, self.trust)
-            self._manifests[upload_id] = checked
+            self._remember(upload_id, checked)
         return checked
+
+    def _remember(self, upload_id: str, checked: CheckedSignature) -> None:
+        self._manifests[upload_id] = checked
+        while len(self._manifests) > MAX_CACHED_UPLOADS:
+            self._manifests.popitem(last=False)
 
     def receive_file(
         self, actor: Principal, upload_id: str, path: str, chunks: Iterable[bytes]

@@ -73,7 +73,18 @@ class RemoteBackend:
                 "no API token for the registry server",
                 hint="set MODELSEAL_TOKEN or pass --token-file",
             )
-        verify: Any = os.environ.get("MODELSEAL_CA_BUNDLE") or True
+        verify: Any = True
+        ca_bundle = os.environ.get("MODELSEAL_CA_BUNDLE")
+        if ca_bundle:
+            import ssl
+
+            try:
+                verify = ssl.create_default_context(cafile=ca_bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise InputError(
+                    f"cannot use MODELSEAL_CA_BUNDLE {ca_bundle!r}: {exc}",
+                    hint="point it at a PEM file of CA certificates",
+                ) from None
         self.url = url.rstrip("/")
         self.http = httpx.Client(
             base_url=self.url,
