@@ -35,6 +35,7 @@ from modelseal.registry.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from modelseal.registry.groupcommit import GroupCommitter
 from modelseal.registry.ingest import StreamingItems
 from modelseal.registry.models import (
     FileEntry,
@@ -79,6 +80,7 @@ class Registry:
         self.blobs = blobs
         self.audit = audit
         self.trust = trust or Trust()
+        self._committer = GroupCommitter(engine)
         # Parsed signatures of uploads in progress (bounded; re-parsed from the DB on a miss).
         self._manifests: collections.OrderedDict[str, CheckedSignature] = collections.OrderedDict()
 
@@ -137,7 +139,7 @@ class Registry:
         event = self._event(
             actor, action, resource, Decision(False, reason), digest=digest, details=details
         )
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             return self.audit.append(conn, event)
 
     def _require(
@@ -325,7 +327,7 @@ class Registry:
                 self._deny_input(actor, "version.publish", resource, exc)
             raise
         upload_id = secrets.token_urlsafe(24)
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             conn.execute(
                 insert(uploads).values(
                     id=upload_id,
@@ -406,7 +408,7 @@ class Registry:
                 error,
                 details={"path": path, "upload": upload_id[:12]},
             )
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             self._upload(conn, actor, upload_id)
             conn.execute(
                 delete(upload_files).where(
@@ -432,7 +434,7 @@ class Registry:
         raise AssertionError("unreachable")
 
     def _publish(self, actor: Principal, upload_id: str) -> VersionInfo:
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             row = self._upload(conn, actor, upload_id)
             name = row["model_name"]
             checked = self._checked(upload_id, row)
@@ -532,7 +534,7 @@ class Registry:
         return info
 
     def abort_upload(self, actor: Principal, upload_id: str) -> None:
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             self._upload(conn, actor, upload_id)
             conn.execute(delete(upload_files).where(upload_files.c.upload_id == upload_id))
             conn.execute(delete(uploads).where(uploads.c.id == upload_id))
@@ -545,7 +547,7 @@ class Registry:
         check_alias(alias)
         resource = f"model/{name}/aliases/{alias}"
         decision = self._require(actor, roles.alias_permission(alias), "alias.move", resource, name)
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             model_id = self._model_id(conn, name, lock=True)
             target = self._version(conn, name, model_id, number)
             if target.deleted:
@@ -587,7 +589,7 @@ class Registry:
         check_model_name(name)
         resource = f"model/{name}/versions/{number}"
         decision = self._require(actor, roles.DELETE, "version.delete", resource, name)
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             model_id = self._model_id(conn, name, lock=True)
             info = self._version(conn, name, model_id, number)
             if info.deleted:
@@ -623,7 +625,7 @@ class Registry:
         decision = self._require(actor, roles.GC, "registry.gc", "registry")
         cutoff = time.time() - grace_seconds
         cutoff_text = format_time(dt.datetime.fromtimestamp(cutoff, dt.UTC))
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             stale = (
                 conn.execute(select(uploads.c.id).where(uploads.c.created_at < cutoff_text))
                 .scalars()
@@ -652,7 +654,7 @@ class Registry:
                 self.blobs.delete_path(path)
                 temps += 1
         report = GcReport(deleted, freed, len(stale), temps)
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             self.audit.append(
                 conn,
                 self._event(actor, "registry.gc", "registry", decision, details=report.to_dict()),
@@ -720,7 +722,7 @@ class Registry:
         check_model_name(user)
         decision = self._require(actor, roles.ACCESS_ADMIN, "user.create", f"user/{user}")
         try:
-            with db.writing(self.engine) as conn:
+            with self._committer.transaction() as conn:
                 if conn.execute(select(principals.c.id).where(principals.c.name == user)).first():
                     raise ConflictError(f"user {user!r} already exists", hint="choose another name")
                 conn.execute(
@@ -736,7 +738,7 @@ class Registry:
 
     def disable_user(self, actor: Principal, user: str) -> None:
         decision = self._require(actor, roles.ACCESS_ADMIN, "user.disable", f"user/{user}")
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             pid = self._principal_id(conn, user, lock=True)
             conn.execute(
                 update(principals).where(principals.c.id == pid).values(disabled_at=utc_now())
@@ -781,7 +783,7 @@ class Registry:
         _check_scope(scope)
         resource = f"user/{user}/roles/{role}"
         decision = self._require(actor, roles.ACCESS_ADMIN, "role.grant", resource)
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             pid = self._principal_id(conn, user, lock=True)
             exists = conn.execute(
                 select(grants.c.role).where(
@@ -811,7 +813,7 @@ class Registry:
         roles.check_role(role)
         resource = f"user/{user}/roles/{role}"
         decision = self._require(actor, roles.ACCESS_ADMIN, "role.revoke", resource)
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             pid = self._principal_id(conn, user, lock=True)
             gone = conn.execute(
                 delete(grants).where(
@@ -841,7 +843,7 @@ class Registry:
         decision = self._require(actor, roles.ACCESS_ADMIN, "token.create", f"user/{user}/tokens")
         new = tokens.generate()
         expires = format_time(dt.datetime.now(dt.UTC) + expires_in) if expires_in else None
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             pid = self._principal_id(conn, user, lock=True)
             conn.execute(
                 insert(tokens_table).values(
@@ -864,7 +866,7 @@ class Registry:
 
     def revoke_token(self, actor: Principal, token_id: str) -> None:
         decision = self._require(actor, roles.ACCESS_ADMIN, "token.revoke", f"token/{token_id}")
-        with db.writing(self.engine) as conn:
+        with self._committer.transaction() as conn:
             found = conn.execute(
                 update(tokens_table)
                 .where(tokens_table.c.id == token_id, tokens_table.c.revoked_at.is_(None))
