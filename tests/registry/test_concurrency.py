@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from modelseal.access.roles import Principal
 from modelseal.audit.verify import verify_log
 from modelseal.registry import db
@@ -16,11 +18,19 @@ WRITERS = 6
 PUSHES = 4
 
 
-def test_parallel_pushes(db_url: str, tmp_path: Path, signed_model: SignedModel) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["separate", "shared"])
+def test_parallel_pushes(
+    db_url: str, tmp_path: Path, signed_model: SignedModel, shared: bool
+) -> None:
     home = tmp_path / "home"
     first = open_env(home, db_url)
-    # Each writer has its own registry (own engine and connection pool), like separate servers.
-    envs = [first] + [open_env(home, db_url) for _ in range(WRITERS - 1)]
+    # separate: each writer has its own registry (engine, pool), like separate server processes;
+    # shared: one registry for all, like one server's request threads (group commit).
+    envs = (
+        [first] * WRITERS
+        if shared
+        else [first] + [open_env(home, db_url) for _ in range(WRITERS - 1)]
+    )
     errors: list[BaseException] = []
     barrier = threading.Barrier(WRITERS)
 
@@ -60,5 +70,5 @@ def test_parallel_pushes(db_url: str, tmp_path: Path, signed_model: SignedModel)
         assert sum(r.action == "alias.move" for r in records) == WRITERS * PUSHES
         assert [r.seq for r in records] == list(range(len(records)))
     finally:
-        for env in envs:
+        for env in {id(e): e for e in envs}.values():
             env.registry.close()
