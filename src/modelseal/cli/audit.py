@@ -46,6 +46,18 @@ def audit() -> None:
 )
 @click.option("--home", type=click.Path(path_type=str), default=None, help="Registry home.")
 @click.option("--db-url", default=None, help="Database URL (SQLite or PostgreSQL).")
+@click.option(
+    "--server",
+    default=None,
+    help="Verify what this registry server serves (needs audit read) instead of "
+    "reading a database.",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=str),
+    default=None,
+    help="File holding the API token (default $MODELSEAL_TOKEN).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(
     checkpoints: tuple[str, ...],
@@ -53,35 +65,35 @@ def verify(
     no_witness: bool,
     home: str | None,
     db_url: str | None,
+    server: str | None,
+    token_file: str | None,
     as_json: bool,
 ) -> None:
     """Recompute the whole Merkle log from the records and check it against its signed
     checkpoints: any record modified, deleted, inserted or reordered, or the log truncated or
     rolled back (against --checkpoint or the witness), fails with exit 1."""
-    from modelseal.audit.note import NoteVerifier
-    from modelseal.audit.verify import verify_log
-    from modelseal.errors import InputError
-    from modelseal.fsutil import atomic_write
-    from modelseal.registry import db
-    from modelseal.registry.config import RegistryConfig
+    import hashlib
 
-    config = RegistryConfig.resolve(home=home, db_url=db_url)
+    from modelseal.audit.note import NoteVerifier
+    from modelseal.fsutil import atomic_write
+    from modelseal.registry.cli_support import config_from
+
+    config = config_from(
+        {"home": home, "db_url": db_url, "server": server, "token_file": token_file}
+    )
     vkey_path = Path(vkey) if vkey else config.audit_vkey
     verifier = NoteVerifier.decode(_read(vkey_path, "verifier key"))
     notes = [_read(Path(p), "checkpoint") for p in checkpoints]
     witness = config.witness_path
+    if config.server:
+        tag = hashlib.sha256(config.server.encode()).hexdigest()[:12]
+        witness = witness.with_name(f"witness-{tag}.checkpoint")
     if not no_witness and witness.exists():
         notes.append(_read(witness, "witness checkpoint"))
-    engine = db.create_engine(config.db_url)
-    try:
-        if db.current_revision(engine) is None:
-            raise InputError(
-                f"no registry database at {config.db_url}", hint="check --home / --db-url"
-            )
-        with db.reading(engine) as conn:
-            report = verify_log(conn, verifier, checkpoints=tuple(notes))
-    finally:
-        engine.dispose()
+    if config.server:
+        report = _verify_server(config, verifier, tuple(notes))
+    else:
+        report = _verify_database(config.db_url, verifier, tuple(notes))
     if as_json:
         emit_json(
             {
@@ -103,6 +115,44 @@ def verify(
             f"audit log verified: {report.size} records, root {report.root.hex()}, "
             f"{report.checkpoints_checked} external checkpoint(s) consistent"
         )
+
+
+def _verify_database(db_url: str, verifier: Any, notes: tuple[str, ...]) -> Any:
+    from modelseal.audit.verify import verify_log
+    from modelseal.errors import InputError
+    from modelseal.registry import db
+
+    engine = db.create_engine(db_url)
+    try:
+        if db.current_revision(engine) is None:
+            raise InputError(f"no registry database at {db_url}", hint="check --home / --db-url")
+        with db.reading(engine) as conn:
+            return verify_log(conn, verifier, checkpoints=notes)
+    finally:
+        engine.dispose()
+
+
+def _verify_server(config: Any, verifier: Any, notes: tuple[str, ...]) -> Any:
+    from modelseal.audit.remote import verify_served_log
+    from modelseal.server.client import RemoteBackend
+
+    backend = RemoteBackend(config.server, token=config.token)
+    try:
+        note = backend.audit_checkpoint()
+
+        def consistency(old: int, new: int) -> list[bytes]:
+            proof = backend.audit_consistency(old, new)["proof"]
+            return [bytes.fromhex(p) for p in proof]
+
+        return verify_served_log(
+            note,
+            backend.audit_records(export=False),
+            verifier,
+            checkpoints=notes,
+            consistency=consistency,
+        )
+    finally:
+        backend.close()
 
 
 @audit.command()
