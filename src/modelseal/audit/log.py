@@ -8,17 +8,18 @@ database that a writer without the note key produces is caught by :mod:`modelsea
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, select
 
 from modelseal.audit import merkle
 from modelseal.audit.note import Checkpoint, NoteSigner
 from modelseal.audit.record import AuditEvent, AuditRecord, utc_now
 from modelseal.errors import InputError
-from modelseal.registry.schema import audit_head, audit_nodes, audit_records
+from modelseal.registry.schema import audit_head, audit_records
 
 
 class ProofError(InputError):
@@ -48,26 +49,27 @@ class AuditLog:
         first record that differs from the heads written with it)."""
         if not events:
             return []
-        head_query, head_update = _statements()
-        head = conn.execute(head_query).one()
-        compact = merkle.CompactRange.unpack(int(head.size), bytes(head.peaks))
+        sql = _driver_sql(conn.dialect.name)
+        size, peaks = conn.exec_driver_sql(sql.head).one()
+        compact = merkle.CompactRange.unpack(int(size), bytes(peaks))
         when = time or utc_now()
         records: list[AuditRecord] = []
-        rows: list[dict[str, Any]] = []
-        nodes: list[dict[str, Any]] = []
+        rows: list[list[Any]] = []
+        nodes: list[tuple[int, int, bytes]] = []
         for event in events:
             record = AuditRecord.from_event(compact.size, when, event)
             created = compact.append(merkle.leaf_hash(record.canonical()))
             row = record.to_row()
-            row.update(root=compact.root(), signature="")
             records.append(record)
-            rows.append(row)
-            nodes.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in created)
+            rows.append([*(row[column] for column in _RECORD_COLUMNS), compact.root(), ""])
+            nodes.extend(created)
         note = self.signer.sign(Checkpoint(self.origin, compact.size, compact.root()).text())
-        rows[-1]["signature"] = note.rsplit("\n\n", 1)[1]
-        conn.execute(insert(audit_records), rows)
-        conn.execute(insert(audit_nodes), nodes)
-        conn.execute(head_update, {"new_size": compact.size, "new_peaks": compact.packed()})
+        rows[-1][-1] = note.rsplit("\n\n", 1)[1]
+        # Plain driver statements: this is the hot path of every state change, and building
+        # SQL expressions cost more than the database work.
+        conn.exec_driver_sql(sql.record, [tuple(r) for r in rows])
+        conn.exec_driver_sql(sql.nodes, nodes)
+        conn.exec_driver_sql(sql.update, (compact.size, compact.packed()))
         return records
 
     def size(self, conn: Connection) -> int:
@@ -162,15 +164,31 @@ def _with_nodes(conn: Connection, build: Callable[[merkle.NodeSource], list[byte
     return proof
 
 
+_RECORD_COLUMNS = (
+    "seq", "time", "actor", "roles", "action", "resource", "digest", "outcome", "reason",
+    "request_id", "source", "details",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _DriverSql:
+    head: str
+    record: str
+    nodes: str
+    update: str
+
+
 @functools.cache
-def _statements() -> tuple[Select[Any], Update]:
-    """The append path's statements, built once (building them per call cost more than SQLite)."""
-    head_query = (
-        select(audit_head.c.size, audit_head.c.peaks).where(audit_head.c.id == 1).with_for_update()
+def _driver_sql(dialect: str) -> _DriverSql:
+    """The append path's statements in the driver's own parameter style (only constants are
+    interpolated; every value is a bound parameter)."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    lock = " FOR UPDATE" if dialect == "postgresql" else ""
+    columns = [*_RECORD_COLUMNS, "root", "signature"]
+    marks = ", ".join([mark] * len(columns))
+    return _DriverSql(
+        head=f"SELECT size, peaks FROM audit_head WHERE id = 1{lock}",  # noqa: S608
+        record=f"INSERT INTO audit_records ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+        nodes=f"INSERT INTO audit_nodes (level, idx, hash) VALUES ({mark}, {mark}, {mark})",  # noqa: S608
+        update=f"UPDATE audit_head SET size = {mark}, peaks = {mark} WHERE id = 1",  # noqa: S608
     )
-    head_update = (
-        update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(size=bindparam("new_size"), peaks=bindparam("new_peaks"))
-    )
-    return head_query, head_update
