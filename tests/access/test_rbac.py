@@ -23,14 +23,20 @@ EXPECTED: dict[str, set[str]] = {
     "data-scientist": {"read", "versions", "push"},
     "ml-engineer": {"read", "versions", "download", "alias-staging", "alias-other"},
     "devops": {"read", "versions", "download", "alias-production"},
-    "security-engineer": {"read", "versions", "delete", "audit-read"},
+    "security-engineer": {"read", "versions", "delete", "audit-read", "trust-add"},
     "compliance-officer": {"read", "versions", "audit-read", "audit-export"},
     "admin": {"user-create", "role-grant", "token-create", "token-revoke", "gc"},
 }
 STATE_CHANGES = {
     "alias-staging", "alias-production", "alias-other", "delete", "user-create", "role-grant",
-    "token-create", "token-revoke", "gc",
+    "token-create", "token-revoke", "gc", "trust-add",
 }  # fmt: skip
+
+
+def fresh_public_pem() -> bytes:
+    from modelseal.signing.keys import generate_key, public_pem
+
+    return public_pem(generate_key("ed25519"))
 
 
 def actions(env: Env, sm: SignedModel) -> dict[str, Callable[[Principal], Any]]:
@@ -54,6 +60,7 @@ def actions(env: Env, sm: SignedModel) -> dict[str, Callable[[Principal], Any]]:
         "token-create": lambda p: reg.create_token(p, "victim"),
         "token-revoke": lambda p: reg.revoke_token(p, reg.create_token(env.admin, "victim").id),
         "gc": lambda p: reg.gc(p, grace_seconds=3600),
+        "trust-add": lambda p: reg.add_trusted_key(p, fresh_public_pem(), name="team key"),
         "audit-read": lambda p: reg.audit_checkpoint(p),
         "audit-export": lambda p: list(reg.audit_records(p, export=True)),
     }

@@ -65,3 +65,41 @@ def test_certificate_signed_versions(tmp_path: Path, signed_model: SignedModel,
     pull(b, VersionRef.parse("m"), tmp_path / "out", trust_anchors=[pki.root.cert_path])
     assert (tmp_path / "out" / "config.json").exists()
     b.close()
+
+
+def test_trusted_keys_managed_in_the_registry(
+    tmp_path: Path, signed_model: SignedModel, sqlite_url: str,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from modelseal.cli.main import main
+    from modelseal.errors import InputError
+    from modelseal.registry.errors import ConflictError, NotFoundError
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("MODELSEAL_HOME", str(home))
+    monkeypatch.setenv("MODELSEAL_DB_URL", sqlite_url)
+    sm = signed_model
+    other = tmp_path / "other"
+    write_key_pair(generate_key("ed25519"), other.with_suffix(".pem"), other.with_suffix(".pub"),
+                   passphrase=None)  # fmt: skip
+    assert main(["registry", "trust", "add", str(other.with_suffix(".pub")), "--name", "ops"]) == 0
+    key_id = capsys.readouterr().out.split()[2]
+    assert main(["registry", "trust", "list"]) == 0
+    assert "ops" in capsys.readouterr().out
+    b = _local(home, sqlite_url)
+    with pytest.raises(SignatureMismatchError, match="not trusted"):
+        push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
+    b.registry.add_trusted_key(b.actor, sm.public_key.read_bytes(), name="ours")
+    assert push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key).number == 1
+    with pytest.raises(ConflictError, match="already trusted"):
+        b.registry.add_trusted_key(b.actor, sm.public_key.read_bytes(), name="again")
+    with pytest.raises(InputError, match="not a PEM public key"):
+        b.registry.add_trusted_key(b.actor, b"nope", name="x")
+    with pytest.raises(InputError, match="invalid name"):
+        b.registry.add_trusted_key(b.actor, other.with_suffix(".pub").read_bytes(), name="")
+    with pytest.raises(NotFoundError, match="no trusted key"):
+        b.registry.remove_trusted_key(b.actor, "0000")
+    b.close()
+    assert main(["registry", "trust", "remove", key_id]) == 0
+    assert main(["registry", "trust", "add", str(tmp_path / "missing.pub"), "--name", "x"]) == 2
+    assert "cannot read public key" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from modelseal.audit.record import AuditRecord
 from modelseal.audit.verify import verify_log
 from modelseal.registry import db
 from modelseal.registry.backend import LocalBackend, push
-from tests.access.test_rbac import EXPECTED, STATE_CHANGES
+from tests.access.test_rbac import EXPECTED, STATE_CHANGES, fresh_public_pem
 from tests.registry.fixtures import SignedModel
 from tests.server.conftest import Running
 
@@ -42,6 +42,8 @@ def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, str, Any
         "token-create": ("POST", "/v1/users/victim/tokens", {}),
         "token-revoke": ("POST", lambda: f"/v1/tokens/{new_token_id()}/revoke", None),
         "gc": ("POST", "/v1/gc", {}),
+        "trust-add": ("POST", "/v1/trust/keys",
+                      lambda: {"pem": fresh_public_pem().decode(), "name": "team key"}),
         "audit-read": ("GET", "/v1/audit/checkpoint", None),
         "audit-export": ("GET", "/v1/audit/records?export=true", None),
     }  # fmt: skip

@@ -72,6 +72,51 @@ def gc(backend: Any, grace: str, as_json: bool) -> None:
         )
 
 
+@registry.group()
+def trust() -> None:
+    """Signer keys the registry trusts for pushes (security engineers)."""
+
+
+@trust.command("add")
+@click.argument("public_key", type=click.Path(path_type=str))
+@click.option("--name", required=True, help="Whose key this is.")
+@store_options
+@with_backend
+def trust_add(backend: Any, public_key: str, name: str) -> None:
+    """Trust PUBLIC_KEY for pushes; once any key is trusted, only trusted keys may sign."""
+    from pathlib import Path
+
+    from modelseal.errors import InputError
+
+    try:
+        pem = Path(public_key).read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read public key {public_key!r}: {exc.strerror}", hint="check the path"
+        ) from None
+    added = backend.add_trusted_key(pem, name)
+    click.echo(f"trusted key {added['id']} ({added['name']})")
+
+
+@trust.command("remove")
+@click.argument("key_id")
+@store_options
+@with_backend
+def trust_remove(backend: Any, key_id: str) -> None:
+    """Stop trusting the key with id KEY_ID."""
+    backend.remove_trusted_key(key_id)
+    click.echo(f"removed trusted key {key_id}")
+
+
+@trust.command("list")
+@store_options
+@with_backend
+def trust_list(backend: Any) -> None:
+    """List the trusted signer keys."""
+    for key in backend.list_trusted_keys():
+        click.echo(f"{key['id']}  {key['name']}  added {key['added_at']} by {key['added_by']}")
+
+
 @click.command()
 @click.argument("model_path", type=click.Path(path_type=str))
 @click.option("--name", required=True, help="Model name (the version is the next number).")

@@ -78,6 +78,12 @@ class Backend(Protocol):
 
     def revoke_token(self, token_id: str) -> None: ...
 
+    def add_trusted_key(self, pem: bytes, name: str) -> dict[str, str]: ...
+
+    def remove_trusted_key(self, key_id: str) -> None: ...
+
+    def list_trusted_keys(self) -> list[dict[str, str]]: ...
+
     def audit_checkpoint(self) -> str: ...
 
     def audit_records(self, *, export: bool) -> Iterator[dict[str, Any]]: ...
@@ -231,6 +237,15 @@ class LocalBackend:
 
     def revoke_token(self, token_id: str) -> None:
         self.registry.revoke_token(self.actor, token_id)
+
+    def add_trusted_key(self, pem: bytes, name: str) -> dict[str, str]:
+        return self.registry.add_trusted_key(self.actor, pem, name=name)
+
+    def remove_trusted_key(self, key_id: str) -> None:
+        self.registry.remove_trusted_key(self.actor, key_id)
+
+    def list_trusted_keys(self) -> list[dict[str, str]]:
+        return self.registry.list_trusted_keys(self.actor)
 
     def audit_checkpoint(self) -> str:
         return self.registry.audit_checkpoint(self.actor)

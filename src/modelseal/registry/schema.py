@@ -168,3 +168,13 @@ audit_head = Table(
     Column("size", BigInteger, nullable=False),
     Column("peaks", LargeBinary, nullable=False),
 )
+
+trusted_keys = Table(
+    "trusted_keys",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", NAME, nullable=False),
+    Column("pem", Text, nullable=False),
+    Column("added_at", TIME, nullable=False),
+    Column("added_by", NAME, nullable=False),
+)

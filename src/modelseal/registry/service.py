@@ -9,6 +9,7 @@ references are collected by :meth:`Registry.gc`.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -53,6 +54,7 @@ from modelseal.registry.schema import (
     grants,
     models,
     principals,
+    trusted_keys,
     upload_files,
     uploads,
     version_files,
@@ -321,7 +323,7 @@ class Registry:
         if len(meta_json) > MAX_METADATA_BYTES:
             raise InputError("metadata is too large", hint="keep it under 64 KiB")
         try:
-            checked = check_signature(bundle, public_key, self.trust)
+            checked = check_signature(bundle, public_key, self._trust_now())
         except ModelsealError as exc:
             if exc.exit_code == 1:  # a signature that does not verify: a denied attempt
                 self._deny_input(actor, "version.publish", resource, exc)
@@ -355,7 +357,7 @@ class Registry:
         checked = self._manifests.get(upload_id)
         if checked is None:  # another server process began it: re-check the stored bundle
             key = row["public_key"].encode() if row["public_key"] else None
-            checked = check_signature(row["bundle"].encode(), key, self.trust)
+            checked = check_signature(row["bundle"].encode(), key, self._trust_now())
             self._remember(upload_id, checked)
         return checked
 
@@ -880,6 +882,69 @@ class Registry:
                 conn, self._event(actor, "token.revoke", f"token/{token_id}", decision)
             )
 
+    # ------------------------------------------------------------------------------ trust
+
+    def _trust_now(self) -> Trust:
+        """The configured trust plus the signer keys added through the registry."""
+        with db.reading(self.engine) as conn:
+            pems = tuple(r.encode() for r in conn.execute(select(trusted_keys.c.pem)).scalars())
+        return dataclasses.replace(self.trust, pinned=self.trust.pinned + pems)
+
+    def add_trusted_key(self, actor: Principal, pem: bytes, *, name: str) -> dict[str, str]:
+        """Trust a signer key for pushes (once any key is trusted, only trusted keys may sign)."""
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        from modelseal.signing.keys import check_supported, key_hint, public_pem
+
+        try:
+            key = check_supported(load_pem_public_key(pem))
+        except (ValueError, UnsupportedAlgorithm):
+            raise InputError(
+                "not a PEM public key", hint="give the signer's public key (.pub)"
+            ) from None
+        _check_label(name)
+        hint = key_hint(key)
+        key_id = hint[:16]
+        resource = f"trust/keys/{key_id}"
+        decision = self._require(actor, roles.TRUST, "trust.add", resource)
+        with self._committer.transaction() as conn:
+            if conn.execute(select(trusted_keys.c.id).where(trusted_keys.c.id == key_id)).first():
+                raise ConflictError(f"key {key_id} is already trusted", hint="nothing to do")
+            conn.execute(
+                insert(trusted_keys).values(
+                    id=key_id, name=name, pem=public_pem(key).decode("ascii"),
+                    added_at=utc_now(), added_by=actor.name,
+                )
+            )  # fmt: skip
+            self.audit.append(
+                conn,
+                self._event(actor, "trust.add", resource, decision, digest=f"sha256:{hint}",
+                            details={"name": name}),
+            )  # fmt: skip
+        return {"id": key_id, "name": name}
+
+    def remove_trusted_key(self, actor: Principal, key_id: str) -> None:
+        resource = f"trust/keys/{key_id}"
+        decision = self._require(actor, roles.TRUST, "trust.remove", resource)
+        with self._committer.transaction() as conn:
+            gone = conn.execute(delete(trusted_keys).where(trusted_keys.c.id == key_id)).rowcount
+            if not gone:
+                raise NotFoundError(
+                    f"no trusted key {key_id!r}", hint="see 'modelseal registry trust list'"
+                )
+            self.audit.append(conn, self._event(actor, "trust.remove", resource, decision))
+
+    def list_trusted_keys(self, actor: Principal) -> list[dict[str, str]]:
+        self._require(actor, roles.TRUST, "trust.list", "trust/keys")
+        with db.reading(self.engine) as conn:
+            rows = conn.execute(select(trusted_keys).order_by(trusted_keys.c.id)).mappings()
+            return [
+                {"id": r["id"], "name": r["name"], "added_at": r["added_at"],
+                 "added_by": r["added_by"]}
+                for r in rows
+            ]  # fmt: skip
+
     # ------------------------------------------------------------------------------ audit
 
     def audit_checkpoint(self, actor: Principal) -> str:
@@ -934,6 +999,11 @@ def _expected(checked: CheckedSignature) -> dict[str, list[Any]]:
     for path in empty_files(checked.statement):
         out.setdefault(path, [])
     return out
+
+
+def _check_label(name: str) -> None:
+    if not name or len(name) > 200 or any(ord(c) < 0x20 for c in name):
+        raise InputError(f"invalid name {name!r}", hint="a short printable label")
 
 
 def _check_scope(scope: str) -> None:

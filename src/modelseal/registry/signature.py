@@ -32,11 +32,13 @@ class Trust:
 
     keys_dir: Path | None = None
     anchors: tuple[Path, ...] = ()
+    pinned: tuple[bytes, ...] = ()  # keys added through the registry (database)
 
     def trusted_pems(self) -> list[bytes]:
-        if self.keys_dir is None or not self.keys_dir.is_dir():
-            return []
-        return [p.read_bytes() for p in sorted(self.keys_dir.glob("*.pub"))]
+        found = list(self.pinned)
+        if self.keys_dir is not None and self.keys_dir.is_dir():
+            found += [p.read_bytes() for p in sorted(self.keys_dir.glob("*.pub"))]
+        return found
 
 
 def check_signature(

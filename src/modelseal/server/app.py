@@ -54,6 +54,11 @@ class GrantRequest(BaseModel):
     scope: str = "*"
 
 
+class TrustedKeyRequest(BaseModel):
+    pem: str = Field(max_length=20000)
+    name: str = Field(min_length=1, max_length=200)
+
+
 class TokenRequest(BaseModel):
     expires_in_seconds: int | None = Field(None, ge=1)
     description: str = Field("", max_length=200)
@@ -295,6 +300,20 @@ def create_app(registry: Registry) -> FastAPI:
     def revoke_token(actor: Actor, token_id: str) -> dict[str, str]:
         registry.revoke_token(actor, token_id)
         return {"id": token_id, "status": "revoked"}
+
+    # ----------------------------------------------------------------------- trust
+    @app.get("/v1/trust/keys", tags=["trust"])
+    def trusted_keys(actor: Actor) -> list[dict[str, str]]:
+        return registry.list_trusted_keys(actor)
+
+    @app.post("/v1/trust/keys", tags=["trust"])
+    def add_trusted_key(actor: Actor, body: TrustedKeyRequest) -> dict[str, str]:
+        return registry.add_trusted_key(actor, body.pem.encode("utf-8"), name=body.name)
+
+    @app.post("/v1/trust/keys/{key_id}/remove", tags=["trust"])
+    def remove_trusted_key(actor: Actor, key_id: str) -> dict[str, str]:
+        registry.remove_trusted_key(actor, key_id)
+        return {"id": key_id, "status": "removed"}
 
     # ----------------------------------------------------------------------- audit
     @app.get("/v1/audit/checkpoint", tags=["audit"], response_class=PlainTextResponse)

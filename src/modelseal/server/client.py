@@ -256,6 +256,19 @@ class RemoteBackend:
     def revoke_token(self, token_id: str) -> None:
         self._call("POST", f"/v1/tokens/{_q(token_id)}/revoke")
 
+    # ----------------------------------------------------------------------- trust
+    def add_trusted_key(self, pem: bytes, name: str) -> dict[str, str]:
+        body = {"pem": pem.decode("ascii", errors="replace"), "name": name}
+        data: dict[str, str] = self._json("POST", "/v1/trust/keys", json=body)
+        return data
+
+    def remove_trusted_key(self, key_id: str) -> None:
+        self._call("POST", f"/v1/trust/keys/{_q(key_id)}/remove")
+
+    def list_trusted_keys(self) -> list[dict[str, str]]:
+        keys: list[dict[str, str]] = self._json("GET", "/v1/trust/keys")
+        return keys
+
     # ----------------------------------------------------------------------- audit
     def audit_checkpoint(self) -> str:
         return self._call("GET", "/v1/audit/checkpoint").text
