@@ -163,7 +163,7 @@ def _temp_file(dst: Path, overwrite: bool, mode: int) -> Iterator[BinaryIO]:
         ) from None
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
+        with os.fdopen(fd, "wb", buffering=0) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -459,7 +459,7 @@ def decrypt(
             for i, (rel, size) in enumerate(index.files):
                 with _open_input(layout.blob(i)) as fh:
                     fd = os.open(tmp / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
-                    with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+                    with os.fdopen(fd, "wb", buffering=0) as out:
                         got = _decrypt_part(keys, fh, out, associated_data, i, rel, workers)
                 if got != size:
                     raise DecryptionError(

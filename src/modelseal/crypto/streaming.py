@@ -191,7 +191,7 @@ def encrypt_stream(
     salt = secrets.token_bytes(key.derived_key_size)
     prefix = secrets.token_bytes(NONCE_PREFIX_SIZE)
     aead = _segment_key(key, salt, associated_data)
-    dst.write(bytes([key.header_size]) + salt + prefix)
+    _write_all(dst, memoryview(bytes([key.header_size]) + salt + prefix))
 
     def seal(index: int, plain: memoryview, out: memoryview, last: bool) -> None:
         aead.encrypt_into(_nonce(prefix, index, last), plain, None, out)
@@ -314,7 +314,7 @@ def decrypt_stream(
     write to a temporary file and keep it only once this returns (see :mod:`.api`).
     """
     key, aead, prefix, first_plain, rest = _open_first(keys, src, associated_data)
-    dst.write(first_plain)
+    _write_all(dst, memoryview(first_plain))
     if rest is None:  # the first segment was the last
         return len(first_plain)
 
