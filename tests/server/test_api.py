@@ -163,9 +163,10 @@ def test_every_client_error_is_a_json_4xx(server: Running, signed_model: SignedM
             else:
                 r = http.request(method, path, json=body)
             assert r.status_code == status, (method, path, r.status_code, r.text)
-            if path != "/v1/nothing-here":
-                error = r.json()["error"]
-                assert error["message"] and "type" in error, (path, r.text)
+            error = r.json()["error"]
+            assert error["message"] and "type" in error, (path, r.text)
+        r = http.delete("/v1/models")
+        assert r.status_code == 405 and r.json()["error"]["message"] == "method not allowed"
         # A conflict: deleting twice.
         r = http.post("/v1/models/m/versions/1/delete", json={"reason": "x"})
         assert r.status_code == 200

@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelseal.access.roles import Principal
 from modelseal.errors import ModelsealError
@@ -108,6 +109,19 @@ def create_app(registry: Registry) -> FastAPI:
     async def _modelseal_error(_request: Request, exc: ModelsealError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
         return JSONResponse(error_body(exc), status_code=http_status(exc), headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "NotFoundError" if exc.status_code == 404 else "HTTPError"
+        body = {
+            "error": {
+                "type": kind,
+                "message": str(exc.detail).lower().rstrip("."),
+                "hint": "see /docs for the API",
+                "reasons": [],
+            }
+        }
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
