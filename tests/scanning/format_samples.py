@@ -331,6 +331,15 @@ def _samples() -> list[Sample]:
             "builtins.exec",
         ),
         S(
+            "keras-metadata-pb-lambda",
+            "keras",
+            lambda c: field(
+                1, field(1, 1) + field(2, b"root.layer-1") + field(4, json.dumps(LAMBDA).encode())
+            ),
+            1,
+            "keras.lambda",
+        ),
+        S(
             "hdf5-external-link",
             "keras",
             lambda c: h5_external_link(_tmp(c)),

@@ -217,3 +217,22 @@ def test_empty_and_truncated_files_are_never_clean(tmp_path: Path) -> None:
         assert scan_bytes(data[:cut], Options()).status == "unscannable", cut
     empty_zip = make_zip({"archive/data.pkl": b""})
     assert scan_bytes(empty_zip, Options()).status == "unscannable"
+
+
+def test_symlinked_file_in_a_directory_is_scanned(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(_os_system(tmp_path / "canary"))
+    model = tmp_path / "model"
+    model.mkdir()
+    os.symlink(outside, model / "weights.bin")
+    report = modelseal.scan(model)
+    assert report.exit_code == 1
+    assert report.findings[0].subject == "os.system"
+
+
+def test_junk_after_a_malformed_region_is_bounded() -> None:
+    # Every byte could start an opcode: the re-synchronising search must stop by itself.
+    data = b"\x80\x04\xff" + b"(" * 300_000
+    report = scan_bytes(data, Options())
+    assert report.status == "unscannable"
+    assert not report.findings

@@ -171,3 +171,51 @@ def _format_seeds() -> list[bytes]:
 def test_mutated_model_formats(seed: bytes, ops: list[tuple[int, int, int]]) -> None:
     report = scan_bytes(_mutate(seed, ops), Options())
     assert report.status in ("clean", "unsafe", "unscannable")
+
+
+_DATA_OPS = [
+    b"(",
+    b"N",
+    b"]",
+    b"}",
+    b"a",
+    b"e",
+    b"s",
+    b"u",
+    b"0",
+    b"1",
+    b"2",
+    b"K\x01",
+    b"\x94",
+    b"h\x00",
+    b"h\x01",
+    b"q\x01",
+    b")",
+    b"t",
+    b"\x85",
+    b"\x86",
+    b"\x87",
+    b"l",
+    b"d",
+    b"\x8f",
+    b"\x90",
+    b"\x91",
+    b"\x88",
+    b"\x8c\x01a",
+    b"X\x01\x00\x00\x00b",
+    b"G" * 9,
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(body=st.lists(st.sampled_from(_DATA_OPS), min_size=1, max_size=14))
+def test_stack_model_agrees_with_the_c_unpickler(body: list[bytes]) -> None:
+    """Differential test on data-only opcodes (no globals, so running the C unpickler is safe):
+    the scan is clean exactly when CPython's C unpickler accepts the pickle."""
+    data = b"\x80\x04" + b"".join(body) + b"."
+    try:
+        pickle.loads(data)
+        accepted = True
+    except Exception:
+        accepted = False
+    assert (scan_bytes(data, Options()).status == "clean") == accepted, data

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -266,6 +265,8 @@ class Allowlist:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, base: Allowlist | None = None) -> Allowlist:
         """Load ``[scan] allow = [...]`` from a TOML file on top of ``base`` (default list)."""
+        import tomllib
+
         base = base or cls()
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))

@@ -221,7 +221,7 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, 
                 dirs.sort()
                 for name in sorted(files):
                     full = Path(root) / name
-                    if full.is_file() and not full.is_symlink():
+                    if full.is_file():  # a link to a file is scanned: loaders follow it
                         yield full, str(full)
         elif path.exists():
             raise ScanPathError(

@@ -29,9 +29,12 @@ _MAX_LINE = 1 << 20  # longest text-opcode line kept
 _MAX_ITEMS = 256  # container items remembered (enough for dtype/shape descriptions)
 _MAX_NESTED = 1 << 24  # bytes handed to a nested loader that we scan as a pickle
 _SALVAGE_BYTES = 16 << 20  # bytes after a malformed region searched for payloads
-_SALVAGE_WINDOW = 4096  # bytes one re-synchronised parse may look at
+_SALVAGE_WINDOW = 512  # bytes one re-synchronised parse may look at
+_SALVAGE_PROBES = 1 << 20  # re-synchronised parses after one malformed region
+_SALVAGE_OPS = 1 << 23  # opcodes those parses may walk in all
 _RESYNC_START = frozenset(b"ci(\x80\x8c\x8dSVXUTB")
 _FAST_BATCH = frozenset({0x75, 0x65, 0x90})
+_BATCH_KIND = {0x75: "dict", 0x65: "list", 0x90: "set"}
 # Runs of one number-pushing opcode (big lists of ints/floats) are matched in C:
 # opcode -> (regex for 16+ of them in a row, bytes per opcode).
 _NUM_RUNS: dict[int, tuple[re.Pattern[bytes], int]] = {
@@ -42,6 +45,23 @@ _NUM_RUNS: dict[int, tuple[re.Pattern[bytes], int]] = {
     for code, size in ((0x4B, 2), (0x4D, 3), (0x4A, 5), (0x47, 9))
 }
 _MAX_PUSH_RUN = 1 << 16
+
+
+def _unhashable(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, Seq):
+        if value.kind in ("list", "dict", "set"):
+            return True
+        return depth < 8 and any(_unhashable(v, depth + 1) for v in value.items)
+    return False
+
+
+_TARGET_KIND = {
+    "APPEND": "list",
+    "APPENDS": "list",
+    "SETITEM": "dict",
+    "SETITEMS": "dict",
+    "ADDITEMS": "set",
+}
 
 
 class Number:
@@ -420,7 +440,7 @@ class PickleVM:
                         if at <= below:
                             break
                         target = stack[at - 1]
-                        if type(target) is not Seq:
+                        if type(target) is not Seq or target.kind != _BATCH_KIND[code]:
                             break
                         n = len(stack) - at
                         if code == 0x75:
@@ -480,7 +500,7 @@ class PickleVM:
                         if len(stack) - k < fence:
                             break
                         target = stack[-k]
-                        if type(target) is not Seq:
+                        if type(target) is not Seq or target.kind != ("dict" if k == 3 else "list"):
                             break
                         if len(target.items) < _MAX_ITEMS:
                             target.extend([stack[-2:]] if k == 3 else [stack[-1]])
@@ -539,19 +559,30 @@ class PickleVM:
             self.src.skip(1 << 62)
         data = bytes(region)
         seen = {(f.rule, f.subject) for f in self.findings}
+        probe = PickleVM(
+            Source(io.BytesIO(b"")),
+            location=self.location,
+            allowlist=self.allowlist,
+            limits=self.limits,
+            depth=self.limits.max_nesting,
+            single=True,
+        )
+        probe.salvaging = True
+        probes = 0
         for i in range(len(data)):
             if data[i] not in _RESYNC_START:
                 continue
+            probes += 1
+            if probes > _SALVAGE_PROBES or probe.ops > _SALVAGE_OPS:
+                self.fail(
+                    "stopped searching the malformed region for payloads (work limit)", base + i
+                )
+                break
             chunk = data[i : i + _SALVAGE_WINDOW]
-            probe = PickleVM(
-                Source(io.BytesIO(chunk), size=len(chunk)),
-                location=self.location,
-                allowlist=self.allowlist,
-                limits=self.limits,
-                depth=self.limits.max_nesting,
-                single=True,
-            )
-            probe.salvaging = True
+            probe.src = Source(io.BytesIO(chunk), size=len(chunk))
+            probe._reset()
+            probe.findings = []
+            probe._seen = set()
             with contextlib.suppress(PickleError):
                 probe._run_one()
             for f in probe.findings:
@@ -904,48 +935,68 @@ class PickleVM:
     def op_readonly_buffer(self) -> None:
         self.top()
 
+    # do_append/do_setitems in _pickle.c: the target sits just below the items and must itself
+    # be above the fence (``x <= fence`` is a stack underflow).
+
     def op_append(self) -> None:
-        value = self.pop()
-        target = self.top()
-        if isinstance(target, Seq):
-            target.extend([value])
-        elif isinstance(target, GlobalRef):
-            self._mutates_global(target, "APPEND")
+        if len(self.stack) - 1 <= self.fence:
+            self._error("unexpected MARK found" if self.marks else "unpickling stack underflow")
+            return
+        value = self.stack.pop()
+        self._add_to(self.stack[-1], [value], "APPEND")
 
     def op_appends(self) -> None:
-        items = self.pop_mark()
-        target = self.top()
-        if isinstance(target, Seq):
-            target.extend(items)
-        elif isinstance(target, GlobalRef):
-            self._mutates_global(target, "APPENDS")
+        self._batch("APPENDS")
 
     def op_setitem(self) -> None:
-        value = self.pop()
-        key = self.pop()
-        target = self.top()
-        if isinstance(target, Seq):
-            target.extend([[key, value]])
-        elif isinstance(target, GlobalRef):
-            self._mutates_global(target, "SETITEM")
+        if len(self.stack) - 2 <= self.fence:
+            self._error("unexpected MARK found" if self.marks else "unpickling stack underflow")
+            return
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._add_to(self.stack[-1], [[key, value]], "SETITEM")
 
     def op_setitems(self) -> None:
-        items = self.pop_mark()
-        if len(items) % 2:
-            self._error("odd number of items for SETITEMS")
-        target = self.top()
-        if isinstance(target, Seq):
-            target.extend([[items[i], items[i + 1]] for i in range(0, len(items) - 1, 2)])
-        elif isinstance(target, GlobalRef):
-            self._mutates_global(target, "SETITEMS")
+        self._batch("SETITEMS")
 
     def op_additems(self) -> None:
+        self._batch("ADDITEMS")
+
+    def _batch(self, how: str) -> None:
+        if not self.marks:
+            self._error("could not find MARK")
+            return
+        at = self.marks[-1]
         items = self.pop_mark()
-        target = self.top()
+        if at <= self.fence:
+            self._error("unexpected MARK found" if self.marks else "unpickling stack underflow")
+            return
+        if how == "SETITEMS":
+            if len(items) % 2:
+                self._error("odd number of items for SETITEMS")
+            items = [[items[i], items[i + 1]] for i in range(0, len(items) - 1, 2)]
+        self._add_to(self.stack[at - 1], items, how)
+
+    def _add_to(self, target: Any, items: list[Any], how: str) -> None:
+        if not items:
+            return  # the C unpickler returns before looking at the target
         if isinstance(target, Seq):
+            if target.kind != _TARGET_KIND[how]:
+                self._error(f"{how} on a {target.kind}")
+            elif how != "APPEND" and how != "APPENDS":
+                keys = [i[0] for i in items] if target.kind == "dict" else items
+                self._hashable(keys)
             target.extend(items)
         elif isinstance(target, GlobalRef):
-            self._mutates_global(target, "ADDITEMS")
+            self._mutates_global(target, how)
+        elif not isinstance(target, (Made, Opaque)):
+            self._error(f"{how} on a {type(target).__name__}")
+
+    def _hashable(self, keys: list[Any]) -> None:
+        for key in keys:
+            if _unhashable(key):
+                self._error("unhashable type used as a dict key or set item")
+                return
 
     def _mutates_global(self, target: GlobalRef, how: str) -> None:
         self.find(
@@ -1009,6 +1060,9 @@ class PickleVM:
 
     def op_dict(self) -> None:
         items = self.pop_mark()
+        if len(items) % 2:
+            self._error("odd number of items for DICT")
+        self._hashable(items[0::2])
         d = Seq("dict")
         d.extend([[items[i], items[i + 1]] for i in range(0, len(items) - 1, 2)])
         self.push(d)
@@ -1047,7 +1101,9 @@ class PickleVM:
         self.push(Seq("set"))
 
     def op_frozenset(self) -> None:
-        self.push(Seq("frozenset", self.pop_mark()))
+        items = self.pop_mark()
+        self._hashable(items)
+        self.push(Seq("frozenset", items))
 
     def op_get(self) -> None:
         text = self.line()

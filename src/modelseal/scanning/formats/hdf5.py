@@ -17,7 +17,7 @@ def scan_hdf5(
 ) -> None:
     ctx.saw("hdf5")
     try:
-        import h5py  # type: ignore[import-untyped]
+        import h5py  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         ctx.fail(location, "HDF5 files need the 'h5py' package to be scanned")
         return

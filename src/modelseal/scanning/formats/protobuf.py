@@ -156,6 +156,42 @@ def scan_protobuf(
         _scan_onnx(ctx, stream, size, location)
     elif top <= {1, 2} and 2 in top:
         _scan_savedmodel(ctx, stream, size, location)
+    elif top == {1}:
+        _scan_keras_metadata(ctx, stream, size, location)
+
+
+# ---- Keras metadata (keras_metadata.pb next to a SavedModel) -----------------------------
+
+
+def _scan_keras_metadata(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location
+) -> None:
+    """``SavedMetadata``: repeated ``SavedObject`` whose field 4 is a layer's JSON config."""
+    from modelseal.scanning.formats.keras import scan_keras_text
+
+    r = _Reader(Source(stream, size=size))
+    configs: list[tuple[str, int]] = []
+
+    def saved_object(field: int, wire: int, n: int) -> bool:
+        if field == 4 and wire == 2:
+            configs.append((r.text(n), r.src.tell()))
+            return True
+        return False
+
+    def top(field: int, wire: int, n: int) -> bool:
+        if field == 1 and wire == 2:
+            return r.sub(n, 0, saved_object)
+        return False
+
+    try:
+        r.fields(None, 0, top)
+    except _Bad as exc:
+        ctx.fail(location.at(r.src.tell()), f"Keras metadata cannot be parsed: {exc}")
+        return
+    if configs and all(text.lstrip().startswith("{") for text, _ in configs):
+        ctx.saw("keras-metadata")
+        for text, at in configs:
+            scan_keras_text(ctx, text, location.at(at))
 
 
 # ---- ONNX ------------------------------------------------------------------------------

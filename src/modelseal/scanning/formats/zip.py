@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import struct
-import tempfile
 import zipfile
 import zlib
 from typing import BinaryIO, Protocol
@@ -50,6 +49,8 @@ def _spool(
     ctx: Context, source: _Readable, expected: int, loc: Location, crc_expected: int
 ) -> BinaryIO:
     """Copy a decompressed member to a spooled temp file, charging the budget, checking CRC."""
+    import tempfile
+
     out = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned to caller
     crc = 0
     total = 0
