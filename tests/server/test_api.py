@@ -19,7 +19,7 @@ from modelseal.registry.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from modelseal.registry.models import VersionRef
+from modelseal.registry.models import Lineage, VersionRef
 from modelseal.server.client import RemoteBackend, ServerError
 from tests.registry.fixtures import SignedModel
 from tests.server.conftest import Running
@@ -207,3 +207,34 @@ def test_cli_with_server(
     monkeypatch.setenv("MODELSEAL_TOKEN", "msk_bad")
     assert main(["models", "list", "--server", sqlite_server.url]) == 1
     assert "authentication failed" in capsys.readouterr().err
+
+
+def test_client_disconnect_mid_upload_leaves_nothing(
+    sqlite_server: Running, signed_model: SignedModel
+) -> None:
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    sm = signed_model
+    token = sqlite_server.token_for("dana", "data-scientist")
+    client = RemoteBackend(sqlite_server.url, token=token)
+    upload = client.begin_upload(
+        "m", bundle=sm.signature.read_bytes(), public_key=sm.public_key.read_bytes(),
+        metadata={}, lineage=Lineage(),
+    )  # fmt: skip
+    url = urlparse(sqlite_server.url)
+    with socket.create_connection((url.hostname, url.port)) as raw:
+        raw.sendall(
+            f"PUT /v1/uploads/{upload.id}/files/weights/model-00001.bin HTTP/1.1\r\n"
+            f"Host: {url.hostname}\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Length: 10000000\r\n\r\n".encode()
+            + b"x" * 3_000_000
+        )
+    store = sqlite_server.env.registry.blobs
+    deadline = time.monotonic() + 20
+    while list(store.temporaries()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(store.temporaries())  # the partial blob was removed at once
+    assert client.list_models() == []  # the server is fine, nothing was published
+    client.close()

@@ -41,15 +41,17 @@ class ServerProcess:
 
     def start(self) -> None:
         env = {**os.environ, "MODELSEAL_HOME": str(self.home)}
+        log = open(self.home / "server.log", "ab")  # noqa: SIM115 - the server owns it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "modelseal", "registry", "serve", "--port", str(self.port),
              "--db-url", self.db_url],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
+        log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode() if self.proc.stderr else "")
+                raise RuntimeError((self.home / "server.log").read_text())
             try:
                 if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
                     return

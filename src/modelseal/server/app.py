@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelseal.access.roles import Principal
-from modelseal.errors import ModelsealError
+from modelseal.errors import InputError, ModelsealError
 from modelseal.registry.errors import AuthenticationError, http_status
 from modelseal.registry.models import Lineage, VersionRef
 from modelseal.registry.service import Registry
@@ -245,7 +245,8 @@ def create_app(registry: Registry) -> FastAPI:
                     await anyio.to_thread.run_sync(_put, handoff, bytes(buffer), stop)
                 await anyio.to_thread.run_sync(_put, handoff, None, stop)
             except BaseException as exc:  # client went away: fail the hashing thread
-                _put(handoff, ConnectionAbortedError("upload interrupted"), stop)
+                interrupted = InputError(f"upload of {path!r} was interrupted", hint="push again")
+                _put(handoff, interrupted, stop)
                 if not isinstance(exc, Exception):
                     raise
 
