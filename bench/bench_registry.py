@@ -89,12 +89,12 @@ def bench_appends(tmp: Path, count: int) -> dict[str, Any]:
         elif mode == "concurrent":  # the server's path: writers share commits
             from modelseal.registry.groupcommit import GroupCommitter
 
-            committer = GroupCommitter(engine)
+            committer = GroupCommitter(engine, log)
 
             def writer(w: int) -> None:
                 for i in range(w, count, WRITERS):
                     with committer.transaction() as conn:
-                        log.append(conn, _event(i))
+                        committer.record(conn, _event(i))
 
             threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
             for t in threads:

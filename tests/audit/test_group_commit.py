@@ -29,7 +29,7 @@ def test_concurrent_blocks_commit_together(db_url: str, tmp_path: Path) -> None:
     engine = db.create_engine(db_url, pool_size=4)
     db.migrate(engine)
     log = AuditLog(load_or_create_signer(tmp_path / "k.pem", "gc.test/log"))
-    committer = GroupCommitter(engine)
+    committer = GroupCommitter(engine, log)
     commits: list[int] = []
     event.listen(engine, "commit", lambda conn: commits.append(1))
     barrier = threading.Barrier(8)
@@ -42,7 +42,7 @@ def test_concurrent_blocks_commit_together(db_url: str, tmp_path: Path) -> None:
                 with committer.transaction() as conn:
                     conn.execute(insert(principals).values(
                         name=f"u{i}", created_at="t", created_by="x"))  # fmt: skip
-                    log.append(conn, _event(i))
+                    committer.record(conn, _event(i))
                     if i % 5 == 0:
                         raise ValueError(f"block {i} fails")
             except ValueError as exc:
@@ -71,7 +71,8 @@ def test_concurrent_blocks_commit_together(db_url: str, tmp_path: Path) -> None:
 def test_failed_commit_fails_every_member(sqlite_url: str, tmp_path: Path) -> None:
     engine = db.create_engine(sqlite_url)
     db.migrate(engine)
-    committer = GroupCommitter(engine)
+    log = AuditLog(load_or_create_signer(tmp_path / "k.pem", "gc.test/log"))
+    committer = GroupCommitter(engine, log)
 
     def refuse(conn: object) -> None:
         raise RuntimeError("disk full")
@@ -79,9 +80,13 @@ def test_failed_commit_fails_every_member(sqlite_url: str, tmp_path: Path) -> No
     event.listen(engine, "commit", refuse)
     with pytest.raises(RuntimeError, match="disk full"), committer.transaction() as conn:
         conn.execute(insert(principals).values(name="a", created_at="t", created_by="x"))
+        committer.record(conn, _event(0))
     event.remove(engine, "commit", refuse)
     with db.reading(engine) as conn:
         assert conn.execute(select(principals.c.name)).first() is None
+        assert log.size(conn) == 0
+    with engine.connect() as plain, pytest.raises(RuntimeError, match="outside a write"):
+        committer.record(plain, _event(1))
     with pytest.raises(RuntimeError, match="nested"), committer.transaction(), \
             committer.transaction():  # fmt: skip
         pass

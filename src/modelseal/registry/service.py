@@ -82,7 +82,7 @@ class Registry:
         self.blobs = blobs
         self.audit = audit
         self.trust = trust or Trust()
-        self._committer = GroupCommitter(engine)
+        self._committer = GroupCommitter(engine, audit)
         # Parsed signatures of uploads in progress (bounded; re-parsed from the DB on a miss).
         self._manifests: collections.OrderedDict[str, CheckedSignature] = collections.OrderedDict()
 
@@ -137,12 +137,12 @@ class Registry:
         *,
         digest: str | None = None,
         details: Mapping[str, Any] | None = None,
-    ) -> AuditRecord:
+    ) -> None:
         event = self._event(
             actor, action, resource, Decision(False, reason), digest=digest, details=details
         )
         with self._committer.transaction() as conn:
-            return self.audit.append(conn, event)
+            self._committer.record(conn, event)
 
     def _require(
         self,
@@ -474,7 +474,7 @@ class Registry:
                     .returning(models.c.id)
                 ).scalar_one()
                 last = 0
-                self.audit.append(
+                self._committer.record(
                     conn,
                     self._event(
                         actor,
@@ -520,7 +520,7 @@ class Registry:
             )
             conn.execute(delete(upload_files).where(upload_files.c.upload_id == upload_id))
             conn.execute(delete(uploads).where(uploads.c.id == upload_id))
-            self.audit.append(
+            self._committer.record(
                 conn,
                 self._event(
                     actor,
@@ -570,7 +570,7 @@ class Registry:
                     .where(aliases.c.model_id == model_id, aliases.c.name == alias)
                     .values(**values)
                 )
-            self.audit.append(
+            self._committer.record(
                 conn,
                 self._event(
                     actor,
@@ -606,7 +606,7 @@ class Registry:
             conn.execute(
                 delete(aliases).where(aliases.c.model_id == model_id, aliases.c.version == number)
             )
-            self.audit.append(
+            self._committer.record(
                 conn,
                 self._event(
                     actor,
@@ -657,7 +657,7 @@ class Registry:
                 temps += 1
         report = GcReport(deleted, freed, len(stale), temps)
         with self._committer.transaction() as conn:
-            self.audit.append(
+            self._committer.record(
                 conn,
                 self._event(actor, "registry.gc", "registry", decision, details=report.to_dict()),
             )
@@ -732,7 +732,9 @@ class Registry:
                         name=user, created_at=utc_now(), created_by=actor.name
                     )
                 )
-                self.audit.append(conn, self._event(actor, "user.create", f"user/{user}", decision))
+                self._committer.record(
+                    conn, self._event(actor, "user.create", f"user/{user}", decision)
+                )
         except SqlIntegrityError:
             raise ConflictError(
                 f"user {user!r} already exists", hint="choose another name"
@@ -745,7 +747,9 @@ class Registry:
             conn.execute(
                 update(principals).where(principals.c.id == pid).values(disabled_at=utc_now())
             )
-            self.audit.append(conn, self._event(actor, "user.disable", f"user/{user}", decision))
+            self._committer.record(
+                conn, self._event(actor, "user.disable", f"user/{user}", decision)
+            )
 
     def list_users(self, actor: Principal) -> list[dict[str, Any]]:
         self._require(actor, roles.ACCESS_ADMIN, "user.list", "users")
@@ -807,7 +811,7 @@ class Registry:
                     granted_by=actor.name,
                 )
             )
-            self.audit.append(
+            self._committer.record(
                 conn, self._event(actor, "role.grant", resource, decision, details={"scope": scope})
             )
 
@@ -826,7 +830,7 @@ class Registry:
                 raise NotFoundError(
                     f"{user} does not have {Grant(role, scope)}", hint="see 'modelseal user list'"
                 )
-            self.audit.append(
+            self._committer.record(
                 conn,
                 self._event(actor, "role.revoke", resource, decision, details={"scope": scope}),
             )
@@ -857,7 +861,7 @@ class Registry:
                     expires_at=expires,
                 )
             )
-            self.audit.append(
+            self._committer.record(
                 conn,
                 self._event(
                     actor, "token.create", f"token/{new.id}", decision,
@@ -878,7 +882,7 @@ class Registry:
                 raise NotFoundError(
                     f"no active token {token_id!r}", hint="see 'modelseal token list'"
                 )
-            self.audit.append(
+            self._committer.record(
                 conn, self._event(actor, "token.revoke", f"token/{token_id}", decision)
             )
 
@@ -917,7 +921,7 @@ class Registry:
                     added_at=utc_now(), added_by=actor.name,
                 )
             )  # fmt: skip
-            self.audit.append(
+            self._committer.record(
                 conn,
                 self._event(actor, "trust.add", resource, decision, digest=f"sha256:{hint}",
                             details={"name": name}),
@@ -933,7 +937,7 @@ class Registry:
                 raise NotFoundError(
                     f"no trusted key {key_id!r}", hint="see 'modelseal registry trust list'"
                 )
-            self.audit.append(conn, self._event(actor, "trust.remove", resource, decision))
+            self._committer.record(conn, self._event(actor, "trust.remove", resource, decision))
 
     def list_trusted_keys(self, actor: Principal) -> list[dict[str, str]]:
         self._require(actor, roles.TRUST, "trust.list", "trust/keys")
