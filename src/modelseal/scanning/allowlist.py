@@ -185,10 +185,8 @@ DEFAULT_GLOBALS: frozenset[tuple[str, str]] = frozenset(
                 "restore_type_tag",
             )
         ),
+        # Not the pre-0.10 NDArrayWrapper/ZNDArrayWrapper: they open a file named in the pickle.
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
-        ("joblib.numpy_pickle", "NDArrayWrapper"),
-        ("joblib.numpy_pickle_compat", "NDArrayWrapper"),
-        ("joblib.numpy_pickle_compat", "ZNDArrayWrapper"),
     ]
 )
 
