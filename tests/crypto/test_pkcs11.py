@@ -286,3 +286,14 @@ def test_signer_errors(token: str) -> None:
     create_signing_key(label)
     with pytest.raises(KeyFileError, match="already exists"):
         create_signing_key(label)
+
+
+def test_missing_binding_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelseal.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "pkcs11", None)  # import pkcs11 -> ImportError
+    code = main(["keys", "create", "--kek", "pkcs11:token=t;object=k?module-path=/x.so"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "needs python-pkcs11" in err

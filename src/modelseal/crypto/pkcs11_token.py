@@ -121,13 +121,18 @@ def _library(path: str) -> Any:
     return pkcs11.lib(path)
 
 
-def load_library(path: str) -> Any:
+def require_binding() -> None:
+    """Fail with an install hint (not a traceback) when python-pkcs11 is missing."""
     try:
-        import pkcs11  # noqa: F401 - checked here to give an install hint
+        import pkcs11  # noqa: F401
     except ImportError:
         raise ProviderError(
             "PKCS#11 support needs python-pkcs11", hint="pip install 'modelseal[crypto]'"
         ) from None
+
+
+def load_library(path: str) -> Any:
+    require_binding()
     try:
         return _library(path)
     except Exception as exc:  # python-pkcs11 raises RuntimeError subclasses and OSError

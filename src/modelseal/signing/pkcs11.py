@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from modelseal.crypto.pkcs11_token import Pkcs11Uri, parse_uri, session
+from modelseal.crypto.pkcs11_token import Pkcs11Uri, parse_uri, require_binding, session
 from modelseal.errors import KeyFileError, UnsupportedAlgorithmError
 
 _CURVES: dict[str, tuple[type[ec.EllipticCurve], str]] = {
@@ -54,6 +54,7 @@ class Pkcs11Signer:
     """Sign with an EC private key on a PKCS#11 token (tested against SoftHSM2)."""
 
     def __init__(self, uri: str | Pkcs11Uri) -> None:
+        require_binding()
         from pkcs11 import ObjectClass
         from pkcs11.util.ec import encode_ec_public_key
 
@@ -101,6 +102,7 @@ class Pkcs11Signer:
 
 def create_signing_key(uri: str | Pkcs11Uri, *, algorithm: str = "ecdsa-p256") -> Pkcs11Signer:
     """Generate an EC key pair on the token with the URI's label (private key non-extractable)."""
+    require_binding()
     from pkcs11 import Attribute, KeyType
     from pkcs11.util.ec import encode_named_curve_parameters
 

@@ -14,7 +14,7 @@ import secrets
 from typing import Any
 
 from modelseal.crypto.errors import ProviderError, UnwrapError
-from modelseal.crypto.pkcs11_token import Pkcs11Uri, parse_uri, session
+from modelseal.crypto.pkcs11_token import Pkcs11Uri, parse_uri, require_binding, session
 from modelseal.crypto.providers import WrappedKey
 
 NAME = "pkcs11"
@@ -24,6 +24,7 @@ class Pkcs11Provider:
     """KEKs on a PKCS#11 token (tested against SoftHSM2)."""
 
     def __init__(self, uri: str | Pkcs11Uri) -> None:
+        require_binding()
         self._uri = parse_uri(uri) if isinstance(uri, str) else uri
         if not self._uri.object_label:
             raise ProviderError("the PKCS#11 URI names no key", hint="add ;object=LABEL to the URI")
