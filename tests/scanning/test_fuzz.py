@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import pickle
+import struct
 from typing import Any
 
 import pytest
@@ -204,15 +205,50 @@ _DATA_OPS = [
     b"\x8c\x01a",
     b"X\x01\x00\x00\x00b",
     b"G" * 9,
+    b"S'x'\n",
+    b"Vab\n",
+    b"I12\n",
+    b"I01\n",
+    b"L5L\n",
+    b"F1.5\n",
+    b"g0\n",
+    b"p3\n",
+    b"C\x02ab",
+    b"B\x01\x00\x00\x00z",
+    b"\x8a\x01\x05",
+    b"\x8b\x01\x00\x00\x00\x07",
+    b"T\x01\x00\x00\x00q",
+    b"U\x01r",
+    b"\x80\x02",
+    b"\x80\x05",
+    b"j\x00\x00\x00\x00",
+    b"r\x02\x00\x00\x00",
+    b"M\x01\x00",
+    b"J\x01\x00\x00\x00",
+    b"\x96\x01\x00\x00\x00\x00\x00\x00\x00x",
+    b"\x8e\x01\x00\x00\x00\x00\x00\x00\x00y",
+    b"\x8d\x01\x00\x00\x00\x00\x00\x00\x00w",
 ]
 
 
-@settings(max_examples=400, deadline=None)
-@given(body=st.lists(st.sampled_from(_DATA_OPS), min_size=1, max_size=14))
-def test_stack_model_agrees_with_the_c_unpickler(body: list[bytes]) -> None:
-    """Differential test on data-only opcodes (no globals, so running the C unpickler is safe):
-    the scan is clean exactly when CPython's C unpickler accepts the pickle."""
-    data = b"\x80\x04" + b"".join(body) + b"."
+def _with_frame(body: list[bytes], where: int, length: int) -> bytes:
+    """Insert a FRAME of ``length`` (maybe too short or too long) before ``body[where:]``."""
+    where %= len(body) + 1
+    return b"".join(body[:where]) + b"\x95" + struct.pack("<Q", length) + b"".join(body[where:])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    body=st.lists(st.sampled_from(_DATA_OPS), min_size=1, max_size=14),
+    frame=st.none() | st.tuples(st.integers(0, 20), st.integers(0, 80)),
+)
+def test_stack_model_agrees_with_the_c_unpickler(
+    body: list[bytes], frame: tuple[int, int] | None
+) -> None:
+    """Differential test on data-only opcodes (no globals, so running the C unpickler is safe),
+    frames included: the scan is clean exactly when CPython's C unpickler accepts the pickle."""
+    middle = b"".join(body) if frame is None else _with_frame(body, *frame)
+    data = b"\x80\x04" + middle + b"."
     try:
         pickle.loads(data)
         accepted = True

@@ -49,7 +49,7 @@ _MAX_PUSH_RUN = 1 << 16
 
 def _unhashable(value: Any, depth: int = 0) -> bool:
     if isinstance(value, Seq):
-        if value.kind in ("list", "dict", "set"):
+        if value.kind in ("list", "dict", "set", "bytearray"):
             return True
         return depth < 8 and any(_unhashable(v, depth + 1) for v in value.items)
     return False
@@ -927,7 +927,7 @@ class PickleVM:
 
     def op_bytearray8(self) -> None:
         self.blob(self.uint(8), "bytes")
-        self.push(Opaque("bytearray"))
+        self.push(Seq("bytearray"))
 
     def op_next_buffer(self) -> None:
         self.push(Opaque("buffer"))
@@ -981,7 +981,10 @@ class PickleVM:
         if not items:
             return  # the C unpickler returns before looking at the target
         if isinstance(target, Seq):
-            if target.kind != _TARGET_KIND[how]:
+            if target.kind == "bytearray" and how in ("APPEND", "APPENDS"):
+                if not all(isinstance(i, int) and 0 <= i < 256 for i in items):
+                    self._error(f"{how} of a non-byte to a bytearray")
+            elif target.kind != _TARGET_KIND[how]:
                 self._error(f"{how} on a {target.kind}")
             elif how != "APPEND" and how != "APPENDS":
                 keys = [i[0] for i in items] if target.kind == "dict" else items
