@@ -1,0 +1,108 @@
+"""Model-based test: random sequences of pushes, alias moves, rollbacks and tombstones keep the
+registry consistent with a simple model and with its own audit trail, which always verifies."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from modelseal.audit.verify import verify_log
+from modelseal.registry import db
+from modelseal.registry.errors import ConflictError, NotFoundError
+from modelseal.registry.models import VersionRef
+from tests.registry.fixtures import make_signed_model, open_env
+
+ALIASES = ("staging", "production", "canary")
+KEYS: tuple[Path, Path] | None = None
+
+
+def _keys() -> tuple[Path, Path]:
+    global KEYS
+    if KEYS is None:
+        from modelseal.signing.keys import generate_key, write_key_pair
+
+        d = Path(tempfile.mkdtemp(prefix="ms-stateful-keys-"))
+        write_key_pair(generate_key("ed25519"), d / "k.pem", d / "k.pub", passphrase=None)
+        KEYS = (d / "k.pem", d / "k.pub")
+    return KEYS
+
+
+class RegistryMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp(prefix="ms-stateful-"))
+        self.env = open_env(self.tmp / "home", f"sqlite:///{self.tmp / 'r.db'}")
+        self.model = make_signed_model(self.tmp, _keys())
+        self.versions: dict[int, bool] = {}  # number -> live
+        self.aliases: dict[str, int] = {}
+
+    def teardown(self) -> None:
+        self.env.registry.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @rule()
+    def push(self) -> None:
+        reg, admin, sm = self.env.registry, self.env.admin, self.model
+        up = reg.begin_upload(admin, "m", bundle=sm.signature.read_bytes(),
+                              public_key=sm.public_key.read_bytes())  # fmt: skip
+        for path in up.files:
+            reg.receive_file(admin, up.id, path, [(sm.path / path).read_bytes()])
+        info = reg.publish(admin, up.id)
+        assert info.number == len(self.versions) + 1
+        self.versions[info.number] = True
+
+    @rule(alias=st.sampled_from(ALIASES), pick=st.integers(0, 20))
+    def move(self, alias: str, pick: int) -> None:
+        number = pick % (len(self.versions) + 1) + 1 if self.versions else 1
+        reg, admin = self.env.registry, self.env.admin
+        if number not in self.versions:
+            expected: type[Exception] = NotFoundError
+        elif not self.versions[number]:
+            expected = ConflictError
+        else:
+            reg.set_alias(admin, "m", alias, number)
+            self.aliases[alias] = number
+            return
+        try:
+            reg.set_alias(admin, "m", alias, number)
+        except expected:
+            return
+        raise AssertionError(f"moving {alias} to {number} should fail")
+
+    @rule(pick=st.integers(0, 20))
+    def delete(self, pick: int) -> None:
+        live = [n for n, ok in self.versions.items() if ok]
+        if not live:
+            return
+        number = live[pick % len(live)]
+        self.env.registry.delete_version(self.env.admin, "m", number, reason="test")
+        self.versions[number] = False
+        self.aliases = {a: n for a, n in self.aliases.items() if n != number}
+
+    @invariant()
+    def consistent(self) -> None:
+        reg, admin = self.env.registry, self.env.admin
+        if not self.versions:
+            return
+        found = {v.number: not v.deleted for v in reg.list_versions(admin, "m")}
+        assert found == self.versions
+        for alias in ALIASES:
+            if alias in self.aliases:
+                got = reg.get_version(admin, VersionRef("m", alias=alias)).number
+                assert got == self.aliases[alias]
+        with db.reading(self.env.engine()) as conn:
+            verify_log(conn, reg.audit.signer.verifier).raise_for_findings()
+            moves = [r for r in reg.audit.records(conn) if r.action == "alias.move"]
+        last = {r.details["alias"]: r.details["to"] for r in moves}
+        for alias, number in self.aliases.items():
+            assert last[alias] == number
+
+
+RegistryMachine.TestCase.settings = settings(max_examples=8, stateful_step_count=12,
+                                             deadline=None)  # fmt: skip
+TestRegistryMachine = RegistryMachine.TestCase
