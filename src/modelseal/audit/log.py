@@ -50,26 +50,36 @@ class AuditLog:
         if not events:
             return []
         sql = _driver_sql(conn.dialect.name)
-        size, peaks = conn.exec_driver_sql(sql.head).one()
-        compact = merkle.CompactRange.unpack(int(size), bytes(peaks))
-        when = time or utc_now()
-        records: list[AuditRecord] = []
-        rows: list[list[Any]] = []
-        nodes: list[tuple[int, int, bytes]] = []
-        for event in events:
-            record = AuditRecord.from_event(compact.size, when, event)
-            created = compact.append(merkle.leaf_hash(record.canonical()))
-            row = record.to_row()
-            records.append(record)
-            rows.append([*(row[column] for column in _RECORD_COLUMNS), compact.root(), ""])
-            nodes.extend(created)
-        note = self.signer.sign(Checkpoint(self.origin, compact.size, compact.root()).text())
-        rows[-1][-1] = note.rsplit("\n\n", 1)[1]
-        # Plain driver statements: this is the hot path of every state change, and building
-        # SQL expressions cost more than the database work.
-        conn.exec_driver_sql(sql.record, [tuple(r) for r in rows])
-        conn.exec_driver_sql(sql.nodes, nodes)
-        conn.exec_driver_sql(sql.update, (compact.size, compact.packed()))
+        # The DBAPI cursor of the connection's open transaction: the same transaction, without
+        # the per-statement bookkeeping (this path runs for every state change).
+        dbapi = conn.connection.dbapi_connection
+        if dbapi is None:  # pragma: no cover - an open transaction always has one
+            raise RuntimeError("audit append outside a transaction")
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql.head)
+            head = cursor.fetchone()
+            if head is None:
+                raise RuntimeError("the audit head row is missing; run 'modelseal audit verify'")
+            compact = merkle.CompactRange.unpack(int(head[0]), bytes(head[1]))
+            when = time or utc_now()
+            records: list[AuditRecord] = []
+            rows: list[tuple[Any, ...]] = []
+            nodes: list[tuple[int, int, bytes]] = []
+            for event in events:
+                record = AuditRecord.from_event(compact.size, when, event)
+                created = compact.append(merkle.leaf_hash(record.canonical()))
+                row = record.to_row()
+                records.append(record)
+                rows.append((*(row[c] for c in _RECORD_COLUMNS), compact.root(), ""))
+                nodes.extend(created)
+            note = self.signer.sign(Checkpoint(self.origin, compact.size, compact.root()).text())
+            rows[-1] = (*rows[-1][:-1], note.rsplit("\n\n", 1)[1])
+            cursor.executemany(sql.record, rows)
+            cursor.executemany(sql.nodes, nodes)
+            cursor.execute(sql.update, (compact.size, compact.packed()))
+        finally:
+            cursor.close()
         return records
 
     def size(self, conn: Connection) -> int:
