@@ -298,3 +298,16 @@ def test_list_json_shapes(registry: Env, signed_model: SignedModel) -> None:
     json.dumps(data)
     assert data["root_digest"]["sha256"] == info.root_digest and data["bundle"]
     assert b.list_models()[0].to_dict()["latest_version"] == 1
+
+
+def test_longer_than_signed_is_cut_off(
+    registry: Env, key_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    sharded = make_signed_model(tmp_path / "s", key_pair, shard_size=4096)
+    with open(sharded.path / "weights" / "model-00002.bin", "ab") as f:
+        f.write(b"\0" * 100_000)
+    with pytest.raises(DigestMismatchError, match="longer than its signed size"):
+        push(backend(registry), sharded.path, name="m", signature=sharded.signature,
+             public_key=sharded.public_key)  # fmt: skip
+    assert not list(registry.registry.blobs.temporaries())
+    assert ("version.publish", "denied", "model/m") in audit_actions(registry)

@@ -25,9 +25,9 @@ from modelseal.access.roles import Decision, Grant, Principal
 from modelseal.audit.log import AuditLog
 from modelseal.audit.record import AuditEvent, AuditRecord, format_time, utc_now
 from modelseal.errors import InputError, ModelsealError, Reason
-from modelseal.hashing.manifest import Manifest
+from modelseal.hashing.manifest import Manifest, Serialization
 from modelseal.registry import db
-from modelseal.registry.blobs import BlobStore
+from modelseal.registry.blobs import BlobStore, StoredBlob
 from modelseal.registry.config import RegistryConfig
 from modelseal.registry.errors import (
     AuthenticationError,
@@ -383,16 +383,19 @@ class Registry:
                 hint="push exactly the files the signature lists",
             )
         serialization = manifest.serialization
-        if serialization.method == "files" and serialization.hash_type == "sha256":
-            # The blob's own SHA-256 is the manifest digest: hash once.
-            blob = self.blobs.put(chunks)
-            items: list[tuple[int | None, int | None, bytes]] = [
-                (None, None, bytes.fromhex(blob.digest))
-            ]
-        else:
-            hasher = StreamingItems(path, serialization)
-            blob = self.blobs.put(chunks, observe=hasher.update)
-            items = [(i.start, i.end, i.digest) for i in hasher.items()]
+        limit = _signed_size(serialization.method, expected[path])
+        if limit is not None:  # a shards signature fixes the size: stop a longer body early
+            chunks = _bounded(chunks, limit)
+        try:
+            blob, items = self._store_hashed(path, serialization, chunks)
+        except _TooLongError as exc:
+            error = DigestMismatchError(
+                f"{path!r} is longer than its signed size ({exc.limit} bytes)",
+                reasons=[Reason("modified", f"{path} is longer than signed", path)],
+                hint="push the signed files",
+            )
+            self._deny_input(actor, "version.publish", resource, error,
+                             details={"path": path, "upload": upload_id[:12]})  # fmt: skip
         want = sorted(((i.start, i.end, i.digest) for i in expected[path]), key=_order)
         got = sorted(items, key=_order)
         if path in empty_files(checked.statement):
@@ -423,6 +426,18 @@ class Registry:
                 )
             )
         return FileEntry(path, blob.size, blob.digest)
+
+    def _store_hashed(
+        self, path: str, serialization: Serialization, chunks: Iterable[bytes]
+    ) -> tuple[StoredBlob, list[tuple[int | None, int | None, bytes]]]:
+        """Store the stream, hashing it as ``serialization`` says; return the manifest items."""
+        if serialization.method == "files" and serialization.hash_type == "sha256":
+            # The blob's own SHA-256 is the manifest digest: hash once.
+            blob = self.blobs.put(chunks)
+            return blob, [(None, None, bytes.fromhex(blob.digest))]
+        hasher = StreamingItems(path, serialization)
+        blob = self.blobs.put(chunks, observe=hasher.update)
+        return blob, [(i.start, i.end, i.digest) for i in hasher.items()]
 
     def publish(self, actor: Principal, upload_id: str) -> VersionInfo:
         """Make the upload a new version, atomically, with its audit record(s)."""
@@ -989,6 +1004,28 @@ class Registry:
 
 def _why(actor: Principal, permission: str, model: str | None) -> str:
     return roles.decide(actor, permission, model).reason
+
+
+class _TooLongError(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
+def _signed_size(method: str, items: list[Any]) -> int | None:
+    """The file size a signature fixes (shards record offsets; files mode does not)."""
+    if method != "shards":
+        return None
+    return max((int(i.end) for i in items), default=0)
+
+
+def _bounded(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+    seen = 0
+    for chunk in chunks:
+        seen += len(chunk)
+        if seen > limit:
+            raise _TooLongError(limit)
+        yield chunk
 
 
 def _order(item: tuple[int | None, int | None, bytes]) -> tuple[int, int]:
