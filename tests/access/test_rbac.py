@@ -190,6 +190,27 @@ def test_tokens(registry: Env, tmp_path: Path) -> None:
         reg.grant_role(admin, "alice", "devops", "has space")
 
 
+def test_users_revoke_their_own_tokens_only(registry: Env) -> None:
+    reg, admin = registry.registry, registry.admin
+    for user in ("alice", "bob"):
+        reg.create_user(admin, user)
+        reg.grant_role(admin, user, "ml-engineer")
+    mine = reg.create_token(admin, "alice")
+    theirs = reg.create_token(admin, "bob")
+    alice = reg.authenticate(mine.value)
+    with pytest.raises(PermissionDeniedError):
+        reg.revoke_token(alice, theirs.id)
+    reg.revoke_token(alice, mine.id)
+    record = last_record(registry)
+    assert record is not None and record.action == "token.revoke"
+    assert record.outcome == "allowed" and record.reason == "own token"
+    from modelseal.registry.errors import AuthenticationError
+
+    with pytest.raises(AuthenticationError, match="revoked"):
+        reg.authenticate(mine.value)
+    assert reg.authenticate(theirs.value).name == "bob"
+
+
 def test_token_format() -> None:
     new = tokens.generate()
     assert tokens.parse(new.value) == (new.id, new.secret)

@@ -886,7 +886,18 @@ class Registry:
         return new
 
     def revoke_token(self, actor: Principal, token_id: str) -> None:
-        decision = self._require(actor, roles.ACCESS_ADMIN, "token.revoke", f"token/{token_id}")
+        """Revoke a token: administrators any, every user their own (a leaked token can be
+        killed by its owner at once)."""
+        with db.reading(self.engine) as conn:
+            owner = conn.execute(
+                select(principals.c.name)
+                .join(tokens_table, tokens_table.c.principal_id == principals.c.id)
+                .where(tokens_table.c.id == token_id)
+            ).scalar()
+        if owner is not None and owner == actor.name and not actor.superuser:
+            decision = Decision(True, "own token")
+        else:
+            decision = self._require(actor, roles.ACCESS_ADMIN, "token.revoke", f"token/{token_id}")
         with self._committer.transaction() as conn:
             found = conn.execute(
                 update(tokens_table)
