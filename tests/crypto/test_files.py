@@ -298,3 +298,32 @@ def test_streams_are_constant_memory(small_keyset: ks.Keyset) -> None:
     streaming.encrypt_stream(ks.primary_streaming_key(small_keyset), src, sink)  # type: ignore[arg-type]
     assert src.max_read <= 4096
     assert sink.written > 5 << 20
+
+
+def test_io_errors_are_one_clear_error_and_leave_nothing(
+    tmp_path: Path, small_keyset: ks.Keyset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. a full disk, or two index paths that collide on a case-insensitive file system."""
+    import errno
+
+    src = tmp_path / "m"
+    src.mkdir()
+    (src / "f").write_bytes(os.urandom(20_000))
+    enc = tmp_path / "enc"
+    api.encrypt(src, enc, keyset=small_keyset)
+    api.encrypt(src / "f", tmp_path / "f.enc", keyset=small_keyset)
+
+    real = streaming._write_all
+
+    def full(dst: object, view: memoryview) -> None:
+        if isinstance(dst, io.FileIO):  # only files on disk fill up
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(dst, view)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(streaming, "_write_all", full)
+    with pytest.raises(OutputError, match="No space left"):
+        api.decrypt(enc, tmp_path / "out", keyset=small_keyset)
+    with pytest.raises(OutputError, match="No space left"):
+        api.decrypt(tmp_path / "f.enc", tmp_path / "f.out", keyset=small_keyset)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "f.out").exists()
+    assert leftovers(tmp_path) == []

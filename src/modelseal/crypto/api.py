@@ -168,9 +168,19 @@ def _temp_file(dst: Path, overwrite: bool, mode: int) -> Iterator[BinaryIO]:
             fh.flush()
             os.fsync(fh.fileno())
         _install(tmp, dst, overwrite)
+    except OSError as exc:  # e.g. no space left: one clear line, and no partial output
+        raise _io_failure(dst, exc) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _io_failure(dst: Path, exc: OSError) -> OutputError:
+    name = f" ({exc.filename!s})" if exc.filename else ""
+    return OutputError(
+        f"I/O error while writing {str(dst)!r}{name}: {exc.strerror or exc}",
+        hint="check free space, permissions and the file system (nothing was kept)",
+    )
 
 
 def _install(tmp: Path, dst: Path, overwrite: bool) -> None:
@@ -200,7 +210,10 @@ def _temp_dir(dst: Path, overwrite: bool) -> Iterator[Path]:
             f"cannot write {str(dst)!r}: {exc.strerror}", hint="check the path"
         ) from None
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            raise _io_failure(dst, exc) from None
         old = None
         if os.path.lexists(dst):  # only with overwrite (checked above)
             if not os.path.isdir(dst) or os.path.islink(dst):
@@ -396,6 +409,8 @@ def _encrypt_dir(
                     ),
                     workers=workers,
                 )
+                out.flush()
+                os.fsync(out.fileno())
             sizes.append(size)
             total += size
         index = {
@@ -461,6 +476,7 @@ def decrypt(
                     fd = os.open(tmp / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
                     with os.fdopen(fd, "wb", buffering=0) as out:
                         got = _decrypt_part(keys, fh, out, associated_data, i, rel, workers)
+                        os.fsync(out.fileno())  # durable before the directory is renamed in
                 if got != size:
                     raise DecryptionError(
                         f"file {i} decrypted to {got} bytes, the index says {size}",
