@@ -204,3 +204,43 @@ def test_retiring_the_primary_alone_is_refused(tmp_path: Path, kek: LocalProvide
     kek.add_kek()
     with pytest.raises(KeysetError, match="cannot delete the primary"):
         kek.retire(frozenset({kek.current_kek_id()}))
+
+
+def test_stream_api_for_blob_stores(kek: LocalProvider) -> None:
+    """What the registry will use: one blob stream and its envelope per model version."""
+    import io
+
+    v1 = api.associated_data(model_name="bert", version="1", manifest_digest="sha256:11")
+    v2 = api.associated_data(model_name="bert", version="2", manifest_digest="sha256:22")
+    blobs, envelopes = {}, {}
+    for version, ad in (("1", v1), ("2", v2)):
+        out = io.BytesIO()
+        envelopes[version] = envelope.encrypt_stream(
+            io.BytesIO(version.encode() * 30_000), out, provider=kek, associated_data=ad
+        )
+        blobs[version] = out.getvalue()
+    assert envelopes["1"].wrapped.ciphertext != envelopes["2"].wrapped.ciphertext
+    back = io.BytesIO()
+    n = envelope.decrypt_stream(
+        io.BytesIO(blobs["2"]), back, envelope=envelopes["2"], provider=kek, associated_data=v2
+    )
+    assert n == 30_000 and back.getvalue() == b"2" * 30_000
+    # Serving version 1's blob and envelope as version 2 is caught.
+    with pytest.raises(DecryptionError, match="associated data does not match"):
+        envelope.decrypt_stream(
+            io.BytesIO(blobs["1"]),
+            io.BytesIO(),
+            envelope=envelopes["1"],
+            provider=kek,
+            associated_data=v2,
+        )
+    # Version 1's blob under version 2's envelope: wrong data key.
+    with pytest.raises(DecryptionError, match="wrong key"):
+        envelope.decrypt_stream(
+            io.BytesIO(blobs["1"]),
+            io.BytesIO(),
+            envelope=envelopes["2"],
+            provider=kek,
+            associated_data=v2,
+        )
+    assert envelope.from_json(envelopes["1"].to_json()) == envelopes["1"]

@@ -21,11 +21,14 @@ import dataclasses
 import hashlib
 import hmac
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelseal.crypto import keyset as ks
 from modelseal.crypto.errors import DecryptionError, EnvelopeError
 from modelseal.crypto.providers import KeyProvider, WrappedKey
+
+if TYPE_CHECKING:
+    from modelseal.crypto.streaming import Writable
 
 FORMAT = "envelope/v1"
 CONTEXT_LABEL = b"modelseal/data-key/v1\x00"
@@ -118,3 +121,46 @@ def rewrap(envelope: Envelope, old: KeyProvider, new: KeyProvider) -> Envelope:
     """The same data key wrapped under ``new``'s current key-encryption key (no data touched)."""
     data_key = old.unwrap(envelope.wrapped, context=envelope.context)
     return Envelope(new.wrap(data_key, context=envelope.context), envelope.associated_data_sha256)
+
+
+def encrypt_stream(
+    src: BinaryIO,
+    dst: Writable,
+    *,
+    provider: KeyProvider,
+    associated_data: bytes,
+    workers: int = 2,
+) -> Envelope:
+    """Encrypt a stream under a fresh data key wrapped by ``provider``; returns the envelope to
+    store beside the ciphertext (e.g. one registry blob and its per-version wrapped key)."""
+    from modelseal.crypto import streaming
+
+    data_key, envelope = seal(provider, associated_data=associated_data)
+    streaming.encrypt_stream(
+        ks.primary_streaming_key(data_key),
+        src,
+        dst,
+        associated_data=associated_data,
+        workers=workers,
+    )
+    return envelope
+
+
+def decrypt_stream(
+    src: BinaryIO,
+    dst: Writable,
+    *,
+    envelope: Envelope,
+    provider: KeyProvider,
+    associated_data: bytes,
+    workers: int = 2,
+) -> int:
+    """Decrypt a stream made by :func:`encrypt_stream`. Plaintext of early segments reaches
+    ``dst`` before the last one authenticates: give a temporary file or a buffer, and use it
+    only if this returns (it raises :class:`DecryptionError` otherwise)."""
+    from modelseal.crypto import streaming
+
+    data_key = open_envelope(envelope, provider, associated_data=associated_data)
+    return streaming.decrypt_stream(
+        ks.decryption_keys(data_key), src, dst, associated_data=associated_data, workers=workers
+    )
