@@ -8,7 +8,7 @@ EXTRAS ?= test,torch,onnx,sklearn,xgboost,lightgbm,keras,crypto,crypto-test,regi
 # Keep the suite inside its 10-minute budget on 2 cores.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test bench lint typecheck clean venv system-deps
+.PHONY: demo test bench lint typecheck clean venv system-deps services
 
 $(VENV)/.ready-base: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,18 +22,25 @@ $(VENV)/.ready-$(EXTRAS): $(VENV)/.ready-base pyproject.toml
 
 venv: $(VENV)/.ready-base
 
-# Debian packages the suite talks to for real (installed only when missing).
-SYSTEM_PACKAGES ?=
+# Debian packages the suite talks to for real (installed only when missing): SoftHSM2 is the
+# PKCS#11 token of the Protect tests; age is a peer of the crypto benchmark.
+SYSTEM_PACKAGES ?= softhsm2
+BENCH_PACKAGES ?= softhsm2 age
 system-deps:
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
+
+# Services the suite talks to for real: PostgreSQL on 127.0.0.1:5432 (started when it is down).
+services:
+	@bash scripts/services.sh
 
 demo: $(VENV)/.ready-base
 	PATH="$(abspath $(BIN)):$$PATH" bash demo/demo.sh
 
-test: $(VENV)/.ready-$(EXTRAS) system-deps
+test: $(VENV)/.ready-$(EXTRAS) system-deps services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.ready-$(EXTRAS)
+	@bash scripts/system-deps.sh $(BENCH_PACKAGES)
 	$(PIP) install --quiet -e ".[bench]"
 	$(BIN)/python bench/run_all.py
 

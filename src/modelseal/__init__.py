@@ -10,6 +10,8 @@ The public API (imported lazily so ``import modelseal`` stays cheap):
 * :func:`load` -- verify, scan, then load from exactly the verified bytes; :class:`VerifiedModel`
   keeps checking the files on disk for a long-running process.
 * :func:`fingerprint` -- a digest of the weights themselves, the same in every format.
+* :func:`encrypt`, :func:`decrypt`, :func:`decrypt_to_memory` -- encryption at rest (Tink
+  streaming AEAD, envelope keys from a provider); more in :mod:`modelseal.crypto`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ _EXPORTS: dict[str, str] = {
     "fingerprint": "modelseal.loading.fingerprint",
     "load": "modelseal.loading.verified",
     "VerifiedModel": "modelseal.loading.verified",
+    "encrypt": "modelseal.crypto.api",
+    "decrypt": "modelseal.crypto.api",
+    "decrypt_to_memory": "modelseal.crypto.api",
 }
 
 __all__ = [
@@ -40,7 +45,10 @@ __all__ = [
     "SignResult",
     "VerificationResult",
     "VerifiedModel",
+    "decrypt",
+    "decrypt_to_memory",
     "digest",
+    "encrypt",
     "fingerprint",
     "generate_key",
     "load",
@@ -50,6 +58,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from modelseal.crypto.api import decrypt, decrypt_to_memory, encrypt
     from modelseal.hashing.engine import HashOptions
     from modelseal.hashing.manifest import Manifest
     from modelseal.loading.fingerprint import fingerprint

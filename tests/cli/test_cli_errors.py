@@ -213,6 +213,21 @@ def test_sign_key_errors(
         code, _, err = run_cli("sign", model_dir, "--private-key", key, "--signature", sig)
         assert_one_line_error(code, err, 2, fragment)
     assert not sig.exists()
+    # Exactly one key source: a key file or a PKCS#11 URI.
+    code, _, err = run_cli("sign", model_dir, "--signature", sig)
+    assert_one_line_error(code, err, 2, "exactly one of --private-key and --pkcs11-uri")
+    code, _, err = run_cli(
+        "sign",
+        model_dir,
+        "--private-key",
+        key_pair[0],
+        "--pkcs11-uri",
+        "pkcs11:token=t",
+        "--signature",
+        sig,
+    )
+    assert_one_line_error(code, err, 2, "exactly one of --private-key and --pkcs11-uri")
+    assert not sig.exists()
 
 
 def test_sign_model_and_output_errors(

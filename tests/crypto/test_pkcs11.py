@@ -205,9 +205,14 @@ def test_sign_with_the_token_and_verify_with_model_signing(
     assert main(["keys", "export-public", key_uri, str(tmp_path / "hsm.pub")]) == 0
     model = build_model(tmp_path / "model")
     signature = tmp_path / "model.sig"
-    signer = Pkcs11Signer(key_uri)
-    result = modelseal.sign(model, private_key=signer, signature=signature)
-    assert result.signature_path == signature
+    # The CLI contract: modelseal sign --pkcs11-uri URI.
+    code = main(["sign", str(model), "--pkcs11-uri", key_uri, "--signature", str(signature)])
+    assert code == 0, capsys.readouterr().err
+    # The Python API takes the same token key as a Signer.
+    api_signature = tmp_path / "model-api.sig"
+    result = modelseal.sign(model, private_key=Pkcs11Signer(key_uri), signature=api_signature)
+    assert result.signature_path == api_signature
+    assert modelseal.verify(model, signature=api_signature, public_key=tmp_path / "hsm.pub")
     # modelseal verify (the CLI) accepts it with the exported public key...
     capsys.readouterr()
     code = main(

@@ -108,7 +108,7 @@ def _open_kek(uri: str, passphrase_file: str | None) -> Any:
         return open_provider(uri, passphrase=passphrase)
 
 
-def _keys_for(keyset: str | None, kek: str | None, passphrase_file: str | None) -> dict[str, Any]:
+def keys_for(keyset: str | None, kek: str | None, passphrase_file: str | None) -> dict[str, Any]:
     if (keyset is None) == (kek is None):
         raise UsageError("give exactly one of --keyset and --kek", hint="see --help")
     if keyset is not None:
@@ -128,7 +128,7 @@ def _run(operation: str, src: str, out: str, options: dict[str, Any]) -> None:
         options["model_version"],
         options["manifest_digest"],
     )
-    keys = _keys_for(options["keyset"], options["kek"], options["passphrase_file"])
+    keys = keys_for(options["keyset"], options["kek"], options["passphrase_file"])
     func = api.encrypt if operation == "encrypt" else api.decrypt
     result = func(
         src, out, associated_data=ad, overwrite=options["force"], workers=options["workers"], **keys

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from modelseal.cli.common import emit_json
@@ -50,6 +52,32 @@ def fingerprint(path: str, ignore_names: bool, as_json: bool) -> None:
     metavar="GLOBAL",
     help="Extend the restricted unpickler's allow-list (e.g. 'sklearn.linear_model.*').",
 )
+@click.option(
+    "--keyset",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="MODEL_PATH is encrypted with this keyset: decrypt in memory only, then load.",
+)
+@click.option(
+    "--kek",
+    default=None,
+    metavar="URI",
+    help="MODEL_PATH is envelope-encrypted under this key-encryption key "
+    "(local:PATH, pkcs11:..., aws-kms:KEY-ID): decrypt in memory only, then load.",
+)
+@click.option(
+    "--associated-data",
+    default="",
+    metavar="TEXT",
+    help="Associated data the ciphertext is bound to (with --keyset/--kek). Default: empty.",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Passphrase of a protected keyset or local KEK (else $MODELSEAL_PASSPHRASE, else a "
+    "prompt).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
 def load_check(
     model_path: str,
@@ -59,14 +87,34 @@ def load_check(
     framework: str,
     allow_unsigned_files: bool,
     allow: tuple[str, ...],
+    keyset: str | None,
+    kek: str | None,
+    associated_data: str,
+    passphrase_file: str | None,
     as_json: bool,
 ) -> None:
-    """Verify, scan and load MODEL_PATH exactly as modelseal.load does; report what loaded."""
+    """Verify, scan and load MODEL_PATH exactly as modelseal.load does; report what loaded.
+
+    With --keyset or --kek, MODEL_PATH is an encrypted model (modelseal encrypt): it is
+    decrypted into memory, never to disk, then verified, scanned and loaded.
+    """
     from modelseal.errors import VerificationError
     from modelseal.loading.verified import load_verified
 
     if public_key is None and not trust_anchors:
         raise click.UsageError("give --public-key (key-based) or --trust-anchor (certificates)")
+    keys: dict[str, Any] = {}
+    if keyset is not None or kek is not None:
+        from modelseal.cli.crypto import keys_for
+
+        found = keys_for(keyset, kek, passphrase_file)
+        keys = {
+            "keyset": found.get("keyset"),
+            "key_provider": found.get("provider"),
+            "associated_data": associated_data.encode("utf-8"),
+        }
+    elif associated_data:
+        raise click.UsageError("--associated-data goes with --keyset or --kek")
     try:
         loaded = load_verified(
             model_path,
@@ -76,6 +124,7 @@ def load_check(
             framework=framework,
             allow_unsigned_files=allow_unsigned_files,
             allow=allow,
+            **keys,
         )
     except VerificationError as exc:
         if as_json:

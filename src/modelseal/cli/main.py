@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; never lets a traceback reach the user unless MODELSEAL_DEBUG is set."""
     args = expand_greedy(list(sys.argv[1:] if argv is None else argv))
     try:
-        cli.main(args=args, prog_name="modelseal", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="modelseal", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.exceptions.Abort:
@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             "rerun with MODELSEAL_DEBUG=1 and report it"
         )
         return EXIT_INTERNAL
-    return 0
+    # In non-standalone mode click returns the code a command passed to ``ctx.exit(n)``.
+    return rv if isinstance(rv, int) else 0
 
 
 def _click_message(exc: click.ClickException) -> str:

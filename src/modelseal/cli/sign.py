@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from modelseal.cli.common import emit_json, load_signing_key, parse_workers, progress_bar
@@ -10,7 +12,21 @@ from modelseal.cli.options import hashing_options
 
 @click.command()
 @click.argument("model_path", type=click.Path(path_type=str))
-@click.option("--private-key", "private_key", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--private-key",
+    "private_key",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Private key file (PEM, PKCS#8); or use --pkcs11-uri for a key on a token.",
+)
+@click.option(
+    "--pkcs11-uri",
+    "pkcs11_uri",
+    default=None,
+    metavar="URI",
+    help="RFC 7512 URI of an EC signing key on a PKCS#11 token (HSM), e.g. "
+    "'pkcs11:token=T;object=K?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:PIN'.",
+)
 @click.option(
     "--signature",
     required=True,
@@ -46,7 +62,8 @@ from modelseal.cli.options import hashing_options
 @click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
 def sign(
     model_path: str,
-    private_key: str,
+    private_key: str | None,
+    pkcs11_uri: str | None,
     signature: str,
     hash_type: str,
     shard_size: int | None,
@@ -65,7 +82,16 @@ def sign(
 
     if certificate_chain and certificate is None:
         raise click.UsageError("--certificate-chain needs --certificate")
-    key = load_signing_key(private_key, passphrase_file)
+    if (private_key is None) == (pkcs11_uri is None):
+        raise click.UsageError("give exactly one of --private-key and --pkcs11-uri")
+    key: Any
+    if pkcs11_uri is not None:
+        from modelseal.signing.pkcs11 import Pkcs11Signer
+
+        key = Pkcs11Signer(pkcs11_uri)
+    else:
+        assert private_key is not None
+        key = load_signing_key(private_key, passphrase_file)
     with progress_bar("hashing", model_path, not as_json) as progress:
         result = do_sign(
             model_path,

@@ -102,6 +102,9 @@ def load_verified(
     tensor_type: str | None = None,
     scan: bool = True,
     at: dt.datetime | None = None,
+    keyset: Any = None,
+    key_provider: Any = None,
+    associated_data: bytes = b"",
 ) -> LoadedModel:
     """Verify ``path`` against ``signature``, scan the verified bytes, load them.
 
@@ -112,6 +115,13 @@ def load_verified(
     (they are then ignored, never loaded). Raises a :class:`modelseal.errors.VerificationError`
     subclass (integrity, signature, :class:`UnsafeModelError`, :class:`ModelChangedError`) or a
     :class:`modelseal.errors.UsageError`; nothing is returned on failure.
+
+    An encrypted model (``modelseal encrypt``: a file, or a directory) is loaded with its
+    ``keyset`` (a :class:`modelseal.crypto.Keyset`) or ``key_provider`` (a
+    :class:`modelseal.crypto.KeyProvider`, or a URI such as ``local:kek.json``) and the
+    ``associated_data`` it was bound to: it is decrypted into memory only (every segment
+    authenticated), then verified against ``signature``, scanned and loaded from those bytes.
+    The plaintext never touches disk.
     """
     if framework not in FRAMEWORKS:
         raise UsageError(
@@ -120,6 +130,10 @@ def load_verified(
     if tensor_type not in (None, "numpy", "torch"):
         raise UsageError(f"unknown tensor type {tensor_type!r}", hint="use 'numpy' or 'torch'")
     allow = tuple(allow)
+    encrypted = keyset is not None or key_provider is not None
+    contents = (
+        _decrypt_in_memory(path, keyset, key_provider, associated_data) if encrypted else None
+    )
     result, outcome = verify_outcome(
         path,
         signature=signature,
@@ -128,6 +142,7 @@ def load_verified(
         at=at,
         reader="capture",
         allow_unsigned_files=allow_unsigned_files,
+        contents=contents,
     )
     buffers = outcome.captured
     if scan:
@@ -137,8 +152,14 @@ def load_verified(
         _scan({} if native in ("xgboost", "lightgbm") else buffers, allow)
     if _after_verification is not None:
         _after_verification(Path(path))
-    obj, kind, count, params = _parse(Path(path), buffers, framework, tensor_type, allow)
-    _check_unchanged(Path(path), outcome)
+    shown = Path(path)
+    if encrypted:  # frameworks that look at the name see the plaintext's (no ".enc")
+        from modelseal.hashing.memory import model_name_of
+
+        shown = shown.with_name(model_name_of(shown))
+    obj, kind, count, params = _parse(shown, buffers, framework, tensor_type, allow)
+    if not encrypted:  # ciphertext was read once and authenticated; there is no file to re-check
+        _check_unchanged(Path(path), outcome)
     return LoadedModel(obj, kind, tuple(sorted(buffers)), count, params, result)
 
 
@@ -162,6 +183,30 @@ def load(
         framework=framework,
         **options,
     ).obj
+
+
+def _decrypt_in_memory(
+    path: PathLike, keyset: Any, key_provider: Any, associated_data: bytes
+) -> dict[str, bytes]:
+    """The plaintext of an encrypted model, in memory only, named as the manifest names it."""
+    if keyset is not None and key_provider is not None:
+        raise UsageError("give a keyset or a key provider, not both", hint="pass only one")
+    if not isinstance(associated_data, bytes):
+        raise UsageError("associated_data must be bytes", hint="e.g. b'' or name.encode()")
+    from modelseal.crypto.api import decrypt_to_memory
+
+    if isinstance(key_provider, str):
+        from modelseal.crypto.providers import open_provider
+
+        key_provider = open_provider(key_provider)
+    plain = decrypt_to_memory(
+        path, keyset=keyset, provider=key_provider, associated_data=associated_data
+    )
+    source = Path(path)
+    if source.is_dir() and not source.is_symlink():
+        return plain
+    # One encrypted file is a single-file model: OMS names it ".".
+    return {".": next(iter(plain.values()))}
 
 
 def _scan(buffers: Mapping[str, Buffer], allow: tuple[str, ...]) -> None:

@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import hmac
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,6 +23,7 @@ from modelseal.errors import (
     UsageError,
 )
 from modelseal.hashing.engine import (
+    Buffer,
     HashOptions,
     HashOutcome,
     Progress,
@@ -345,12 +346,17 @@ def verify_outcome(
     reader: Reader = "mmap",
     progress: Progress | None = None,
     allow_unsigned_files: bool = False,
+    contents: Mapping[str, Buffer | bytes] | None = None,
 ) -> tuple[VerificationResult, HashOutcome]:
     """:func:`verify`, also returning what hashing found (with ``reader="capture"``: the
     verified bytes of every file, for verified loading). With ``allow_unsigned_files`` files the
-    signature does not cover are tolerated (and left out of the outcome's captured bytes)."""
+    signature does not cover are tolerated (and left out of the outcome's captured bytes).
+
+    With ``contents`` (relative name -> bytes; ``"."`` for a single file) the model is hashed
+    from memory and ``model_path`` only names it: nothing is read from disk but the bundle.
+    """
     bundle = signature if isinstance(signature, OmsBundle) else read_bundle(signature)
-    signer = _authenticate(bundle, public_key, _paths(trust_anchors), at)
+    signer = authenticate(bundle, public_key=public_key, trust_anchors=_paths(trust_anchors), at=at)
     statement = parse_payload(bundle.payload)
     expected = statement.manifest
     serialization = expected.serialization
@@ -363,10 +369,22 @@ def verify_outcome(
         reader=reader,
     )
     ignores = list(serialization.ignore_paths)
-    own = None if isinstance(signature, OmsBundle) else _relative_inside(signature, model_path)
-    if own:
-        ignores.append(own)
-    outcome = hash_model_lenient(model_path, options, extra_ignore_paths=ignores, progress=progress)
+    if contents is not None:
+        from modelseal.hashing.memory import hash_buffers, model_name_of
+
+        outcome = hash_buffers(
+            contents,
+            options,
+            model_name=model_name_of(Path(model_path)),
+            extra_ignore_paths=ignores,
+        )
+    else:
+        own = None if isinstance(signature, OmsBundle) else _relative_inside(signature, model_path)
+        if own:
+            ignores.append(own)
+        outcome = hash_model_lenient(
+            model_path, options, extra_ignore_paths=ignores, progress=progress
+        )
     from modelseal.signing.compare import diff_manifests
 
     reasons = diff_manifests(
@@ -445,13 +463,25 @@ def _paths(value: PathLike | Sequence[PathLike]) -> tuple[PathLike, ...]:
     return tuple(value)
 
 
+def authenticate(
+    bundle: OmsBundle,
+    *,
+    public_key: PathLike | PublicKey | None = None,
+    trust_anchors: PathLike | Sequence[PathLike] = (),
+    at: dt.datetime | None = None,
+) -> str:
+    """Check a bundle's DSSE signature with ``public_key`` or a certificate chain built to
+    ``trust_anchors`` (validated at ``at``, default now); return who signed. Only the
+    signature over the statement is checked here, not the model's files."""
+    return _authenticate(bundle, public_key, _paths(trust_anchors), at)
+
+
 def _authenticate(
     bundle: OmsBundle,
     public_key: PathLike | PublicKey | None,
     trust_anchors: Sequence[PathLike],
     at: dt.datetime | None,
 ) -> str:
-    """Check the DSSE signature with the given key or certificate chain; return who signed."""
     if bundle.certificates:
         if not trust_anchors:
             raise UsageError(
