@@ -32,6 +32,20 @@ def _check_name(name: str) -> None:
         )
 
 
+def _ignored(name: str, rules: IgnoreRules, matched: set[str]) -> bool:
+    """Whether the walk on disk would skip ``name``: it tests each directory on the way down,
+    then the file; the first ignored component hides everything beneath it."""
+    parts = name.split("/")
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        if rules.literal_match(prefix):
+            return True
+        if rules.pattern_match(prefix):
+            matched.add(prefix)
+            return True
+    return False
+
+
 def hash_buffers(
     files: Mapping[str, Buffer | bytes],
     options: HashOptions | None = None,
@@ -62,15 +76,9 @@ def hash_buffers(
     literal.extend(normalize_relpath(p) for p in extra_ignore_paths)
     rules = IgnoreRules(literal, patterns)
     kept: dict[str, Buffer | bytes] = {}
-    matched: list[str] = []
+    matched: set[str] = set()
     for name in sorted(files):
-        if single:
-            kept[name] = files[name]
-        elif rules.literal_match(name):
-            continue
-        elif rules.pattern_match(name):
-            matched.append(name)
-        else:
+        if single or not _ignored(name, rules, matched):
             kept[name] = files[name]
     recorded = sorted({p for p in (*rules.paths, *matched) if p})
     serialization = Serialization(
