@@ -39,7 +39,7 @@ demo: $(VENV)/.ready-base
 test: $(VENV)/.ready-$(EXTRAS) system-deps services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.ready-$(EXTRAS)
+bench: $(VENV)/.ready-$(EXTRAS) services
 	@bash scripts/system-deps.sh $(BENCH_PACKAGES)
 	$(PIP) install --quiet -e ".[bench]"
 	$(BIN)/python bench/run_all.py

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
 
-PEERS = {"tink": "1.16.1", "moto": None, "boto3": None}
+PEERS = {"tink": "1.16.1"}
 AD = "model=bench;version=1"
 SEGMENT = 1 << 20
 

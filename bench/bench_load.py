@@ -17,6 +17,7 @@ Timings are in-process (the libraries are imported once, untimed), median of ``-
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -81,12 +82,12 @@ def main(argv: list[str] | None = None) -> int:
             modelseal.sign(path, private_key=tmp / "k", signature=sig, shard_size=SHARD)
             c.warm_cache(path)
             size = path.stat().st_size
-            t_plain = _median_time(lambda p=path, f=plain: f(p), args.runs)  # type: ignore[misc]
+            t_plain = _median_time(functools.partial(plain, path), args.runs)
             t_hash = _median_time(
-                lambda p=path: modelseal.digest(p, shard_size=SHARD), args.runs  # type: ignore[misc]
+                functools.partial(modelseal.digest, path, shard_size=SHARD), args.runs
             )
             t_load = _median_time(
-                lambda p=path, s=sig: modelseal.load(p, signature=s, public_key=tmp / "k.pub"),  # type: ignore[misc]
+                functools.partial(modelseal.load, path, signature=sig, public_key=tmp / "k.pub"),
                 args.runs,
             )
             bound = max(t_plain, t_hash)

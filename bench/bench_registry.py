@@ -356,7 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--gib", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="size factor for all three (smoke runs)"
+    )
     args = parser.parse_args(argv)
+    if args.scale <= 0:
+        parser.error("--scale must be positive")
+    args.appends = max(10, int(args.appends * args.scale))
+    args.records = max(1000, int(args.records * args.scale))
+    args.gib = args.gib * args.scale
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
