@@ -33,7 +33,13 @@ system-deps:
 services:
 	@bash scripts/services.sh
 
-demo: $(VENV)/.ready-base
+# The demo also scans, loads, encrypts and uses the embedded registry.
+DEMO_EXTRAS ?= numpy,crypto,registry
+$(VENV)/.ready-demo-$(DEMO_EXTRAS): $(VENV)/.ready-base pyproject.toml
+	$(PIP) install --quiet -e ".[$(DEMO_EXTRAS)]"
+	touch $@
+
+demo: $(VENV)/.ready-demo-$(DEMO_EXTRAS)
 	PATH="$(abspath $(BIN)):$$PATH" bash demo/demo.sh
 
 test: $(VENV)/.ready-$(EXTRAS) system-deps services

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# modelseal demo: make a small real model, make a key, sign, verify, tamper one byte, verify again.
+# modelseal demo: make a small real model, make a key, sign, verify, tamper one byte, verify again;
+# then scan, load from the verified bytes, encrypt at rest, and publish to the embedded registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=demo/out
@@ -46,5 +47,58 @@ if [ "$code" -ne 1 ]; then
   echo "demo: expected the tampered model to fail verification with exit code 1" >&2
   exit 1
 fi
+
+expect() {  # expect CODE COMMAND...: run it, show its output, insist on its exit code
+  local want=$1
+  shift
+  set +e
+  run "$@"
+  local got=$?
+  set -e
+  echo "exit code: $got"
+  if [ "$got" -ne "$want" ]; then
+    echo "demo: expected exit code $want from: $*" >&2
+    exit 1
+  fi
+}
+
+say "7. Undo the tampering: the model verifies again"
+python - "$OUT/tiny-mlp/model.safetensors" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as fh:
+    fh.seek(4096)
+    byte = fh.read(1)
+    fh.seek(4096)
+    fh.write(bytes([byte[0] ^ 0x01]))
+PY
+expect 0 modelseal verify "$OUT/tiny-mlp" --signature "$OUT/tiny-mlp.sig" --public-key "$OUT/signer.pub"
+
+say "8. Scan before loading: a pickle that would run a shell command (built as bytes, never run)"
+printf "cos\nsystem\n(S'touch %s/pwned'\ntR." "$OUT" > "$OUT/evil.pkl"
+expect 1 modelseal scan "$OUT/evil.pkl"
+expect 0 modelseal scan "$OUT/tiny-mlp"
+test ! -e "$OUT/pwned" || { echo "demo: the payload ran" >&2; exit 1; }
+
+say "9. Verified load: verify, scan and load exactly the bytes that were hashed"
+expect 0 modelseal load-check "$OUT/tiny-mlp" --signature "$OUT/tiny-mlp.sig" --public-key "$OUT/signer.pub"
+
+say "10. Encryption at rest: Tink-compatible streaming AEAD, bound to the model's name and version"
+run modelseal keys create "$OUT/keyset.json"
+run modelseal encrypt "$OUT/tiny-mlp" "$OUT/tiny-mlp.enc" --keyset "$OUT/keyset.json" --associated-data tiny-mlp:1
+echo "load from the ciphertext: decrypted in memory only, then verified, scanned and loaded"
+expect 0 modelseal load-check "$OUT/tiny-mlp.enc" --signature "$OUT/tiny-mlp.sig" --public-key "$OUT/signer.pub" \
+  --keyset "$OUT/keyset.json" --associated-data tiny-mlp:1
+echo "the same ciphertext presented as another version is refused:"
+expect 1 modelseal load-check "$OUT/tiny-mlp.enc" --signature "$OUT/tiny-mlp.sig" --public-key "$OUT/signer.pub" \
+  --keyset "$OUT/keyset.json" --associated-data tiny-mlp:2
+
+say "11. The registry (embedded: SQLite and a local folder in \$MODELSEAL_HOME, no server)"
+export MODELSEAL_HOME="$OUT/home"
+expect 0 modelseal push "$OUT/tiny-mlp" --name tiny-mlp --signature "$OUT/tiny-mlp.sig" --public-key "$OUT/signer.pub"
+expect 0 modelseal alias set tiny-mlp production 1
+expect 0 modelseal pull tiny-mlp@production "$OUT/deployed"
+run modelseal versions list tiny-mlp
+echo "every change above is a record in a Merkle log; verify it end to end:"
+expect 0 modelseal audit verify
 
 say "Done. Everything the demo wrote is in $OUT/."
