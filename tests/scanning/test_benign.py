@@ -229,3 +229,41 @@ def test_real_keras_lambda_is_flagged(tmp_path: Path) -> None:
     report = modelseal.scan(tmp_path / "lambda.keras")
     assert report.exit_code == 1
     assert any(f.rule == "keras.lambda" for f in report.findings)
+
+
+def test_gradient_boosting_native_files_are_data(tmp_path: Path) -> None:
+    """LightGBM text and XGBoost JSON/UBJSON models are data: clean, never a broken pickle."""
+    np = pytest.importorskip("numpy")
+    lgb = pytest.importorskip("lightgbm")
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 3))
+    y = (x[:, 0] > 0.5).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(x, y), 2)
+    booster.save_model(str(tmp_path / "lgb.txt"))
+    model = xgb.XGBClassifier(n_estimators=2).fit(x, y)
+    model.save_model(tmp_path / "xgb.json")
+    model.save_model(tmp_path / "xgb.ubj")
+    report = modelseal.scan(tmp_path)
+    assert report.clean, report.to_dict()
+    formats = {Path(f.path).name: set(f.formats) for f in report.files}
+    assert formats["lgb.txt"] == {"lightgbm"}
+    # Anything but text after the LightGBM magic makes the file unscannable, never clean.
+    text = (tmp_path / "lgb.txt").read_bytes()
+    for name, tail in [("nul", b"\x00"), ("utf8", b"\xff\xfe"), ("cut", "é".encode()[:1])]:
+        bad = tmp_path / "bad" / name
+        bad.parent.mkdir(exist_ok=True)
+        bad.write_bytes(text[:200] + tail + (text[200:] if name != "cut" else b""))
+        result = modelseal.scan(bad)
+        assert result.exit_code == 2, (name, result.to_dict())
+        assert not result.clean
+
+
+def test_lightgbm_magic_does_not_hide_a_pickle(tmp_path: Path) -> None:
+    """The real unpickler rejects a file starting with the LightGBM magic at offset 0 (TUPLE
+    without MARK): nothing after it can run, so recognising the magic loses no detection."""
+    payload = b"tree\nversion=v4\n" + b"cos\nsystem\n(S'true'\ntR."
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(payload)  # the point: the real unpickler refuses it at offset 0
+    (tmp_path / "m.txt").write_bytes(payload)
+    assert modelseal.scan(tmp_path / "m.txt").clean

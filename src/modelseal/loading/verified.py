@@ -146,10 +146,7 @@ def load_verified(
     )
     buffers = outcome.captured
     if scan:
-        # XGBoost and LightGBM native files go to their own data-only parsers, never to an
-        # unpickler; the pickle heuristics would misread their text as a broken pickle.
-        native = _native_kind(buffers["."]) if "." in buffers else None
-        _scan({} if native in ("xgboost", "lightgbm") else buffers, allow)
+        _scan(buffers, allow)
     if _after_verification is not None:
         _after_verification(Path(path))
     shown = Path(path)

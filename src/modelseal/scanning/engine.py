@@ -114,6 +114,7 @@ _SCANNERS: dict[str, tuple[str, str]] = {
     "gguf": ("gguf", "scan_gguf"),
     "safetensors": ("safetensors", "scan_safetensors"),
     "protobuf": ("protobuf", "scan_protobuf"),
+    "lightgbm": ("lightgbm", "scan_lightgbm"),
 }
 
 

@@ -27,7 +27,7 @@ def _looks_protobuf(head: bytes) -> bool:
 def sniff(head: bytes, size: int | None) -> str:
     """The format name for a stream starting with ``head``: one of ``zip``, ``gzip``, ``bz2``,
     ``xz``, ``lzma``, ``zlib``, ``zlib-joblib``, ``lz4``, ``tar``, ``npy``, ``hdf5``, ``gguf``,
-    ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``empty`` or ``unknown``.
+    ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``lightgbm``, ``empty`` or ``unknown``.
     """
     if not head:
         return "empty"
@@ -59,6 +59,8 @@ def sniff(head: bytes, size: int | None) -> str:
         return "safetensors"
     if head[0] == 0x80 and (len(head) == 1 or head[1] <= 5):
         return "pickle"
+    if head.startswith(b"tree\nversion=v"):
+        return "lightgbm"  # LightGBM's text model (its first byte is no pickle's first opcode)
     stripped = head.lstrip()
     if stripped[:1] in (b"{", b"[") and not head.startswith(b"}"):
         try:
