@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Integer,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -62,6 +64,10 @@ version_files = Table(
     Column("path", Text, nullable=False),
     Column("blob", DIGEST, nullable=False, index=True),
     Column("size", BigInteger, nullable=False),
+    # Encrypted versions: ``blob`` is the plaintext SHA-256 (the file's identity), ``stored`` the
+    # SHA-256 of the ciphertext object in the blob store and ``stored_size`` its length.
+    Column("stored", DIGEST, nullable=True, index=True),
+    Column("stored_size", BigInteger, nullable=True),
     PrimaryKeyConstraint("version_id", "path"),
 )
 
@@ -88,6 +94,7 @@ uploads = Table(
     Column("signer", Text, nullable=False),
     Column("meta", Text, nullable=False),
     Column("lineage", Text, nullable=False),
+    Column("encrypted", Boolean, nullable=False, server_default=false()),
 )
 
 upload_files = Table(
@@ -97,6 +104,8 @@ upload_files = Table(
     Column("path", Text, nullable=False),
     Column("blob", DIGEST, nullable=False, index=True),
     Column("size", BigInteger, nullable=False),
+    Column("stored", DIGEST, nullable=True, index=True),
+    Column("stored_size", BigInteger, nullable=True),
     PrimaryKeyConstraint("upload_id", "path"),
 )
 
@@ -178,3 +187,18 @@ trusted_keys = Table(
     Column("added_at", TIME, nullable=False),
     Column("added_by", NAME, nullable=False),
 )
+
+# The wrapped data key of an encrypted version (envelope/v1 fields). The key-encryption key is
+# never here: only a provider (local file, PKCS#11 token, AWS KMS) the client opens can unwrap.
+version_keys = Table(
+    "version_keys",
+    metadata,
+    Column("version_id", Integer, ForeignKey("versions.id"), primary_key=True,
+           autoincrement=False),
+    Column("provider", String(32), nullable=False),
+    Column("kek_id", String(512), nullable=False, index=True),
+    Column("wrapped", Text, nullable=False),
+    Column("ad_sha256", DIGEST, nullable=False),
+    Column("created_at", TIME, nullable=False),
+    Column("rotated_at", TIME, nullable=True),
+)  # fmt: skip
