@@ -8,23 +8,32 @@ import contextlib
 import datetime as dt
 import getpass
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from modelseal.access.roles import Principal
 from modelseal.access.tokens import NewToken
 from modelseal.errors import InputError
 from modelseal.registry.config import RegistryConfig
 from modelseal.registry.models import (
+    FileEntry,
     GcReport,
+    KeyChange,
     Lineage,
     ModelInfo,
+    SealedVersion,
     UploadInfo,
     VersionInfo,
+    VersionKey,
     VersionRef,
 )
 from modelseal.registry.transfer import model_file, pull_into, read_chunks
+
+if TYPE_CHECKING:
+    from modelseal.crypto.providers import KeyProvider
+
+MAX_PUBLISH_ATTEMPTS = 20
 
 
 class Backend(Protocol):
@@ -36,13 +45,22 @@ class Backend(Protocol):
         public_key: bytes | None,
         metadata: Mapping[str, Any],
         lineage: Lineage,
+        encrypted: bool = False,
     ) -> UploadInfo: ...
 
     def send_file(
         self, upload: UploadInfo, path: str, chunks: Iterable[bytes], size: int | None = None
     ) -> None: ...
 
-    def publish(self, upload: UploadInfo) -> VersionInfo: ...
+    def next_version(self, upload: UploadInfo) -> int: ...
+
+    def publish(self, upload: UploadInfo, sealed: SealedVersion | None = None) -> VersionInfo: ...
+
+    def version_keys(self, provider: str | None) -> list[VersionKey]: ...
+
+    def replace_version_keys(
+        self, changes: list[KeyChange], *, new_kek_id: str, retiring: list[str]
+    ) -> int: ...
 
     def abort(self, upload: UploadInfo) -> None: ...
 
@@ -104,17 +122,30 @@ def push(
     public_key: str | os.PathLike[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
     lineage: Lineage | None = None,
+    kek: KeyProvider | None = None,
 ) -> VersionInfo:
-    """Publish the signed model at ``model_path`` as the next version of ``name``."""
+    """Publish the signed model at ``model_path`` as the next version of ``name``.
+
+    With ``kek`` the version is encrypted on this side: a fresh data key encrypts every file
+    (checked against the signed manifest while it streams), only ciphertext is sent, and the
+    data key is wrapped by ``kek`` for the version (see :mod:`modelseal.registry.encryption`).
+    """
     root = Path(model_path)
     if not root.exists():
         raise InputError(f"model path {str(root)!r} does not exist", hint="check the path")
     bundle = _read(Path(signature), "signature")
     key = _read(Path(public_key), "public key") if public_key is not None else None
     upload = backend.begin_upload(
-        name, bundle=bundle, public_key=key, metadata=metadata or {}, lineage=lineage or Lineage()
+        name,
+        bundle=bundle,
+        public_key=key,
+        metadata=metadata or {},
+        lineage=lineage or Lineage(),
+        encrypted=kek is not None,
     )
     try:
+        if kek is not None:
+            return _push_encrypted(backend, upload, root, bundle, kek)
         for path in upload.files:
             file = model_file(root, path)
             size = file.stat().st_size if file.is_file() else None
@@ -126,6 +157,60 @@ def push(
         raise
 
 
+def _push_encrypted(
+    backend: Backend, upload: UploadInfo, root: Path, bundle: bytes, kek: KeyProvider
+) -> VersionInfo:
+    from modelseal.crypto import keyset as ks
+    from modelseal.registry import encryption as enc
+    from modelseal.registry.errors import VersionTakenError
+
+    signed = enc.SignedFiles.from_bundle(bundle)
+    if signed.root_digest != upload.root_digest:
+        raise InputError(
+            "the registry reports another manifest digest than the signature's",
+            hint="check --server",
+        )
+    data_key = enc.new_data_key()
+    key = ks.primary_streaming_key(data_key)
+    digests: dict[str, str] = {}
+    for path in upload.files:
+        file = model_file(root, path)
+        size = file.stat().st_size if file.is_file() else None
+        result = enc.PlainDigest()
+        chunks = enc.encrypted_chunks(
+            key,
+            lambda file=file: _open_model_file(file),  # type: ignore[misc]
+            path=path,
+            signed=signed,
+            associated_data=enc.blob_associated_data(upload.model, signed.root_digest, path),
+            result=result,
+        )
+        backend.send_file(upload, path, chunks, None if size is None else enc.ciphertext_size(size))
+        digests[path] = result.sha256
+    for _ in range(MAX_PUBLISH_ATTEMPTS):
+        number = backend.next_version(upload)
+        envelope = enc.wrap_data_key(
+            data_key, kek, model=upload.model, number=number, root_digest=signed.root_digest
+        )
+        try:
+            return backend.publish(upload, SealedVersion(number, envelope.to_dict(), digests))
+        except VersionTakenError:  # another push of this model won the number: wrap again
+            continue
+    raise InputError(
+        "could not publish: other pushes of this model kept taking the next number",
+        hint="push again",
+    )
+
+
+def _open_model_file(path: Path) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {str(path)!r}: {exc.strerror}", hint="check the model files"
+        ) from None
+
+
 def pull(
     backend: Backend,
     ref: VersionRef,
@@ -133,17 +218,83 @@ def pull(
     *,
     public_key: str | os.PathLike[str] | None = None,
     trust_anchors: Sequence[str | os.PathLike[str]] = (),
+    kek: KeyProvider | Callable[[], KeyProvider] | None = None,
 ) -> VersionInfo:
-    """Download ``ref`` into ``dest`` and verify it (see :func:`pull_into`)."""
+    """Download ``ref`` into ``dest`` and verify it (see :func:`pull_into`).
+
+    An encrypted version needs ``kek`` (the key-encryption key it was pushed with): its data
+    key is unwrapped here, each file is decrypted as it streams in (into a private staging
+    path) and checked against its plaintext digest, then the whole model against its
+    signature; nothing is moved to ``dest`` unless everything authenticated and verified.
+    ``kek`` may be a function that opens the provider: it is called only for encrypted versions."""
     info = backend.download_info(ref)
+    if not info.encrypted:
+        pull_into(
+            info,
+            Path(dest),
+            lambda path: backend.fetch(info, path),
+            public_key=public_key,
+            trust_anchors=trust_anchors,
+        )
+        return info
+    from modelseal.crypto import envelope as env
+    from modelseal.registry import encryption as enc
+    from modelseal.registry.errors import KeyRequiredError
+
+    if kek is None:
+        raise KeyRequiredError(
+            f"{info.model}:{info.number} is encrypted",
+            hint="pull with --kek URI (the key-encryption key it was pushed with)",
+        )
+    _check_identity(ref, info)
+    assert info.envelope is not None
+    provider = kek() if callable(kek) else kek
+    keys = enc.unwrap_data_key(
+        env.from_dict(info.envelope, where=f"the envelope of {info.model}:{info.number}"),
+        provider,
+        model=info.model,
+        number=info.number,
+        root_digest=info.root_digest,
+    )
+
+    def write(entry: FileEntry, out: BinaryIO) -> None:
+        enc.decrypt_file(
+            keys,
+            backend.fetch(info, entry.path),
+            out,
+            path=entry.path,
+            associated_data=enc.blob_associated_data(info.model, info.root_digest, entry.path),
+            expected_sha256=entry.blob,
+            expected_size=entry.size,
+        )
+
     pull_into(
         info,
         Path(dest),
         lambda path: backend.fetch(info, path),
         public_key=public_key,
         trust_anchors=trust_anchors,
+        write=write,
+        private=True,
     )
     return info
+
+
+def _check_identity(ref: VersionRef, info: VersionInfo) -> None:
+    """The version is the one asked for and its digest the signature's: the data key's
+    binding is then checked against values this side knows, not only what the server says."""
+    from modelseal.registry import encryption as enc
+    from modelseal.registry.errors import DigestMismatchError
+
+    if info.model != ref.model or (ref.number is not None and info.number != ref.number):
+        raise DigestMismatchError(
+            f"the registry answered {info.model}:{info.number} for {ref}", hint="check --server"
+        )
+    if enc.SignedFiles.from_bundle(info.bundle.encode("utf-8")).root_digest != info.root_digest:
+        raise DigestMismatchError(
+            f"{info.model}:{info.number}: the recorded digest is not the signature's",
+            hint="the registry's record was altered",
+        )
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -172,10 +323,11 @@ class LocalBackend:
         public_key: bytes | None,
         metadata: Mapping[str, Any],
         lineage: Lineage,
+        encrypted: bool = False,
     ) -> UploadInfo:
         return self.registry.begin_upload(
             self.actor, name, bundle=bundle, public_key=public_key, metadata=metadata,
-            lineage=lineage,
+            lineage=lineage, encrypted=encrypted,
         )  # fmt: skip
 
     def send_file(
@@ -183,8 +335,21 @@ class LocalBackend:
     ) -> None:
         self.registry.receive_file(self.actor, upload.id, path, chunks)
 
-    def publish(self, upload: UploadInfo) -> VersionInfo:
-        return self.registry.publish(self.actor, upload.id)
+    def next_version(self, upload: UploadInfo) -> int:
+        return self.registry.next_version(self.actor, upload.id)
+
+    def publish(self, upload: UploadInfo, sealed: SealedVersion | None = None) -> VersionInfo:
+        return self.registry.publish(self.actor, upload.id, sealed=sealed)
+
+    def version_keys(self, provider: str | None) -> list[VersionKey]:
+        return self.registry.version_keys(self.actor, provider=provider)
+
+    def replace_version_keys(
+        self, changes: list[KeyChange], *, new_kek_id: str, retiring: list[str]
+    ) -> int:
+        return self.registry.replace_version_keys(
+            self.actor, changes, new_kek_id=new_kek_id, retiring=retiring
+        )
 
     def abort(self, upload: UploadInfo) -> None:
         self.registry.abort_upload(self.actor, upload.id)

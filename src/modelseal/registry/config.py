@@ -24,6 +24,10 @@ class RegistryConfig:
     audit_origin: str
     server: str | None = None
     token: str | None = None
+    # Client side: the KEK pushes encrypt with and pulls unwrap with by default (a provider URI).
+    encryption_kek: str | None = None
+    # Registry side: refuse plaintext pushes.
+    require_encryption: bool = False
 
     @property
     def witness_path(self) -> Path:
@@ -44,6 +48,7 @@ class RegistryConfig:
         audit_key: str | os.PathLike[str] | None = None,
         server: str | None = None,
         token: str | None = None,
+        encryption_kek: str | None = None,
     ) -> RegistryConfig:
         env = os.environ
         root = Path(home or env.get("MODELSEAL_HOME") or Path.home() / ".modelseal").expanduser()
@@ -66,7 +71,23 @@ class RegistryConfig:
             audit_origin=pick(None, "MODELSEAL_AUDIT_ORIGIN", "audit_origin") or DEFAULT_ORIGIN,
             server=pick(server, "MODELSEAL_SERVER", "server"),
             token=pick(token, "MODELSEAL_TOKEN", "token"),
+            encryption_kek=pick(encryption_kek, "MODELSEAL_ENCRYPTION_KEK", "encryption_kek"),
+            require_encryption=_flag(
+                pick(None, "MODELSEAL_REQUIRE_ENCRYPTION", "require_encryption"),
+                "require_encryption",
+            ),
         )
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise InputError(f"invalid {name} {value!r}", hint="use true or false")
 
 
 def _read_config(path: Path) -> dict[str, Any]:

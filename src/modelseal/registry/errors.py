@@ -28,6 +28,21 @@ class ConflictError(UsageError):
     http_status = 409
 
 
+class VersionTakenError(ConflictError):
+    """An encrypted push wrapped its data key for a version number another push took first
+    (the client wraps again for ``next_version`` and retries)."""
+
+    def __init__(self, message: str, *, hint: str = "", next_version: int = 0) -> None:
+        super().__init__(message, hint=hint)
+        self.next_version = next_version
+
+
+class KeyRequiredError(UsageError):
+    """An encrypted version was pulled without a key-encryption key (exit 2)."""
+
+    http_status = 400
+
+
 class AuthenticationError(ModelsealError):
     exit_code = EXIT_FAILURE
     http_status = 401

@@ -62,12 +62,25 @@ class VersionRef:
 
 @dataclasses.dataclass(frozen=True)
 class FileEntry:
+    """One file of a version: its path, plaintext size and SHA-256. For encrypted versions
+    ``stored``/``stored_size`` name the ciphertext object in the blob store (registry-side)."""
+
     path: str
     size: int
     blob: str
+    stored: str | None = None
+    stored_size: int | None = None
+
+    @property
+    def transfer_size(self) -> int:
+        """How many bytes a download of this file carries (ciphertext when encrypted)."""
+        return self.stored_size if self.stored_size is not None else self.size
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.blob}
+        out: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.blob}
+        if self.stored_size is not None:
+            out["stored_size"] = self.stored_size
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,12 +145,18 @@ class VersionInfo:
     deleted_at: str | None = None
     deleted_by: str | None = None
     delete_reason: str | None = None
+    # Encrypted versions: the envelope/v1 document of the version's wrapped data key.
+    envelope: Mapping[str, Any] | None = None
 
     @property
     def deleted(self) -> bool:
         return self.deleted_at is not None
 
-    def to_dict(self, *, with_bundle: bool = False) -> dict[str, Any]:
+    @property
+    def encrypted(self) -> bool:
+        return self.envelope is not None
+
+    def to_dict(self, *, with_bundle: bool = False, with_key: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "model": self.model,
             "version": self.number,
@@ -160,6 +179,11 @@ class VersionInfo:
         if with_bundle:
             out["bundle"] = self.bundle
             out["public_key"] = self.public_key
+        if self.envelope is not None:
+            key = self.envelope.get("dataKey", {})
+            out["encryption"] = {"provider": key.get("provider"), "kek_id": key.get("kekId")}
+            if with_key:  # downloads only: useless without the KEK, but least privilege
+                out["encryption"]["envelope"] = dict(self.envelope)
         return out
 
 
@@ -169,6 +193,7 @@ class UploadInfo:
     model: str
     files: tuple[str, ...]
     root_digest: str
+    encrypted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -176,7 +201,68 @@ class UploadInfo:
             "model": self.model,
             "files": list(self.files),
             "root_digest": {"sha256": self.root_digest},
+            "encrypted": self.encrypted,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionKey:
+    """A wrapped data key held by the registry (what a key rotation re-wraps)."""
+
+    model: str
+    number: int
+    root_digest: str
+    envelope: Mapping[str, Any]
+
+    @property
+    def provider(self) -> str:
+        return str(self.envelope["dataKey"]["provider"])
+
+    @property
+    def kek_id(self) -> str:
+        return str(self.envelope["dataKey"]["kekId"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.number,
+            "root_digest": {"sha256": self.root_digest},
+            "envelope": dict(self.envelope),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VersionKey:
+        try:
+            return cls(
+                str(data["model"]),
+                int(data["version"]),
+                str(data["root_digest"]["sha256"]),
+                dict(data["envelope"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise InputError("malformed version key", hint="see /docs") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyChange:
+    """Replace a version's wrapped key ``old`` (compare-and-swap) with ``new`` (envelopes)."""
+
+    model: str
+    number: int
+    old: Mapping[str, Any]
+    new: Mapping[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "version": self.number, "old": dict(self.old),
+                "new": dict(self.new)}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> KeyChange:
+        try:
+            return cls(str(data["model"]), int(data["version"]), dict(data["old"]),
+                       dict(data["new"]))  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            raise InputError("malformed key change", hint="see /docs") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,3 +274,28 @@ class GcReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class SealedVersion:
+    """What publishing an encrypted upload adds: the number its data key was wrapped for, the
+    envelope, and each file's plaintext SHA-256 (hashed by the client while encrypting)."""
+
+    number: int
+    envelope: Mapping[str, Any]
+    plaintext_sha256: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.number,
+            "envelope": dict(self.envelope),
+            "plaintext_sha256": dict(self.plaintext_sha256),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SealedVersion:
+        try:
+            digests = {str(k): str(v) for k, v in dict(data["plaintext_sha256"]).items()}
+            return cls(int(data["version"]), dict(data["envelope"]), digests)
+        except (KeyError, TypeError, ValueError):
+            raise InputError("malformed encryption section", hint="see /docs") from None

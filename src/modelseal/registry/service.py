@@ -24,7 +24,7 @@ from modelseal.access import roles, tokens
 from modelseal.access.roles import Decision, Grant, Principal
 from modelseal.audit.log import AuditLog
 from modelseal.audit.record import AuditEvent, AuditRecord, format_time, utc_now
-from modelseal.errors import InputError, ModelsealError, Reason
+from modelseal.errors import InputError, ModelsealError, Reason, UsageError
 from modelseal.hashing.manifest import Manifest, Serialization
 from modelseal.registry import db
 from modelseal.registry.blobs import BlobStore, StoredBlob
@@ -35,16 +35,20 @@ from modelseal.registry.errors import (
     DigestMismatchError,
     NotFoundError,
     PermissionDeniedError,
+    VersionTakenError,
 )
 from modelseal.registry.groupcommit import GroupCommitter
 from modelseal.registry.ingest import StreamingItems
 from modelseal.registry.models import (
     FileEntry,
     GcReport,
+    KeyChange,
     Lineage,
     ModelInfo,
+    SealedVersion,
     UploadInfo,
     VersionInfo,
+    VersionKey,
     VersionRef,
     check_alias,
     check_model_name,
@@ -58,12 +62,14 @@ from modelseal.registry.schema import (
     upload_files,
     uploads,
     version_files,
+    version_keys,
     versions,
 )
 from modelseal.registry.schema import tokens as tokens_table
 from modelseal.registry.signature import CheckedSignature, Trust, check_signature, empty_files
 
 MAX_METADATA_BYTES = 64 * 1024
+MAX_KEY_CHANGES = 100_000
 MAX_CACHED_UPLOADS = 256
 
 
@@ -77,8 +83,10 @@ class Registry:
         blobs: BlobStore,
         audit: AuditLog,
         trust: Trust | None = None,
+        require_encryption: bool = False,
     ) -> None:
         self.engine = engine
+        self.require_encryption = require_encryption
         self.blobs = blobs
         self.audit = audit
         self.trust = trust or Trust()
@@ -96,7 +104,11 @@ class Registry:
         anchors = tuple(sorted((config.home / "trust" / "anchors").glob("*.pem")))
         trust = Trust(keys_dir=config.home / "trust" / "keys", anchors=anchors)
         return cls(
-            engine=engine, blobs=BlobStore(config.blob_url), audit=AuditLog(signer), trust=trust
+            engine=engine,
+            blobs=BlobStore(config.blob_url),
+            audit=AuditLog(signer),
+            trust=trust,
+            require_encryption=config.require_encryption,
         )
 
     def close(self) -> None:
@@ -255,10 +267,21 @@ class Registry:
                 hint=f"see 'modelseal versions list {name}'",
             )
         files = conn.execute(
-            select(version_files.c.path, version_files.c.size, version_files.c.blob)
+            select(
+                version_files.c.path,
+                version_files.c.size,
+                version_files.c.blob,
+                version_files.c.stored,
+                version_files.c.stored_size,
+            )
             .where(version_files.c.version_id == row["id"])
             .order_by(version_files.c.path)
         ).all()
+        key = (
+            conn.execute(select(version_keys).where(version_keys.c.version_id == row["id"]))
+            .mappings()
+            .first()
+        )
         names = conn.execute(
             select(aliases.c.name)
             .where(aliases.c.model_id == model_id, aliases.c.version == number)
@@ -273,13 +296,17 @@ class Registry:
             created_by=row["created_by"],
             metadata=json.loads(row["meta"]),
             lineage=Lineage.from_dict(json.loads(row["lineage"])),
-            files=tuple(FileEntry(p, int(s), b) for p, s, b in files),
+            files=tuple(
+                FileEntry(p, int(s), b, st, None if ss is None else int(ss))
+                for p, s, b, st, ss in files
+            ),
             aliases=tuple(names),
             bundle=row["bundle"],
             public_key=row["public_key"],
             deleted_at=row["deleted_at"],
             deleted_by=row["deleted_by"],
             delete_reason=row["delete_reason"],
+            envelope=_envelope_doc(key) if key is not None else None,
         )
 
     def download(self, actor: Principal, ref: VersionRef) -> VersionInfo:
@@ -297,8 +324,8 @@ class Registry:
 
     def read_file(self, info: VersionInfo, path: str) -> Iterator[bytes]:
         for entry in info.files:
-            if entry.path == path:
-                return self.blobs.read(entry.blob)
+            if entry.path == path:  # encrypted: the ciphertext (the client decrypts)
+                return self.blobs.read(entry.stored or entry.blob)
         raise NotFoundError(
             f"version {info.model}:{info.number} has no file {path!r}", hint="check the path"
         )
@@ -314,10 +341,23 @@ class Registry:
         public_key: bytes | None,
         metadata: Mapping[str, Any] | None = None,
         lineage: Lineage | None = None,
+        encrypted: bool = False,
     ) -> UploadInfo:
+        """Start a push. With ``encrypted`` the client sends ciphertext (see
+        :mod:`modelseal.registry.encryption`) and publishes with the version's wrapped key."""
         check_model_name(name)
         resource = f"model/{name}"
         self._require(actor, roles.PUSH, "version.publish", resource, name)
+        if self.require_encryption and not encrypted:
+            self._deny_input(
+                actor,
+                "version.publish",
+                resource,
+                UsageError(
+                    "this registry accepts only encrypted pushes",
+                    hint="push with --encrypt-with KEK_URI",
+                ),
+            )
         meta = dict(metadata or {})
         meta_json = json.dumps(meta, sort_keys=True)
         if len(meta_json) > MAX_METADATA_BYTES:
@@ -341,11 +381,24 @@ class Registry:
                     signer=checked.signer,
                     meta=meta_json,
                     lineage=json.dumps((lineage or Lineage()).to_dict(), sort_keys=True),
+                    encrypted=encrypted,
                 )
             )
         self._remember(upload_id, checked)
         manifest = checked.statement.manifest
-        return UploadInfo(upload_id, name, tuple(_expected(checked)), manifest.root_digest.hex())
+        return UploadInfo(
+            upload_id, name, tuple(_expected(checked)), manifest.root_digest.hex(), encrypted
+        )
+
+    def next_version(self, actor: Principal, upload_id: str) -> int:
+        """The number the upload would get if published now (an encrypted push wraps its data
+        key for it; publishing checks it is still next)."""
+        with db.reading(self.engine) as conn:
+            row = self._upload(conn, actor, upload_id)
+            last = conn.execute(
+                select(models.c.last_version).where(models.c.name == row["model_name"])
+            ).scalar()
+        return int(last or 0) + 1
 
     def _upload(self, conn: Connection, actor: Principal, upload_id: str) -> Mapping[Any, Any]:
         row = conn.execute(select(uploads).where(uploads.c.id == upload_id)).mappings().first()
@@ -384,6 +437,8 @@ class Registry:
             )
         serialization = manifest.serialization
         limit = _signed_size(serialization.method, expected[path])
+        if row["encrypted"]:
+            return self._receive_ciphertext(actor, row, upload_id, path, chunks, limit)
         if limit is not None:  # a shards signature fixes the size: stop a longer body early
             chunks = _bounded(chunks, limit)
         try:
@@ -427,6 +482,61 @@ class Registry:
             )
         return FileEntry(path, blob.size, blob.digest)
 
+    def _receive_ciphertext(
+        self,
+        actor: Principal,
+        row: Mapping[Any, Any],
+        upload_id: str,
+        path: str,
+        chunks: Iterable[bytes],
+        limit: int | None,
+    ) -> FileEntry:
+        """Store one file's ciphertext. Without the key the registry checks what it can: the
+        ciphertext's form and length (against the signed size for shards signatures); the
+        pushing client checked the plaintext digests while encrypting (a mismatch it finds
+        reaches here as the stream's error and is audited like one found here)."""
+        from modelseal.registry import encryption as enc
+
+        resource = f"model/{row['model_name']}"
+        details = {"path": path, "upload": upload_id[:12], "encrypted": True}
+        if limit is not None:
+            chunks = _bounded(chunks, enc.ciphertext_size(limit))
+        try:
+            blob = self.blobs.put(chunks)
+        except _TooLongError:
+            error = DigestMismatchError(
+                f"{path!r} is longer than its signed size ({limit} bytes)",
+                reasons=[Reason("modified", f"{path} is longer than signed", path)],
+                hint="push the signed files",
+            )
+            self._deny_input(actor, "version.publish", resource, error, details=details)
+        except DigestMismatchError as exc:  # found by the encrypting client (embedded store)
+            self._deny_input(actor, "version.publish", resource, exc, details=details)
+        plain = enc.plaintext_size(blob.size)
+        if plain is None or (limit is not None and plain != limit):
+            error = DigestMismatchError(
+                f"{path!r}: the ciphertext's length does not fit "
+                + ("a streaming ciphertext" if plain is None else "the signed size"),
+                reasons=[Reason("modified", f"{path} has the wrong ciphertext length", path)],
+                hint="push the signed files with the same modelseal version",
+            )
+            self._deny_input(actor, "version.publish", resource, error, details=details)
+        assert plain is not None
+        with self._committer.transaction() as conn:
+            self._upload(conn, actor, upload_id)
+            conn.execute(
+                delete(upload_files).where(
+                    upload_files.c.upload_id == upload_id, upload_files.c.path == path
+                )
+            )
+            conn.execute(
+                insert(upload_files).values(
+                    upload_id=upload_id, path=path, blob=blob.digest, size=plain,
+                    stored=blob.digest, stored_size=blob.size,
+                )
+            )  # fmt: skip
+        return FileEntry(path, plain, blob.digest, blob.digest, blob.size)
+
     def _store_hashed(
         self, path: str, serialization: Serialization, chunks: Iterable[bytes]
     ) -> tuple[StoredBlob, list[tuple[int | None, int | None, bytes]]]:
@@ -439,25 +549,39 @@ class Registry:
         blob = self.blobs.put(chunks, observe=hasher.update)
         return blob, [(i.start, i.end, i.digest) for i in hasher.items()]
 
-    def publish(self, actor: Principal, upload_id: str) -> VersionInfo:
-        """Make the upload a new version, atomically, with its audit record(s)."""
+    def publish(
+        self, actor: Principal, upload_id: str, *, sealed: SealedVersion | None = None
+    ) -> VersionInfo:
+        """Make the upload a new version, atomically, with its audit record(s). An encrypted
+        upload needs ``sealed``: the wrapped data key, made for the number it will get (else
+        :class:`VersionTakenError`: wrap again for :meth:`next_version` and retry)."""
         for attempt in range(5):
             try:
-                return self._publish(actor, upload_id)
+                return self._publish(actor, upload_id, sealed)
+            except DigestMismatchError as exc:  # a plaintext digest the signature contradicts
+                self._deny_input(actor, "version.publish", f"upload/{upload_id[:12]}", exc)
             except SqlIntegrityError:  # two first pushes of a new model raced: retry
                 if attempt == 4:
                     raise
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _publish(self, actor: Principal, upload_id: str) -> VersionInfo:
+    def _publish(
+        self, actor: Principal, upload_id: str, sealed: SealedVersion | None
+    ) -> VersionInfo:
         with self._committer.transaction() as conn:
             row = self._upload(conn, actor, upload_id)
             name = row["model_name"]
+            if bool(row["encrypted"]) != (sealed is not None):
+                raise InputError(
+                    "an encrypted upload is published with its wrapped data key, a plaintext "
+                    "one without",
+                    hint="push again",
+                )
             checked = self._checked(upload_id, row)
             expected = _expected(checked)
             received = {
-                r.path: (r.blob, int(r.size))
+                r.path: (r.blob, int(r.size), r.stored, r.stored_size)
                 for r in conn.execute(
                     select(upload_files).where(upload_files.c.upload_id == upload_id)
                 )
@@ -469,7 +593,7 @@ class Registry:
                     f"(first {missing[0]!r})",
                     hint="push every file the signature lists",
                 )
-            for blob, _size in received.values():
+            for blob, _size, _stored, _stored_size in received.values():
                 if not self.blobs.exists(blob):
                     raise ConflictError(
                         "an uploaded blob disappeared before publishing",
@@ -501,13 +625,16 @@ class Registry:
             else:
                 model_id, last = int(model_row.id), int(model_row.last_version)
             number = last + 1
+            manifest: Manifest = checked.statement.manifest
+            root = manifest.root_digest.hex()
+            key_row: dict[str, Any] | None = None
+            if sealed is not None:
+                received, key_row = _seal(name, number, root, checked, received, sealed)
             if lineage.parent_version is not None and not 1 <= lineage.parent_version <= last:
                 raise NotFoundError(
                     f"parent version {lineage.parent_version} of {name!r} does not exist",
                     hint="give an existing version as the parent",
                 )
-            manifest: Manifest = checked.statement.manifest
-            root = manifest.root_digest.hex()
             conn.execute(update(models).where(models.c.id == model_id).values(last_version=number))
             version_id = conn.execute(
                 insert(versions)
@@ -529,10 +656,18 @@ class Registry:
             conn.execute(
                 insert(version_files),
                 [
-                    {"version_id": version_id, "path": p, "blob": b, "size": s}
-                    for p, (b, s) in sorted(received.items())
+                    {"version_id": version_id, "path": p, "blob": b, "size": s, "stored": st,
+                     "stored_size": ss}
+                    for p, (b, s, st, ss) in sorted(received.items())
                 ],
-            )
+            )  # fmt: skip
+            details: dict[str, Any] = {"signer": row["signer"], "files": len(received)}
+            if key_row is not None:
+                conn.execute(
+                    insert(version_keys).values(version_id=version_id, created_at=now, **key_row)
+                )
+                details["encrypted"] = {"provider": key_row["provider"],
+                                        "kek_id": key_row["kek_id"]}  # fmt: skip
             conn.execute(delete(upload_files).where(upload_files.c.upload_id == upload_id))
             conn.execute(delete(uploads).where(uploads.c.id == upload_id))
             self._committer.record(
@@ -543,7 +678,7 @@ class Registry:
                     f"model/{name}/versions/{number}",
                     Decision(True, _why(actor, roles.PUSH, name)),
                     digest=f"sha256:{root}",
-                    details={"signer": row["signer"], "files": len(received)},
+                    details=details,
                 ),
             )
             info = self._version(conn, name, model_id, number)
@@ -652,9 +787,11 @@ class Registry:
                 conn.execute(delete(upload_files).where(upload_files.c.upload_id == upload_id))
                 conn.execute(delete(uploads).where(uploads.c.id == upload_id))
         with db.reading(self.engine) as conn:
+            # An encrypted file's ``blob`` is its plaintext digest, not a stored object: only
+            # its ciphertext (``stored``) keeps a blob alive.
             live = set(
                 conn.execute(
-                    select(version_files.c.blob)
+                    select(func.coalesce(version_files.c.stored, version_files.c.blob))
                     .join(versions, versions.c.id == version_files.c.version_id)
                     .where(versions.c.deleted_at.is_(None))
                 ).scalars()
@@ -975,6 +1112,97 @@ class Registry:
                 for r in rows
             ]  # fmt: skip
 
+    # ------------------------------------------------------------------ wrapped data keys
+
+    def version_keys(self, actor: Principal, *, provider: str | None = None) -> list[VersionKey]:
+        """The wrapped data keys of encrypted versions (for a key rotation; security
+        engineers). Wrapped keys are useless without the KEK, which the registry never holds."""
+        self._require(actor, roles.TRUST, "keys.list", "keys")
+        query = (
+            select(models.c.name, versions.c.number, versions.c.root_digest, version_keys)
+            .join(versions, versions.c.id == version_keys.c.version_id)
+            .join(models, models.c.id == versions.c.model_id)
+            .order_by(models.c.name, versions.c.number)
+        )
+        if provider is not None:
+            query = query.where(version_keys.c.provider == provider)
+        with db.reading(self.engine) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            VersionKey(r["name"], r["number"], r["root_digest"], _envelope_doc(r)) for r in rows
+        ]
+
+    def replace_version_keys(
+        self,
+        actor: Principal,
+        changes: list[KeyChange],
+        *,
+        new_kek_id: str,
+        retiring: list[str],
+    ) -> int:
+        """Replace wrapped data keys (a rotation: same data keys, new KEK), all in one
+        transaction with one audit record. Each change names the wrapped key it replaces; if
+        any is no longer current nothing changes (:class:`ConflictError`). ``retiring`` lists
+        the KEKs the rotating client destroys once this commits (recorded, not done here)."""
+        from modelseal.crypto import envelope as env
+
+        decision = self._require(actor, roles.TRUST, "keys.rotate", "keys")
+        if not changes or len(changes) > MAX_KEY_CHANGES:
+            raise InputError("nothing to rotate", hint="the registry holds no such wrapped keys")
+        now = utc_now()
+        providers: set[str] = set()
+        old_keks: set[str] = set()
+        with self._committer.transaction() as conn:
+            for change in changes:
+                where = f"{change.model}:{change.number}"
+                old = env.from_dict(change.old, where=f"the old envelope of {where}")
+                new = env.from_dict(change.new, where=f"the new envelope of {where}")
+                row = (
+                    conn.execute(
+                        select(version_keys)
+                        .join(versions, versions.c.id == version_keys.c.version_id)
+                        .join(models, models.c.id == versions.c.model_id)
+                        .where(models.c.name == change.model, versions.c.number == change.number)
+                        .with_for_update()
+                    )
+                    .mappings()
+                    .first()
+                )
+                if row is None:
+                    raise NotFoundError(f"{where} has no wrapped data key", hint="list them again")
+                if _key_row(old) != {k: row[k] for k in ("provider", "kek_id", "wrapped",
+                                                          "ad_sha256")}:  # fmt: skip
+                    raise ConflictError(
+                        f"the wrapped data key of {where} changed during the rotation",
+                        hint="run the rotation again",
+                    )
+                if new.associated_data_sha256 != row["ad_sha256"]:
+                    raise InputError(
+                        f"the new wrapped key of {where} is bound to another version",
+                        hint="re-wrap the same data key for the same version",
+                    )
+                conn.execute(
+                    update(version_keys)
+                    .where(version_keys.c.version_id == row["version_id"])
+                    .values(rotated_at=now, **_key_row(new))
+                )
+                providers.add(new.wrapped.provider)
+                old_keks.add(f"{old.wrapped.provider}:{old.wrapped.kek_id}")
+            self._committer.record(
+                conn,
+                self._event(
+                    actor, "keys.rotate", "keys", decision,
+                    details={
+                        "versions": [f"{c.model}:{c.number}" for c in changes][:1000],
+                        "count": len(changes),
+                        "from": sorted(old_keks),
+                        "to": [f"{p}:{new_kek_id}" for p in sorted(providers)],
+                        "retiring": sorted(retiring),
+                    },
+                ),
+            )  # fmt: skip
+        return len(changes)
+
     # ------------------------------------------------------------------------------ audit
 
     def audit_checkpoint(self, actor: Principal) -> str:
@@ -1011,6 +1239,75 @@ class Registry:
             new = new if new is not None else self.audit.size(conn)
             proof = self.audit.consistency_proof(conn, old, new)
         return {"old_size": old, "new_size": new, "proof": [p.hex() for p in proof]}
+
+
+def _envelope_doc(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "modelseal": "envelope/v1",
+        "associatedDataSha256": row["ad_sha256"],
+        "dataKey": {"provider": row["provider"], "kekId": row["kek_id"], "wrapped": row["wrapped"]},
+    }
+
+
+def _key_row(envelope: Any) -> dict[str, Any]:
+    import base64
+
+    return {
+        "provider": envelope.wrapped.provider,
+        "kek_id": envelope.wrapped.kek_id,
+        "wrapped": base64.b64encode(envelope.wrapped.ciphertext).decode("ascii"),
+        "ad_sha256": envelope.associated_data_sha256,
+    }
+
+
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
+def _seal(
+    name: str,
+    number: int,
+    root: str,
+    checked: CheckedSignature,
+    received: dict[str, tuple[str, int, str | None, int | None]],
+    sealed: SealedVersion,
+) -> tuple[dict[str, tuple[str, int, str | None, int | None]], dict[str, Any]]:
+    """Check an encrypted upload's wrapped key and plaintext digests; the file rows to store
+    (plaintext digest as the file's identity, the ciphertext blob as ``stored``) and the key row.
+    The registry cannot unwrap the key: it checks the key claims this exact version."""
+    import re
+
+    from modelseal.crypto import envelope as env
+    from modelseal.registry import encryption as enc
+
+    if sealed.number != number:
+        raise VersionTakenError(
+            f"version {sealed.number} of {name!r} is taken; the next is {number}",
+            hint="wrap the data key for the next number and publish again",
+            next_version=number,
+        )
+    envelope = env.from_dict(sealed.envelope, where="the version's envelope")
+    want = env.ad_digest(enc.version_associated_data(name, number, root))
+    if envelope.associated_data_sha256 != want:
+        raise InputError(
+            f"the wrapped data key was not made for {name}:{number} (sha256:{root[:16]}...)",
+            hint="wrap the data key for this model, version and manifest digest",
+        )
+    if set(sealed.plaintext_sha256) != set(received):
+        raise InputError(
+            "the plaintext digests do not list exactly the uploaded files",
+            hint="push again",
+        )
+    signed = enc.SignedFiles.from_statement(checked.statement)
+    rows: dict[str, tuple[str, int, str | None, int | None]] = {}
+    for path, (stored, size, _, stored_size) in received.items():
+        claimed = sealed.plaintext_sha256[path].lower()
+        if not re.fullmatch(r"[0-9a-f]{64}", claimed):
+            raise InputError(f"invalid plaintext digest for {path!r}", hint="64 hex digits")
+        known = signed.digest_of(path) or (_EMPTY_SHA256 if size == 0 else None)
+        if known is not None and claimed != known:
+            raise enc.mismatch(path)
+        rows[path] = (claimed, size, stored, stored_size)
+    return rows, _key_row(envelope)
 
 
 def _why(actor: Principal, permission: str, model: str | None) -> str:

@@ -13,9 +13,10 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from modelseal.errors import InputError, OutputError
-from modelseal.registry.models import VersionInfo
+from modelseal.registry.models import FileEntry, VersionInfo
 
 CHUNK = 1 << 20
 
@@ -70,8 +71,13 @@ def pull_into(
     *,
     public_key: str | os.PathLike[str] | None = None,
     trust_anchors: Sequence[str | os.PathLike[str]] = (),
+    write: Callable[[FileEntry, BinaryIO], None] | None = None,
+    private: bool = False,
 ) -> Path:
-    """Download ``info``'s files with ``fetch(path)``, verify them, move them to ``dest``."""
+    """Download ``info``'s files with ``fetch(path)``, verify them, move them to ``dest``.
+
+    ``write(entry, out)`` replaces the plain copy (an encrypted version decrypts there);
+    ``private`` makes the staging files 0600 and directories 0700 (decrypted models)."""
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     from modelseal.signing.api import verify
@@ -87,13 +93,17 @@ def pull_into(
     staging = parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
     try:
         if not single:
-            staging.mkdir()
+            staging.mkdir(mode=0o700 if private else 0o777)
         for entry in info.files:
             target = safe_destination(staging, entry.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "xb") as out:
-                for chunk in fetch(entry.path):
-                    out.write(chunk)
+            target.parent.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            with os.fdopen(os.open(target, flags, 0o600 if private else 0o666), "wb") as out:
+                if write is not None:
+                    write(entry, out)
+                else:
+                    for chunk in fetch(entry.path):
+                        out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
         bundle = parse_bundle(info.bundle.encode("utf-8"))
