@@ -90,11 +90,24 @@ def rotate(
                 f"the {provider.name} provider cannot retire keys",
                 hint="retire the old key with the provider's own tools",
             )
-        if new_provider is None:
-            drop = provider.kek_ids() - {new_id}
-        else:
-            same = new_provider.name == provider.name
-            drop = frozenset(old_ids - {new_id}) if same else frozenset(old_ids)
-        provider.retire(frozenset(drop))
+        drop = retired_set(provider, new_provider, old_ids, new_id)
+        provider.retire(drop)
         retired = sorted(drop)
     return RotationReport(new_id, tuple(rewrapped), tuple(retired), commit)
+
+
+def retired_set(
+    provider: RotatingProvider,
+    new_provider: KeyProvider | None,
+    old_ids: set[str],
+    new_id: str,
+) -> frozenset[str]:
+    """The KEKs a committed rotation retires: every other KEK of the provider when it made the
+    new one itself, else the ones the targets were wrapped with (never the new one)."""
+    if new_provider is None:
+        return frozenset(provider.kek_ids() - {new_id})
+    same = new_provider.name == provider.name
+    drop = frozenset(old_ids - {new_id}) if same else frozenset(old_ids)
+    if provider.current_kek_id() in drop:  # the current KEK goes only with its whole store
+        drop = frozenset(provider.kek_ids() - {new_id})
+    return drop
