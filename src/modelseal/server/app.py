@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from modelseal.access.roles import Principal
 from modelseal.errors import InputError, ModelsealError
 from modelseal.registry.errors import AuthenticationError, http_status
-from modelseal.registry.models import Lineage, VersionRef
+from modelseal.registry.models import KeyChange, Lineage, SealedVersion, VersionRef
 from modelseal.registry.service import Registry
 
 _REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{1,64}\Z")
@@ -32,6 +32,22 @@ class UploadRequest(BaseModel):
     public_key: str | None = Field(None, description="Signer's PEM public key (key bundles).")
     metadata: dict[str, Any] = Field(default_factory=dict)
     lineage: dict[str, Any] = Field(default_factory=dict)
+    encrypted: bool = Field(
+        False, description="The client sends ciphertext and publishes with a wrapped data key."
+    )
+
+
+class PublishRequest(BaseModel):
+    encryption: dict[str, Any] | None = Field(
+        None,
+        description="Encrypted uploads: {version, envelope (envelope/v1), plaintext_sha256}.",
+    )
+
+
+class KeyRotationRequest(BaseModel):
+    changes: list[dict[str, Any]] = Field(description="{model, version, old, new} envelopes.")
+    new_kek_id: str = Field(max_length=512)
+    retiring: list[str] = Field(default_factory=list)
 
 
 class AliasRequest(BaseModel):
@@ -171,14 +187,16 @@ def create_app(registry: Registry) -> FastAPI:
         version: Annotated[int | None, Query(ge=1)] = None,
         alias: str | None = None,
     ) -> dict[str, Any]:
-        """Like resolve, but checks the download permission and that the version is live."""
-        return registry.download(actor, ref_of(name, version, alias)).to_dict(with_bundle=True)
+        """Like resolve, but checks the download permission and that the version is live; an
+        encrypted version comes with its wrapped data key (the client unwraps it)."""
+        info = registry.download(actor, ref_of(name, version, alias))
+        return info.to_dict(with_bundle=True, with_key=True)
 
     @app.get("/v1/models/{name}/versions/{number}/files/{path:path}", tags=["models"])
     def file(actor: Actor, name: str, number: int, path: str) -> StreamingResponse:
         info = registry.download(actor, VersionRef(name, number=number))
         chunks = registry.read_file(info, path)
-        size = next((f.size for f in info.files if f.path == path), 0)
+        size = next((f.transfer_size for f in info.files if f.path == path), 0)
         return StreamingResponse(
             chunks,
             media_type="application/octet-stream",
@@ -203,8 +221,14 @@ def create_app(registry: Registry) -> FastAPI:
             public_key=body.public_key.encode("utf-8") if body.public_key else None,
             metadata=body.metadata,
             lineage=Lineage.from_dict(body.lineage),
+            encrypted=body.encrypted,
         )
         return info.to_dict()
+
+    @app.get("/v1/uploads/{upload_id}", tags=["uploads"])
+    def upload_state(actor: Actor, upload_id: str) -> dict[str, Any]:
+        """The version number publishing would give now (encrypted pushes wrap for it)."""
+        return {"next_version": registry.next_version(actor, upload_id)}
 
     @app.put("/v1/uploads/{upload_id}/files/{path:path}", tags=["uploads"])
     async def upload_file(
@@ -264,8 +288,11 @@ def create_app(registry: Registry) -> FastAPI:
         return result
 
     @app.post("/v1/uploads/{upload_id}/publish", tags=["uploads"])
-    def publish(actor: Actor, upload_id: str) -> dict[str, Any]:
-        return registry.publish(actor, upload_id).to_dict()
+    def publish(actor: Actor, upload_id: str, body: PublishRequest | None = None) -> dict[str, Any]:
+        sealed = None
+        if body is not None and body.encryption is not None:
+            sealed = SealedVersion.from_dict(body.encryption)
+        return registry.publish(actor, upload_id, sealed=sealed).to_dict()
 
     @app.delete("/v1/uploads/{upload_id}", tags=["uploads"])
     def abort(actor: Actor, upload_id: str) -> dict[str, str]:
@@ -329,6 +356,21 @@ def create_app(registry: Registry) -> FastAPI:
     def remove_trusted_key(actor: Actor, key_id: str) -> dict[str, str]:
         registry.remove_trusted_key(actor, key_id)
         return {"id": key_id, "status": "removed"}
+
+    # -------------------------------------------------------------------------- keys
+    @app.get("/v1/keys", tags=["keys"])
+    def version_keys(actor: Actor, provider: str | None = None) -> list[dict[str, Any]]:
+        """Wrapped data keys of encrypted versions (key rotation; security engineers)."""
+        return [k.to_dict() for k in registry.version_keys(actor, provider=provider)]
+
+    @app.post("/v1/keys/rotate", tags=["keys"])
+    def rotate_keys(actor: Actor, body: KeyRotationRequest) -> dict[str, int]:
+        """Replace wrapped data keys (compare-and-swap), atomically and audited."""
+        changes = [KeyChange.from_dict(c) for c in body.changes]
+        count = registry.replace_version_keys(
+            actor, changes, new_kek_id=body.new_kek_id, retiring=body.retiring
+        )
+        return {"replaced": count}
 
     # ----------------------------------------------------------------------- audit
     @app.get("/v1/audit/checkpoint", tags=["audit"], response_class=PlainTextResponse)

@@ -27,16 +27,21 @@ from modelseal.registry.errors import (
     AuthenticationError,
     ConflictError,
     DigestMismatchError,
+    KeyRequiredError,
     NotFoundError,
     PermissionDeniedError,
+    VersionTakenError,
 )
 from modelseal.registry.models import (
     FileEntry,
     GcReport,
+    KeyChange,
     Lineage,
     ModelInfo,
+    SealedVersion,
     UploadInfo,
     VersionInfo,
+    VersionKey,
     VersionRef,
 )
 
@@ -45,7 +50,7 @@ _BY_TYPE: dict[str, type[ModelsealError]] = {
     for cls in (
         NotFoundError, ConflictError, AuthenticationError, PermissionDeniedError,
         DigestMismatchError, SignatureMismatchError, MalformedSignatureError, InputError,
-        UsageError,
+        UsageError, KeyRequiredError, VersionTakenError,
     )
 }  # fmt: skip
 _BY_STATUS: dict[int, type[ModelsealError]] = {
@@ -138,17 +143,20 @@ class RemoteBackend:
         public_key: bytes | None,
         metadata: Mapping[str, Any],
         lineage: Lineage,
+        encrypted: bool = False,
     ) -> UploadInfo:
         body = {
             "bundle": bundle.decode("utf-8", errors="replace"),
             "public_key": public_key.decode("ascii", errors="replace") if public_key else None,
             "metadata": dict(metadata),
             "lineage": lineage.to_dict(),
+            "encrypted": encrypted,
         }
         data = self._json("POST", f"/v1/models/{_q(name)}/uploads", json=body)
         return UploadInfo(
-            data["upload_id"], data["model"], tuple(data["files"]), data["root_digest"]["sha256"]
-        )
+            data["upload_id"], data["model"], tuple(data["files"]), data["root_digest"]["sha256"],
+            bool(data.get("encrypted", False)),
+        )  # fmt: skip
 
     def send_file(
         self, upload: UploadInfo, path: str, chunks: Iterable[bytes], size: int | None = None
@@ -163,8 +171,25 @@ class RemoteBackend:
             headers=headers,
         )
 
-    def publish(self, upload: UploadInfo) -> VersionInfo:
-        return _version(self._json("POST", f"/v1/uploads/{_q(upload.id)}/publish"))
+    def next_version(self, upload: UploadInfo) -> int:
+        return int(self._json("GET", f"/v1/uploads/{_q(upload.id)}")["next_version"])
+
+    def publish(self, upload: UploadInfo, sealed: SealedVersion | None = None) -> VersionInfo:
+        path = f"/v1/uploads/{_q(upload.id)}/publish"
+        if sealed is None:
+            return _version(self._json("POST", path))
+        return _version(self._json("POST", path, json={"encryption": sealed.to_dict()}))
+
+    def version_keys(self, provider: str | None) -> list[VersionKey]:
+        params = {"provider": provider} if provider is not None else {}
+        return [VersionKey.from_dict(k) for k in self._json("GET", "/v1/keys", params=params)]
+
+    def replace_version_keys(
+        self, changes: list[KeyChange], *, new_kek_id: str, retiring: list[str]
+    ) -> int:
+        body = {"changes": [c.to_dict() for c in changes], "new_kek_id": new_kek_id,
+                "retiring": retiring}  # fmt: skip
+        return int(self._json("POST", "/v1/keys/rotate", json=body)["replaced"])
 
     def abort(self, upload: UploadInfo) -> None:
         self._call("DELETE", f"/v1/uploads/{_q(upload.id)}")
@@ -315,8 +340,19 @@ def _version(data: Mapping[str, Any]) -> VersionInfo:
             deleted_at=data.get("deleted_at"),
             deleted_by=data.get("deleted_by"),
             delete_reason=data.get("delete_reason"),
+            envelope=_envelope(data.get("encryption")),
         )
     except (KeyError, TypeError, ValueError):
         raise ServerError(
             "the registry answered with a malformed version", hint="check the server version"
         ) from None
+
+
+def _envelope(encryption: Any) -> dict[str, Any] | None:
+    """The envelope of an encrypted version (downloads), or its summary (other answers)."""
+    if not encryption:
+        return None
+    envelope = encryption.get("envelope")
+    if isinstance(envelope, dict):
+        return envelope
+    return {"dataKey": {"provider": encryption["provider"], "kekId": encryption["kek_id"]}}
