@@ -271,8 +271,14 @@ def keys_create(
         click.echo(f"created AES-256 key-encryption key on the token ({target})")
 
 
+def _store_options(func: F) -> F:
+    from modelseal.registry.cli_support import store_options
+
+    return store_options(func)
+
+
 @keys.command("rotate")
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
 @click.option("--kek", required=True, metavar="URI", help="The KEK the targets are wrapped with.")
 @click.option(
     "--new-kek",
@@ -286,18 +292,44 @@ def keys_create(
     help="Do not retire the old KEKs yet (old envelopes keep working until a later commit).",
 )
 @click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--registry",
+    "in_registry",
+    is_flag=True,
+    help="Rotate the data keys of the registry's encrypted versions instead of TARGETS "
+    "(one audited registry transaction; same as 'modelseal registry keys rotate').",
+)
 @click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
+@_store_options
 def keys_rotate(
     targets: tuple[str, ...],
     kek: str,
     new_kek: str | None,
     keep_old: bool,
     passphrase_file: str | None,
+    in_registry: bool,
     as_json: bool,
+    **store: Any,
 ) -> None:
-    """Re-wrap the data keys of TARGETS (encrypted files/directories) without re-encrypting
-    data, then retire the old KEKs so that old envelopes stop working."""
+    """Re-wrap the data keys of TARGETS (encrypted files/directories) - or, with --registry,
+    of the registry's encrypted versions - without re-encrypting data, then retire the old
+    KEKs so that old envelopes stop working."""
     from modelseal.crypto.rotation import rotate
+
+    if in_registry:
+        if targets:
+            raise UsageError("--registry rotates the registry's keys", hint="drop the TARGETS")
+        from modelseal.cli.registry import rotate_registry
+        from modelseal.registry.cli_support import opened
+
+        with opened(store) as backend:
+            rotate_registry(backend, kek, new_kek, keep_old, passphrase_file, as_json)
+        return
+    if not targets:
+        raise UsageError(
+            "Missing argument 'TARGETS...'",
+            hint="name the encrypted files and directories, or pass --registry",
+        )
 
     provider = _open_kek(kek, passphrase_file)
     new_provider = _open_kek(new_kek, passphrase_file) if new_kek else None

@@ -9,7 +9,12 @@ from typing import Any
 import click
 
 from modelseal.cli.common import emit_json
-from modelseal.registry.cli_support import store_options, with_backend
+from modelseal.registry.cli_support import (
+    open_kek,
+    opened_with_config,
+    store_options,
+    with_backend,
+)
 
 
 @click.group()
@@ -142,11 +147,25 @@ def trust_list(backend: Any) -> None:
 @click.option("--training-data", default=None, help="Lineage: digest of the training data.")
 @click.option("--code-revision", default=None, help="Lineage: code revision (e.g. a git SHA).")
 @click.option("--parent", type=int, default=None, help="Lineage: parent version number.")
+@click.option(
+    "--encrypt-with",
+    "encrypt_with",
+    default=None,
+    metavar="KEK_URI",
+    help="Encrypt the version on this side under a fresh data key wrapped by this "
+    "key-encryption key (local:PATH, pkcs11:..., aws-kms:...); only ciphertext leaves. "
+    "Default: $MODELSEAL_ENCRYPTION_KEK or encryption_kek in config.toml.",
+)
+@click.option("--no-encrypt", is_flag=True, help="Push in plaintext even if a default KEK is set.")
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Passphrase of a local: KEK file (else $MODELSEAL_PASSPHRASE, else a prompt).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new version as JSON.")
 @store_options
-@with_backend
 def push(
-    backend: Any,
     model_path: str,
     name: str,
     signature: str,
@@ -155,7 +174,11 @@ def push(
     training_data: str | None,
     code_revision: str | None,
     parent: int | None,
+    encrypt_with: str | None,
+    no_encrypt: bool,
+    passphrase_file: str | None,
     as_json: bool,
+    **store: Any,
 ) -> None:
     """Publish the signed model at MODEL_PATH as the next version of --name."""
     from modelseal.errors import UsageError
@@ -168,14 +191,20 @@ def push(
         if not sep or not key:
             raise UsageError(f"invalid --metadata {pair!r}", hint="use KEY=VALUE")
         meta[key] = value
-    info = do_push(
-        backend, model_path, name=name, signature=signature, public_key=public_key,
-        metadata=meta, lineage=Lineage(training_data, code_revision, parent),
-    )  # fmt: skip
+    if encrypt_with is not None and no_encrypt:
+        raise UsageError("--encrypt-with and --no-encrypt are exclusive", hint="choose one")
+    with opened_with_config(store) as (backend, config):
+        uri = None if no_encrypt else encrypt_with or config.encryption_kek
+        kek = open_kek(uri, passphrase_file) if uri else None
+        info = do_push(
+            backend, model_path, name=name, signature=signature, public_key=public_key,
+            metadata=meta, lineage=Lineage(training_data, code_revision, parent), kek=kek,
+        )  # fmt: skip
     if as_json:
         emit_json(info.to_dict())
     else:
-        click.echo(f"published {info.model}:{info.number}  sha256:{info.root_digest}")
+        sealed = " (encrypted)" if info.encrypted else ""
+        click.echo(f"published {info.model}:{info.number}  sha256:{info.root_digest}{sealed}")
 
 
 @click.command()
@@ -194,24 +223,43 @@ def push(
     type=click.Path(path_type=str),
     help="CA certificate(s) for certificate-signed versions (repeatable).",
 )
+@click.option(
+    "--kek",
+    default=None,
+    metavar="URI",
+    help="Key-encryption key of an encrypted version (default $MODELSEAL_ENCRYPTION_KEK or "
+    "encryption_kek in config.toml); opened only if the version is encrypted.",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Passphrase of a local: KEK file (else $MODELSEAL_PASSPHRASE, else a prompt).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
 @store_options
-@with_backend
 def pull(
-    backend: Any,
     ref: str,
     dest: str,
     public_key: str | None,
     trust_anchors: tuple[str, ...],
+    kek: str | None,
+    passphrase_file: str | None,
     as_json: bool,
+    **store: Any,
 ) -> None:
-    """Download a model version to DEST and verify it against its signature."""
+    """Download a model version to DEST and verify it against its signature (decrypting an
+    encrypted version in a private staging directory first)."""
     from modelseal.registry.backend import pull as do_pull
     from modelseal.registry.models import VersionRef
 
-    info = do_pull(
-        backend, VersionRef.parse(ref), dest, public_key=public_key, trust_anchors=trust_anchors
-    )
+    with opened_with_config(store) as (backend, config):
+        uri = kek or config.encryption_kek
+        info = do_pull(
+            backend, VersionRef.parse(ref), dest, public_key=public_key,
+            trust_anchors=trust_anchors,
+            kek=(lambda: open_kek(uri, passphrase_file)) if uri else None,
+        )  # fmt: skip
     if as_json:
         emit_json(info.to_dict())
     else:
@@ -303,3 +351,82 @@ def versions_show(backend: Any, ref: str) -> None:
 
     info = backend.get_version(VersionRef.parse(ref))
     click.echo(json.dumps(info.to_dict(with_bundle=True), indent=2, sort_keys=True))
+
+
+@registry.group("keys")
+def registry_keys() -> None:
+    """Wrapped data keys of encrypted versions (security engineers)."""
+
+
+@registry_keys.command("list")
+@click.option("--provider", default=None, help="Only keys wrapped by this provider scheme.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with the envelopes).")
+@store_options
+@with_backend
+def registry_keys_list(backend: Any, provider: str | None, as_json: bool) -> None:
+    """List encrypted versions and the KEK that wraps each one's data key."""
+    found = backend.version_keys(provider)
+    if as_json:
+        emit_json([k.to_dict() for k in found])
+        return
+    for k in found:
+        click.echo(f"{k.model}:{k.number}  {k.provider}:{k.kek_id}")
+
+
+@registry_keys.command("rotate")
+@click.option("--kek", required=True, metavar="URI", help="The KEK the data keys are wrapped with.")
+@click.option(
+    "--new-kek",
+    default=None,
+    metavar="URI",
+    help="Re-wrap under this KEK. Default: a new KEK in the same keyset file or token.",
+)
+@click.option(
+    "--keep-old",
+    is_flag=True,
+    help="Do not retire the old KEKs yet (old wrapped keys keep working until a later commit).",
+)
+@click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
+@store_options
+@with_backend
+def registry_keys_rotate(
+    backend: Any,
+    kek: str,
+    new_kek: str | None,
+    keep_old: bool,
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """Re-wrap every encrypted version's data key under a new KEK (no data re-encrypted), in
+    one audited registry transaction, then retire the old KEKs."""
+    rotate_registry(backend, kek, new_kek, keep_old, passphrase_file, as_json)
+
+
+def rotate_registry(
+    backend: Any,
+    kek: str,
+    new_kek: str | None,
+    keep_old: bool,
+    passphrase_file: str | None,
+    as_json: bool,
+) -> None:
+    """The body of ``modelseal registry keys rotate`` (and ``keys rotate --registry``)."""
+    from modelseal.registry.keys import rotate_version_keys
+
+    provider = open_kek(kek, passphrase_file)
+    new_provider = open_kek(new_kek, passphrase_file) if new_kek else None
+    report = rotate_version_keys(
+        backend, provider=provider, new_provider=new_provider, commit=not keep_old
+    )
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    click.echo(
+        f"re-wrapped {len(report.rewrapped)} version data key(s) under KEK {report.new_kek_id} "
+        "(audited)"
+    )
+    if report.committed:
+        click.echo(f"retired {len(report.retired)} old KEK(s): {', '.join(report.retired) or '-'}")
+    else:
+        click.echo("old KEKs kept (--keep-old): old wrapped keys still unwrap until you commit")
