@@ -168,11 +168,64 @@ def test_property_any_size_round_trips(size: int, tmp_path_factory: Any, key_pai
         env.registry.close()
 
 
-@given(n=st.integers(0, 5 * enc.SEGMENT))
-def test_property_sizes_invert(n: int) -> None:
+@given(n=st.integers(0, 5 * enc.SEGMENT), length=st.integers(0, 5 * enc.SEGMENT))
+def test_property_sizes_invert(n: int, length: int) -> None:
     assert enc.plaintext_size(enc.ciphertext_size(n)) == n
-    assert enc.plaintext_size(enc.ciphertext_size(n) + 1) in (None, n + 1 - 16, n + 1)
+    found = enc.plaintext_size(length)  # any length: no plaintext, or exactly one
+    assert found is None or enc.ciphertext_size(found) == length
     assert all(enc.plaintext_size(k) is None for k in range(enc.HEADER + enc.TAG))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    data=st.binary(max_size=5000),
+    cuts=st.lists(st.integers(1, 700), min_size=1, max_size=8),
+    flip=st.one_of(st.none(), st.integers(0, 10_000)),
+)
+def test_property_stream_round_trip_any_chunking(
+    data: bytes, cuts: list[int], flip: int | None
+) -> None:
+    """Ciphertext made while hashing decrypts whatever the download's chunking; any flipped
+    bit fails closed."""
+    import hashlib
+    import io
+
+    from modelseal.crypto import keyset as ks
+    from modelseal.crypto.errors import DecryptionError
+    from modelseal.hashing.manifest import ManifestItem
+    from modelseal.registry.encryption import SignedFiles
+
+    digest = hashlib.sha256(data).digest()
+    serialization = type("S", (), {"method": "files", "hash_type": "sha256", "shard_size": 0})()
+    signed = SignedFiles(serialization, {"f": ((None, None, digest),)}, frozenset(), "0" * 64)  # type: ignore[arg-type]
+    assert ManifestItem("f", digest).start is None
+    key = ks.new_streaming_keyset()
+    result = enc.PlainDigest()
+    ad = enc.blob_associated_data("m", "0" * 64, "f")
+    ciphertext = b"".join(
+        enc.encrypted_chunks(ks.primary_streaming_key(key), lambda: io.BytesIO(data), path="f",
+                             signed=signed, associated_data=ad, result=result)
+    )  # fmt: skip
+    assert len(ciphertext) == enc.ciphertext_size(len(data)) and result.sha256 == digest.hex()
+    if flip is not None:
+        flip %= len(ciphertext) * 8
+        ciphertext = bytearray(ciphertext)
+        ciphertext[flip // 8] ^= 1 << (flip % 8)
+    pieces, at, i = [], 0, 0
+    while at < len(ciphertext):
+        pieces.append(bytes(ciphertext[at : at + cuts[i % len(cuts)]]))
+        at, i = at + cuts[i % len(cuts)], i + 1
+    out = io.BytesIO()
+    decrypt = lambda: enc.decrypt_file(  # noqa: E731
+        ks.decryption_keys(key), pieces, out, path="f", associated_data=ad,
+        expected_sha256=digest.hex(), expected_size=len(data),
+    )  # fmt: skip
+    if flip is None:
+        decrypt()
+        assert out.getvalue() == data
+    else:
+        with pytest.raises(DecryptionError):
+            decrypt()
 
 
 def test_shards_signature(sqlite_url: str, tmp_path: Path, key_pair: Any) -> None:
