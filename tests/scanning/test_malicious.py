@@ -155,3 +155,37 @@ def test_payload_after_long_number_runs(protocol: int, tmp_path: Path) -> None:
     report = modelseal.scan(tmp_path / "f")
     assert report.exit_code == 1
     assert [f.subject for f in report.findings] == ["posix.system"]
+
+
+def _pe_header() -> bytes:
+    head = bytearray(b"MZ" + bytes(0x7E))
+    head[0x3C:0x40] = (0x80).to_bytes(4, "little")
+    return bytes(head) + b"PE\0\0" + bytes(64)
+
+
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        ("ELF", b"\x7fELF\x02\x01\x01" + bytes(57)),
+        ("Mach-O", b"\xcf\xfa\xed\xfe" + bytes(60)),
+        ("PE (Windows)", _pe_header()),
+    ],
+)
+def test_native_code_inside_a_model_is_a_finding(kind: str, data: bytes, tmp_path: Path) -> None:
+    import zipfile
+
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "model.onnx").write_bytes(data)  # the name says nothing
+    with zipfile.ZipFile(tmp_path / "archive.zip", "w") as archive:
+        archive.writestr("saved_model/assets/ops.bin", data)
+    for target in (tmp_path / "plain", tmp_path / "archive.zip"):
+        report = modelseal.scan(target)
+        assert report.exit_code == 1, report.to_dict()
+        (finding,) = report.findings
+        assert finding.rule == "native.library" and finding.subject == f"{kind} binary"
+        assert finding.severity.label == "high"
+
+
+def test_dos_stub_alone_is_not_native_code(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_bytes(b"MZ is just two letters here" + bytes(80))
+    assert not any(f.rule == "native.library" for f in modelseal.scan(tmp_path).findings)

@@ -1,6 +1,6 @@
 """A digest of a model's weights themselves, independent of the container they are saved in.
 
-Canonical form (``modelseal/weights/v1``), documented in docs/fingerprint.md:
+Canonical form (``modelseal/weights/v1``), documented in docs/loading.md:
 
 * each tensor's bytes in C order, little-endian, cut into 16 MiB chunks; its *data digest* is
   SHA-256 over the SHA-256 of every chunk in order (a tree, so large tensors hash on every core);

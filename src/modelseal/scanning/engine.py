@@ -115,6 +115,7 @@ _SCANNERS: dict[str, tuple[str, str]] = {
     "safetensors": ("safetensors", "scan_safetensors"),
     "protobuf": ("protobuf", "scan_protobuf"),
     "lightgbm": ("lightgbm", "scan_lightgbm"),
+    "native": ("native", "scan_native"),
 }
 
 

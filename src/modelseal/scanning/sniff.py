@@ -24,10 +24,39 @@ def _looks_protobuf(head: bytes) -> bool:
     return len(head) >= 4 and head[0] in (0x08, 0x12, 0x0A, 0x3A, 0x42, 0x1A, 0x22, 0x2A, 0x32)
 
 
+_KINDS = (
+    (b"\x7fELF", "ELF"),
+    (b"\xcf\xfa\xed\xfe", "Mach-O"),
+    (b"\xce\xfa\xed\xfe", "Mach-O"),
+    (b"\xfe\xed\xfa\xcf", "Mach-O"),
+    (b"\xfe\xed\xfa\xce", "Mach-O"),
+    (b"\xca\xfe\xba\xbe", "Mach-O universal"),
+    (b"MZ", "PE (Windows)"),
+)
+
+
+def native_kind(head: bytes) -> str | None:
+    """The kind of native binary (shared library, executable) ``head`` starts, if any."""
+    for magic, kind in _KINDS:
+        if head.startswith(magic):
+            if magic == b"MZ" and not _is_pe(head):  # DOS stub alone: not enough
+                return None
+            return kind
+    return None
+
+
+def _is_pe(head: bytes) -> bool:
+    if len(head) < 0x40:
+        return False
+    offset = int.from_bytes(head[0x3C:0x40], "little")
+    return offset + 4 <= len(head) and head[offset : offset + 4] == b"PE\0\0"
+
+
 def sniff(head: bytes, size: int | None) -> str:
     """The format name for a stream starting with ``head``: one of ``zip``, ``gzip``, ``bz2``,
     ``xz``, ``lzma``, ``zlib``, ``zlib-joblib``, ``lz4``, ``tar``, ``npy``, ``hdf5``, ``gguf``,
-    ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``lightgbm``, ``empty`` or ``unknown``.
+    ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``lightgbm``, ``native``, ``empty`` or
+    ``unknown``.
     """
     if not head:
         return "empty"
@@ -55,6 +84,8 @@ def sniff(head: bytes, size: int | None) -> str:
         return "hdf5"
     if head.startswith(b"GGUF"):
         return "gguf"
+    if native_kind(head) is not None:
+        return "native"
     if _looks_safetensors(head, size):
         return "safetensors"
     if head[0] == 0x80 and (len(head) == 1 or head[1] <= 5):
