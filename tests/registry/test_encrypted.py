@@ -606,43 +606,52 @@ def test_cli_push_pull_rotate(
 # ------------------------------------------------------------------------------- PKCS#11
 
 
-def test_pkcs11_kek(sqlite_url: str, tmp_path: Path, signed_model: SignedModel) -> None:
-    import shutil
-
-    if shutil.which("softhsm2-util") is None:
-        pytest.skip("softhsm2-util not found (Debian package softhsm2)")
-    pytest.importorskip("pkcs11")
+def test_pkcs11_kek_through_the_cli(tmp_path: Path, signed_model: SignedModel) -> None:
+    """A KEK on a SoftHSM2 token: push, rotate (the old key object destroyed), pull. In a child
+    process: a PKCS#11 library reads its configuration once per process, and the crypto tests
+    keep their own token in theirs."""
     import subprocess
-    import uuid
+    import sys
 
-    from tests.crypto.test_pkcs11 import PIN
+    from tests.crypto.conftest import require, require_module, require_tool
 
+    util = require_tool("softhsm2-util", "softhsm2")
+    require_module("pkcs11", "pip install 'modelseal[crypto]'")
+    from modelseal.crypto.pkcs11_token import DEFAULT_MODULES
+
+    require(any(os.path.exists(m) for m in DEFAULT_MODULES), "libsofthsm2.so not found")
     root = tmp_path / "softhsm"
     (root / "tokens").mkdir(parents=True)
     conf = root / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n"
-                    "log.level = ERROR\n")  # fmt: skip
-    previous = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    try:
-        subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "reg", "--so-pin",
-                        "0000", "--pin", PIN], check=True, capture_output=True)  # fmt: skip
-        from modelseal.crypto.providers.pkcs11 import Pkcs11Provider
-
-        uri = f"pkcs11:token=reg;object=kek-{uuid.uuid4().hex[:6]}?pin-value={PIN}"
-        kek = Pkcs11Provider.create(uri)
-        env = open_env(tmp_path / "home", sqlite_url)
-        try:
-            push_encrypted(env, signed_model, kek)
-            old = kek.current_kek_id()
-            report = rotate_version_keys(backend(env), provider=kek)
-            assert report.retired == (old,)
-            pull(backend(env), VersionRef.parse("fraud:1"), tmp_path / "out", kek=kek)
-            assert tree(tmp_path / "out") == model_files(signed_model)
-        finally:
-            env.registry.close()
-    finally:
-        if previous is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = previous
+    conf.write_text(
+        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    env = dict(os.environ, SOFTHSM2_CONF=str(conf), MODELSEAL_HOME=str(tmp_path / "home"))
+    for name in ("MODELSEAL_DB_URL", "MODELSEAL_BLOB_URL", "MODELSEAL_SERVER",
+                 "MODELSEAL_ENCRYPTION_KEK"):  # fmt: skip
+        env.pop(name, None)
+    pin = "4321"
+    init = [util, "--init-token", "--free", "--label", "reg", "--so-pin", "0000", "--pin", pin]
+    subprocess.run(init, check=True, capture_output=True, env=env)
+    kek = f"pkcs11:token=reg;object=registry-kek?pin-value={pin}"
+    sm = signed_model
+    script = f"""
+import json, sys
+from modelseal.cli.main import main
+def run(*args):
+    code = main(list(args))
+    if code != 0:
+        sys.exit(f"{{args[0]}} {{args[1]}}: exit {{code}}")
+run("keys", "create", "--kek", {kek!r})
+run("push", {str(sm.path)!r}, "--name", "fraud", "--signature", {str(sm.signature)!r},
+    "--public-key", {str(sm.public_key)!r}, "--encrypt-with", {kek!r})
+run("keys", "rotate", "--registry", "--kek", {kek!r})
+run("pull", "fraud:1", {str(tmp_path / "out")!r}, "--kek", {kek!r})
+run("audit", "verify")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "retired 1 old KEK(s)" in done.stdout
+    assert tree(tmp_path / "out") == model_files(sm)
