@@ -57,15 +57,19 @@ def ensure_peers() -> Path:
 
 
 def _run(argv: list[str], timeout: float) -> tuple[int, str, float]:
+    # Peers run in a scratch directory: fickling writes safety_results.json into its cwd.
+    argv = [str(Path(a).resolve()) if Path(a).exists() else a for a in argv]
     start = time.perf_counter()
     try:
-        proc = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
+        with tempfile.TemporaryDirectory(prefix="modelseal-peer-") as cwd:
+            proc = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=cwd,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
     except subprocess.TimeoutExpired:
         return -1, "timeout", time.perf_counter() - start
     return proc.returncode, (proc.stdout + proc.stderr)[-2000:], time.perf_counter() - start
