@@ -44,75 +44,46 @@ class Trust:
 def check_signature(
     bundle_bytes: bytes, public_key_pem: bytes | None, trust: Trust
 ) -> CheckedSignature:
+    """Parse the bundle and check its DSSE signature (the registry's own preconditions first:
+    trust anchors for certificates, a public key for keys, and the trusted-key pin)."""
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-    from modelseal.signing.dsse import pae
-    from modelseal.signing.keys import (
-        check_supported,
-        describe,
-        key_hint,
-        public_pem,
-        verify_bytes,
-    )
+    from modelseal.signing.api import authenticate
+    from modelseal.signing.keys import check_supported, key_hint, public_pem
 
     bundle = parse_bundle(bundle_bytes)
     statement = parse_payload(bundle.payload)
-    signed = pae(bundle.payload_type, bundle.payload)
-    key: PublicKey
     if bundle.certificates:
         if not trust.anchors:
             raise UsageError(
                 "this registry has no certificate trust anchors for a certificate-based signature",
                 hint="sign with a key, or configure trust anchors on the registry",
             )
-        from modelseal.signing.trust import (
-            load_certificates,
-            parse_bundle_certificates,
-            verify_chain,
+        identity = authenticate(bundle, trust_anchors=trust.anchors)
+        return CheckedSignature(bundle, statement, identity, None)
+    if public_key_pem is None:
+        raise UsageError(
+            "a key-based signature needs the signer's public key",
+            hint="pass --public-key KEY.pub",
         )
-
-        anchors = load_certificates(trust.anchors, "trust anchor")
-        trusted = verify_chain(parse_bundle_certificates(bundle.certificates), anchors, at=None)
-        key = trusted.public_key
-        identity = f"certificate {trusted.subject}"
-        pem: str | None = None
-    else:
-        if public_key_pem is None:
-            raise UsageError(
-                "a key-based signature needs the signer's public key",
-                hint="pass --public-key KEY.pub",
-            )
-        try:
-            key = check_supported(load_pem_public_key(public_key_pem))
-        except (ValueError, UnsupportedAlgorithm):
-            raise KeyFileError(
-                "the public key is not a PEM public key",
-                hint="give a PEM public key (-----BEGIN PUBLIC KEY-----)",
-            ) from None
-        pinned = trust.trusted_pems()
-        if pinned and public_pem(key) not in {public_pem(_load(p)) for p in pinned}:
-            message = f"signer key {key_hint(key)[:16]} is not trusted by this registry"
-            raise SignatureMismatchError(
-                message,
-                reasons=[Reason("key-untrusted", message)],
-                hint="ask a security engineer to add the key to the registry's trusted keys",
-            )
-        identity = f"{describe(key)} key {key_hint(key)[:16]}"
-        pem = public_pem(key).decode("ascii")
-    if not any(verify_bytes(key, sig, signed) for sig in bundle.signatures):
-        message = "signature does not verify under the given key"
+    try:
+        key = check_supported(load_pem_public_key(public_key_pem))
+    except (ValueError, UnsupportedAlgorithm):
+        raise KeyFileError(
+            "the public key is not a PEM public key",
+            hint="give a PEM public key (-----BEGIN PUBLIC KEY-----)",
+        ) from None
+    pinned = trust.trusted_pems()
+    if pinned and public_pem(key) not in {public_pem(_load(p)) for p in pinned}:
+        message = f"signer key {key_hint(key)[:16]} is not trusted by this registry"
         raise SignatureMismatchError(
             message,
-            reasons=[Reason("bad-signature", message)],
-            hint="push with the signer's public key; re-sign if the bundle was edited",
+            reasons=[Reason("key-untrusted", message)],
+            hint="ask a security engineer to add the key to the registry's trusted keys",
         )
-    if bundle.key_hint and not bundle.certificates and bundle.key_hint != key_hint(key):
-        message = "the bundle's public-key hint does not match the key that signed it"
-        raise SignatureMismatchError(
-            message, reasons=[Reason("key-hint-mismatch", message)], hint="re-sign the model"
-        )
-    return CheckedSignature(bundle, statement, identity, pem)
+    identity = authenticate(bundle, public_key=key)
+    return CheckedSignature(bundle, statement, identity, public_pem(key).decode("ascii"))
 
 
 def _load(pem: bytes) -> PublicKey:
