@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -213,6 +214,8 @@ def test_sign_key_errors(
         code, _, err = run_cli("sign", model_dir, "--private-key", key, "--signature", sig)
         assert_one_line_error(code, err, 2, fragment)
     assert not sig.exists()
+    # The model was being hashed while the key loaded: nothing keeps hashing after the error.
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("modelseal-hash")]
     # Exactly one key source: a key file or a PKCS#11 URI.
     code, _, err = run_cli("sign", model_dir, "--signature", sig)
     assert_one_line_error(code, err, 2, "exactly one of --private-key and --pkcs11-uri")
@@ -407,3 +410,56 @@ def test_greedy_options_expand() -> None:
         "y",
         "z",
     ]
+
+
+def test_hashing_overlaps_key_loading_only_when_no_prompt_can_come(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from modelseal.cli import common
+
+    monkeypatch.delenv("MODELSEAL_PASSPHRASE", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    assert common.passphrase_may_prompt(None)
+    assert not common.passphrase_may_prompt(str(tmp_path / "pass"))
+    monkeypatch.setenv("MODELSEAL_PASSPHRASE", "x")
+    assert not common.passphrase_may_prompt(None)
+    monkeypatch.delenv("MODELSEAL_PASSPHRASE")
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert not common.passphrase_may_prompt(None)
+
+
+def common_cancelled() -> type[Exception]:
+    from modelseal.cli import common
+
+    return common._Cancelled
+
+
+def test_early_hash_is_cancelled_midway(tmp_path: Path) -> None:
+    from modelseal.cli.common import EarlyHash
+    from modelseal.hashing import HashOptions
+
+    big = tmp_path / "model.bin"
+    big.write_bytes(b"\0" * (64 << 20))
+    seen: list[int] = []
+    job = EarlyHash(str(big), HashOptions(shard_size=1 << 20, workers=1), None, seen.append)
+    job.start()
+    job.cancel()  # stops at its next step; never hashes the whole file
+    assert sum(seen) < 64 << 20
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("modelseal-hash")]
+    with pytest.raises(common_cancelled()):
+        job.result()  # a cancelled job has no outcome
+
+
+def test_split_signing_matches_sign(
+    model_dir: Path, key_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from modelseal.hashing import HashOptions
+    from modelseal.hashing.engine import hash_for_signing
+    from modelseal.signing.api import sign_outcome
+
+    sig = model_dir / "inside.sig"  # inside the model: left out of the hash
+    outcome = hash_for_signing(model_dir, HashOptions(), signature=sig)
+    split = sign_outcome(model_dir, outcome, private_key=key_pair[0], signature=sig)
+    whole = modelseal.sign(model_dir, private_key=key_pair[0], signature=sig)
+    assert split.manifest == whole.manifest
+    assert modelseal.verify(model_dir, signature=sig, public_key=key_pair[1])

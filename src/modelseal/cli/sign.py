@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from modelseal.cli.common import emit_json, load_signing_key, parse_workers, progress_bar
+from modelseal.cli.common import (
+    EarlyHash,
+    emit_json,
+    load_signing_key,
+    parse_workers,
+    passphrase_may_prompt,
+    progress_bar,
+)
 from modelseal.cli.options import hashing_options
 
 
@@ -78,36 +85,39 @@ def sign(
     as_json: bool,
 ) -> None:
     """Sign MODEL_PATH (a file or a directory) and write the signature bundle to SIGNATURE."""
-    from modelseal.signing.api import sign as do_sign
+    from modelseal.hashing.engine import HashOptions
 
     if certificate_chain and certificate is None:
         raise click.UsageError("--certificate-chain needs --certificate")
     if (private_key is None) == (pkcs11_uri is None):
         raise click.UsageError("give exactly one of --private-key and --pkcs11-uri")
-    key: Any
-    if pkcs11_uri is not None:
-        from modelseal.signing.pkcs11 import Pkcs11Signer
-
-        key = Pkcs11Signer(pkcs11_uri)
-    else:
-        assert private_key is not None
-        key = load_signing_key(private_key, passphrase_file)
+    options = HashOptions(
+        hash_type=hash_type,
+        shard_size=shard_size,
+        allow_symlinks=allow_symlinks,
+        ignore=ignore,
+        ignore_git_paths=ignore_git_paths,
+        workers=parse_workers(workers),
+    ).normalized()
     with progress_bar("hashing", model_path, not as_json) as progress:
-        result = do_sign(
-            model_path,
-            private_key=key,
-            signature=signature,
-            hash_type=hash_type,
-            shard_size=shard_size,
-            ignore=ignore,
-            ignore_git_paths=ignore_git_paths,
-            allow_symlinks=allow_symlinks,
-            certificate=certificate,
-            certificate_chain=certificate_chain,
-            fingerprint=with_fingerprint,
-            workers=parse_workers(workers),
-            progress=progress,
-        )
+        # Hash while the signing key is loaded (and its libraries imported), unless loading it
+        # may ask for a passphrase on this terminal.
+        hashing = EarlyHash(model_path, options, signature, progress)
+        try:
+            key = _signing_key(private_key, pkcs11_uri, passphrase_file, hashing)
+            from modelseal.signing.api import sign_outcome
+
+            result = sign_outcome(
+                model_path,
+                hashing.result(),
+                private_key=key,
+                signature=signature,
+                certificate=certificate,
+                certificate_chain=certificate_chain,
+                fingerprint=with_fingerprint,
+            )
+        finally:
+            hashing.cancel()
     if as_json:
         emit_json(result.to_dict())
     else:
@@ -119,3 +129,17 @@ def sign(
         )
         click.echo(f"root digest sha256:{result.root_digest}")
         click.echo(f"signature written to {signature}")
+
+
+def _signing_key(
+    private_key: str | None, pkcs11_uri: str | None, passphrase_file: str | None, hashing: EarlyHash
+) -> Any:
+    if pkcs11_uri is not None:
+        hashing.start()
+        from modelseal.signing.pkcs11 import Pkcs11Signer
+
+        return Pkcs11Signer(pkcs11_uri)
+    assert private_key is not None
+    if not passphrase_may_prompt(passphrase_file):
+        hashing.start()
+    return load_signing_key(private_key, passphrase_file)

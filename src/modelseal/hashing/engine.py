@@ -31,6 +31,7 @@ from modelseal.hashing.walk import (
     normalize_relpath,
     open_beneath,
     open_root,
+    relative_inside,
 )
 
 # "mmap": map read-only (fastest); "read": pread into a small buffer (a concurrent truncation is an
@@ -197,6 +198,22 @@ def hash_model_lenient(
     items, failures = _hash_listing(listing, serialization, opts, progress, captured, identities)
     manifest = Manifest.build(model_name(root), serialization, items)
     return HashOutcome(manifest, listing.files, listing.refusals, failures, captured, identities)
+
+
+def hash_for_signing(
+    model_path: str | os.PathLike[str],
+    options: HashOptions,
+    *,
+    signature: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+) -> HashOutcome:
+    """Hash ``model_path`` for signing: leave out ``signature`` if it lies inside the model.
+    With :func:`modelseal.signing.api.sign_outcome` this splits signing in two, so that a caller
+    can hash while it does other work (the CLI loads the key meanwhile)."""
+    own = relative_inside(signature, model_path)
+    return hash_model_lenient(
+        model_path, options, extra_ignore_paths=[own] if own else [], progress=progress
+    )
 
 
 def model_name(root: Path) -> str:

@@ -218,3 +218,18 @@ def open_beneath(root_fd: int, relpath: str) -> int:
         os.close(fd)
         raise OSError(0, "not a regular file")
     return fd
+
+
+def relative_inside(
+    path: str | os.PathLike[str] | None, root: str | os.PathLike[str]
+) -> str | None:
+    """``path`` relative to the model directory ``root`` if it lies inside it, else ``None``."""
+    if path is None:
+        return None
+    root_abs = Path(root).resolve()
+    if not root_abs.is_dir():
+        return None
+    try:
+        return Path(path).resolve().relative_to(root_abs).as_posix()
+    except ValueError:
+        return None

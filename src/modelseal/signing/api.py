@@ -28,11 +28,13 @@ from modelseal.hashing.engine import (
     HashOutcome,
     Progress,
     Reader,
+    hash_for_signing,
     hash_model,
     hash_model_lenient,
     raise_for_unhashable,
 )
 from modelseal.hashing.manifest import Manifest
+from modelseal.hashing.walk import relative_inside
 from modelseal.signing.bundle import OmsBundle, read_bundle
 from modelseal.signing.dsse import IN_TOTO_PAYLOAD_TYPE, pae
 from modelseal.signing.keys import (
@@ -158,19 +160,6 @@ def digest(
     return hash_model(model_path, options, progress=progress)
 
 
-def _relative_inside(path: PathLike | None, root: PathLike) -> str | None:
-    """``path`` relative to the model directory ``root`` if it lies inside it, else ``None``."""
-    if path is None:
-        return None
-    root_abs = Path(root).resolve()
-    if not root_abs.is_dir():
-        return None
-    try:
-        return Path(path).resolve().relative_to(root_abs).as_posix()
-    except ValueError:
-        return None
-
-
 def _as_signer(private_key: PathLike | PrivateKey | Signer, passphrase: bytes | None) -> Signer:
     if isinstance(private_key, str | os.PathLike):
         return LocalKeySigner(load_private_key(private_key, passphrase))
@@ -212,17 +201,6 @@ def sign(
     by :func:`verify` (other OMS verifiers ignore it).
     """
     signer = _as_signer(private_key, passphrase)
-    public = signer.public_key()
-    certificates: tuple[bytes, ...] = ()
-    identity = f"{describe(public)} key {key_hint(public)[:16]}"
-    chain = _paths(certificate_chain)
-    if chain and certificate is None:
-        raise UsageError(
-            "a certificate chain was given without a signing certificate",
-            hint="pass the leaf certificate too (--certificate)",
-        )
-    if certificate is not None:
-        certificates, identity = _signing_chain(public, certificate, chain)
     options = HashOptions(
         hash_type=hash_type,
         shard_size=shard_size,
@@ -232,10 +210,52 @@ def sign(
         workers=workers,
         reader=reader,
     )
-    own = _relative_inside(signature, model_path)
-    outcome = hash_model_lenient(
-        model_path, options, extra_ignore_paths=[own] if own else [], progress=progress
+    _identity(signer, certificate, certificate_chain)  # a bad certificate fails before hashing
+    outcome = hash_for_signing(model_path, options, signature=signature, progress=progress)
+    return sign_outcome(
+        model_path,
+        outcome,
+        private_key=signer,
+        signature=signature,
+        certificate=certificate,
+        certificate_chain=certificate_chain,
+        extensions=extensions,
+        fingerprint=fingerprint,
     )
+
+
+def _identity(
+    signer: Signer, certificate: PathLike | None, certificate_chain: PathLike | Sequence[PathLike]
+) -> tuple[str, tuple[bytes, ...]]:
+    public = signer.public_key()
+    chain = _paths(certificate_chain)
+    if chain and certificate is None:
+        raise UsageError(
+            "a certificate chain was given without a signing certificate",
+            hint="pass the leaf certificate too (--certificate)",
+        )
+    if certificate is not None:
+        certificates, identity = _signing_chain(public, certificate, chain)
+        return identity, certificates
+    return f"{describe(public)} key {key_hint(public)[:16]}", ()
+
+
+def sign_outcome(
+    model_path: PathLike,
+    outcome: HashOutcome,
+    *,
+    private_key: PathLike | PrivateKey | Signer,
+    signature: PathLike | None = None,
+    passphrase: bytes | None = None,
+    certificate: PathLike | None = None,
+    certificate_chain: PathLike | Sequence[PathLike] = (),
+    extensions: dict[str, Any] | None = None,
+    fingerprint: bool = False,
+) -> SignResult:
+    """Sign what :func:`hash_for_signing` found for ``model_path`` (see :func:`sign`)."""
+    signer = _as_signer(private_key, passphrase)
+    identity, certificates = _identity(signer, certificate, certificate_chain)
+    public = signer.public_key()
     raise_for_unhashable(outcome)
     manifest, empty_files = outcome.manifest, outcome.empty_files
     if not manifest.items:
@@ -379,7 +399,7 @@ def verify_outcome(
             extra_ignore_paths=ignores,
         )
     else:
-        own = None if isinstance(signature, OmsBundle) else _relative_inside(signature, model_path)
+        own = None if isinstance(signature, OmsBundle) else relative_inside(signature, model_path)
         if own:
             ignores.append(own)
         outcome = hash_model_lenient(
