@@ -10,12 +10,13 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from modelseal.errors import PassphraseError, UsageError
 
+T = TypeVar("T")
 PASSPHRASE_ENV = "MODELSEAL_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 _SIZE = re.compile(r"\A\s*(\d+)\s*([kmg]i?b?)?\s*\Z", re.IGNORECASE)
@@ -70,19 +71,37 @@ def read_passphrase(passphrase_file: str | None, *, confirm: bool = False) -> by
     return first.encode("utf-8")
 
 
-def load_signing_key(path: str, passphrase_file: str | None) -> Any:
-    """Load a private key, asking for a passphrase (file, environment, prompt) only if needed."""
-    from modelseal.signing.keys import load_private_key
-
+def open_protected(open_with: Callable[[bytes | None], T], passphrase_file: str | None) -> T:
+    """Open something that may be passphrase-protected (a private key, a keyset, a local KEK):
+    with --passphrase-file's passphrase if given, else without one, asking ($MODELSEAL_PASSPHRASE,
+    then a prompt) only when it turns out to be protected."""
     if passphrase_file is not None:
-        return load_private_key(path, read_passphrase(passphrase_file))
+        return open_with(read_passphrase(passphrase_file))
     try:
-        return load_private_key(path, None)
+        return open_with(None)
     except PassphraseError:
         passphrase = read_passphrase(None)
         if passphrase is None:
             raise
-        return load_private_key(path, passphrase)
+        return open_with(passphrase)
+
+
+def load_signing_key(path: str, passphrase_file: str | None) -> Any:
+    """Load a private key, asking for a passphrase (file, environment, prompt) only if needed."""
+    from modelseal.signing.keys import load_private_key
+
+    return open_protected(lambda passphrase: load_private_key(path, passphrase), passphrase_file)
+
+
+def open_kek(uri: str, passphrase_file: str | None) -> Any:
+    """A key provider; a local: KEK file asks for its passphrase only if it is protected."""
+    from modelseal.crypto.providers import open_provider
+
+    if not uri.startswith("local:"):
+        return open_provider(uri)
+    return open_protected(
+        lambda passphrase: open_provider(uri, passphrase=passphrase), passphrase_file
+    )
 
 
 def passphrase_may_prompt(passphrase_file: str | None) -> bool:

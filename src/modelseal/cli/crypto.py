@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from modelseal.cli.common import emit_json, read_passphrase
+from modelseal.cli.common import emit_json, open_kek, open_protected, read_passphrase
 from modelseal.errors import PassphraseError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -81,40 +81,19 @@ def _associated_data(
 def _load_keyset(path: str, passphrase_file: str | None) -> Any:
     from modelseal.crypto.keyset import read_keyset_file
 
-    if passphrase_file is not None:
-        return read_keyset_file(path, passphrase=read_passphrase(passphrase_file))
-    try:
-        return read_keyset_file(path)
-    except PassphraseError:
-        passphrase = read_passphrase(None)
-        if passphrase is None:
-            raise
-        return read_keyset_file(path, passphrase=passphrase)
-
-
-def _open_kek(uri: str, passphrase_file: str | None) -> Any:
-    from modelseal.crypto.providers import open_provider
-
-    if not uri.startswith("local:"):
-        return open_provider(uri)
-    if passphrase_file is not None:
-        return open_provider(uri, passphrase=read_passphrase(passphrase_file))
-    try:
-        return open_provider(uri)
-    except PassphraseError:
-        passphrase = read_passphrase(None)
-        if passphrase is None:
-            raise
-        return open_provider(uri, passphrase=passphrase)
+    return open_protected(
+        lambda passphrase: read_keyset_file(path, passphrase=passphrase), passphrase_file
+    )
 
 
 def keys_for(keyset: str | None, kek: str | None, passphrase_file: str | None) -> dict[str, Any]:
+    """``{"keyset": ...}`` or ``{"provider": ...}`` from exactly one of --keyset and --kek."""
     if (keyset is None) == (kek is None):
         raise UsageError("give exactly one of --keyset and --kek", hint="see --help")
     if keyset is not None:
         return {"keyset": _load_keyset(keyset, passphrase_file)}
     assert kek is not None
-    return {"provider": _open_kek(kek, passphrase_file)}
+    return {"provider": open_kek(kek, passphrase_file)}
 
 
 def _run(operation: str, src: str, out: str, options: dict[str, Any]) -> None:
@@ -331,8 +310,8 @@ def keys_rotate(
             hint="name the encrypted files and directories, or pass --registry",
         )
 
-    provider = _open_kek(kek, passphrase_file)
-    new_provider = _open_kek(new_kek, passphrase_file) if new_kek else None
+    provider = open_kek(kek, passphrase_file)
+    new_provider = open_kek(new_kek, passphrase_file) if new_kek else None
     report = rotate(targets, provider=provider, new_provider=new_provider, commit=not keep_old)
     if as_json:
         emit_json(report.to_dict())

@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from modelseal.cli.common import emit_json
+from modelseal.cli.common import emit_json, open_kek
 from modelseal.registry.cli_support import (
-    open_kek,
     opened_with_config,
     store_options,
     with_backend,

@@ -45,6 +45,21 @@ class RotationReport:
         }
 
 
+def rotation_target(
+    provider: KeyProvider, new_provider: KeyProvider | None
+) -> tuple[KeyProvider, str]:
+    """Where rotated keys go: ``new_provider``, or a new KEK that ``provider`` makes in its own
+    keyset file or token (returned with its id; "" for another provider's current key)."""
+    if new_provider is not None:
+        return new_provider, ""
+    if not isinstance(provider, RotatingProvider):
+        raise UsageError(
+            f"the {provider.name} provider cannot make a new key by itself",
+            hint="name the new key with --new-kek",
+        )
+    return provider, provider.add_kek()
+
+
 def rotate(
     targets: Sequence[PathLike],
     *,
@@ -65,17 +80,7 @@ def rotate(
                 hint="rotate it with the provider that wrapped it",
             )
     old_ids = {e.wrapped.kek_id for _, e in found}
-    if new_provider is None:
-        if not isinstance(provider, RotatingProvider):
-            raise UsageError(
-                f"the {provider.name} provider cannot make a new key by itself",
-                hint="name the new key with --new-kek",
-            )
-        new_id = provider.add_kek()
-        target_provider: KeyProvider = provider
-    else:
-        target_provider = new_provider
-        new_id = ""
+    target_provider, new_id = rotation_target(provider, new_provider)
     rewrapped = []
     for (path, envelope), target in zip(found, targets, strict=True):
         fresh = env.rewrap(envelope, provider, target_provider)

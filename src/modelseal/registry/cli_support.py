@@ -85,25 +85,6 @@ def opened_with_config(kwargs: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
         backend.close()
 
 
-def open_kek(uri: str, passphrase_file: str | None) -> Any:
-    """A key provider; a local: KEK file asks for its passphrase only if it is protected."""
-    from modelseal.cli.common import read_passphrase
-    from modelseal.crypto.providers import open_provider
-    from modelseal.errors import PassphraseError
-
-    if not uri.startswith("local:"):
-        return open_provider(uri)
-    if passphrase_file is not None:
-        return open_provider(uri, passphrase=read_passphrase(passphrase_file))
-    try:
-        return open_provider(uri)
-    except PassphraseError:
-        passphrase = read_passphrase(None)
-        if passphrase is None:
-            raise
-        return open_provider(uri, passphrase=passphrase)
-
-
 def with_backend(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelseal.crypto.rotation import RotationReport, retired_set
+from modelseal.crypto.rotation import RotationReport, retired_set, rotation_target
 from modelseal.errors import UsageError
 from modelseal.registry.models import KeyChange
 
@@ -52,17 +52,7 @@ def rotate_version_keys(
     # Unwrap everything before anything changes: a key that does not unwrap stops the rotation.
     plain = [provider.unwrap(e.wrapped, context=e.context) for _, e in found]
     old_ids = {e.wrapped.kek_id for _, e in found}
-    if new_provider is None:
-        if not isinstance(provider, RotatingProvider):
-            raise UsageError(
-                f"the {provider.name} provider cannot make a new key by itself",
-                hint="name the new key with --new-kek",
-            )
-        new_id = provider.add_kek()
-        target: KeyProvider = provider
-    else:
-        target = new_provider
-        new_id = ""
+    target, new_id = rotation_target(provider, new_provider)
     changes = []
     for (key, envelope), data_key in zip(found, plain, strict=True):
         fresh = env.Envelope(
