@@ -256,21 +256,34 @@ def _store_options(func: F) -> F:
     return store_options(func)
 
 
+def rotation_options(func: F) -> F:
+    """--kek, --new-kek, --keep-old and --passphrase-file of every rotation command."""
+    decorators = [
+        click.option(
+            "--kek", required=True, metavar="URI", help="The KEK the data keys are wrapped with."
+        ),
+        click.option(
+            "--new-kek",
+            default=None,
+            metavar="URI",
+            help="Re-wrap under this KEK. Default: a new KEK in the same keyset file or token.",
+        ),
+        click.option(
+            "--keep-old",
+            is_flag=True,
+            help="Do not retire the old KEKs yet (the old wrapped keys keep working until a "
+            "later commit).",
+        ),
+        click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 @keys.command("rotate")
 @click.argument("targets", nargs=-1)
-@click.option("--kek", required=True, metavar="URI", help="The KEK the targets are wrapped with.")
-@click.option(
-    "--new-kek",
-    default=None,
-    metavar="URI",
-    help="Re-wrap under this KEK. Default: a new KEK in the same keyset file or token.",
-)
-@click.option(
-    "--keep-old",
-    is_flag=True,
-    help="Do not retire the old KEKs yet (old envelopes keep working until a later commit).",
-)
-@click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None)
+@rotation_options
 @click.option(
     "--registry",
     "in_registry",

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from modelseal.cli.common import emit_json, open_kek
+from modelseal.cli.crypto import rotation_options
 from modelseal.registry.cli_support import (
     opened_with_config,
     store_options,
@@ -373,19 +374,7 @@ def registry_keys_list(backend: Any, provider: str | None, as_json: bool) -> Non
 
 
 @registry_keys.command("rotate")
-@click.option("--kek", required=True, metavar="URI", help="The KEK the data keys are wrapped with.")
-@click.option(
-    "--new-kek",
-    default=None,
-    metavar="URI",
-    help="Re-wrap under this KEK. Default: a new KEK in the same keyset file or token.",
-)
-@click.option(
-    "--keep-old",
-    is_flag=True,
-    help="Do not retire the old KEKs yet (old wrapped keys keep working until a later commit).",
-)
-@click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None)
+@rotation_options
 @click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
 @store_options
 @with_backend
