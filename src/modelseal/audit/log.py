@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -17,7 +18,14 @@ from sqlalchemy import Connection, select
 
 from modelseal.audit import merkle
 from modelseal.audit.note import Checkpoint, NoteSigner
-from modelseal.audit.record import AuditEvent, AuditRecord, utc_now
+from modelseal.audit.record import (
+    AuditEvent,
+    AuditRecord,
+    encode_details,
+    encode_leaf,
+    encode_roles,
+    utc_now,
+)
 from modelseal.errors import InputError
 from modelseal.registry.schema import audit_head, audit_records
 
@@ -47,6 +55,26 @@ class AuditLog:
         """Append ``events`` in order inside the caller's transaction. The tree head after the
         last one is signed; every record keeps the head after it (verification locates the
         first record that differs from the heads written with it)."""
+        rows = self._append(conn, events, time)
+        return [
+            AuditRecord(
+                seq=row[0], time=row[1], actor=event.actor, roles=tuple(sorted(event.roles)),
+                action=event.action, resource=event.resource, digest=event.digest,
+                outcome=event.outcome, reason=event.reason, request_id=event.request_id,
+                source=event.source, details=dict(event.details),
+            )
+            for row, event in zip(rows, events, strict=True)
+        ]  # fmt: skip
+
+    def extend(
+        self, conn: Connection, events: Sequence[AuditEvent], *, time: str | None = None
+    ) -> None:
+        """:meth:`append_many` without building the records it returns."""
+        self._append(conn, events, time)
+
+    def _append(
+        self, conn: Connection, events: Sequence[AuditEvent], time: str | None
+    ) -> list[list[Any]]:
         if not events:
             return []
         sql = _driver_sql(conn.dialect.name)
@@ -62,25 +90,14 @@ class AuditLog:
             if head is None:
                 raise RuntimeError("the audit head row is missing; run 'modelseal audit verify'")
             compact = merkle.CompactRange.unpack(int(head[0]), bytes(head[1]))
-            when = time or utc_now()
-            records: list[AuditRecord] = []
-            rows: list[tuple[Any, ...]] = []
-            nodes: list[tuple[int, int, bytes]] = []
-            for event in events:
-                record = AuditRecord.from_event(compact.size, when, event)
-                created = compact.append(merkle.leaf_hash(record.canonical()))
-                row = record.to_row()
-                records.append(record)
-                rows.append((*(row[c] for c in _RECORD_COLUMNS), compact.root(), ""))
-                nodes.extend(created)
-            note = self.signer.sign(Checkpoint(self.origin, compact.size, compact.root()).text())
-            rows[-1] = (*rows[-1][:-1], note.rsplit("\n\n", 1)[1])
-            cursor.executemany(sql.record, rows)
-            cursor.executemany(sql.nodes, nodes)
-            cursor.execute(sql.update, (compact.size, compact.packed()))
+            rows, nodes = _integrate(compact.size, compact.peaks, time or utc_now(), events)
+            size, root = compact.size + len(events), rows[-1][-2]
+            rows[-1][-1] = self.signer.signature_line(Checkpoint(self.origin, size, root).text())
+            sql.insert(cursor, rows, nodes)
+            cursor.execute(sql.update, (size, b"".join(compact.peaks)))
         finally:
             cursor.close()
-        return records
+        return rows
 
     def size(self, conn: Connection) -> int:
         return int(conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one())
@@ -180,12 +197,87 @@ _RECORD_COLUMNS = (
 )  # fmt: skip
 
 
+def _integrate(
+    size: int, peaks: list[bytes], when: str, events: Sequence[AuditEvent]
+) -> tuple[list[list[Any]], list[tuple[int, int, bytes]]]:
+    """Extend the compact range ``peaks`` of a tree of ``size`` leaves (in place) by ``events``;
+    return their rows (the root after each; signature empty) and the perfect nodes they
+    complete. The same RFC 6962 hashing as :class:`merkle.CompactRange`, inlined: this loop
+    is the per-record cost of every audited change."""
+    sha256 = hashlib.sha256
+    rows: list[list[Any]] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    seq = size
+    for event in events:
+        roles_json = encode_roles(tuple(sorted(event.roles)))
+        details_json = encode_details(event.details)
+        leaf = sha256(
+            b"\x00" + encode_leaf(
+                seq, when, event.actor, roles_json, event.action, event.resource, event.digest,
+                event.outcome, event.reason, event.request_id, event.source, details_json,
+            )
+        ).digest()  # fmt: skip
+        nodes.append((0, seq, leaf))
+        node, level, index = leaf, 0, seq
+        while index & 1:
+            node = sha256(b"\x01" + peaks.pop() + node).digest()
+            level, index = level + 1, index >> 1
+            nodes.append((level, index, node))
+        peaks.append(node)
+        root = node
+        for peak in reversed(peaks[:-1]):
+            root = sha256(b"\x01" + peak + root).digest()
+        rows.append([
+            seq, when, event.actor, roles_json, event.action, event.resource, event.digest,
+            event.outcome, event.reason, event.request_id, event.source, details_json, root, "",
+        ])  # fmt: skip
+        seq += 1
+    return rows, nodes
+
+
+_COLUMNS = (*_RECORD_COLUMNS, "root", "signature")
+_NODE_COLUMNS = ("level", "idx", "hash")
+
+
 @dataclasses.dataclass(frozen=True)
 class _DriverSql:
+    dialect: str
     head: str
     record: str
     nodes: str
     update: str
+
+    def insert(
+        self, cursor: Any, rows: list[list[Any]], nodes: list[tuple[int, int, bytes]]
+    ) -> None:
+        if self.dialect == "postgresql":
+            _pg_insert(cursor, "audit_records", _COLUMNS, rows)
+            _pg_insert(cursor, "audit_nodes", _NODE_COLUMNS, nodes)
+        else:  # SQLite: executemany runs in C, the statement prepared once
+            cursor.executemany(self.record, rows)
+            cursor.executemany(self.nodes, nodes)
+
+
+_PG_COPY_FROM = 5  # rows; fewer go as one INSERT (a COPY costs an extra exchange)
+
+
+def _pg_insert(
+    cursor: Any, table: str, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` with one statement: psycopg's executemany pays a round of the driver's
+    Python per row, more than the row costs the server; COPY streams them."""
+    if len(rows) < _PG_COPY_FROM:
+        cursor.execute(_pg_values(table, columns, len(rows)), [v for row in rows for v in row])
+        return
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+@functools.cache
+def _pg_values(table: str, columns: tuple[str, ...], count: int) -> str:
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * count)  # noqa: S608
 
 
 @functools.cache
@@ -194,11 +286,11 @@ def _driver_sql(dialect: str) -> _DriverSql:
     interpolated; every value is a bound parameter)."""
     mark = "?" if dialect == "sqlite" else "%s"
     lock = " FOR UPDATE" if dialect == "postgresql" else ""
-    columns = [*_RECORD_COLUMNS, "root", "signature"]
-    marks = ", ".join([mark] * len(columns))
+    marks = ", ".join([mark] * len(_COLUMNS))
     return _DriverSql(
+        dialect=dialect,
         head=f"SELECT size, peaks FROM audit_head WHERE id = 1{lock}",  # noqa: S608
-        record=f"INSERT INTO audit_records ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+        record=f"INSERT INTO audit_records ({', '.join(_COLUMNS)}) VALUES ({marks})",  # noqa: S608
         nodes=f"INSERT INTO audit_nodes (level, idx, hash) VALUES ({mark}, {mark}, {mark})",  # noqa: S608
         update=f"UPDATE audit_head SET size = {mark}, peaks = {mark} WHERE id = 1",  # noqa: S608
     )

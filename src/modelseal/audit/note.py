@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import os
 import re
@@ -28,6 +29,7 @@ from modelseal.errors import InputError, KeyFileError
 ED25519_ALG = 0x01
 SIG_PREFIX = "\u2014 "  # em dash and a space
 _NAME = re.compile(r"\A[^\s+]+\Z")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
 
 
 class NoteError(InputError):
@@ -55,17 +57,18 @@ class NoteSigner:
     def verifier(self) -> NoteVerifier:
         return NoteVerifier(self.name, self.key.public_key())
 
+    @functools.cached_property
+    def _tag(self) -> bytes:
+        return key_hash(self.name, self.verifier.raw)
+
     def sign(self, text: str) -> str:
         """``text`` (ending in a newline) as a signed note."""
-        body = _check_text(text)
-        sig = self.key.sign(body)
-        tag = key_hash(self.name, self.verifier.raw)
-        return (
-            text + "\n" + SIG_PREFIX + self.name + " " + base64.b64encode(tag + sig).decode() + "\n"
-        )
+        return text + "\n" + self.signature_line(text)
 
     def signature_line(self, text: str) -> str:
-        return self.sign(text)[len(text) + 1 :]
+        """The note's signature line (ending in a newline) for ``text``."""
+        sig = self.key.sign(_check_text(text))
+        return SIG_PREFIX + self.name + " " + base64.b64encode(self._tag + sig).decode() + "\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,7 +132,7 @@ class NoteVerifier:
 
 
 def _check_text(text: str) -> bytes:
-    if not text.endswith("\n") or any(ord(c) < 0x20 and c != "\n" for c in text):
+    if not text.endswith("\n") or _CONTROL.search(text):
         raise NoteError("malformed note text", hint="a note's text ends in a newline")
     return text.encode("utf-8")
 

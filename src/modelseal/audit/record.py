@@ -17,7 +17,9 @@ FIELDS = (
 
 def utc_now() -> str:
     """Now, as the fixed-width ISO-8601 UTC string every record and row uses."""
-    return format_time(dt.datetime.now(dt.UTC))
+    # isoformat is several times quicker than strftime and, for any year from 1000 on, gives
+    # the same text as format_time.
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def format_time(moment: dt.datetime) -> str:
@@ -116,8 +118,87 @@ class AuditRecord:
 
     def canonical(self) -> bytes:
         """The leaf bytes: compact JSON with sorted keys, UTF-8."""
-        return _canonical(self.to_dict()).encode("utf-8")
+        return encode_leaf(
+            self.seq, self.time, self.actor, _canonical(list(self.roles)), self.action,
+            self.resource, self.digest, self.outcome, self.reason, self.request_id, self.source,
+            _canonical(dict(self.details)),
+        )  # fmt: skip
+
+
+# One encoder for every call: ``json.dumps`` with options builds a new one each time.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_STR = json.encoder.encode_basestring  # the C string encoder ensure_ascii=False uses
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON with sorted keys, not ASCII-escaped (the one encoding of the log)."""
+    return _ENCODER.encode(value)
+
+
+def encode_leaf(
+    seq: int, time: str, actor: str, roles: str, action: str, resource: str, digest: str | None,
+    outcome: str, reason: str, request_id: str, source: str, details: str,
+) -> bytes:  # fmt: skip
+    """The canonical leaf bytes of a record whose ``roles`` and ``details`` are already in their
+    canonical JSON (as stored in their columns): byte for byte ``_canonical(record.to_dict())``,
+    built without walking the record as a dictionary (this runs for every append)."""
+    if not (
+        type(seq) is int
+        and type(time) is str
+        and type(actor) is str
+        and type(action) is str
+        and type(resource) is str
+        and (digest is None or type(digest) is str)
+        and type(outcome) is str
+        and type(reason) is str
+        and type(request_id) is str
+        and type(source) is str
+    ):  # anything unusual takes the general encoder (same bytes, or the same error)
+        return _canonical({
+            "seq": seq, "time": time, "actor": actor, "roles": json.loads(roles),
+            "action": action, "resource": resource, "digest": digest, "outcome": outcome,
+            "reason": reason, "request_id": request_id, "source": source,
+            "details": json.loads(details),
+        }).encode("utf-8")  # fmt: skip
+    s = _STR
+    return (
+        f'{{"action":{s(action)},"actor":{s(actor)},"details":{details},'
+        f'"digest":{"null" if digest is None else s(digest)},"outcome":{s(outcome)},'
+        f'"reason":{s(reason)},"request_id":{s(request_id)},"resource":{s(resource)},'
+        f'"roles":{roles},"seq":{seq},"source":{s(source)},"time":{s(time)}}}'
+    ).encode()
+
+
+def encode_roles(roles: tuple[str, ...]) -> str:
+    """The canonical JSON of ``roles`` (the ``roles`` column and leaf field)."""
+    s = _STR
+    if all(type(role) is str for role in roles):
+        return "[" + ",".join([s(role) for role in roles]) + "]"
+    return _canonical(list(roles))
+
+
+def encode_details(details: Mapping[str, Any]) -> str:
+    """The canonical JSON of ``details`` (the ``details`` column and leaf field). A flat mapping
+    of strings to strings, integers, booleans or nulls (what the registry writes) is encoded
+    here; anything else by the JSON encoder (the same bytes either way)."""
+    if not details:
+        return "{}"
+    s = _STR
+    parts = []
+    for key in sorted(details) if all(type(k) is str for k in details) else ():
+        value = details[key]
+        kind = type(value)
+        if kind is str:
+            parts.append(s(key) + ":" + s(value))
+        elif kind is int:
+            parts.append(s(key) + ":" + int.__repr__(value))
+        elif kind is bool:
+            parts.append(s(key) + (":true" if value else ":false"))
+        elif value is None:
+            parts.append(s(key) + ":null")
+        else:
+            break
+    else:
+        if parts:
+            return "{" + ",".join(parts) + "}"
+    return _canonical(dict(details))
