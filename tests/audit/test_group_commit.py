@@ -91,3 +91,33 @@ def test_failed_commit_fails_every_member(sqlite_url: str, tmp_path: Path) -> No
             committer.transaction():  # fmt: skip
         pass
     engine.dispose()
+
+
+def test_blocks_without_statements_and_failures_before_or_after_them(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A record-only block opens no savepoint; a block that fails before its first statement
+    rolls back nothing; one that fails after it rolls back its own statements only."""
+    engine = db.create_engine(db_url, pool_size=4)
+    db.migrate(engine)
+    log = AuditLog(load_or_create_signer(tmp_path / "k.pem", "gc.test/log"))
+    committer = GroupCommitter(engine, log)
+    try:
+        with committer.transaction() as conn:
+            committer.record(conn, _event(0))
+        with pytest.raises(ValueError), committer.transaction() as conn:
+            committer.record(conn, _event(1))
+            raise ValueError("before any statement")
+        with pytest.raises(ValueError), committer.transaction() as conn:
+            conn.execute(insert(principals).values(name="gone", created_at="t", created_by="x"))
+            committer.record(conn, _event(2))
+            raise ValueError("after a statement")
+        with committer.transaction() as conn:
+            conn.execute(insert(principals).values(name="kept", created_at="t", created_by="x"))
+            committer.record(conn, _event(3))
+        with db.reading(engine) as conn:
+            assert set(conn.execute(select(principals.c.name)).scalars()) == {"kept"}
+            assert [r.actor for r in log.records(conn)] == ["w0", "w3"]
+            verify_log(conn, log.signer.verifier).raise_for_findings()
+    finally:
+        engine.dispose()
