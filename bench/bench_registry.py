@@ -247,12 +247,28 @@ def _copy_and_hash(src: Path, dst: Path) -> None:
         hasher.hexdigest()
 
 
-def _best(fn: Callable[[int], None], runs: int) -> float:
+def _median_time(
+    fn: Callable[[int], None],
+    runs: int,
+    *,
+    setup: Callable[[int], Any] | None = None,
+    cleanup: Callable[[int], None] | None = None,
+) -> float:
+    """Median time of ``fn(i)``; ``setup`` and ``cleanup`` (opening a store, deleting what a
+    run wrote) run outside the clock, for every contender alike."""
     times = []
     for i in range(runs):
+        if setup is not None:
+            setup(i)
+        # Every run starts with no dirty pages waiting: the kernel writes back data left by
+        # earlier steps (the model just generated, the last run's files) when it likes, and
+        # that would land on whichever contender happens to run then.
+        os.sync()
         start = time.perf_counter()
         fn(i)
         times.append(time.perf_counter() - start)
+        if cleanup is not None:
+            cleanup(i)
     return statistics.median(times)
 
 
@@ -275,24 +291,26 @@ def bench_push(tmp: Path, gib: float, runs: int) -> dict[str, Any]:
                 pass
 
     def baseline(i: int) -> None:
-        dst = tmp / f"copy{i}"
-        _copy_and_hash(model, dst)
-        shutil.rmtree(dst)
+        _copy_and_hash(model, tmp / f"copy{i}")
 
-    base = _best(baseline, runs)
+    base = _median_time(baseline, runs, cleanup=lambda i: shutil.rmtree(tmp / f"copy{i}"))
 
-    def embedded(i: int) -> None:
+    backends: dict[int, LocalBackend] = {}
+
+    def open_store(i: int) -> None:
         home = tmp / f"home{i}"
         config = RegistryConfig.resolve(home=home, db_url=f"sqlite:///{home / 'r.db'}")
-        backend = LocalBackend(config)
-        try:
-            push(backend, model, name="big", signature=tmp / "model.sig",
-                 public_key=tmp / "k.pub")  # fmt: skip
-        finally:
-            backend.close()
-        shutil.rmtree(home)
+        backends[i] = LocalBackend(config)
 
-    local = _best(embedded, runs)
+    def embedded(i: int) -> None:
+        push(backends[i], model, name="big", signature=tmp / "model.sig",
+             public_key=tmp / "k.pub")  # fmt: skip
+
+    def close_store(i: int) -> None:
+        backends.pop(i).close()
+        shutil.rmtree(tmp / f"home{i}")
+
+    local = _median_time(embedded, runs, setup=open_store, cleanup=close_store)
 
     # Through the HTTP server on loopback, in its own process (as deployed).
     import subprocess
@@ -329,10 +347,12 @@ def bench_push(tmp: Path, gib: float, runs: int) -> dict[str, Any]:
         def remote(i: int) -> None:
             push(client, model, name=f"big{i}", signature=tmp / "model.sig",
                  public_key=tmp / "k.pub")  # fmt: skip
+
+        def delete(i: int) -> None:
             registry.delete_version(admin, f"big{i}", 1, reason="bench")
             registry.gc(admin, grace_seconds=-1)
 
-        http = _best(remote, runs)
+        http = _median_time(remote, runs, cleanup=delete)
         client.close()
     finally:
         proc.terminate()
