@@ -93,8 +93,16 @@ class AuditLog:
             rows, nodes = _integrate(compact.size, compact.peaks, time or utc_now(), events)
             size, root = compact.size + len(events), rows[-1][-2]
             rows[-1][-1] = self.signer.signature_line(Checkpoint(self.origin, size, root).text())
-            sql.insert(cursor, rows, nodes)
-            cursor.execute(sql.update, (size, b"".join(compact.peaks)))
+            peaks = b"".join(compact.peaks)
+            if sql.dialect == "postgresql" and len(rows) == 1:
+                # One record (a change committed alone): its row, nodes and the head in one
+                # statement, one round trip instead of three.
+                cursor.execute(
+                    _pg_single(len(nodes)), [*rows[0], *(v for n in nodes for v in n), size, peaks]
+                )
+            else:
+                sql.insert(cursor, rows, nodes)
+                cursor.execute(sql.update, (size, peaks))
         finally:
             cursor.close()
         return rows
@@ -278,6 +286,16 @@ def _pg_insert(
 def _pg_values(table: str, columns: tuple[str, ...], count: int) -> str:
     row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * count)  # noqa: S608
+
+
+@functools.cache
+def _pg_single(nodes: int) -> str:
+    """One record with its ``nodes`` and the head update as a single PostgreSQL statement (a
+    large VALUES list plans slower than COPY: batches use :func:`_pg_insert`)."""
+    record = _pg_values("audit_records", _COLUMNS, 1)
+    node = _pg_values("audit_nodes", _NODE_COLUMNS, nodes)
+    update = "UPDATE audit_head SET size = %s, peaks = %s WHERE id = 1"
+    return f"WITH r AS ({record}), n AS ({node}) {update}"
 
 
 @functools.cache
