@@ -183,3 +183,24 @@ def test_load_check_cli(
         code, _, err = run_cli(*base, *extra)
         assert code == 2, err
         assert fragment in err.strip().splitlines()[-1]
+
+
+def test_verified_model_rechecks_the_ciphertext(
+    tmp_path: Path, key_pair: tuple[Path, Path], keyset: ks.Keyset, signed_file: Any
+) -> None:
+    plain, sig, _ = signed_file
+    enc = tmp_path / "model.safetensors.enc"
+    crypto.encrypt(plain, enc, keyset=keyset, associated_data=b"v1")
+    with modelseal.VerifiedModel(
+        enc, signature=sig, public_key=key_pair[1], keyset=keyset, associated_data=b"v1"
+    ) as vm:
+        np.testing.assert_array_equal(vm.model["encoder.bias"], WEIGHTS["encoder.bias"])
+        assert vm.check() == []
+        # Swapped for an authentic ciphertext of other weights: the manifest no longer matches.
+        other = tmp_path / "other.safetensors"
+        safetensors_numpy.save_file({k: v * 2 for k, v in WEIGHTS.items()}, other)
+        crypto.encrypt(other, enc, keyset=keyset, associated_data=b"v1", overwrite=True)
+        assert [r.code for r in vm.check()] == ["modified"]
+        # Swapped for a ciphertext under another key: it does not even decrypt.
+        crypto.encrypt(plain, enc, keyset=ks.new_streaming_keyset(), overwrite=True)
+        assert vm.check()

@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelseal.errors import (
     ModelChangedError,
@@ -32,6 +32,10 @@ from modelseal.memio import ViewReader
 from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
 from modelseal.signing.bundle import OmsBundle, read_bundle
 from modelseal.signing.keys import PublicKey
+
+if TYPE_CHECKING:
+    from modelseal.crypto.keyset import Keyset
+    from modelseal.crypto.providers import KeyProvider
 
 FRAMEWORKS = (
     "auto",
@@ -102,8 +106,8 @@ def load_verified(
     tensor_type: str | None = None,
     scan: bool = True,
     at: dt.datetime | None = None,
-    keyset: Any = None,
-    key_provider: Any = None,
+    keyset: Keyset | None = None,
+    key_provider: KeyProvider | str | None = None,
     associated_data: bytes = b"",
 ) -> LoadedModel:
     """Verify ``path`` against ``signature``, scan the verified bytes, load them.
@@ -182,8 +186,14 @@ def load(
     ).obj
 
 
+_KEY_OPTIONS = ("keyset", "key_provider", "associated_data")
+
+
 def _decrypt_in_memory(
-    path: PathLike, keyset: Any, key_provider: Any, associated_data: bytes
+    path: PathLike,
+    keyset: Keyset | None,
+    key_provider: KeyProvider | str | None,
+    associated_data: bytes,
 ) -> dict[str, bytes]:
     """The plaintext of an encrypted model, in memory only, named as the manifest names it."""
     if keyset is not None and key_provider is not None:
@@ -531,6 +541,7 @@ class VerifiedModel:
         self._signature_path = None if isinstance(signature, OmsBundle) else signature
         self._public_key = public_key
         self._trust = tuple(trust or ())
+        self._keys = {k: options[k] for k in _KEY_OPTIONS if options.get(k) is not None}
         self.loaded = load_verified(
             path, signature=self._bundle, public_key=public_key, trust=self._trust, **options
         )
@@ -543,15 +554,22 @@ class VerifiedModel:
 
     def check(self) -> list[Reason]:
         """Reasons the files on disk no longer match the verified model (empty if they do)."""
-        from modelseal.signing.api import verify
-
         try:
-            verify(
+            contents = None
+            if "keyset" in self._keys or "key_provider" in self._keys:
+                contents = _decrypt_in_memory(
+                    self.path,
+                    self._keys.get("keyset"),
+                    self._keys.get("key_provider"),
+                    self._keys.get("associated_data", b""),
+                )
+            verify_outcome(
                 self.path,
                 signature=self._bundle,
                 public_key=self._public_key,
                 trust_anchors=self._trust,
                 reader="read",
+                contents=contents,
             )
         except VerificationError as exc:
             return list(exc.reasons) or [Reason("changed", exc.message)]
