@@ -468,6 +468,13 @@ class Registry:
                 error,
                 details={"path": path, "upload": upload_id[:12]},
             )
+        self._record_upload_file(actor, upload_id, path, blob=blob.digest, size=blob.size)
+        return FileEntry(path, blob.size, blob.digest)
+
+    def _record_upload_file(
+        self, actor: Principal, upload_id: str, path: str, **values: Any
+    ) -> None:
+        """Record (or replace) what was received for ``path`` in the open upload."""
         with self._committer.transaction() as conn:
             self._upload(conn, actor, upload_id)
             conn.execute(
@@ -475,12 +482,7 @@ class Registry:
                     upload_files.c.upload_id == upload_id, upload_files.c.path == path
                 )
             )
-            conn.execute(
-                insert(upload_files).values(
-                    upload_id=upload_id, path=path, blob=blob.digest, size=blob.size
-                )
-            )
-        return FileEntry(path, blob.size, blob.digest)
+            conn.execute(insert(upload_files).values(upload_id=upload_id, path=path, **values))
 
     def _receive_ciphertext(
         self,
@@ -522,19 +524,10 @@ class Registry:
             )
             self._deny_input(actor, "version.publish", resource, error, details=details)
         assert plain is not None
-        with self._committer.transaction() as conn:
-            self._upload(conn, actor, upload_id)
-            conn.execute(
-                delete(upload_files).where(
-                    upload_files.c.upload_id == upload_id, upload_files.c.path == path
-                )
-            )
-            conn.execute(
-                insert(upload_files).values(
-                    upload_id=upload_id, path=path, blob=blob.digest, size=plain,
-                    stored=blob.digest, stored_size=blob.size,
-                )
-            )  # fmt: skip
+        self._record_upload_file(
+            actor, upload_id, path, blob=blob.digest, size=plain,
+            stored=blob.digest, stored_size=blob.size,
+        )  # fmt: skip
         return FileEntry(path, plain, blob.digest, blob.digest, blob.size)
 
     def _store_hashed(
