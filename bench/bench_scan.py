@@ -100,7 +100,8 @@ def commands(path: Path) -> dict[str, list[str]]:
 
 
 def measure(argv: list[str], timeout: float) -> tuple[int, float, int]:
-    """(exit code, wall seconds, peak RSS bytes) of one run."""
+    """(exit code, wall seconds, peak RSS bytes) of one run, in the scanned file's directory
+    (fickling writes safety_results.json into its working directory)."""
     try:
         out = subprocess.run(
             [sys.executable, "-c", _MAXRSS, *argv],
@@ -108,6 +109,7 @@ def measure(argv: list[str], timeout: float) -> tuple[int, float, int]:
             text=True,
             timeout=timeout,
             check=False,
+            cwd=Path(argv[-1]).parent,
         ).stdout.split()
     except subprocess.TimeoutExpired:
         return -9, timeout, 0
