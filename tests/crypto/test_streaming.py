@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +14,7 @@ from hypothesis import strategies as st
 from modelseal.crypto import keyset as ks
 from modelseal.crypto import streaming
 from modelseal.crypto.errors import DecryptionError
+from modelseal.errors import InputError
 
 SEG = 4096
 KEYSET = ks.new_streaming_keyset(segment_size=SEG)
@@ -229,3 +232,75 @@ def test_short_reads_are_handled() -> None:
     back = io.BytesIO()
     streaming.decrypt_stream(KEYS, ShortReads(out.getvalue()), back)  # type: ignore[arg-type]
     assert back.getvalue() == data
+
+
+# Regular files take the positional path: workers read their own segments at their offsets.
+FILES = settings(
+    deadline=None,
+    max_examples=30,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@FILES
+@given(
+    size=st.sampled_from([0, 1, FIRST_CT - 16, FIRST_CT - 15, SEG - 16, 3 * SEG, 7 * SEG + 123]),
+    workers=st.sampled_from([1, 2, 3]),
+    offset=st.sampled_from([0, 5]),
+)
+def test_regular_files_round_trip(
+    tmp_path_factory: pytest.TempPathFactory, size: int, workers: int, offset: int
+) -> None:
+    d = tmp_path_factory.mktemp("files")
+    data = random.Random(size).randbytes(size)
+    (d / "plain").write_bytes(b"x" * offset + data)
+    with open(d / "plain", "rb", buffering=0) as src, open(d / "ct", "wb", buffering=0) as dst:
+        src.seek(offset)  # reading starts at the file position
+        assert (
+            streaming.encrypt_stream(KEY, src, dst, associated_data=b"f", workers=workers) == size
+        )
+        assert src.tell() == offset + size
+    ciphertext = (d / "ct").read_bytes()
+    assert streaming.decrypt_bytes(KEYS, ciphertext, associated_data=b"f") == data
+    with open(d / "ct", "rb", buffering=0) as src, open(d / "out", "wb", buffering=0) as dst:
+        n = streaming.decrypt_stream(KEYS, src, dst, associated_data=b"f", workers=workers)
+    assert n == size and (d / "out").read_bytes() == data
+
+
+def test_tampered_and_truncated_files_fail(tmp_path: Path) -> None:
+    data = random.Random(5).randbytes(12 * SEG)
+    ciphertext = bytearray(streaming.encrypt_bytes(KEY, data))
+    bad = bytearray(ciphertext)
+    bad[HEADER + FIRST_CT + 7 * SEG + 5] ^= 1  # segment 8 of 13
+    cases = [
+        (bytes(bad), "segment 8 does not authenticate"),
+        (bytes(ciphertext[: HEADER + FIRST_CT + 3 * SEG + 9]), "shorter than a tag"),
+        (bytes(ciphertext[: HEADER + FIRST_CT + 3 * SEG]), "truncated"),
+    ]
+    for blob, message in cases:
+        (tmp_path / "ct").write_bytes(blob)
+        with (
+            open(tmp_path / "ct", "rb", buffering=0) as src,
+            open(tmp_path / "out", "wb", buffering=0) as dst,
+            pytest.raises(DecryptionError, match=message),
+        ):
+            streaming.decrypt_stream(KEYS, src, dst, workers=2)
+
+
+def test_a_file_that_shrinks_while_read_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "plain").write_bytes(bytes(6 * SEG))
+    real = os.preadv
+
+    def shrinking(fd: int, buffers: list[memoryview], offset: int) -> int:
+        os.truncate(tmp_path / "plain", 2 * SEG)  # someone cuts the file meanwhile
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", shrinking)
+    with (
+        open(tmp_path / "plain", "rb", buffering=0) as src,
+        open(tmp_path / "ct", "wb", buffering=0) as dst,
+        pytest.raises(InputError, match="shrank"),
+    ):
+        streaming.encrypt_stream(KEY, src, dst, workers=2)

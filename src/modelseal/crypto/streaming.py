@@ -20,7 +20,10 @@ stays bounded by the number of segments in flight, whatever the stream length.
 from __future__ import annotations
 
 import collections
+import io
+import os
 import secrets
+import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, Protocol
@@ -99,6 +102,97 @@ def _write_all(dst: Writable, view: memoryview) -> None:
 Process = Callable[[int, memoryview, memoryview, bool], None]
 
 
+def _regular_file(src: Any) -> tuple[int, int, int] | None:
+    """``(fd, position, size)`` of an unbuffered regular file (whose segments workers can read at
+    their offsets), else None (read in order)."""
+    if not isinstance(src, io.FileIO):
+        return None
+    try:
+        fd = src.fileno()
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return fd, os.lseek(fd, 0, os.SEEK_CUR), st.st_size
+    except (OSError, ValueError):
+        return None
+
+
+def _pipeline_pread(
+    fd: int,
+    position: int,
+    end: int,
+    dst: Writable,
+    process: Process,
+    *,
+    first_size: int,
+    size: int,
+    out_delta: int,
+    start_index: int,
+    min_size: int,
+    workers: int,
+) -> int:
+    """:func:`_pipeline` for a regular file: the segment layout follows from the file's size, so
+    each worker reads its own segment at its offset (the copying out of the file is spread over
+    the cores) while this thread writes the outputs in order. A file that changes size meanwhile
+    is an error, never a shorter output."""
+    total = max(0, end - position)
+    lengths = [min(first_size, total)]
+    remaining = total - lengths[0]
+    while remaining > 0:
+        lengths.append(min(size, remaining))
+        remaining -= lengths[-1]
+    if start_index + len(lengths) > MAX_SEGMENTS:
+        raise InputError("stream too long (2^32 segments)", hint="split the file")
+    for i, n in enumerate(lengths):
+        if n < min_size:
+            raise DecryptionError(
+                f"segment {start_index + i} is shorter than a tag: the ciphertext was truncated",
+                hint="the file is incomplete; fetch it again",
+            )
+    window = 2 * workers
+    slots = window + 1
+    inputs = [bytearray(size) for _ in range(slots)]
+    outputs = [bytearray(size + out_delta) for _ in range(slots)]
+
+    def job(index: int, offset: int, n: int) -> memoryview:
+        slot = index % slots
+        source = memoryview(inputs[slot])[:n]
+        got = 0
+        while got < n:
+            m = os.preadv(fd, [source[got:]], offset + got)
+            if m == 0:
+                raise InputError(
+                    "the input file shrank while it was being read",
+                    hint="make sure nothing modifies it meanwhile",
+                )
+            got += m
+        target = memoryview(outputs[slot])[: n + out_delta]
+        process(start_index + index, source, target, index == len(lengths) - 1)
+        return target
+
+    pending: collections.deque[Future[memoryview]] = collections.deque()
+    offset = position
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelseal-aead") as pool:
+        try:
+            for index, n in enumerate(lengths):
+                pending.append(pool.submit(job, index, offset, n))
+                offset += n
+                while len(pending) > window:
+                    _write_all(dst, pending.popleft().result())
+            while pending:
+                _write_all(dst, pending.popleft().result())
+        finally:
+            for left in pending:
+                left.cancel()
+    if os.fstat(fd).st_size != end:
+        raise InputError(
+            "the input file changed size while it was being read",
+            hint="make sure nothing modifies it meanwhile",
+        )
+    os.lseek(fd, end, os.SEEK_SET)  # as if read in order
+    return total
+
+
 def _pipeline(
     src: Any,
     dst: Writable,
@@ -119,6 +213,14 @@ def _pipeline(
     reused only after the chunk that used it was written. One chunk of look-ahead tells the
     last chunk apart (an empty stream is one empty, last chunk).
     """
+    if workers > 1:
+        positional = _regular_file(src)
+        if positional is not None:
+            fd, position, end = positional
+            return _pipeline_pread(
+                fd, position, end, dst, process, first_size=first_size, size=size,
+                out_delta=out_delta, start_index=start_index, min_size=min_size, workers=workers,
+            )  # fmt: skip
     window = 2 * workers if workers > 1 else 0
     slots = window + 2
     inputs = [bytearray(size) for _ in range(slots)]
@@ -239,7 +341,7 @@ _WRONG_HINT = "check --keyset and --associated-data; do not use this file otherw
 
 def _open_first(
     keys: Sequence[StreamingKey], src: BinaryIO, associated_data: bytes
-) -> tuple[StreamingKey, AESGCM, bytes, bytes, _Replay | None]:
+) -> tuple[StreamingKey, AESGCM, bytes, bytes, BinaryIO | _Replay | None]:
     """Find the key whose header and first segment authenticate.
 
     Returns the key, its segment cipher, the nonce prefix, the first plaintext segment (already
@@ -266,7 +368,12 @@ def _open_first(
             plain = aead.decrypt(_nonce(prefix, 0, last), segment, None)
         except InvalidTag:
             continue
-        return key, aead, prefix, plain, None if last else _Replay(head[first_end:], src)
+        if last:
+            return key, aead, prefix, plain, None
+        if _regular_file(src) is not None:  # go on reading the file itself, from after segment 0
+            src.seek(src.tell() - (len(head) - first_end))
+            return key, aead, prefix, plain, src
+        return key, aead, prefix, plain, _Replay(head[first_end:], src)
     if (
         head[0] not in {k.header_size for k in keys}
         or len(head) < min(k.header_size for k in keys) + TAG_SIZE
