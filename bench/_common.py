@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,8 @@ class Series:
 
     label: str
     argv: list[str]
+    # Untimed, before every run (e.g. remove the previous run's output so each run writes anew).
+    prepare: Callable[[], None] | None = None
     samples: list[float] = dataclasses.field(default_factory=list)
     cpu_samples: list[float] = dataclasses.field(default_factory=list)  # user + system, s
 
@@ -223,11 +225,15 @@ def time_rounds(
     Each round waits (up to ``quiet_timeout`` s; 0 to skip) for other work to calm down."""
     for _ in range(warmup):
         for series in commands:
+            if series.prepare is not None:
+                series.prepare()
             run_once(series.argv, env=env)
     for _ in range(runs):
         if quiet_timeout > 0:
             wait_for_quiet(timeout=quiet_timeout)
         for series in commands:
+            if series.prepare is not None:
+                series.prepare()
             wall, cpu = run_once(series.argv, env=env)
             series.samples.append(wall)
             series.cpu_samples.append(cpu)

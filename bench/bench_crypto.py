@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
@@ -190,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         # The I/O floor: copying the file with no cryptography at all (same reads and writes).
         copies = [c.Series("cp (no crypto)", ["cp", str(plain), str(work / "copy.bin")])]
         encrypts.append(copies[0])
+        # Every run writes a new file: the previous run's output is removed first, untimed, so
+        # that no program pays for freeing 2 GiB of the last run (modelseal writes a temporary
+        # file and renames it; tink and age truncate in place).
+        outputs = [*enc.values(), work / "copy.bin"]
+        for series, output in zip(encrypts, outputs, strict=True):
+            series.prepare = functools.partial(output.unlink, missing_ok=True)
+        for series in decrypts:
+            series.prepare = functools.partial(dec["modelseal"].unlink, missing_ok=True)
         conditions: dict[str, Any] = {}
         for label, group in (("encrypt", encrypts), ("decrypt", decrypts)):
             print(f"timing {label} ({size / c.GiB:.2f} GiB, {args.runs} runs)", flush=True)
