@@ -102,6 +102,17 @@ def _write_all(dst: Writable, view: memoryview) -> None:
 Process = Callable[[int, memoryview, memoryview, bool], None]
 
 
+def _check_segment(index: int, length: int, min_size: int) -> None:
+    """Segment ``index`` of ``length`` bytes can exist (checked before it is processed)."""
+    if length < min_size:
+        raise DecryptionError(
+            f"segment {index} is shorter than a tag: the ciphertext was truncated",
+            hint="the file is incomplete; fetch it again",
+        )
+    if index >= MAX_SEGMENTS:
+        raise InputError("stream too long (2^32 segments)", hint="split the file")
+
+
 def _regular_file(src: Any) -> tuple[int, int, int] | None:
     """``(fd, position, size)`` of an unbuffered regular file (whose segments workers can read at
     their offsets), else None (read in order)."""
@@ -136,19 +147,16 @@ def _pipeline_pread(
     the cores) while this thread writes the outputs in order. A file that changes size meanwhile
     is an error, never a shorter output."""
     total = max(0, end - position)
-    lengths = [min(first_size, total)]
-    remaining = total - lengths[0]
-    while remaining > 0:
-        lengths.append(min(size, remaining))
-        remaining -= lengths[-1]
-    if start_index + len(lengths) > MAX_SEGMENTS:
-        raise InputError("stream too long (2^32 segments)", hint="split the file")
-    for i, n in enumerate(lengths):
-        if n < min_size:
-            raise DecryptionError(
-                f"segment {start_index + i} is shorter than a tag: the ciphertext was truncated",
-                hint="the file is incomplete; fetch it again",
-            )
+    count = 1 if total <= first_size else 1 + -(-(total - first_size) // size)
+    last_length = total if count == 1 else total - first_size - (count - 2) * size
+
+    def length(index: int) -> int:
+        return last_length if index == count - 1 else (first_size if index == 0 else size)
+
+    # Every segment can exist (only the last may be short): checked before any output.
+    _check_segment(start_index + count - 1, last_length, min_size)
+    if count > 1:
+        _check_segment(start_index, first_size, min_size)
     window = 2 * workers
     slots = window + 1
     inputs = [bytearray(size) for _ in range(slots)]
@@ -167,14 +175,15 @@ def _pipeline_pread(
                 )
             got += m
         target = memoryview(outputs[slot])[: n + out_delta]
-        process(start_index + index, source, target, index == len(lengths) - 1)
+        process(start_index + index, source, target, index == count - 1)
         return target
 
     pending: collections.deque[Future[memoryview]] = collections.deque()
     offset = position
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelseal-aead") as pool:
         try:
-            for index, n in enumerate(lengths):
+            for index in range(count):
+                n = length(index)
                 pending.append(pool.submit(job, index, offset, n))
                 offset += n
                 while len(pending) > window:
@@ -240,14 +249,7 @@ def _pipeline(
             following = (index + 1) % slots
             m = _readinto_exact(src, memoryview(inputs[following])[:size]) if full else 0
             last = m == 0
-            if n < min_size:
-                raise DecryptionError(
-                    f"segment {start_index + index} is shorter than a tag: the ciphertext was "
-                    "truncated",
-                    hint="the file is incomplete; fetch it again",
-                )
-            if start_index + index >= MAX_SEGMENTS:
-                raise InputError("stream too long (2^32 segments)", hint="split the file")
+            _check_segment(start_index + index, n, min_size)
             slot = index % slots
             source = memoryview(inputs[slot])[:n]
             target = memoryview(outputs[slot])[: n + out_delta]
