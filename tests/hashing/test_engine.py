@@ -151,7 +151,7 @@ def test_file_swapped_for_symlink_between_listing_and_reading_is_refused(
 
     secret = tmp_path / "secret"
     secret.write_bytes(b"outside the model")
-    real_plan = engine._plan
+    real_plan = engine.plan
 
     def plan_then_swap(*args, **kwargs):  # type: ignore[no-untyped-def]
         tasks = real_plan(*args, **kwargs)
@@ -160,7 +160,7 @@ def test_file_swapped_for_symlink_between_listing_and_reading_is_refused(
         os.symlink(secret, target)
         return tasks
 
-    monkeypatch.setattr(engine, "_plan", plan_then_swap)
+    monkeypatch.setattr(engine, "plan", plan_then_swap)
     failures = hash_model_lenient(model_dir).failures
     assert [f.name for f in failures] == ["config.json"]
     assert "cannot open safely" in failures[0].message
@@ -177,7 +177,7 @@ def test_directory_swapped_for_symlink_is_not_followed(
     outside.mkdir()
     for name in ("model-00001.bin", "model-00002.bin", "empty.bin"):
         (outside / name).write_bytes(b"evil")
-    real_plan = engine._plan
+    real_plan = engine.plan
 
     def plan_then_swap(*args, **kwargs):  # type: ignore[no-untyped-def]
         tasks = real_plan(*args, **kwargs)
@@ -185,7 +185,7 @@ def test_directory_swapped_for_symlink_is_not_followed(
         os.symlink(outside, model_dir / "weights")
         return tasks
 
-    monkeypatch.setattr(engine, "_plan", plan_then_swap)
+    monkeypatch.setattr(engine, "plan", plan_then_swap)
     failures = hash_model_lenient(model_dir).failures
     assert {f.name for f in failures} == {
         "weights/model-00001.bin",
@@ -199,7 +199,7 @@ def test_file_changed_size_during_sharded_hashing_is_reported(
 ) -> None:
     import modelseal.hashing.engine as engine
 
-    real_plan = engine._plan
+    real_plan = engine.plan
 
     def plan_then_grow(*args, **kwargs):  # type: ignore[no-untyped-def]
         tasks = real_plan(*args, **kwargs)
@@ -207,7 +207,7 @@ def test_file_changed_size_during_sharded_hashing_is_reported(
             fh.write(b"more")
         return tasks
 
-    monkeypatch.setattr(engine, "_plan", plan_then_grow)
+    monkeypatch.setattr(engine, "plan", plan_then_grow)
     with pytest.raises(ModelPathError, match=r"config.json.*changed size"):
         hash_model(model_dir, HashOptions(shard_size=4096))
 

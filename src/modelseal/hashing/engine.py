@@ -119,7 +119,7 @@ class HashFailure(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Task:
+class Task:
     entry: FileEntry
     start: int
     end: int
@@ -177,20 +177,9 @@ def hash_model_lenient(
     """
     opts = options.normalized()
     root = Path(model_path)
-    literal_ignores, patterns = _split_ignores(opts.ignore)
-    if opts.ignore_git_paths:
-        literal_ignores.extend(DEFAULT_IGNORES)
-    literal_ignores.extend(normalize_relpath(p) for p in extra_ignore_paths)
-    rules = IgnoreRules(literal_ignores, patterns)
+    rules = ignore_rules(opts, extra_ignore_paths)
     listing, matched = list_model(root, allow_symlinks=opts.allow_symlinks, ignore=rules)
-    recorded = sorted({p for p in (*rules.paths, *matched) if p})
-    serialization = Serialization(
-        method="shards" if opts.shard_size else "files",
-        hash_type=opts.hash_type,
-        shard_size=opts.shard_size,
-        allow_symlinks=opts.allow_symlinks,
-        ignore_paths=tuple(recorded) if not listing.is_file else (),
-    )
+    serialization = serialization_for(opts, rules, matched, is_file=listing.is_file)
     captured: dict[str, Buffer] = {}
     identities: dict[str, FileIdentity] = {}
     if opts.reader == "capture":
@@ -224,6 +213,30 @@ def model_name(root: Path) -> str:
     return name
 
 
+def ignore_rules(opts: HashOptions, extra_ignore_paths: Iterable[str] = ()) -> IgnoreRules:
+    """What ``opts`` (and the caller's extra literal paths) leave out of a model."""
+    literal_ignores, patterns = _split_ignores(opts.ignore)
+    if opts.ignore_git_paths:
+        literal_ignores.extend(DEFAULT_IGNORES)
+    literal_ignores.extend(normalize_relpath(p) for p in extra_ignore_paths)
+    return IgnoreRules(literal_ignores, patterns)
+
+
+def serialization_for(
+    opts: HashOptions, rules: IgnoreRules, matched: Iterable[str], *, is_file: bool
+) -> Serialization:
+    """The OMS serialization of a model hashed with ``opts``: the ignore rules' literal paths
+    and the paths their patterns matched are recorded (not for a single file)."""
+    recorded = sorted({p for p in (*rules.paths, *matched) if p})
+    return Serialization(
+        method="shards" if opts.shard_size else "files",
+        hash_type=opts.hash_type,
+        shard_size=opts.shard_size,
+        allow_symlinks=opts.allow_symlinks,
+        ignore_paths=() if is_file else tuple(recorded),
+    )
+
+
 def _split_ignores(ignore: Iterable[str]) -> tuple[list[str], list[str]]:
     literal: list[str] = []
     patterns: list[str] = []
@@ -235,18 +248,19 @@ def _split_ignores(ignore: Iterable[str]) -> tuple[list[str], list[str]]:
     return literal, patterns
 
 
-def _plan(listing: Listing, method: Method, shard_size: int | None) -> list[_Task]:
-    tasks: list[_Task] = []
+def plan(listing: Listing, method: Method, shard_size: int | None) -> list[Task]:
+    """One task per file (``files``) or per shard (``shards``), largest first."""
+    tasks: list[Task] = []
     for entry in listing.files:
         if method == "files":
-            tasks.append(_Task(entry, 0, entry.size, True))
+            tasks.append(Task(entry, 0, entry.size, True))
             continue
         assert shard_size is not None
         # OMS: an empty file has no shards; the last shard may be short.
         start = 0
         while start < entry.size:
             end = min(start + shard_size, entry.size)
-            tasks.append(_Task(entry, start, end, False))
+            tasks.append(Task(entry, start, end, False))
             start = end
     # Largest first keeps all workers busy until the end.
     tasks.sort(key=lambda t: t.end - t.start, reverse=True)
@@ -261,7 +275,7 @@ def _hash_listing(
     captured: dict[str, Buffer],
     identities: dict[str, FileIdentity],
 ) -> tuple[list[ManifestItem], tuple[HashFailure, ...]]:
-    tasks = _plan(listing, serialization.method, serialization.shard_size)
+    tasks = plan(listing, serialization.method, serialization.shard_size)
     if not tasks:
         return [], ()
     workers = max(1, min(opts.workers or os.cpu_count() or 1, len(tasks)))
@@ -271,7 +285,7 @@ def _hash_listing(
     # BLAKE3 can split one large buffer over cores by itself; let it when files are few.
     blake3_threads = (os.cpu_count() or 1) if len(tasks) < workers * 2 else 1
 
-    def run(task: _Task) -> ManifestItem | None:
+    def run(task: Task) -> ManifestItem | None:
         try:
             buffer = captured.get(task.entry.name) if captured else None
             digest, identity = _hash_region(
@@ -302,7 +316,7 @@ def _hash_listing(
 def _hash_region(
     root_fd: int,
     is_file: bool,
-    task: _Task,
+    task: Task,
     opts: HashOptions,
     blake3_threads: int,
     progress: Progress | None,

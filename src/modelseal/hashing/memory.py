@@ -14,9 +14,17 @@ from pathlib import Path
 
 from modelseal.errors import ModelPathError
 from modelseal.hashing.algorithms import new_hasher
-from modelseal.hashing.engine import Buffer, HashOptions, HashOutcome
-from modelseal.hashing.manifest import Manifest, ManifestItem, Serialization
-from modelseal.hashing.walk import DEFAULT_IGNORES, FileEntry, IgnoreRules, normalize_relpath
+from modelseal.hashing.engine import (
+    Buffer,
+    HashOptions,
+    HashOutcome,
+    Task,
+    ignore_rules,
+    plan,
+    serialization_for,
+)
+from modelseal.hashing.manifest import Manifest, ManifestItem
+from modelseal.hashing.walk import FileEntry, IgnoreRules, Listing, normalize_relpath
 
 _STEP = 1 << 23  # bytes per hasher update (keeps BLAKE3's threads busy on large buffers)
 
@@ -65,60 +73,35 @@ def hash_buffers(
             "an in-memory model is either one file ('.') or named files, not both",
             hint="do not use this artifact",
         )
-    literal: list[str] = []
-    patterns: list[str] = []
-    for raw in opts.ignore:
-        norm = normalize_relpath(raw)
-        if norm:
-            (patterns if any(c in norm for c in "*?[") else literal).append(norm)
-    if opts.ignore_git_paths:
-        literal.extend(DEFAULT_IGNORES)
-    literal.extend(normalize_relpath(p) for p in extra_ignore_paths)
-    rules = IgnoreRules(literal, patterns)
+    rules = ignore_rules(opts, extra_ignore_paths)
     kept: dict[str, Buffer | bytes] = {}
     matched: set[str] = set()
     for name in sorted(files):
         if single or not _ignored(name, rules, matched):
             kept[name] = files[name]
-    recorded = sorted({p for p in (*rules.paths, *matched) if p})
-    serialization = Serialization(
-        method="shards" if opts.shard_size else "files",
-        hash_type=opts.hash_type,
-        shard_size=opts.shard_size,
-        allow_symlinks=opts.allow_symlinks,
-        ignore_paths=() if single else tuple(recorded),
-    )
-    regions: list[tuple[str, int, int, bool]] = []
-    for name, data in kept.items():
-        size = len(data)
-        if opts.shard_size is None:
-            regions.append((name, 0, size, True))
-            continue
-        regions.extend(
-            (name, start, min(start + opts.shard_size, size), False)
-            for start in range(0, size, opts.shard_size)
-        )
+    serialization = serialization_for(opts, rules, matched, is_file=single)
+    entries = tuple(FileEntry(name, name, len(data)) for name, data in kept.items())
+    listing = Listing(Path(model_name), single, entries, ())
+    tasks = plan(listing, serialization.method, serialization.shard_size)
 
-    def run(region: tuple[str, int, int, bool]) -> ManifestItem:
-        name, start, end, whole = region
-        view = memoryview(kept[name])
+    def run(task: Task) -> ManifestItem:
+        view = memoryview(kept[task.entry.name])
         hasher = new_hasher(opts.hash_type)
         try:
-            for offset in range(start, end, _STEP):
-                hasher.update(view[offset : min(offset + _STEP, end)])
+            for offset in range(task.start, task.end, _STEP):
+                hasher.update(view[offset : min(offset + _STEP, task.end)])
         finally:
             view.release()
-        shard = (None, None) if whole else (start, end)
-        return ManifestItem(name, hasher.digest(), *shard)
+        shard = (None, None) if task.whole else (task.start, task.end)
+        return ManifestItem(task.entry.name, hasher.digest(), *shard)
 
-    workers = max(1, min(opts.workers or os.cpu_count() or 1, len(regions) or 1))
+    workers = max(1, min(opts.workers or os.cpu_count() or 1, len(tasks) or 1))
     if workers == 1:
-        items = [run(r) for r in regions]
+        items = [run(t) for t in tasks]
     else:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelseal-hash") as ex:
-            items = list(ex.map(run, regions))
+            items = list(ex.map(run, tasks))
     manifest = Manifest.build(model_name, serialization, items)
-    entries = tuple(FileEntry(name, name, len(data)) for name, data in kept.items())
     captured: dict[str, Buffer] = dict(kept)  # type: ignore[arg-type]  # read-only use
     return HashOutcome(manifest, entries, (), (), captured, {})
 
