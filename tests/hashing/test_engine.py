@@ -23,14 +23,14 @@ def test_readers_and_worker_counts_agree(model_dir: Path) -> None:
         hash_model(
             model_dir, HashOptions(reader=reader, workers=workers, shard_size=shard)
         ).root_digest
-        for reader in ("mmap", "read")
+        for reader in ("mmap", "read", "capture", "map")
         for workers in (1, 4)
         for shard in (None,)
     }
     assert len(results) == 1
     sharded = {
         hash_model(model_dir, HashOptions(reader=r, workers=w, shard_size=_SMALL + 7)).root_digest
-        for r in ("mmap", "read")
+        for r in ("mmap", "read", "capture", "map")
         for w in (1, 3)
     }
     assert len(sharded) == 1

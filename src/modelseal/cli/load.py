@@ -78,6 +78,14 @@ def fingerprint(path: str, ignore_names: bool, as_json: bool) -> None:
     help="Passphrase of a protected keyset or local KEK (else $MODELSEAL_PASSPHRASE, else a "
     "prompt).",
 )
+@click.option(
+    "--memory",
+    type=click.Choice(["copy", "map"]),
+    default="copy",
+    show_default=True,
+    help="copy: read each file once into process memory; map: map it (no copy, but an in-place "
+    "write to the file later shows through; see docs/loading.md).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
 def load_check(
     model_path: str,
@@ -91,6 +99,7 @@ def load_check(
     kek: str | None,
     associated_data: str,
     passphrase_file: str | None,
+    memory: str,
     as_json: bool,
 ) -> None:
     """Verify, scan and load MODEL_PATH exactly as modelseal.load does; report what loaded.
@@ -124,6 +133,7 @@ def load_check(
             framework=framework,
             allow_unsigned_files=allow_unsigned_files,
             allow=allow,
+            memory=memory,
             **keys,
         )
     except VerificationError as exc:

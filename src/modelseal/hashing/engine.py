@@ -1,9 +1,10 @@
 """The hashing engine: a model on disk to a :class:`Manifest`, in parallel, in bounded memory.
 
 Work is split into one task per file (``files``) or per shard (``shards``) and spread over a
-thread pool; hashlib and blake3 release the GIL, so threads use every core. Large regions are
-read through a read-only ``mmap`` (no copy into Python memory); small ones with ``pread``.
-Memory stays bounded: nothing holds more than one mapped region per worker.
+thread pool; hashlib and blake3 release the GIL, so threads use every core. Each worker reads
+with ``pread`` into one small reused buffer (or, on request, maps the file read-only). Memory
+stays bounded: nothing holds more than one buffer or mapped region per worker, except the
+``capture`` and ``map`` readers, which keep every file's bytes for the caller.
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ from modelseal.hashing.walk import (
     relative_inside,
 )
 
-# "mmap": map read-only (fastest); "read": pread into a small buffer (a concurrent truncation is an
-# error, not SIGBUS); "capture": read every file once into memory and hash those bytes, which the
-# caller then parses (verified loading: the bytes checked are the bytes used).
-Reader = Literal["mmap", "read", "capture"]
+# "read" (default): pread into a small buffer (a concurrent truncation is an error); "mmap": hash
+# through a read-only mapping (a concurrent truncation is SIGBUS); "capture": read every file once
+# into fresh memory and hash those bytes, which the caller then parses (verified loading: the
+# bytes checked are the bytes used); "map": like "capture", but a safetensors file (pure tensor
+# data, parsed without any code) stays a private mapping of the file, hashed and then parsed from
+# there (no copy; the mapping shares the page cache, so an in-place write to the file by another
+# process can show through later). Any other file is still copied: bytes an unpickler may read
+# never come from a shared mapping.
+Reader = Literal["mmap", "read", "capture", "map"]
 # Captured file contents: writable, so frameworks can wrap them without copying.
 Buffer = bytearray | mmap.mmap
 Progress = Callable[[int], None]
@@ -67,9 +73,9 @@ class HashOptions:
                 f"shard size {self.shard_size} is too small",
                 hint=f"use at least {_MIN_SHARD} bytes (e.g. --shard-size 256MiB)",
             )
-        if self.reader not in ("mmap", "read", "capture"):
+        if self.reader not in ("mmap", "read", "capture", "map"):
             raise UsageError(
-                f"unknown reader {self.reader!r}", hint="use 'mmap', 'read' or 'capture'"
+                f"unknown reader {self.reader!r}", hint="use 'read', 'mmap', 'capture' or 'map'"
             )
         return dataclasses.replace(self, hash_type=canonical_hash_name(self.hash_type))
 
@@ -99,7 +105,7 @@ class HashOutcome:
     files: tuple[FileEntry, ...]
     refusals: tuple[Refusal, ...]
     failures: tuple[HashFailure, ...]
-    # With reader="capture": each file's bytes as hashed, and its identity when it was read.
+    # With reader="capture" or "map": each file's bytes as hashed, and its identity when read.
     captured: dict[str, Buffer] = dataclasses.field(default_factory=dict)
     identities: dict[str, FileIdentity] = dataclasses.field(default_factory=dict)
 
@@ -181,9 +187,14 @@ def hash_model_lenient(
     serialization = serialization_for(opts, rules, matched, is_file=listing.is_file)
     captured: dict[str, Buffer] = {}
     identities: dict[str, FileIdentity] = {}
+    unmapped: list[HashFailure] = []
     if opts.reader == "capture":
         captured = {entry.name: new_buffer(entry.size) for entry in listing.files}
+    elif opts.reader == "map":
+        unmapped = _map_files(listing, captured, identities)
     items, failures = _hash_listing(listing, serialization, opts, progress, captured, identities)
+    if unmapped:
+        failures = tuple(sorted((*failures, *unmapped), key=lambda f: f.name))
     manifest = Manifest.build(model_name(root), serialization, items)
     return HashOutcome(manifest, listing.files, listing.refusals, failures, captured, identities)
 
@@ -285,6 +296,13 @@ def _hash_listing(
     blake3_threads = (os.cpu_count() or 1) if len(tasks) < workers * 2 else 1
 
     def run(task: Task) -> ManifestItem | None:
+        if opts.reader == "map":
+            mapped = captured.get(task.entry.name)
+            if mapped is None:  # could not be mapped: already a failure
+                return None
+            digest = _hash_mapped(mapped, task, opts, blake3_threads, progress)
+            shard = (None, None) if task.whole else (task.start, task.end)
+            return ManifestItem(task.entry.name, digest, *shard)
         try:
             buffer = captured.get(task.entry.name) if captured else None
             digest, identity = _hash_region(
@@ -349,6 +367,88 @@ def _hash_region(
         raise HashFailure(name, f"read error ({exc.strerror or exc})") from None
     finally:
         os.close(fd)
+
+
+def _map_files(
+    listing: Listing, mapped: dict[str, Buffer], identities: dict[str, FileIdentity]
+) -> list[HashFailure]:
+    """Open each listed file once (below the root, no symlink followed); map a safetensors file
+    privately, copy any other into fresh memory (see ``Reader``); fill ``mapped`` and
+    ``identities``; return the files that could not be read."""
+    failures: list[HashFailure] = []
+    root_fd = open_root(listing.root, listing.is_file)
+    try:
+        for entry in listing.files:
+            name = entry.name
+            try:
+                fd = os.dup(root_fd) if listing.is_file else open_beneath(root_fd, entry.source)
+            except FileNotFoundError:
+                failures.append(HashFailure(name, "disappeared while hashing"))
+                continue
+            except OSError as exc:
+                failures.append(HashFailure(name, f"cannot open safely ({exc.strerror or exc})"))
+                continue
+            try:
+                st = os.fstat(fd)
+                if st.st_size != entry.size:
+                    failures.append(HashFailure(name, "changed size while hashing"))
+                    continue
+                # Private: a framework that writes into a tensor changes its own copy, never
+                # the file. An empty file cannot be mapped.
+                view: Buffer = bytearray()
+                if st.st_size:
+                    view = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_COPY)
+                    if not _is_safetensors(view):
+                        view.close()
+                        view = new_buffer(st.st_size)
+                        _read_into(fd, memoryview(view), name)
+                mapped[name] = view
+                identities[name] = FileIdentity.of(st)
+            except HashFailure as failure:
+                failures.append(failure)
+            except OSError as exc:
+                failures.append(HashFailure(name, f"read error ({exc.strerror or exc})"))
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
+    return failures
+
+
+def _is_safetensors(data: mmap.mmap) -> bool:
+    """A safetensors layout: an 8-byte little-endian header length, then a JSON object that fits
+    in the file. Only decides what may stay mapped; the loader parses and checks it fully."""
+    if len(data) < 10:
+        return False
+    header = int.from_bytes(data[:8], "little")
+    return data[8:9] == b"{" and 8 + header <= len(data)
+
+
+def _read_into(fd: int, target: memoryview, name: str) -> None:
+    done = 0
+    while done < len(target):
+        got = os.preadv(fd, [target[done:]], done)
+        if got == 0:
+            raise HashFailure(name, "was truncated while hashing")
+        done += got
+
+
+def _hash_mapped(
+    mapped: Buffer, task: Task, opts: HashOptions, blake3_threads: int, progress: Progress | None
+) -> bytes:
+    start, end = (0, len(mapped)) if task.whole else (task.start, task.end)
+    hasher = new_hasher(opts.hash_type, threads=blake3_threads if end - start > _SMALL else 1)
+    view = memoryview(mapped)
+    try:
+        for off in range(start, end, _STEP):
+            chunk = view[off : min(off + _STEP, end)]
+            hasher.update(chunk)
+            chunk.release()
+            if progress is not None:
+                progress(min(_STEP, end - off))
+    finally:
+        view.release()
+    return hasher.digest()
 
 
 def _feed_mmap(fd: int, start: int, end: int, hasher: object, progress: Progress | None) -> None:

@@ -25,7 +25,7 @@ from modelseal.errors import (
     UsageError,
     VerificationError,
 )
-from modelseal.hashing.engine import Buffer, FileIdentity, HashOutcome
+from modelseal.hashing.engine import Buffer, FileIdentity, HashOutcome, Reader
 from modelseal.hashing.walk import open_beneath, open_root
 from modelseal.loading.tensors import ITEMSIZE, TensorFormatError, detect, read_tensors
 from modelseal.memio import ViewReader
@@ -48,6 +48,8 @@ FRAMEWORKS = (
     "lightgbm",
     "keras",
 )  # fmt: skip  (pickle covers joblib)
+# Where the verified bytes live -> the hashing engine's reader (see load_verified).
+MEMORY_MODES: dict[str, Reader] = {"copy": "capture", "map": "map"}
 _NUMPY_DTYPES = {
     "float64": "<f8", "float32": "<f4", "float16": "<f2", "int64": "<i8", "int32": "<i4",
     "int16": "<i2", "int8": "i1", "uint64": "<u8", "uint32": "<u4", "uint16": "<u2",
@@ -109,6 +111,7 @@ def load_verified(
     keyset: Keyset | None = None,
     key_provider: KeyProvider | str | None = None,
     associated_data: bytes = b"",
+    memory: str = "copy",
 ) -> LoadedModel:
     """Verify ``path`` against ``signature``, scan the verified bytes, load them.
 
@@ -126,7 +129,16 @@ def load_verified(
     ``associated_data`` it was bound to: it is decrypted into memory only (every segment
     authenticated), then verified against ``signature``, scanned and loaded from those bytes.
     The plaintext never touches disk.
+
+    ``memory`` is where the verified bytes live: ``"copy"`` (default) reads each file once into
+    fresh process memory, so nothing done to the files afterwards can reach the loaded model;
+    ``"map"`` keeps each safetensors file as a private mapping of the file, hashed, scanned and
+    parsed from there (every other file is still copied). That saves the copy but shares the
+    page cache: an in-place write to the file by someone who can write it would show through
+    later (a replaced file would not). See docs/loading.md.
     """
+    if memory not in MEMORY_MODES:
+        raise UsageError(f"unknown memory mode {memory!r}", hint="use 'copy' or 'map'")
     if framework not in FRAMEWORKS:
         raise UsageError(
             f"unknown framework {framework!r}", hint=f"use one of: {', '.join(FRAMEWORKS)}"
@@ -144,7 +156,7 @@ def load_verified(
         public_key=public_key,
         trust_anchors=tuple(trust or ()),
         at=at,
-        reader="capture",
+        reader=MEMORY_MODES[memory],
         allow_unsigned_files=allow_unsigned_files,
         contents=contents,
     )

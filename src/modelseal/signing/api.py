@@ -144,7 +144,7 @@ def digest(
     ignore_git_paths: bool = True,
     allow_symlinks: bool = False,
     workers: int | None = None,
-    reader: Reader = "mmap",
+    reader: Reader = "read",
     progress: Progress | None = None,
 ) -> Manifest:
     """Hash a model (file or directory) into an OMS manifest; see :class:`HashOptions`."""
@@ -189,7 +189,7 @@ def sign(
     extensions: dict[str, Any] | None = None,
     fingerprint: bool = False,
     workers: int | None = None,
-    reader: Reader = "mmap",
+    reader: Reader = "read",
     progress: Progress | None = None,
 ) -> SignResult:
     """Hash ``model_path`` and sign its manifest; write the bundle to ``signature`` if given.
@@ -333,7 +333,7 @@ def verify(
     trust_anchors: PathLike | Sequence[PathLike] = (),
     at: dt.datetime | None = None,
     workers: int | None = None,
-    reader: Reader = "mmap",
+    reader: Reader = "read",
     progress: Progress | None = None,
 ) -> VerificationResult:
     """Verify ``model_path`` against an OMS bundle, failing closed.
@@ -363,7 +363,7 @@ def verify_outcome(
     trust_anchors: PathLike | Sequence[PathLike] = (),
     at: dt.datetime | None = None,
     workers: int | None = None,
-    reader: Reader = "mmap",
+    reader: Reader = "read",
     progress: Progress | None = None,
     allow_unsigned_files: bool = False,
     contents: Mapping[str, Buffer | bytes] | None = None,
