@@ -38,6 +38,12 @@ class ViewReader(io.RawIOBase):
     def readall(self) -> bytes:
         return self.read(-1)
 
+    def close(self) -> None:
+        """Release the buffer (a mapping can be closed only once no view of it is left)."""
+        if not self.closed:
+            self._view.release()
+        super().close()
+
     def view(self, start: int, end: int) -> memoryview:
         """A zero-copy slice of the underlying buffer."""
         return self._view[start:end]

@@ -19,9 +19,25 @@ import modelseal
 from modelseal.errors import IntegrityError, ModelChangedError, UnsafeModelError, UsageError
 from modelseal.hashing import HashOptions, hash_model_lenient
 from modelseal.loading import verified
+from modelseal.loading.tensors import tensor_payload_ranges
 from tests.loading.test_verified_load import _Canary, _make, _sign
 
 KINDS = ["safetensors", "torch", "npz", "onnx", "pickle"]
+
+
+def _big(kind: str, d: Path) -> Path:
+    """A checkpoint whose tensor values are most of the file (tiny ones are copied, not mapped)."""
+    import torch
+    from safetensors.torch import save_file
+
+    state = {"w": torch.arange(64 * 1024, dtype=torch.float32), "b": torch.ones(3000)}
+    if kind == "safetensors":
+        path = d / "big.safetensors"
+        save_file(state, path)
+    else:
+        path = d / "big.pt"
+        torch.save(state, path)
+    return path
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -43,22 +59,48 @@ def test_map_loads_what_copy_loads(tmp_path: Path, key_pair: tuple[Path, Path], 
         assert mapped.obj == copied.obj
 
 
-def test_only_safetensors_files_stay_mapped(tmp_path: Path) -> None:
+def test_only_tensor_containers_stay_mapped(tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
-    st_path = _make("safetensors", model)
+    st_path = _big("safetensors", model)
+    pt_path = _big("torch", model)
     (model / "config.json").write_text(json.dumps({"layers": 2}))
-    (model / "extra.pkl").write_bytes(pickle.dumps([1, 2, 3]))
-    outcome = hash_model_lenient(model, HashOptions(reader="map"))
+    (model / "extra.pkl").write_bytes(pickle.dumps([1, 2, 3] * 1000))
+    opts = HashOptions(reader="map", shared_ranges=tensor_payload_ranges)
+    outcome = hash_model_lenient(model, opts)
     assert not outcome.failures
-    kinds = {name: type(buf) for name, buf in outcome.captured.items()}
-    assert kinds[st_path.name] is mmap.mmap
-    # Copied into fresh memory (a bytearray when small): never a mapping of the file.
-    assert all(
-        not isinstance(buf, mmap.mmap) or buf.size() != os.path.getsize(model / name)
-        for name, buf in outcome.captured.items()
-        if name != st_path.name
-    )
+    for name, buf in outcome.captured.items():
+        kept = name in (st_path.name, pt_path.name)
+        assert isinstance(buf, mmap.mmap) == kept, name
+        assert bytes(buf) == (model / name).read_bytes()
+    # Without shared ranges nothing stays mapped.
+    plain = hash_model_lenient(model, HashOptions(reader="map"))
+    assert not any(isinstance(b, mmap.mmap) for b in plain.captured.values())
+    assert plain.manifest.root_digest == outcome.manifest.root_digest
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "torch"])
+def test_structure_is_private_and_tensor_values_are_shared(tmp_path: Path, kind: str) -> None:
+    """After mapping, an in-place write to the file reaches the tensor values (the documented
+    trade-off) but never the structure the parser reads (header, zip directory, pickle)."""
+    path = _big(kind, tmp_path)
+    original = path.read_bytes()
+    opts = HashOptions(reader="map", shared_ranges=tensor_payload_ranges)
+    outcome = hash_model_lenient(path, opts)
+    mapped = outcome.captured["."]
+    assert isinstance(mapped, mmap.mmap)
+    ranges = tensor_payload_ranges(memoryview(original))
+    assert ranges
+    page = mmap.PAGESIZE
+    with open(path, "r+b") as fh:
+        fh.write(bytes(b ^ 0xFF for b in original))  # every byte changes, in place
+    now = bytes(mapped)
+    for offset in range(0, len(original)):
+        inside = any(-(-a // page) * page <= offset < b - b % page for a, b in ranges)
+        if inside:
+            assert now[offset] == original[offset] ^ 0xFF
+        else:
+            assert now[offset] == original[offset], offset
 
 
 def test_map_writes_to_a_tensor_never_reach_the_file(
@@ -181,3 +223,96 @@ def test_map_reader_digests_equal_the_default_reader(
         mapped = hash_model_lenient(model, HashOptions(reader="map", shard_size=shard))
         assert mapped.manifest.root_digest == read.manifest.root_digest
         assert bytes(mapped.captured["b.bin"]) == head + tail
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(max_size=4096),
+    prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x10\x00\x00\x00\x00\x00\x00\x00{"]),
+)
+def test_payload_ranges_never_fail_and_stay_in_bounds(data: bytes, prefix: bytes) -> None:
+    blob = prefix + data
+    ranges = tensor_payload_ranges(memoryview(blob))
+    assert ranges is None or all(0 <= a <= b <= len(blob) for a, b in ranges)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    size=st.integers(min_value=1, max_value=6 * 4096),
+    cuts=st.lists(st.integers(min_value=0, max_value=6 * 4096), min_size=2, max_size=8),
+)
+def test_privatize_copies_exactly_the_pages_outside_shared_ranges(
+    tmp_path: Path, size: int, cuts: list[int]
+) -> None:
+    from modelseal.hashing.engine import _privatize_structure
+
+    points = sorted(min(c, size) for c in cuts)
+    ranges = [(points[i], points[i + 1]) for i in range(0, len(points) - 1, 2)]
+    path = tmp_path / "f.bin"
+    original = os.urandom(size)
+    path.write_bytes(original)
+    with open(path, "rb") as fh:
+        data = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_COPY)
+    try:
+        kept = _privatize_structure(data, lambda _view: ranges)
+        shared = sum(b - a for a, b in ranges)
+        if shared == 0 or 2 * shared < size:
+            assert not kept
+            return
+        assert kept
+        with open(path, "r+b") as fh:
+            fh.write(bytes(b ^ 0xFF for b in original))
+        now = bytes(data)
+        page = mmap.PAGESIZE
+        for offset in range(0, size, 97):
+            inside = any(-(-a // page) * page <= offset < b - b % page for a, b in ranges)
+            assert now[offset] == (original[offset] ^ 0xFF if inside else original[offset])
+    finally:
+        data.close()
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "torch"])
+def test_map_loads_big_checkpoints_from_the_mapping(
+    tmp_path: Path, key_pair: tuple[Path, Path], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    path = _big(kind, tmp_path)
+    sig = _sign(path, key_pair)
+    seen: list[type] = []
+    real_parse = verified._parse
+
+    def spy(root: Path, buffers: Any, *args: Any) -> Any:
+        seen.extend(type(b) for b in buffers.values())
+        return real_parse(root, buffers, *args)
+
+    monkeypatch.setattr(verified, "_parse", spy)
+    copied = modelseal.load(path, signature=sig, public_key=key_pair[1], tensor_type="torch")
+    mapped = modelseal.load(
+        path, signature=sig, public_key=key_pair[1], tensor_type="torch", memory="map"
+    )
+    assert seen[0] is not mmap.mmap and seen[1] is mmap.mmap
+    assert sorted(mapped) == sorted(copied) == ["b", "w"]
+    assert all(torch.equal(mapped[k], copied[k]) for k in copied)
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "torch"])
+def test_map_in_place_write_to_big_checkpoint_is_refused(
+    tmp_path: Path, key_pair: tuple[Path, Path], kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _big(kind, tmp_path)
+    sig = _sign(path, key_pair)
+    size = path.stat().st_size
+
+    def write_in_place(_: Path) -> None:
+        with open(path, "r+b") as fh:
+            fh.seek(size // 2)
+            fh.write(b"\x7f\x7f\x7f\x7f")
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    monkeypatch.setattr(verified, "_after_verification", write_in_place)
+    with pytest.raises(ModelChangedError):
+        modelseal.load(path, signature=sig, public_key=key_pair[1], memory="map")

@@ -37,15 +37,15 @@ from modelseal.hashing.walk import (
 # "read" (default): pread into a small buffer (a concurrent truncation is an error); "mmap": hash
 # through a read-only mapping (a concurrent truncation is SIGBUS); "capture": read every file once
 # into fresh memory and hash those bytes, which the caller then parses (verified loading: the
-# bytes checked are the bytes used); "map": like "capture", but a safetensors file (pure tensor
-# data, parsed without any code) stays a private mapping of the file, hashed and then parsed from
-# there (no copy; the mapping shares the page cache, so an in-place write to the file by another
-# process can show through later). Any other file is still copied: bytes an unpickler may read
-# never come from a shared mapping.
+# bytes checked are the bytes used); "map": like "capture", but where ``shared_ranges`` names
+# regions of raw values (tensor data), the file stays a private mapping: those regions keep
+# sharing the page cache (no copy; an in-place write to the file by another process can show
+# through later), every other page is made private before hashing. Other files are copied.
 Reader = Literal["mmap", "read", "capture", "map"]
 # Captured file contents: writable, so frameworks can wrap them without copying.
 Buffer = bytearray | mmap.mmap
 Progress = Callable[[int], None]
+SharedRanges = Callable[[memoryview], "list[tuple[int, int]] | None"]
 
 _SMALL = 1 << 20  # below this, pread beats setting up a mapping
 _STEP = 1 << 23  # bytes fed to the hasher per call (progress granularity)
@@ -66,6 +66,8 @@ class HashOptions:
     ignore_git_paths: bool = True
     workers: int | None = None
     reader: Reader = "read"
+    # reader="map": the byte ranges of a file's contents that may stay shared (see Reader).
+    shared_ranges: SharedRanges | None = None
 
     def normalized(self) -> HashOptions:
         if self.shard_size is not None and self.shard_size < _MIN_SHARD:
@@ -191,7 +193,7 @@ def hash_model_lenient(
     if opts.reader == "capture":
         captured = {entry.name: new_buffer(entry.size) for entry in listing.files}
     elif opts.reader == "map":
-        unmapped = _map_files(listing, captured, identities)
+        unmapped = _map_files(listing, captured, identities, opts.shared_ranges)
     items, failures = _hash_listing(listing, serialization, opts, progress, captured, identities)
     if unmapped:
         failures = tuple(sorted((*failures, *unmapped), key=lambda f: f.name))
@@ -370,11 +372,14 @@ def _hash_region(
 
 
 def _map_files(
-    listing: Listing, mapped: dict[str, Buffer], identities: dict[str, FileIdentity]
+    listing: Listing,
+    mapped: dict[str, Buffer],
+    identities: dict[str, FileIdentity],
+    shared_ranges: SharedRanges | None,
 ) -> list[HashFailure]:
-    """Open each listed file once (below the root, no symlink followed); map a safetensors file
-    privately, copy any other into fresh memory (see ``Reader``); fill ``mapped`` and
-    ``identities``; return the files that could not be read."""
+    """Open each listed file once (below the root, no symlink followed); keep it as a private
+    mapping whose pages outside ``shared_ranges`` are copied now, or copy it whole into fresh
+    memory (see ``Reader``); fill ``mapped`` and ``identities``; return what could not be read."""
     failures: list[HashFailure] = []
     root_fd = open_root(listing.root, listing.is_file)
     try:
@@ -398,7 +403,7 @@ def _map_files(
                 view: Buffer = bytearray()
                 if st.st_size:
                     view = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_COPY)
-                    if not _is_safetensors(view):
+                    if not _privatize_structure(view, shared_ranges):
                         view.close()
                         view = new_buffer(st.st_size)
                         _read_into(fd, memoryview(view), name)
@@ -415,13 +420,31 @@ def _map_files(
     return failures
 
 
-def _is_safetensors(data: mmap.mmap) -> bool:
-    """A safetensors layout: an 8-byte little-endian header length, then a JSON object that fits
-    in the file. Only decides what may stay mapped; the loader parses and checks it fully."""
-    if len(data) < 10:
+def _privatize_structure(data: mmap.mmap, shared_ranges: SharedRanges | None) -> bool:
+    """Make every page of the private mapping ``data`` that is not wholly inside a shared range
+    a private copy (one write per page), so that it no longer follows the file. Returns False,
+    touching nothing, when the file is not worth mapping (no ranges, or under half shared)."""
+    if shared_ranges is None:
         return False
-    header = int.from_bytes(data[:8], "little")
-    return data[8:9] == b"{" and 8 + header <= len(data)
+    view = memoryview(data)
+    try:
+        ranges = shared_ranges(view)
+    finally:
+        view.release()
+    size = len(data)
+    if not ranges or any(not 0 <= a <= b <= size for a, b in ranges):
+        return False
+    shared = sum(b - a for a, b in ranges)
+    if shared == 0 or 2 * shared < size:
+        return False
+    page = mmap.PAGESIZE
+    position = 0  # pages before this offset are settled
+    for start, end in [*sorted(ranges), (size, size)]:
+        first_shared = -(-start // page) * page
+        for offset in range(position - position % page, min(first_shared, size), page):
+            data[offset] = data[offset]  # a write fault: the kernel copies the page
+        position = max(position, end - end % page)
+    return True
 
 
 def _read_into(fd: int, target: memoryview, name: str) -> None:

@@ -143,6 +143,58 @@ def detect(path: Path | str, view: memoryview) -> str:
     )
 
 
+def tensor_payload_ranges(view: memoryview) -> list[tuple[int, int]] | None:
+    """The byte ranges of ``view`` that hold only raw tensor values, which verified loading may
+    leave in a shared mapping of the file (``memory="map"``): a safetensors file's data section,
+    a PyTorch checkpoint's stored (uncompressed) storages. Everything else (headers, the zip
+    directory, the pickle) must be private. ``None`` for any other content or anything odd.
+
+    Reads structure only (no pickle, no decompression) and may run on unverified bytes: it only
+    decides what to copy; the loader checks the verified bytes fully afterwards.
+    """
+    head = bytes(view[:16])
+    if len(head) >= 9 and head[8:9] == b"{":
+        (header_len,) = struct.unpack("<Q", head[:8])
+        start = 8 + header_len
+        if 2 <= header_len <= MAX_HEADER and start <= len(view):
+            return [(start, len(view))]
+        return None
+    if not head.startswith(b"PK\x03\x04"):
+        return None
+    reader = ViewReader(view)
+    try:
+        with zipfile.ZipFile(reader) as archive:
+            infos = archive.infolist()
+            pkl = [i.filename for i in infos if i.filename.endswith("data.pkl")]
+            if len(pkl) != 1:
+                return None
+            prefix = pkl[0][: -len("data.pkl")]
+            ranges: list[tuple[int, int]] = []
+            for info in infos:
+                rest = info.filename[len(prefix) :]
+                if not (info.filename.startswith(prefix) and rest.startswith("data/")):
+                    continue
+                if not rest[5:].isdigit() or info.compress_type != zipfile.ZIP_STORED:
+                    continue
+                if info.flag_bits & 0x1:
+                    continue
+                local = info.header_offset
+                header = bytes(view[local : local + 30])
+                if len(header) < 30 or header[:4] != b"PK\x03\x04":
+                    return None
+                name_len, extra_len = struct.unpack("<HH", header[26:30])
+                start = local + 30 + name_len + extra_len
+                end = start + info.file_size
+                if end > len(view):
+                    return None
+                ranges.append((start, end))
+    except (zipfile.BadZipFile, ValueError, OverflowError, struct.error):
+        return None
+    finally:
+        reader.close()
+    return sorted(ranges)
+
+
 def read_tensors(
     path: str | os.PathLike[str], data: bytes | memoryview | None = None
 ) -> list[Tensor]:

@@ -27,7 +27,13 @@ from modelseal.errors import (
 )
 from modelseal.hashing.engine import Buffer, FileIdentity, HashOutcome, Reader
 from modelseal.hashing.walk import open_beneath, open_root
-from modelseal.loading.tensors import ITEMSIZE, TensorFormatError, detect, read_tensors
+from modelseal.loading.tensors import (
+    ITEMSIZE,
+    TensorFormatError,
+    detect,
+    read_tensors,
+    tensor_payload_ranges,
+)
 from modelseal.memio import ViewReader
 from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
 from modelseal.signing.bundle import OmsBundle, read_bundle
@@ -132,10 +138,12 @@ def load_verified(
 
     ``memory`` is where the verified bytes live: ``"copy"`` (default) reads each file once into
     fresh process memory, so nothing done to the files afterwards can reach the loaded model;
-    ``"map"`` keeps each safetensors file as a private mapping of the file, hashed, scanned and
-    parsed from there (every other file is still copied). That saves the copy but shares the
-    page cache: an in-place write to the file by someone who can write it would show through
-    later (a replaced file would not). See docs/loading.md.
+    ``"map"`` keeps a safetensors file or a PyTorch checkpoint as a private mapping of the
+    file, hashed, scanned and parsed from there: its structure (header, zip directory, pickle) is
+    made a private copy before hashing, its tensor values stay shared with the page cache (every
+    other file is copied). That saves copying the weights, but an in-place write to them by
+    someone who can write the file would show through later (a replaced file would not). See
+    docs/loading.md.
     """
     if memory not in MEMORY_MODES:
         raise UsageError(f"unknown memory mode {memory!r}", hint="use 'copy' or 'map'")
@@ -157,6 +165,7 @@ def load_verified(
         trust_anchors=tuple(trust or ()),
         at=at,
         reader=MEMORY_MODES[memory],
+        shared_ranges=tensor_payload_ranges if memory == "map" else None,
         allow_unsigned_files=allow_unsigned_files,
         contents=contents,
     )

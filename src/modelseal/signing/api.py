@@ -28,6 +28,7 @@ from modelseal.hashing.engine import (
     HashOutcome,
     Progress,
     Reader,
+    SharedRanges,
     hash_for_signing,
     hash_model,
     hash_model_lenient,
@@ -367,6 +368,7 @@ def verify_outcome(
     progress: Progress | None = None,
     allow_unsigned_files: bool = False,
     contents: Mapping[str, Buffer | bytes] | None = None,
+    shared_ranges: SharedRanges | None = None,
 ) -> tuple[VerificationResult, HashOutcome]:
     """:func:`verify`, also returning what hashing found (with ``reader="capture"``: the
     verified bytes of every file, for verified loading). With ``allow_unsigned_files`` files the
@@ -374,6 +376,7 @@ def verify_outcome(
 
     With ``contents`` (relative name -> bytes; ``"."`` for a single file) the model is hashed
     from memory and ``model_path`` only names it: nothing is read from disk but the bundle.
+    ``shared_ranges`` goes with ``reader="map"`` (see :data:`modelseal.hashing.engine.Reader`).
     """
     bundle = signature if isinstance(signature, OmsBundle) else read_bundle(signature)
     signer = authenticate(bundle, public_key=public_key, trust_anchors=_paths(trust_anchors), at=at)
@@ -387,6 +390,7 @@ def verify_outcome(
         ignore_git_paths=False,
         workers=workers,
         reader=reader,
+        shared_ranges=shared_ranges,
     )
     ignores = list(serialization.ignore_paths)
     if contents is not None:
