@@ -290,8 +290,9 @@ def targets(
             "x",
         ),
         (
-            f"(a) blake3: modelseal sign --shard-size {SHARD_ARG} / sign --hash blake3",
-            a_shards / med("a", "sign", "b3-files"),
+            # Same method on both sides (the sharded SHA-256 row the other (a) targets use).
+            f"(a) blake3: modelseal sign --shard-size {SHARD_ARG}, sha256 / blake3",
+            a_shards / med("a", "sign", "b3-shards"),
             2.0,
             "x",
         ),

@@ -357,13 +357,16 @@ def _hash_region(
             start, end = task.start, task.end
             if size != task.entry.size:
                 raise HashFailure(name, "changed size while hashing")
-        hasher = new_hasher(opts.hash_type, threads=blake3_threads if end - start > _SMALL else 1)
+        threads = blake3_threads if end - start > _SMALL else 1
+        hasher = new_hasher(opts.hash_type, threads=threads)
         if buffer is not None:
             _capture(fd, start, end, memoryview(buffer)[start:end], hasher, progress, name)
         elif end - start >= _SMALL and opts.reader == "mmap":
             _feed_mmap(fd, start, end, hasher, progress)
         else:
-            _feed_pread(fd, start, end, hasher, progress, name)
+            # A hasher that splits its input over threads needs large pieces to do so.
+            size = _READ_BUFFER if threads == 1 else _STEP
+            _feed_pread(fd, start, end, hasher, progress, name, size)
         return hasher.digest(), FileIdentity.of(st)
     except OSError as exc:
         raise HashFailure(name, f"read error ({exc.strerror or exc})") from None
@@ -533,9 +536,15 @@ def _capture(
 
 
 def _feed_pread(
-    fd: int, start: int, end: int, hasher: object, progress: Progress | None, name: str
+    fd: int,
+    start: int,
+    end: int,
+    hasher: object,
+    progress: Progress | None,
+    name: str,
+    buffer_size: int = _READ_BUFFER,
 ) -> None:
-    buf = bytearray(min(_READ_BUFFER, max(end - start, 1)))
+    buf = bytearray(min(buffer_size, max(end - start, 1)))
     view = memoryview(buf)
     update = hasher.update  # type: ignore[attr-defined]
     offset = start
