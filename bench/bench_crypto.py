@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                 c.warm_cache(plain)
             c.settle()
             conditions[label] = c.wait_for_quiet()
-            c.time_rounds(group, runs=args.runs, warmup=1)
+            # Every program writes ``size`` bytes into tmpfs: have that much memory backed.
+            c.time_rounds(group, runs=args.runs, warmup=1, memory=size + size // 4)
         # Untimed checks: every output is right, and the formats interoperate both ways.
         expected = sha256_file(plain)
         for series in decrypts:

@@ -35,13 +35,17 @@ import _common as c
 SHARD = 64 * c.MiB
 
 
-def _interleaved_medians(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str, float]:
+def _interleaved_medians(
+    fns: dict[str, Callable[[], Any]], runs: int, memory: int = 0
+) -> dict[str, float]:
     """Median time of each function over ``runs`` rounds; each round runs every function once,
-    so a change in machine load hits all of them alike."""
+    so a change in machine load hits all of them alike. ``memory`` bytes are backed before each
+    call (see ``_common.back_memory``): loaders allocate about the model's size."""
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
         for name, fn in fns.items():
             c.wait_for_quiet(timeout=30)
+            c.back_memory(memory)
             start = time.perf_counter()
             result = fn()
             samples[name].append(time.perf_counter() - start)
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 "verified": verified,
             }
             fns["verified (memory=map)"] = functools.partial(verified, memory="map")
-            medians = _interleaved_medians(fns, args.runs)
+            medians = _interleaved_medians(fns, args.runs, memory=size + size // 2)
             t_plain, t_hash = medians["plain"], medians["hash"]
             bound = max(t_plain, t_hash)
             for mode in [m for m in fns if m.startswith("verified")]:

@@ -316,3 +316,28 @@ def test_map_in_place_write_to_big_checkpoint_is_refused(
     monkeypatch.setattr(verified, "_after_verification", write_in_place)
     with pytest.raises(ModelChangedError):
         modelseal.load(path, signature=sig, public_key=key_pair[1], memory="map")
+
+
+def test_overlapping_zip_members_are_never_left_shared(tmp_path: Path) -> None:
+    """A checkpoint whose central directory points the pickle at a storage's bytes (overlapping
+    members) would leave bytes the parser reads in shared pages: such a file is copied whole."""
+    path = _big("torch", tmp_path)
+    data = bytearray(path.read_bytes())
+    assert tensor_payload_ranges(memoryview(bytes(data)))
+    entries: dict[str, int] = {}  # member name -> offset of its central directory entry
+    at = data.find(b"PK\x01\x02")
+    while at != -1:
+        name_len = int.from_bytes(data[at + 28 : at + 30], "little")
+        entries[data[at + 46 : at + 46 + name_len].decode()] = at
+        at = data.find(b"PK\x01\x02", at + 46)
+    pkl = next(n for n in entries if n.endswith("data.pkl"))
+    storage = next(n for n in entries if n.endswith("data/0"))
+    data[entries[pkl] + 42 : entries[pkl] + 46] = data[
+        entries[storage] + 42 : entries[storage] + 46
+    ]
+    assert tensor_payload_ranges(memoryview(bytes(data))) is None
+    path.write_bytes(bytes(data))
+    outcome = hash_model_lenient(
+        path, HashOptions(reader="map", shared_ranges=tensor_payload_ranges)
+    )
+    assert not isinstance(outcome.captured["."], mmap.mmap)

@@ -165,33 +165,42 @@ def tensor_payload_ranges(view: memoryview) -> list[tuple[int, int]] | None:
     try:
         with zipfile.ZipFile(reader) as archive:
             infos = archive.infolist()
-            pkl = [i.filename for i in infos if i.filename.endswith("data.pkl")]
-            if len(pkl) != 1:
+            directory = archive.start_dir
+        pkl = [i.filename for i in infos if i.filename.endswith("data.pkl")]
+        if len(pkl) != 1:
+            return None
+        prefix = pkl[0][: -len("data.pkl")]
+        extents: list[tuple[int, int]] = []  # every member, local header to end of data
+        ranges: list[tuple[int, int]] = []
+        for info in infos:
+            local = info.header_offset
+            header = bytes(view[local : local + 30])
+            if len(header) < 30 or header[:4] != b"PK\x03\x04":
                 return None
-            prefix = pkl[0][: -len("data.pkl")]
-            ranges: list[tuple[int, int]] = []
-            for info in infos:
-                rest = info.filename[len(prefix) :]
-                if not (info.filename.startswith(prefix) and rest.startswith("data/")):
-                    continue
-                if not rest[5:].isdigit() or info.compress_type != zipfile.ZIP_STORED:
-                    continue
-                if info.flag_bits & 0x1:
-                    continue
-                local = info.header_offset
-                header = bytes(view[local : local + 30])
-                if len(header) < 30 or header[:4] != b"PK\x03\x04":
-                    return None
-                name_len, extra_len = struct.unpack("<HH", header[26:30])
-                start = local + 30 + name_len + extra_len
-                end = start + info.file_size
-                if end > len(view):
-                    return None
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            start = local + 30 + name_len + extra_len
+            end = start + info.compress_size
+            extents.append((local, end))
+            rest = info.filename[len(prefix) :]
+            if (
+                info.filename.startswith(prefix)
+                and rest.startswith("data/")
+                and rest[5:].isdigit()
+                and info.compress_type == zipfile.ZIP_STORED
+                and not info.flag_bits & 0x1
+            ):
                 ranges.append((start, end))
     except (zipfile.BadZipFile, ValueError, OverflowError, struct.error):
         return None
     finally:
         reader.close()
+    # Members must not overlap one another nor the directory: a storage range covering a header
+    # or the pickle would leave bytes the parser reads in shared pages.
+    extents.sort()
+    if any(a[1] > b[0] for a, b in itertools.pairwise(extents)):
+        return None
+    if extents and extents[-1][1] > min(directory, len(view)):
+        return None
     return sorted(ranges)
 
 
