@@ -165,3 +165,21 @@ def test_audit_verify_detects_tampering_from_the_cli(
     db.commit()
     code, _, err = run(capsys, "audit", "verify", "--no-witness")
     assert code == 1
+
+
+def test_push_over_the_file_size_cap(
+    home: Path,
+    signed_model: SignedModel,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELSEAL_MAX_FILE_BYTES", "60000")
+    sm = signed_model
+    code, _, err = run(capsys, "push", sm.path, "--name", "m", "--signature", sm.signature,
+                       "--public-key", sm.public_key)  # fmt: skip
+    assert code == 2
+    line = one_line_error(err)
+    assert "larger than this registry accepts (60000 bytes)" in line
+    monkeypatch.setenv("MODELSEAL_MAX_FILE_BYTES", "a lot")
+    code, _, err = run(capsys, "models", "list")
+    assert code == 2 and "invalid max_file_bytes" in one_line_error(err)

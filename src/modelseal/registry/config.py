@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,15 @@ from typing import Any
 from modelseal.errors import InputError
 
 DEFAULT_ORIGIN = "modelseal.local/audit"
+# The largest file an upload may hold, whatever its signature says: a bound on what one push can
+# write to the blob store before its digests are checked. Generous (single files of large models
+# reach a few hundred GiB); set ``max_file_bytes`` to change it.
+DEFAULT_MAX_FILE_BYTES = 1 << 40
+_UNITS = {
+    "": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
+    "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}  # fmt: skip
+_SIZE = re.compile(r"\A\s*(\d+)\s*([kmgt](?:i?b)?)?\s*\Z", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +38,8 @@ class RegistryConfig:
     encryption_kek: str | None = None
     # Registry side: refuse plaintext pushes.
     require_encryption: bool = False
+    # Registry side: the largest file an upload may hold (bytes).
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     @property
     def witness_path(self) -> Path:
@@ -76,6 +88,9 @@ class RegistryConfig:
                 pick(None, "MODELSEAL_REQUIRE_ENCRYPTION", "require_encryption"),
                 "require_encryption",
             ),
+            max_file_bytes=_size(
+                pick(None, "MODELSEAL_MAX_FILE_BYTES", "max_file_bytes"), "max_file_bytes"
+            ),
         )
 
 
@@ -88,6 +103,20 @@ def _flag(value: Any, name: str) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise InputError(f"invalid {name} {value!r}", hint="use true or false")
+
+
+def _size(value: Any, name: str) -> int:
+    """A byte count: an integer, or a string such as ``500GiB`` or ``2T``."""
+    if value is None:
+        return DEFAULT_MAX_FILE_BYTES
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.match(str(value))
+    unit = (match.group(2) or "").lower() if match else ""
+    unit = unit[0] if unit in ("kb", "mb", "gb", "tb") else unit
+    if not match or unit not in _UNITS or int(match.group(1)) <= 0:
+        raise InputError(f"invalid {name} {value!r}", hint="use a size such as 500GiB or 2T")
+    return int(match.group(1)) * _UNITS[unit]
 
 
 def _read_config(path: Path) -> dict[str, Any]:

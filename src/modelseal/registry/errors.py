@@ -6,6 +6,7 @@ status the server answers with; every one is a client error (4xx), never a 500.
 * authentication failed (missing, unknown, expired or revoked token): exit 1, HTTP 401
 * permission denied (a role or scope missing): exit 1 (a policy failure), HTTP 403
 * digest or signature mismatch on upload: exit 1, HTTP 422
+* a file larger than the registry accepts (``max_file_bytes``): exit 2, HTTP 413
 * any other bad input: exit 2, HTTP 400
 """
 
@@ -55,6 +56,10 @@ class PermissionDeniedError(ModelsealError):
 
 class DigestMismatchError(IntegrityError):
     http_status = 422
+
+
+class TooLargeError(UsageError):
+    http_status = 413
 
 
 def http_status(error: ModelsealError) -> int:

@@ -28,13 +28,14 @@ from modelseal.errors import InputError, ModelsealError, Reason, UsageError
 from modelseal.hashing.manifest import Manifest, Serialization
 from modelseal.registry import db
 from modelseal.registry.blobs import BlobStore, StoredBlob
-from modelseal.registry.config import RegistryConfig
+from modelseal.registry.config import DEFAULT_MAX_FILE_BYTES, RegistryConfig
 from modelseal.registry.errors import (
     AuthenticationError,
     ConflictError,
     DigestMismatchError,
     NotFoundError,
     PermissionDeniedError,
+    TooLargeError,
     VersionTakenError,
 )
 from modelseal.registry.groupcommit import GroupCommitter
@@ -84,9 +85,11 @@ class Registry:
         audit: AuditLog,
         trust: Trust | None = None,
         require_encryption: bool = False,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         self.engine = engine
         self.require_encryption = require_encryption
+        self.max_file_bytes = max_file_bytes
         self.blobs = blobs
         self.audit = audit
         self.trust = trust or Trust()
@@ -109,6 +112,7 @@ class Registry:
             audit=AuditLog(signer),
             trust=trust,
             require_encryption=config.require_encryption,
+            max_file_bytes=config.max_file_bytes,
         )
 
     def close(self) -> None:
@@ -437,12 +441,16 @@ class Registry:
             )
         serialization = manifest.serialization
         limit = _signed_size(serialization.method, expected[path])
+        if limit is not None and limit > self.max_file_bytes:
+            self._too_large(actor, upload_id, resource, path)
         if row["encrypted"]:
             return self._receive_ciphertext(actor, row, upload_id, path, chunks, limit)
-        if limit is not None:  # a shards signature fixes the size: stop a longer body early
-            chunks = _bounded(chunks, limit)
+        # A shards signature fixes the size: stop a longer body early. Else the registry's cap.
+        chunks = _bounded(chunks, limit, cap=self.max_file_bytes)
         try:
             blob, items = self._store_hashed(path, serialization, chunks)
+        except _OverCapError:
+            self._too_large(actor, upload_id, resource, path)
         except _TooLongError as exc:
             error = DigestMismatchError(
                 f"{path!r} is longer than its signed size ({exc.limit} bytes)",
@@ -470,6 +478,15 @@ class Registry:
             )
         self._record_upload_file(actor, upload_id, path, blob=blob.digest, size=blob.size)
         return FileEntry(path, blob.size, blob.digest)
+
+    def _too_large(self, actor: Principal, upload_id: str, resource: str, path: str) -> NoReturn:
+        cap = self.max_file_bytes
+        error = TooLargeError(
+            f"{path!r} is larger than this registry accepts ({cap} bytes)",
+            hint="ask the registry's admin to raise max_file_bytes (MODELSEAL_MAX_FILE_BYTES)",
+        )
+        self._deny_input(actor, "version.publish", resource, error,
+                         details={"path": path, "upload": upload_id[:12]})  # fmt: skip
 
     def _record_upload_file(
         self, actor: Principal, upload_id: str, path: str, **values: Any
@@ -501,10 +518,15 @@ class Registry:
 
         resource = f"model/{row['model_name']}"
         details = {"path": path, "upload": upload_id[:12], "encrypted": True}
-        if limit is not None:
-            chunks = _bounded(chunks, enc.ciphertext_size(limit))
+        chunks = _bounded(
+            chunks,
+            None if limit is None else enc.ciphertext_size(limit),
+            cap=enc.ciphertext_size(self.max_file_bytes),
+        )
         try:
             blob = self.blobs.put(chunks)
+        except _OverCapError:
+            self._too_large(actor, upload_id, resource, path)
         except _TooLongError:
             error = DigestMismatchError(
                 f"{path!r} is longer than its signed size ({limit} bytes)",
@@ -1320,12 +1342,20 @@ def _signed_size(method: str, items: list[Any]) -> int | None:
     return max((int(i.end) for i in items), default=0)
 
 
-def _bounded(chunks: Iterable[bytes], limit: int) -> Iterator[bytes]:
+class _OverCapError(Exception):
+    """A file went past the registry's ``max_file_bytes``."""
+
+
+def _bounded(chunks: Iterable[bytes], limit: int | None, *, cap: int) -> Iterator[bytes]:
+    """``chunks``, stopped as soon as they go past the signed size ``limit`` (if any) or the
+    registry's ``cap``: nothing past either is ever written."""
     seen = 0
     for chunk in chunks:
         seen += len(chunk)
-        if seen > limit:
+        if limit is not None and seen > limit:
             raise _TooLongError(limit)
+        if seen > cap:
+            raise _OverCapError
         yield chunk
 
 

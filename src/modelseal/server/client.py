@@ -30,6 +30,7 @@ from modelseal.registry.errors import (
     KeyRequiredError,
     NotFoundError,
     PermissionDeniedError,
+    TooLargeError,
     VersionTakenError,
 )
 from modelseal.registry.models import (
@@ -50,7 +51,7 @@ _BY_TYPE: dict[str, type[ModelsealError]] = {
     for cls in (
         NotFoundError, ConflictError, AuthenticationError, PermissionDeniedError,
         DigestMismatchError, SignatureMismatchError, MalformedSignatureError, InputError,
-        UsageError, KeyRequiredError, VersionTakenError,
+        UsageError, KeyRequiredError, VersionTakenError, TooLargeError,
     )
 }  # fmt: skip
 _BY_STATUS: dict[int, type[ModelsealError]] = {
@@ -58,6 +59,7 @@ _BY_STATUS: dict[int, type[ModelsealError]] = {
     403: PermissionDeniedError,
     404: NotFoundError,
     409: ConflictError,
+    413: TooLargeError,
     422: VerificationError,
 }
 CHUNK = 1 << 20
