@@ -37,14 +37,13 @@ class Running:
         return str(reg.create_token(admin, user).value)
 
 
-def start_server(env: Env, **ssl: Any) -> Running:
+def start_server(env: Env, *, app_options: dict[str, Any] | None = None, **ssl: Any) -> Running:
     import uvicorn
 
     from modelseal.server.app import create_app
 
-    config = uvicorn.Config(
-        create_app(env.registry), host="127.0.0.1", port=0, log_level="warning", **ssl
-    )
+    app = create_app(env.registry, **(app_options or {}))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **ssl)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -18,6 +18,7 @@ DEFAULT_ORIGIN = "modelseal.local/audit"
 # write to the blob store before its digests are checked. Generous (single files of large models
 # reach a few hundred GiB); set ``max_file_bytes`` to change it.
 DEFAULT_MAX_FILE_BYTES = 1 << 40
+DEFAULT_AUTH_FAILURE_LIMIT = 30
 _UNITS = {
     "": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
     "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
@@ -40,6 +41,8 @@ class RegistryConfig:
     require_encryption: bool = False
     # Registry side: the largest file an upload may hold (bytes).
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    # Server side: failed authentications allowed per source address per minute (0: no limit).
+    auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT
 
     @property
     def witness_path(self) -> Path:
@@ -91,6 +94,11 @@ class RegistryConfig:
             max_file_bytes=_size(
                 pick(None, "MODELSEAL_MAX_FILE_BYTES", "max_file_bytes"), "max_file_bytes"
             ),
+            auth_failure_limit=_count(
+                pick(None, "MODELSEAL_AUTH_FAILURE_LIMIT", "auth_failure_limit"),
+                "auth_failure_limit",
+                DEFAULT_AUTH_FAILURE_LIMIT,
+            ),
         )
 
 
@@ -103,6 +111,16 @@ def _flag(value: Any, name: str) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise InputError(f"invalid {name} {value!r}", hint="use true or false")
+
+
+def _count(value: Any, name: str, default: int) -> int:
+    """A whole number >= 0."""
+    if value is None:
+        return default
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit():
+        raise InputError(f"invalid {name} {value!r}", hint="use a whole number, 0 to turn it off")
+    return int(text)
 
 
 def _size(value: Any, name: str) -> int:

@@ -4,6 +4,7 @@ body ``{"error": {"type", "message", "hint", "reasons"}}`` (a 500 would be a bug
 
 from __future__ import annotations
 
+import math
 import queue
 import re
 import threading
@@ -19,9 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelseal.access.roles import Principal
 from modelseal.errors import InputError, ModelsealError
+from modelseal.registry.config import DEFAULT_AUTH_FAILURE_LIMIT
 from modelseal.registry.errors import AuthenticationError, http_status
 from modelseal.registry.models import KeyChange, Lineage, SealedVersion, VersionRef
 from modelseal.registry.service import Registry
+from modelseal.server.ratelimit import FailureLimiter, RateLimitedError
 
 _REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{1,64}\Z")
 HANDOFF = 1 << 20  # bytes handed to the hashing thread at a time
@@ -99,31 +102,48 @@ def principal(request: Request) -> Principal:
     header = request.headers.get("x-request-id", "")
     request_id = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
     source = request.client.host if request.client else ""
+    anonymous = Principal("anonymous", request_id=request_id, source=source)
+    limiter: FailureLimiter = request.app.state.auth_limiter
+    try:
+        limiter.check(source)
+    except RateLimitedError as exc:
+        registry.record_denial(anonymous, "authenticate", request.url.path, exc.message)
+        raise
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        anonymous = Principal("anonymous", request_id=request_id, source=source)
-        registry.record_denial(anonymous, "authenticate", request.url.path, "missing token")
-        raise AuthenticationError(
-            "authentication required", hint="send 'Authorization: Bearer <token>'"
-        )
-    return registry.authenticate(value.strip(), request_id=request_id, source=source)
+    try:
+        if scheme.lower() != "bearer" or not value.strip():
+            registry.record_denial(anonymous, "authenticate", request.url.path, "missing token")
+            raise AuthenticationError(
+                "authentication required", hint="send 'Authorization: Bearer <token>'"
+            )
+        return registry.authenticate(value.strip(), request_id=request_id, source=source)
+    except AuthenticationError:
+        limiter.failed(source)
+        raise
 
 
 Actor = Annotated[Principal, Depends(principal)]
 
 
-def create_app(registry: Registry) -> FastAPI:
+def create_app(
+    registry: Registry, *, auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT
+) -> FastAPI:
+    """The HTTP API over ``registry``; ``auth_failure_limit`` failed authentications per source
+    address per minute before it is refused for a while (0: no limit)."""
     app = FastAPI(
         title="modelseal registry",
         version="1",
         description="Versioned, signed models with a tamper-evident audit trail.",
     )
     app.state.registry = registry
+    app.state.auth_limiter = FailureLimiter(auth_failure_limit, 60.0)
 
     @app.exception_handler(ModelsealError)
     async def _modelseal_error(_request: Request, exc: ModelsealError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+        if isinstance(exc, RateLimitedError):
+            headers = {"Retry-After": str(math.ceil(exc.retry_after))}
         return JSONResponse(error_body(exc), status_code=http_status(exc), headers=headers)
 
     @app.exception_handler(StarletteHTTPException)

@@ -45,13 +45,14 @@ from modelseal.registry.models import (
     VersionKey,
     VersionRef,
 )
+from modelseal.server.ratelimit import RateLimitedError
 
 _BY_TYPE: dict[str, type[ModelsealError]] = {
     cls.__name__: cls
     for cls in (
         NotFoundError, ConflictError, AuthenticationError, PermissionDeniedError,
         DigestMismatchError, SignatureMismatchError, MalformedSignatureError, InputError,
-        UsageError, KeyRequiredError, VersionTakenError, TooLargeError,
+        UsageError, KeyRequiredError, VersionTakenError, TooLargeError, RateLimitedError,
     )
 }  # fmt: skip
 _BY_STATUS: dict[int, type[ModelsealError]] = {
@@ -61,6 +62,7 @@ _BY_STATUS: dict[int, type[ModelsealError]] = {
     409: ConflictError,
     413: TooLargeError,
     422: VerificationError,
+    429: RateLimitedError,
 }
 CHUNK = 1 << 20
 
