@@ -16,7 +16,12 @@ $(VENV)/.ready-base: pyproject.toml
 	$(PIP) install --quiet -e .
 	touch $@
 
+# torch goes in first, alone: `pip install torch==2.13.0` takes the CPU build that lies on this
+# machine's disk, which then satisfies every `torch==2.13.0` of the extras. Resolved together with
+# all the extras at once, pip has picked the CUDA build from the index instead (5 GB more).
+TORCH ?= torch==2.13.0
 $(VENV)/.ready-$(EXTRAS): $(VENV)/.ready-base pyproject.toml
+	$(PIP) install --quiet "$(TORCH)"
 	$(PIP) install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
