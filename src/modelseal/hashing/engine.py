@@ -464,22 +464,30 @@ def _hash_mapped(
 ) -> bytes:
     start, end = (0, len(mapped)) if task.whole else (task.start, task.end)
     hasher = new_hasher(opts.hash_type, threads=blake3_threads if end - start > _SMALL else 1)
-    view = memoryview(mapped)
+    _feed_view(mapped, start, end, hasher, progress)
+    return hasher.digest()
+
+
+def _feed_view(
+    buffer: Buffer, start: int, end: int, hasher: object, progress: Progress | None
+) -> None:
+    """Hash ``buffer[start:end]`` in ``_STEP`` pieces, without copying; release every view (a
+    mapping cannot be closed while one is left)."""
+    update = hasher.update  # type: ignore[attr-defined]
+    view = memoryview(buffer)
     try:
         for off in range(start, end, _STEP):
             chunk = view[off : min(off + _STEP, end)]
-            hasher.update(chunk)
+            update(chunk)
             chunk.release()
             if progress is not None:
                 progress(min(_STEP, end - off))
     finally:
         view.release()
-    return hasher.digest()
 
 
 def _feed_mmap(fd: int, start: int, end: int, hasher: object, progress: Progress | None) -> None:
     # Map one window at a time so resident memory stays bounded by workers x window.
-    update = hasher.update  # type: ignore[attr-defined]
     position = start
     while position < end:
         aligned = position - position % mmap.ALLOCATIONGRANULARITY
@@ -487,16 +495,7 @@ def _feed_mmap(fd: int, start: int, end: int, hasher: object, progress: Progress
         with mmap.mmap(fd, length, offset=aligned, access=mmap.ACCESS_READ) as mapped:
             if hasattr(mapped, "madvise"):
                 mapped.madvise(mmap.MADV_SEQUENTIAL)
-            view = memoryview(mapped)
-            try:
-                for off in range(position - aligned, length, _STEP):
-                    chunk = view[off : min(off + _STEP, length)]
-                    update(chunk)
-                    chunk.release()
-                    if progress is not None:
-                        progress(min(_STEP, length - off))
-            finally:
-                view.release()
+            _feed_view(mapped, position - aligned, length, hasher, progress)
         position = aligned + length
 
 
