@@ -92,7 +92,9 @@ class RegistryConfig:
                 "require_encryption",
             ),
             max_file_bytes=_size(
-                pick(None, "MODELSEAL_MAX_FILE_BYTES", "max_file_bytes"), "max_file_bytes"
+                pick(None, "MODELSEAL_MAX_FILE_BYTES", "max_file_bytes"),
+                "max_file_bytes",
+                DEFAULT_MAX_FILE_BYTES,
             ),
             auth_failure_limit=_count(
                 pick(None, "MODELSEAL_AUTH_FAILURE_LIMIT", "auth_failure_limit"),
@@ -123,10 +125,10 @@ def _count(value: Any, name: str, default: int) -> int:
     return int(text)
 
 
-def _size(value: Any, name: str) -> int:
+def _size(value: Any, name: str, default: int) -> int:
     """A byte count: an integer, or a string such as ``500GiB`` or ``2T``."""
     if value is None:
-        return DEFAULT_MAX_FILE_BYTES
+        return default
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     match = _SIZE.match(str(value))
