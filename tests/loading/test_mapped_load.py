@@ -316,3 +316,15 @@ def test_overlapping_zip_members_are_never_left_shared(tmp_path: Path) -> None:
         path, HashOptions(reader="map", shared_ranges=tensor_payload_ranges)
     )
     assert not isinstance(outcome.captured["."], mmap.mmap)
+
+
+def test_verified_model_in_map_mode_rechecks_the_files(
+    tmp_path: Path, key_pair: tuple[Path, Path]
+) -> None:
+    path = _big("safetensors", tmp_path)
+    sig = _sign(path, key_pair)
+    with modelseal.VerifiedModel(path, signature=sig, public_key=key_pair[1], memory="map") as vm:
+        assert sorted(vm.model) == ["b", "w"] and vm.check() == []
+        (tmp_path / "other").write_bytes(path.read_bytes()[:-4] + b"\x00\x00\x80\x7f")
+        os.replace(tmp_path / "other", path)
+        assert [r.code for r in vm.check()] == ["modified"]
