@@ -96,9 +96,10 @@ def test_each_framework_loads_verified_bytes(
         assert obj == {"weights": [1.0, 2.0, 3.0], "name": "tiny"}
 
 
+@pytest.mark.parametrize("memory", ["copy", "map"])
 @pytest.mark.parametrize("kind", ["safetensors", "torch", "npz", "onnx", "pickle"])
 def test_one_changed_byte_is_refused(
-    tmp_path: Path, key_pair: tuple[Path, Path], kind: str
+    tmp_path: Path, key_pair: tuple[Path, Path], kind: str, memory: str
 ) -> None:
     path = _make(kind, tmp_path)
     sig = _sign(path, key_pair)
@@ -106,7 +107,7 @@ def test_one_changed_byte_is_refused(
     data[len(data) // 2] ^= 0x40
     path.write_bytes(bytes(data))
     with pytest.raises(IntegrityError) as err:
-        modelseal.load(path, signature=sig, public_key=key_pair[1])
+        modelseal.load(path, signature=sig, public_key=key_pair[1], memory=memory)
     assert [r.code for r in err.value.reasons] == ["modified"]
 
 
@@ -172,18 +173,26 @@ def test_signed_malicious_torch_checkpoint_is_refused(
     assert not canary.exists()
 
 
+def spy_on_parse(monkeypatch: pytest.MonkeyPatch, record: Callable[[Any], Any]) -> list[Any]:
+    """``record`` of every buffer handed to the parser, in order, from now on."""
+    seen: list[Any] = []
+    real_parse = verified._parse
+
+    def spy(root: Path, buffers: Any, *args: Any) -> Any:
+        seen.extend(record(b) for b in buffers.values())
+        return real_parse(root, buffers, *args)
+
+    monkeypatch.setattr(verified, "_parse", spy)
+    return seen
+
+
 def test_swap_after_verification_is_refused_and_never_loaded(
     tmp_path: Path, key_pair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     canary = tmp_path / "canary"
     path = _make("pickle", tmp_path)
     sig = _sign(path, key_pair)
-    parsed: list[bytes] = []
-    real_parse = verified._parse
-
-    def spy(root: Path, buffers: Any, *args: Any) -> Any:
-        parsed.extend(bytes(b) for b in buffers.values())
-        return real_parse(root, buffers, *args)
+    parsed = spy_on_parse(monkeypatch, bytes)
 
     def swap(_: Path) -> None:
         replacement = tmp_path / "swap.pkl"
@@ -191,7 +200,6 @@ def test_swap_after_verification_is_refused_and_never_loaded(
         os.replace(replacement, path)
 
     monkeypatch.setattr(verified, "_after_verification", swap)
-    monkeypatch.setattr(verified, "_parse", spy)
     with pytest.raises(ModelChangedError) as err:
         modelseal.load(path, signature=sig, public_key=key_pair[1])
     assert [r.path for r in err.value.reasons] == ["."]
