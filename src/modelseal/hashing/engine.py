@@ -190,11 +190,14 @@ def hash_model_lenient(
     captured: dict[str, Buffer] = {}
     identities: dict[str, FileIdentity] = {}
     unmapped: list[HashFailure] = []
+    mapped: frozenset[str] = frozenset()
     if opts.reader == "capture":
         captured = {entry.name: new_buffer(entry.size) for entry in listing.files}
     elif opts.reader == "map":
-        unmapped = _map_files(listing, captured, identities, opts.shared_ranges)
-    items, failures = _hash_listing(listing, serialization, opts, progress, captured, identities)
+        unmapped, mapped = _map_files(listing, captured, identities, opts.shared_ranges)
+    items, failures = _hash_listing(
+        listing, serialization, opts, progress, captured, identities, mapped
+    )
     if unmapped:
         failures = tuple(sorted((*failures, *unmapped), key=lambda f: f.name))
     manifest = Manifest.build(model_name(root), serialization, items)
@@ -286,6 +289,7 @@ def _hash_listing(
     progress: Progress | None,
     captured: dict[str, Buffer],
     identities: dict[str, FileIdentity],
+    mapped: frozenset[str] = frozenset(),
 ) -> tuple[list[ManifestItem], tuple[HashFailure, ...]]:
     tasks = plan(listing, serialization.method, serialization.shard_size)
     if not tasks:
@@ -298,11 +302,10 @@ def _hash_listing(
     blake3_threads = (os.cpu_count() or 1) if len(tasks) < workers * 2 else 1
 
     def run(task: Task) -> ManifestItem | None:
-        if opts.reader == "map":
-            mapped = captured.get(task.entry.name)
-            if mapped is None:  # could not be mapped: already a failure
-                return None
-            digest = _hash_mapped(mapped, task, opts, blake3_threads, progress)
+        if opts.reader == "map" and task.entry.name not in captured:
+            return None  # could not be opened: already a failure
+        if task.entry.name in mapped:
+            digest = _hash_mapped(captured[task.entry.name], task, opts, blake3_threads, progress)
             shard = (None, None) if task.whole else (task.start, task.end)
             return ManifestItem(task.entry.name, digest, *shard)
         try:
@@ -379,11 +382,13 @@ def _map_files(
     mapped: dict[str, Buffer],
     identities: dict[str, FileIdentity],
     shared_ranges: SharedRanges | None,
-) -> list[HashFailure]:
-    """Open each listed file once (below the root, no symlink followed); keep it as a private
-    mapping whose pages outside ``shared_ranges`` are copied now, or copy it whole into fresh
-    memory (see ``Reader``); fill ``mapped`` and ``identities``; return what could not be read."""
+) -> tuple[list[HashFailure], frozenset[str]]:
+    """Open each listed file (below the root, no symlink followed) and keep it as a private
+    mapping whose pages outside ``shared_ranges`` are copied now (see ``Reader``), recording its
+    identity; any other file gets a fresh buffer, which the hashing workers fill as in
+    ``capture``. Returns the files that could not be opened and the names of those mapped."""
     failures: list[HashFailure] = []
+    kept: set[str] = set()
     root_fd = open_root(listing.root, listing.is_file)
     try:
         for entry in listing.files:
@@ -403,32 +408,31 @@ def _map_files(
                     continue
                 # Private: a framework that writes into a tensor changes its own copy, never
                 # the file. An empty file cannot be mapped.
-                view: Buffer = bytearray()
-                if st.st_size:
+                view = None
+                if st.st_size and shared_ranges is not None:
                     view = mmap.mmap(fd, st.st_size, access=mmap.ACCESS_COPY)
                     if not _privatize_structure(view, shared_ranges):
                         view.close()
-                        view = new_buffer(st.st_size)
-                        _read_into(fd, memoryview(view), name)
-                mapped[name] = view
-                identities[name] = FileIdentity.of(st)
-            except HashFailure as failure:
-                failures.append(failure)
+                        view = None
+                if view is None:  # the hashing workers fill it, as with reader="capture"
+                    mapped[name] = new_buffer(entry.size)
+                else:
+                    mapped[name] = view
+                    identities[name] = FileIdentity.of(st)
+                    kept.add(name)
             except OSError as exc:
                 failures.append(HashFailure(name, f"read error ({exc.strerror or exc})"))
             finally:
                 os.close(fd)
     finally:
         os.close(root_fd)
-    return failures
+    return failures, frozenset(kept)
 
 
-def _privatize_structure(data: mmap.mmap, shared_ranges: SharedRanges | None) -> bool:
+def _privatize_structure(data: mmap.mmap, shared_ranges: SharedRanges) -> bool:
     """Make every page of the private mapping ``data`` that is not wholly inside a shared range
     a private copy (one write per page), so that it no longer follows the file. Returns False,
     touching nothing, when the file is not worth mapping (no ranges, or under half shared)."""
-    if shared_ranges is None:
-        return False
     view = memoryview(data)
     try:
         ranges = shared_ranges(view)
@@ -448,15 +452,6 @@ def _privatize_structure(data: mmap.mmap, shared_ranges: SharedRanges | None) ->
             data[offset] = data[offset]  # a write fault: the kernel copies the page
         position = max(position, end - end % page)
     return True
-
-
-def _read_into(fd: int, target: memoryview, name: str) -> None:
-    done = 0
-    while done < len(target):
-        got = os.preadv(fd, [target[done:]], done)
-        if got == 0:
-            raise HashFailure(name, "was truncated while hashing")
-        done += got
 
 
 def _hash_mapped(
