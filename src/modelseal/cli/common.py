@@ -6,7 +6,6 @@ import contextlib
 import getpass
 import json
 import os
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -15,11 +14,10 @@ from typing import Any, TypeVar
 import click
 
 from modelseal.errors import PassphraseError, UsageError
+from modelseal.sizes import parse_size
 
 T = TypeVar("T")
 PASSPHRASE_ENV = "MODELSEAL_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
-_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
-_SIZE = re.compile(r"\A\s*(\d+)\s*([kmg]i?b?)?\s*\Z", re.IGNORECASE)
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]
@@ -30,13 +28,10 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        match = _SIZE.match(str(value))
-        unit = (match.group(2) or "").lower() if match else ""
-        if unit in ("kb", "mb", "gb"):
-            unit = unit[0]
-        if not match or unit not in _UNITS or int(match.group(1)) <= 0:
+        size = parse_size(str(value))
+        if size is None:
             self.fail(f"{value!r} is not a size (e.g. 1048576, 256MiB, 1G)", param, ctx)
-        return int(match.group(1)) * _UNITS[unit]
+        return size
 
 
 def read_passphrase(passphrase_file: str | None, *, confirm: bool = False) -> bytes | None:

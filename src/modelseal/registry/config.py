@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from modelseal.errors import InputError
+from modelseal.sizes import parse_size
 
 DEFAULT_ORIGIN = "modelseal.local/audit"
 # The largest file an upload may hold, whatever its signature says: a bound on what one push can
@@ -19,11 +19,6 @@ DEFAULT_ORIGIN = "modelseal.local/audit"
 # reach a few hundred GiB); set ``max_file_bytes`` to change it.
 DEFAULT_MAX_FILE_BYTES = 1 << 40
 DEFAULT_AUTH_FAILURE_LIMIT = 30
-_UNITS = {
-    "": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
-    "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-}  # fmt: skip
-_SIZE = re.compile(r"\A\s*(\d+)\s*([kmgt](?:i?b)?)?\s*\Z", re.IGNORECASE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,12 +126,10 @@ def _size(value: Any, name: str, default: int) -> int:
         return default
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
-    match = _SIZE.match(str(value))
-    unit = (match.group(2) or "").lower() if match else ""
-    unit = unit[0] if unit in ("kb", "mb", "gb", "tb") else unit
-    if not match or unit not in _UNITS or int(match.group(1)) <= 0:
+    size = None if isinstance(value, bool) else parse_size(str(value))
+    if size is None:
         raise InputError(f"invalid {name} {value!r}", hint="use a size such as 500GiB or 2T")
-    return int(match.group(1)) * _UNITS[unit]
+    return size
 
 
 def _read_config(path: Path) -> dict[str, Any]:
