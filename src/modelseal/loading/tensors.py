@@ -173,14 +173,9 @@ def tensor_payload_ranges(view: memoryview) -> list[tuple[int, int]] | None:
         extents: list[tuple[int, int]] = []  # every member, local header to end of data
         ranges: list[tuple[int, int]] = []
         for info in infos:
-            local = info.header_offset
-            header = bytes(view[local : local + 30])
-            if len(header) < 30 or header[:4] != b"PK\x03\x04":
-                return None
-            name_len, extra_len = struct.unpack("<HH", header[26:30])
-            start = local + 30 + name_len + extra_len
+            start = _data_offset(view, info)
             end = start + info.compress_size
-            extents.append((local, end))
+            extents.append((info.header_offset, end))
             rest = info.filename[len(prefix) :]
             if (
                 info.filename.startswith(prefix)
@@ -190,7 +185,7 @@ def tensor_payload_ranges(view: memoryview) -> list[tuple[int, int]] | None:
                 and not info.flag_bits & 0x1
             ):
                 ranges.append((start, end))
-    except (zipfile.BadZipFile, ValueError, OverflowError, struct.error):
+    except (zipfile.BadZipFile, ValueError, OverflowError):
         return None
     finally:
         reader.close()
@@ -451,16 +446,25 @@ def _member_bytes(
     info = archive.getinfo(member)
     if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
         return archive.read(member)
-    local = info.header_offset
-    header = bytes(view[local : local + 30])
-    if len(header) < 30 or header[:4] != b"PK\x03\x04":
-        raise _fail(path, f"member {member!r} has no local header")
-    name_len, extra_len = struct.unpack("<HH", header[26:30])
-    start = local + 30 + name_len + extra_len
+    try:
+        start = _data_offset(view, info)
+    except ValueError:
+        raise _fail(path, f"member {member!r} has no local header") from None
     end = start + info.file_size
     if end > len(view):
         raise _fail(path, f"member {member!r} runs past the end of the archive")
     return view[start:end]
+
+
+def _data_offset(view: memoryview, info: zipfile.ZipInfo) -> int:
+    """Where a zip member's data starts: after its local header, whose name and extra fields
+    may differ in length from the central directory's. ValueError if there is no such header."""
+    local = info.header_offset
+    header = bytes(view[local : local + 30])
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise ValueError("no local header")
+    name_len, extra_len = struct.unpack("<HH", header[26:30])
+    return int(local + 30 + name_len + extra_len)
 
 
 def _torch_tensor(path: Path, name: str, ref: _TensorRef, storage: bytes | memoryview) -> Tensor:
