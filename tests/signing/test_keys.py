@@ -53,3 +53,25 @@ def test_key_objects_and_signers_are_accepted(model_dir: Path) -> None:
     second = modelseal.sign(model_dir, private_key=LocalKeySigner(key))
     for result in (first, second):
         modelseal.verify(model_dir, signature=result.bundle, public_key=key.public_key())
+
+
+def test_wrong_passphrase_that_decrypts_to_garbage_is_still_a_wrong_passphrase(
+    tmp_path: Path,
+) -> None:
+    """About one wrong passphrase in 256 passes the padding check; the key parser then fails.
+    Search for such a passphrase for one key file and check the error names the passphrase."""
+    from cryptography.hazmat.primitives import serialization
+
+    write_key_pair(generate_key("ed25519"), tmp_path / "k", tmp_path / "k.pub", passphrase=b"right")
+    data = (tmp_path / "k").read_bytes()
+    for i in range(20_000):
+        guess = b"wrong-%d" % i
+        try:
+            serialization.load_pem_private_key(data, password=guess)
+        except ValueError as exc:
+            if "password" not in str(exc).lower() and "decrypt" not in str(exc).lower():
+                break
+    else:  # pragma: no cover - (255/256)**20000: never in practice
+        pytest.fail("no passphrase decrypted to well-padded garbage")
+    with pytest.raises(PassphraseError, match="wrong passphrase"):
+        load_private_key(tmp_path / "k", guess)

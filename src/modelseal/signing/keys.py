@@ -189,9 +189,15 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = No
         ) from None
     except ValueError as exc:
         text = str(exc).lower()
-        if passphrase is not None and ("password" in text or "decrypt" in text):
+        # A wrong passphrase usually fails the padding check ("incorrect password"), but about
+        # one in 256 decrypts to well-padded garbage that then fails to parse: for an encrypted
+        # PEM, any failure with a passphrase given is reported as the passphrase.
+        if passphrase is not None and (
+            _encrypted_pem(data) or "password" in text or "decrypt" in text
+        ):
             raise PassphraseError(
-                f"wrong passphrase for private key {str(path)!r}", hint="check the passphrase"
+                f"wrong passphrase for private key {str(path)!r}",
+                hint="check the passphrase (or that the key file is undamaged)",
             ) from None
         raise KeyFileError(
             f"{str(path)!r} is not a PEM private key", hint="give a PKCS#8 or PKCS#1/SEC1 PEM file"
@@ -204,6 +210,11 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = No
     check_supported(key)
     assert isinstance(key, PrivateKey)
     return key
+
+
+def _encrypted_pem(data: bytes) -> bool:
+    """True for a PKCS#8 encrypted PEM or a traditional one with an encryption header."""
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
 def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
