@@ -15,7 +15,7 @@ from modelseal.audit.record import AuditEvent
 from modelseal.audit.verify import verify_log
 from modelseal.registry import db
 from modelseal.registry.groupcommit import GroupCommitter
-from modelseal.registry.schema import principals
+from modelseal.registry.schema import audit_records, principals
 
 N = 40
 
@@ -121,3 +121,113 @@ def test_blocks_without_statements_and_failures_before_or_after_them(
             verify_log(conn, log.signer.verifier).raise_for_findings()
     finally:
         engine.dispose()
+
+
+def _committer(url: str, tmp_path: Path, **options: int) -> tuple[GroupCommitter, AuditLog]:
+    engine = db.create_engine(url, pool_size=4)
+    db.migrate(engine)
+    log = AuditLog(load_or_create_signer(tmp_path / "k.pem", "gc.test/log"))
+    return GroupCommitter(engine, log, **options), log
+
+
+@pytest.mark.parametrize("options", [{}, {"max_appends": 2, "lead_rounds": 1}, {"max_appends": 3}])
+def test_concurrent_appends_and_blocks_share_commits(
+    db_url: str, tmp_path: Path, options: dict[str, int]
+) -> None:
+    """Records appended alone (no block, no connection) join whichever group commits next;
+    each is committed (visible to another connection) when its append returns; the log has
+    every record once, gap-free, and verifies. Small ``max_appends`` leaves appenders queued
+    after a commit, so they lead the next groups (``lead_rounds=1``: a queued one is woken to
+    lead; otherwise the leader commits them too)."""
+    committer, log = _committer(db_url, tmp_path, **options)
+    engine = committer.engine
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda conn: commits.append(1))
+    barrier = threading.Barrier(12)
+    unseen: list[str] = []
+
+    def appender(w: int) -> None:
+        barrier.wait()
+        for i in range(w, N * 2, 8):
+            committer.append([_event(i)])
+            with db.reading(engine) as conn:  # durable and visible once append returns
+                found = conn.execute(
+                    select(audit_records.c.seq).where(audit_records.c.resource == f"user/u{i}")
+                ).first()
+            if found is None:
+                unseen.append(f"u{i}")
+
+    def changer(w: int) -> None:
+        barrier.wait()
+        for i in range(N * 2 + w, N * 3, 4):
+            with committer.transaction() as conn:
+                conn.execute(insert(principals).values(name=f"u{i}", created_at="t",
+                                                       created_by="x"))  # fmt: skip
+                committer.record(conn, _event(i))
+
+    threads = [threading.Thread(target=appender, args=(w,)) for w in range(8)]
+    threads += [threading.Thread(target=changer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert unseen == []
+        with db.reading(engine) as conn:
+            records = list(log.records(conn))
+            names = set(conn.execute(select(principals.c.name)).scalars())
+            verify_log(conn, log.signer.verifier).raise_for_findings()
+        assert sorted(r.resource for r in records) == sorted(f"user/u{i}" for i in range(N * 3))
+        assert [r.seq for r in records] == list(range(N * 3))
+        assert names == {f"u{i}" for i in range(N * 2, N * 3)}
+        assert len(commits) <= N * 3
+    finally:
+        engine.dispose()
+
+
+def test_failed_commit_fails_every_appender_and_the_next_group_commits(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Appenders that queue behind a block join its group; when that group's commit fails,
+    the block and every appender get the error and nothing of theirs is stored; later appends
+    commit normally."""
+    committer, log = _committer(sqlite_url, tmp_path)
+    engine = committer.engine
+    inside, queued = threading.Event(), threading.Event()
+    outcomes: dict[int, str] = {}
+
+    def refuse(conn: object) -> None:
+        raise RuntimeError("disk full")
+
+    def appender(i: int) -> None:
+        inside.wait()
+        try:
+            committer.append([_event(i)])
+            outcomes[i] = "ok"
+        except RuntimeError as exc:
+            outcomes[i] = str(exc)
+
+    threads = [threading.Thread(target=appender, args=(i,)) for i in range(1, 6)]
+    for t in threads:
+        t.start()
+    event.listen(engine, "commit", refuse)
+    with pytest.raises(RuntimeError, match="disk full"), committer.transaction() as conn:
+        conn.execute(insert(principals).values(name="a", created_at="t", created_by="x"))
+        committer.record(conn, _event(0))
+        inside.set()
+        while len(committer._appends) < 5:  # every appender queued behind this block
+            queued.wait(0.001)
+    for t in threads:
+        t.join()
+    event.remove(engine, "commit", refuse)
+    assert outcomes == {i: "disk full" for i in range(1, 6)}
+    with db.reading(engine) as conn:
+        assert conn.execute(select(principals.c.name)).first() is None
+        assert log.size(conn) == 0
+    committer.append([_event(6), _event(7)])
+    with db.reading(engine) as conn:
+        assert [r.actor for r in log.records(conn)] == ["w6", "w7"]
+        verify_log(conn, log.signer.verifier).raise_for_findings()
+    with pytest.raises(RuntimeError, match="inside a write"), committer.transaction():
+        committer.append([_event(8)])
+    engine.dispose()

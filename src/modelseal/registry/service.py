@@ -157,8 +157,7 @@ class Registry:
         event = self._event(
             actor, action, resource, Decision(False, reason), digest=digest, details=details
         )
-        with self._committer.transaction() as conn:
-            self._committer.record(conn, event)
+        self._committer.append([event])
 
     def _require(
         self,
