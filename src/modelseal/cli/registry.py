@@ -40,15 +40,33 @@ def registry() -> None:
 @click.option("--home", type=click.Path(path_type=str), default=None, help="Registry home.")
 @click.option("--db-url", default=None, help="Database URL (SQLite or PostgreSQL).")
 @click.option("--blob-url", default=None, help="Blob store: a folder or s3://bucket/prefix.")
-def serve(host: str, port: int, tls_cert: str | None, tls_key: str | None, **kwargs: Any) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Requests handled at once in worker threads [default: server_threads, 40].",
+)
+def serve(
+    host: str,
+    port: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    threads: int | None,
+    **kwargs: Any,
+) -> None:
     """Serve the registry's HTTP API (OpenAPI at /docs and /openapi.json)."""
+    import dataclasses
+
     from modelseal.errors import UsageError
     from modelseal.registry.cli_support import config_from
     from modelseal.server.run import serve as run
 
     if (tls_cert is None) != (tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together", hint="give both or neither")
-    run(config_from(kwargs), host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
+    config = config_from(kwargs)
+    if threads is not None:
+        config = dataclasses.replace(config, server_threads=threads)
+    run(config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
 
 
 @registry.command()

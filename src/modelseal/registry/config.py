@@ -19,6 +19,9 @@ DEFAULT_ORIGIN = "modelseal.local/audit"
 # reach a few hundred GiB); set ``max_file_bytes`` to change it.
 DEFAULT_MAX_FILE_BYTES = 1 << 40
 DEFAULT_AUTH_FAILURE_LIMIT = 30
+# Requests the server handles at once in worker threads (AnyIO's own default). Concurrent writes
+# share commits (group commit), so a busy server appends more audit records per second with more.
+DEFAULT_SERVER_THREADS = 40
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,8 @@ class RegistryConfig:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     # Server side: failed authentications allowed per source address per minute (0: no limit).
     auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT
+    # Server side: requests handled at once in worker threads.
+    server_threads: int = DEFAULT_SERVER_THREADS
 
     @property
     def witness_path(self) -> Path:
@@ -96,6 +101,12 @@ class RegistryConfig:
                 "auth_failure_limit",
                 DEFAULT_AUTH_FAILURE_LIMIT,
             ),
+            server_threads=_count(
+                pick(None, "MODELSEAL_SERVER_THREADS", "server_threads"),
+                "server_threads",
+                DEFAULT_SERVER_THREADS,
+                minimum=1,
+            ),
         )
 
 
@@ -110,13 +121,18 @@ def _flag(value: Any, name: str) -> bool:
     raise InputError(f"invalid {name} {value!r}", hint="use true or false")
 
 
-def _count(value: Any, name: str, default: int) -> int:
-    """A whole number >= 0."""
+def _count(value: Any, name: str, default: int, *, minimum: int = 0) -> int:
+    """A whole number >= ``minimum`` (0: the setting is off)."""
     if value is None:
         return default
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit():
-        raise InputError(f"invalid {name} {value!r}", hint="use a whole number, 0 to turn it off")
+    if isinstance(value, bool) or not text.isdigit() or int(text) < minimum:
+        hint = (
+            "use a whole number, 0 to turn it off"
+            if minimum == 0
+            else (f"use a whole number of at least {minimum}")
+        )
+        raise InputError(f"invalid {name} {value!r}", hint=hint)
     return int(text)
 
 

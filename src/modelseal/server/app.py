@@ -4,14 +4,16 @@ body ``{"error": {"type", "message", "hint", "reasons"}}`` (a 500 would be a bug
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -20,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelseal.access.roles import Principal
 from modelseal.errors import InputError, ModelsealError
-from modelseal.registry.config import DEFAULT_AUTH_FAILURE_LIMIT
+from modelseal.registry.config import DEFAULT_AUTH_FAILURE_LIMIT, DEFAULT_SERVER_THREADS
 from modelseal.registry.errors import AuthenticationError, http_status
 from modelseal.registry.models import KeyChange, Lineage, SealedVersion, VersionRef
 from modelseal.registry.service import Registry
@@ -127,14 +129,26 @@ Actor = Annotated[Principal, Depends(principal)]
 
 
 def create_app(
-    registry: Registry, *, auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT
+    registry: Registry,
+    *,
+    auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT,
+    threads: int = DEFAULT_SERVER_THREADS,
 ) -> FastAPI:
     """The HTTP API over ``registry``; ``auth_failure_limit`` failed authentications per source
-    address per minute before it is refused for a while (0: no limit)."""
+    address per minute before it is refused for a while (0: no limit); ``threads`` requests
+    handled at once in worker threads."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Synchronous endpoints run in AnyIO's worker threads; the limit is per event loop.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
     app = FastAPI(
         title="modelseal registry",
         version="1",
         description="Versioned, signed models with a tamper-evident audit trail.",
+        lifespan=lifespan,
     )
     app.state.registry = registry
     app.state.auth_limiter = FailureLimiter(auth_failure_limit, 60.0)

@@ -11,7 +11,11 @@ def build(config: RegistryConfig) -> Any:
     from modelseal.registry.service import Registry
     from modelseal.server.app import create_app
 
-    return create_app(Registry.open(config), auth_failure_limit=config.auth_failure_limit)
+    return create_app(
+        Registry.open(config),
+        auth_failure_limit=config.auth_failure_limit,
+        threads=config.server_threads,
+    )
 
 
 def serve(
