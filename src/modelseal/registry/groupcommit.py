@@ -7,15 +7,17 @@ it opens the group's transaction if none is open, runs its block inside its own 
 block that fails rolls back alone and raises to its caller) and keeps the audit records the
 block asked for with :meth:`GroupCommitter.record`. Then, if other writers are queued, it hands
 the baton to the next one and waits; if none is (or the group is full), it appends the group's
-records (one signed tree head), commits once, wakes every member and hands the baton on.
+records (one signed tree head), commits once, wakes the members (each woken member wakes the
+next) and hands the baton on.
 Every member returns only after that commit, so a change and its record are durable together
 or not at all. Writers that arrive while a commit is in progress queue, and form the next group.
 
 A record that goes with no change (a denied attempt, say) needs no connection and no block:
 :meth:`GroupCommitter.append` only queues it, and whoever commits next takes every queued
 record into its group. Such writers never hold the baton unless nobody does (then one of
-them commits, for all the records queued by then), so under load a group of records costs one
-hand-off, one append and one commit, however many writers it serves.
+them commits, for all the records queued by then, and goes on for up to ``lead_rounds`` groups
+while more queue), so under load a group of records costs one append and one commit, however
+many writers it serves, plus one wake-up per writer.
 
 Costs this shape avoids, measured on 2 vCPUs: groups racing each other for the database (the
 SQLite busy handler sleeps; PostgreSQL queues on the head row), every member waking for every
