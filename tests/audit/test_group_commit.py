@@ -25,11 +25,16 @@ def _event(i: int) -> AuditEvent:
                       outcome="allowed")  # fmt: skip
 
 
-def test_concurrent_blocks_commit_together(db_url: str, tmp_path: Path) -> None:
-    engine = db.create_engine(db_url, pool_size=4)
+def _committer(url: str, tmp_path: Path, **options: int) -> tuple[GroupCommitter, AuditLog]:
+    engine = db.create_engine(url, pool_size=4)
     db.migrate(engine)
     log = AuditLog(load_or_create_signer(tmp_path / "k.pem", "gc.test/log"))
-    committer = GroupCommitter(engine, log)
+    return GroupCommitter(engine, log, **options), log
+
+
+def test_concurrent_blocks_commit_together(db_url: str, tmp_path: Path) -> None:
+    committer, log = _committer(db_url, tmp_path)
+    engine = committer.engine
     commits: list[int] = []
     event.listen(engine, "commit", lambda conn: commits.append(1))
     barrier = threading.Barrier(8)
@@ -69,10 +74,8 @@ def test_concurrent_blocks_commit_together(db_url: str, tmp_path: Path) -> None:
 
 
 def test_failed_commit_fails_every_member(sqlite_url: str, tmp_path: Path) -> None:
-    engine = db.create_engine(sqlite_url)
-    db.migrate(engine)
-    log = AuditLog(load_or_create_signer(tmp_path / "k.pem", "gc.test/log"))
-    committer = GroupCommitter(engine, log)
+    committer, log = _committer(sqlite_url, tmp_path)
+    engine = committer.engine
 
     def refuse(conn: object) -> None:
         raise RuntimeError("disk full")
@@ -98,10 +101,8 @@ def test_blocks_without_statements_and_failures_before_or_after_them(
 ) -> None:
     """A record-only block opens no savepoint; a block that fails before its first statement
     rolls back nothing; one that fails after it rolls back its own statements only."""
-    engine = db.create_engine(db_url, pool_size=4)
-    db.migrate(engine)
-    log = AuditLog(load_or_create_signer(tmp_path / "k.pem", "gc.test/log"))
-    committer = GroupCommitter(engine, log)
+    committer, log = _committer(db_url, tmp_path)
+    engine = committer.engine
     try:
         with committer.transaction() as conn:
             committer.record(conn, _event(0))
@@ -121,13 +122,6 @@ def test_blocks_without_statements_and_failures_before_or_after_them(
             verify_log(conn, log.signer.verifier).raise_for_findings()
     finally:
         engine.dispose()
-
-
-def _committer(url: str, tmp_path: Path, **options: int) -> tuple[GroupCommitter, AuditLog]:
-    engine = db.create_engine(url, pool_size=4)
-    db.migrate(engine)
-    log = AuditLog(load_or_create_signer(tmp_path / "k.pem", "gc.test/log"))
-    return GroupCommitter(engine, log, **options), log
 
 
 @pytest.mark.parametrize("options", [{}, {"max_appends": 2, "lead_rounds": 1}, {"max_appends": 3}])
@@ -180,7 +174,7 @@ def test_concurrent_appends_and_blocks_share_commits(
         assert sorted(r.resource for r in records) == sorted(f"user/u{i}" for i in range(N * 3))
         assert [r.seq for r in records] == list(range(N * 3))
         assert names == {f"u{i}" for i in range(N * 2, N * 3)}
-        assert len(commits) <= N * 3
+        assert len(commits) < N * 3  # records shared commits
     finally:
         engine.dispose()
 

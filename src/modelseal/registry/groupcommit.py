@@ -124,13 +124,7 @@ class GroupCommitter:
             raise RuntimeError("append inside a write transaction (use record)")
         me = self._writer()
         me.events, me.lead, me.error = events, False, None
-        with self._mutex:
-            queued = self._busy
-            if queued:
-                self._appends.append(me)
-            else:
-                self._busy = True
-        if queued:
+        if self._queue_or_take_baton(me, self._appends):
             me.wait()  # committed by another writer, or woken to lead the next group
             me.woken()
             if not me.lead:
@@ -148,6 +142,15 @@ class GroupCommitter:
         if group.error is not None:
             raise group.error
 
+    def _queue_or_take_baton(self, me: _Writer, queue: collections.deque[_Writer]) -> bool:
+        """Queue ``me`` on ``queue`` if a writer holds the baton (True), else take it (False)."""
+        with self._mutex:
+            if self._busy:
+                queue.append(me)
+                return True
+            self._busy = True
+            return False
+
     def _writer(self) -> _Writer:
         me: _Writer | None = getattr(self._local, "writer", None)
         if me is None:
@@ -163,13 +166,7 @@ class GroupCommitter:
         me.error = None
         self._local.pending = []
         try:
-            with self._mutex:
-                queued = self._busy
-                if queued:
-                    self._queue.append(me)
-                else:
-                    self._busy = True
-            if queued:
+            if self._queue_or_take_baton(me, self._queue):
                 me.wait()  # the baton is ours when we wake
             group = self._group_for_baton()
             failed = True
