@@ -127,11 +127,10 @@ def _count(value: Any, name: str, default: int, *, minimum: int = 0) -> int:
         return default
     text = str(value).strip()
     if isinstance(value, bool) or not text.isdigit() or int(text) < minimum:
-        hint = (
-            "use a whole number, 0 to turn it off"
-            if minimum == 0
-            else (f"use a whole number of at least {minimum}")
-        )
+        if minimum == 0:
+            hint = "use a whole number, 0 to turn it off"
+        else:
+            hint = f"use a whole number of at least {minimum}"
         raise InputError(f"invalid {name} {value!r}", hint=hint)
     return int(text)
 
