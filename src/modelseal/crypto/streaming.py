@@ -20,6 +20,7 @@ stays bounded by the number of segments in flight, whatever the stream length.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import io
 import os
 import secrets
@@ -128,24 +129,30 @@ def _regular_file(src: Any) -> tuple[int, int, int] | None:
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """How a stream is cut into segments: the first chunk read is ``first_size`` bytes, the
+    others ``size``; each output is ``out_delta`` bytes longer than its input; segment numbers
+    start at ``start_index``; a segment shorter than ``min_size`` is refused; ``workers``
+    threads process segments."""
+
+    first_size: int
+    size: int
+    out_delta: int
+    start_index: int
+    min_size: int
+    workers: int
+
+
 def _pipeline_pread(
-    fd: int,
-    position: int,
-    end: int,
-    dst: Writable,
-    process: Process,
-    *,
-    first_size: int,
-    size: int,
-    out_delta: int,
-    start_index: int,
-    min_size: int,
-    workers: int,
+    fd: int, position: int, end: int, dst: Writable, process: Process, layout: _Layout
 ) -> int:
     """:func:`_pipeline` for a regular file: the segment layout follows from the file's size, so
     each worker reads its own segment at its offset (the copying out of the file is spread over
     the cores) while this thread writes the outputs in order. A file that changes size meanwhile
     is an error, never a shorter output."""
+    first_size, size, out_delta = layout.first_size, layout.size, layout.out_delta
+    start_index, min_size, workers = layout.start_index, layout.min_size, layout.workers
     total = max(0, end - position)
     count = 1 if total <= first_size else 1 + -(-(total - first_size) // size)
     last_length = total if count == 1 else total - first_size - (count - 2) * size
@@ -202,18 +209,7 @@ def _pipeline_pread(
     return total
 
 
-def _pipeline(
-    src: Any,
-    dst: Writable,
-    process: Process,
-    *,
-    first_size: int,
-    size: int,
-    out_delta: int,
-    start_index: int,
-    min_size: int,
-    workers: int,
-) -> int:
+def _pipeline(src: Any, dst: Writable, process: Process, layout: _Layout) -> int:
     """Read ``src`` in chunks (``first_size``, then ``size``), transform each chunk into an
     output ``out_delta`` bytes longer, and write the outputs in order; returns bytes read.
 
@@ -222,14 +218,13 @@ def _pipeline(
     reused only after the chunk that used it was written. One chunk of look-ahead tells the
     last chunk apart (an empty stream is one empty, last chunk).
     """
+    first_size, size, out_delta = layout.first_size, layout.size, layout.out_delta
+    start_index, min_size, workers = layout.start_index, layout.min_size, layout.workers
     if workers > 1:
         positional = _regular_file(src)
         if positional is not None:
             fd, position, end = positional
-            return _pipeline_pread(
-                fd, position, end, dst, process, first_size=first_size, size=size,
-                out_delta=out_delta, start_index=start_index, min_size=min_size, workers=workers,
-            )  # fmt: skip
+            return _pipeline_pread(fd, position, end, dst, process, layout)
     window = 2 * workers if workers > 1 else 0
     slots = window + 2
     inputs = [bytearray(size) for _ in range(slots)]
@@ -300,10 +295,7 @@ def encrypt_stream(
     def seal(index: int, plain: memoryview, out: memoryview, last: bool) -> None:
         aead.encrypt_into(_nonce(prefix, index, last), plain, None, out)
 
-    return _pipeline(
-        src,
-        dst,
-        seal,
+    layout = _Layout(
         first_size=key.segment_size - key.header_size - TAG_SIZE,
         size=key.segment_size - TAG_SIZE,
         out_delta=TAG_SIZE,
@@ -311,6 +303,7 @@ def encrypt_stream(
         min_size=0,
         workers=workers,
     )
+    return _pipeline(src, dst, seal, layout)
 
 
 class _Replay:
@@ -433,10 +426,7 @@ def decrypt_stream(
         except InvalidTag:
             raise _segment_failure(aead, prefix, index, bytes(segment), last) from None
 
-    ciphertext = _pipeline(
-        rest,
-        dst,
-        open_segment,
+    layout = _Layout(
         first_size=key.segment_size,
         size=key.segment_size,
         out_delta=-TAG_SIZE,
@@ -444,6 +434,7 @@ def decrypt_stream(
         min_size=TAG_SIZE,
         workers=workers,
     )
+    ciphertext = _pipeline(rest, dst, open_segment, layout)
     segments = -(-ciphertext // key.segment_size)
     return len(first_plain) + ciphertext - TAG_SIZE * segments
 
