@@ -95,8 +95,8 @@ MODES = (
 
 def bench_appends(tmp: Path, count: int) -> dict[str, Any]:
     from modelseal.audit.record import AuditRecord
-    from modelseal.registry import db
-    from modelseal.registry.groupcommit import GroupCommitter
+    from modelseal.store import db
+    from modelseal.audit.committer import GroupCommitter
 
     out: dict[str, Any] = {"appends": count}
     log = _log(tmp)
@@ -218,8 +218,8 @@ def bench_proofs(tmp: Path, records: int, samples: int = 200) -> dict[str, Any]:
     from modelseal.audit import merkle
     from modelseal.audit.note import Checkpoint
     from modelseal.audit.record import AuditRecord
-    from modelseal.registry import db
-    from modelseal.registry.schema import audit_head, audit_nodes, audit_records
+    from modelseal.store import db
+    from modelseal.store.schema import audit_head, audit_nodes, audit_records
 
     log = _log(tmp)
     engine = db.create_engine(f"sqlite:///{tmp / 'proofs.db'}")

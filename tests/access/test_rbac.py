@@ -12,7 +12,7 @@ import pytest
 from modelseal.access import tokens
 from modelseal.access.roles import ROLES, Grant, Principal
 from modelseal.audit.record import AuditRecord
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry.backend import LocalBackend, push
 from modelseal.registry.errors import PermissionDeniedError
 from modelseal.registry.models import VersionRef

@@ -13,9 +13,9 @@ from modelseal.audit.log import AuditLog
 from modelseal.audit.note import load_or_create_signer
 from modelseal.audit.record import AuditEvent
 from modelseal.audit.verify import verify_log
-from modelseal.registry import db
-from modelseal.registry.groupcommit import GroupCommitter
-from modelseal.registry.schema import audit_records, principals
+from modelseal.store import db
+from modelseal.audit.committer import GroupCommitter
+from modelseal.store.schema import audit_records, principals
 
 N = 40
 

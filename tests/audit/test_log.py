@@ -15,8 +15,8 @@ from modelseal.audit.log import AuditLog, ProofError
 from modelseal.audit.note import Checkpoint, NoteVerifier, load_or_create_signer
 from modelseal.audit.record import AuditEvent, AuditRecord
 from modelseal.audit.verify import AuditTamperedError, verify_log
-from modelseal.registry import db
-from modelseal.registry.schema import audit_head, audit_nodes, audit_records
+from modelseal.store import db
+from modelseal.store.schema import audit_head, audit_nodes, audit_records
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 
 from modelseal.access.roles import Principal
 from modelseal.audit.verify import verify_log
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry.backend import LocalBackend, push
 from tests.registry.fixtures import Env, SignedModel, open_env
 

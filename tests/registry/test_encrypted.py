@@ -23,7 +23,7 @@ from modelseal.audit.verify import verify_log
 from modelseal.crypto.errors import DecryptionError, UnwrapError
 from modelseal.crypto.providers.local import LocalProvider
 from modelseal.errors import InputError, UsageError
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry import encryption as enc
 from modelseal.registry.backend import LocalBackend, pull, push
 from modelseal.registry.errors import (
@@ -34,7 +34,7 @@ from modelseal.registry.errors import (
 )
 from modelseal.registry.keys import rotate_version_keys
 from modelseal.registry.models import SealedVersion, VersionRef
-from modelseal.registry.schema import version_files, version_keys
+from modelseal.store.schema import version_files, version_keys
 from tests.registry.fixtures import Env, SignedModel, make_signed_model, open_env
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from modelseal.cli.main import main
 from modelseal.errors import InputError, OutputError, SignatureMismatchError
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry.backend import LocalBackend, push
 from modelseal.registry.config import RegistryConfig
 from modelseal.registry.errors import ConflictError

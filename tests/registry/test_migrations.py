@@ -7,8 +7,8 @@ import threading
 
 from sqlalchemy import inspect
 
-from modelseal.registry import db
-from modelseal.registry.schema import metadata
+from modelseal.store import db
+from modelseal.store.schema import metadata
 
 
 def test_migrated_schema_matches_the_model(db_url: str) -> None:

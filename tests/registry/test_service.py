@@ -18,7 +18,7 @@ from modelseal.errors import (
     SignatureMismatchError,
     UsageError,
 )
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry.backend import LocalBackend, pull, push
 from modelseal.registry.errors import ConflictError, DigestMismatchError, NotFoundError
 from modelseal.registry.models import Lineage, VersionRef

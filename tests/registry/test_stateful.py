@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from modelseal.audit.verify import verify_log
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry.errors import ConflictError, NotFoundError
 from modelseal.registry.models import VersionRef
 from tests.registry.fixtures import make_signed_model, open_env

@@ -12,8 +12,8 @@ from sqlalchemy import delete, select, update
 from modelseal.audit import merkle
 from modelseal.audit.record import AuditRecord
 from modelseal.cli.main import main
-from modelseal.registry import db
-from modelseal.registry.schema import audit_head, audit_nodes, audit_records
+from modelseal.store import db
+from modelseal.store.schema import audit_head, audit_nodes, audit_records
 from tests.server.conftest import Running
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from modelseal.audit.verify import verify_log
-from modelseal.registry import db
+from modelseal.store import db
 from tests.registry.fixtures import open_env
 from tests.server.conftest import Running, start_server, stop_server
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from modelseal.audit.verify import verify_log
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry.backend import pull, push
 from modelseal.registry.errors import NotFoundError
 from modelseal.registry.models import Lineage, VersionRef

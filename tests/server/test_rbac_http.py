@@ -12,7 +12,7 @@ import pytest
 from modelseal.access.roles import ROLES
 from modelseal.audit.record import AuditRecord
 from modelseal.audit.verify import verify_log
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry.backend import LocalBackend, push
 from tests.access.test_rbac import EXPECTED, STATE_CHANGES, fresh_public_pem
 from tests.registry.fixtures import SignedModel

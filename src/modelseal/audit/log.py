@@ -27,7 +27,7 @@ from modelseal.audit.record import (
     utc_now,
 )
 from modelseal.errors import InputError
-from modelseal.registry.schema import audit_head, audit_records
+from modelseal.store.schema import audit_head, audit_records
 
 
 class ProofError(InputError):

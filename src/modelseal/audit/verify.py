@@ -25,7 +25,7 @@ from modelseal.audit import merkle
 from modelseal.audit.note import Checkpoint, NoteError, NoteVerifier
 from modelseal.audit.record import AuditRecord
 from modelseal.errors import Reason, VerificationError
-from modelseal.registry.schema import audit_head, audit_nodes, audit_records
+from modelseal.store.schema import audit_head, audit_nodes, audit_records
 
 
 class AuditTamperedError(VerificationError):

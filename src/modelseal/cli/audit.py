@@ -120,7 +120,7 @@ def verify(
 def _verify_database(db_url: str, verifier: Any, notes: tuple[str, ...]) -> Any:
     from modelseal.audit.verify import verify_log
     from modelseal.errors import InputError
-    from modelseal.registry import db
+    from modelseal.store import db
 
     engine = db.create_engine(db_url)
     try:

@@ -26,7 +26,7 @@ from modelseal.audit.log import AuditLog
 from modelseal.audit.record import AuditEvent, AuditRecord, format_time, utc_now
 from modelseal.errors import InputError, ModelsealError, Reason, UsageError
 from modelseal.hashing.manifest import Manifest, Serialization
-from modelseal.registry import db
+from modelseal.store import db
 from modelseal.registry.blobs import BlobStore, StoredBlob
 from modelseal.registry.config import DEFAULT_MAX_FILE_BYTES, RegistryConfig
 from modelseal.registry.errors import (
@@ -38,7 +38,7 @@ from modelseal.registry.errors import (
     TooLargeError,
     VersionTakenError,
 )
-from modelseal.registry.groupcommit import GroupCommitter
+from modelseal.audit.committer import GroupCommitter
 from modelseal.registry.ingest import StreamingItems
 from modelseal.registry.models import (
     FileEntry,
@@ -54,7 +54,7 @@ from modelseal.registry.models import (
     check_alias,
     check_model_name,
 )
-from modelseal.registry.schema import (
+from modelseal.store.schema import (
     aliases,
     grants,
     models,
@@ -66,7 +66,7 @@ from modelseal.registry.schema import (
     version_keys,
     versions,
 )
-from modelseal.registry.schema import tokens as tokens_table
+from modelseal.store.schema import tokens as tokens_table
 from modelseal.registry.signature import CheckedSignature, Trust, check_signature, empty_files
 
 MAX_METADATA_BYTES = 64 * 1024

@@ -41,7 +41,7 @@ from sqlalchemy import Connection, Engine, RootTransaction, event
 
 from modelseal.audit.log import AuditLog
 from modelseal.audit.record import AuditEvent
-from modelseal.registry import db
+from modelseal.store import db
 
 _SAVEPOINT = "modelseal_member"
 _PENDING = "modelseal_savepoint_pending"  # conn.info key: open the savepoint before the next
