@@ -19,9 +19,16 @@ EXIT_USAGE = 2
 
 
 class ModelsealError(Exception):
-    """Base of every error modelseal raises deliberately."""
+    """Base of every error modelseal raises deliberately.
 
+    ``code`` is stable and machine-readable (it travels in JSON error bodies and ``--json``
+    output); ``exit_code`` is what the command line exits with; ``http_status`` is what the
+    registry server answers with (always a 4xx: a 500 would be a bug).
+    """
+
+    code: str = "error"
     exit_code: int = EXIT_USAGE
+    http_status: int = 400
 
     def __init__(self, message: str, *, hint: str = "") -> None:
         super().__init__(message)
@@ -36,9 +43,13 @@ class ModelsealError(Exception):
 class UsageError(ModelsealError):
     """The caller asked for something that cannot be done as asked (exit 2)."""
 
+    code = "usage"
+
 
 class InputError(UsageError):
     """An input (model path, key, certificate, signature file) cannot be read or used (exit 2)."""
+
+    code = "input"
 
 
 class ModelPathError(InputError):
@@ -89,7 +100,9 @@ class Reason:
 class VerificationError(ModelsealError):
     """The model or its signature did not verify. Carries every reason found (exit 1)."""
 
+    code = "verification-failed"
     exit_code = EXIT_FAILURE
+    http_status = 422
 
     def __init__(self, message: str, *, reasons: Sequence[Reason] = (), hint: str = "") -> None:
         super().__init__(message, hint=hint)
@@ -119,8 +132,86 @@ class ModelChangedError(VerificationError):
 class MalformedSignatureError(VerificationError):
     """The signature file is not a well-formed OMS bundle (an input error: exit 2)."""
 
+    code = "malformed-signature"
     exit_code = EXIT_USAGE
+    http_status = 400
 
 
 class UnsupportedSignatureError(MalformedSignatureError):
     """The signature uses a format, method or algorithm modelseal does not verify (exit 2)."""
+
+
+# ------------------------------------------------------------------ registry, access, server
+
+
+class NotFoundError(UsageError):
+    """An unknown model, version, alias, upload, user or token (exit 2, HTTP 404)."""
+
+    code = "not-found"
+    http_status = 404
+
+
+class ConflictError(UsageError):
+    """The request conflicts with the current state: a name taken, a version deleted, an
+    upload incomplete (exit 2, HTTP 409)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class VersionTakenError(ConflictError):
+    """An encrypted push wrapped its data key for a version number another push took first
+    (the client wraps again for ``next_version`` and retries)."""
+
+    code = "version-taken"
+
+    def __init__(self, message: str, *, hint: str = "", next_version: int = 0) -> None:
+        super().__init__(message, hint=hint)
+        self.next_version = next_version
+
+
+class KeyRequiredError(UsageError):
+    """An encrypted version was pulled without a key-encryption key (exit 2)."""
+
+    code = "key-required"
+
+
+class TooLargeError(UsageError):
+    """A file larger than the registry accepts (``max_file_bytes``; exit 2, HTTP 413)."""
+
+    code = "too-large"
+    http_status = 413
+
+
+class AuthenticationError(ModelsealError):
+    """A missing, unknown, expired or revoked token (exit 1, HTTP 401)."""
+
+    code = "authentication-failed"
+    exit_code = EXIT_FAILURE
+    http_status = 401
+
+
+class PermissionDeniedError(ModelsealError):
+    """The caller's roles do not grant what was asked (exit 1, HTTP 403)."""
+
+    code = "permission-denied"
+    exit_code = EXIT_FAILURE
+    http_status = 403
+
+
+class RateLimitedError(ModelsealError):
+    """Too many failed authentications from one address (exit 1, HTTP 429)."""
+
+    code = "rate-limited"
+    exit_code = EXIT_FAILURE
+    http_status = 429
+
+    def __init__(self, message: str, *, hint: str = "", retry_after: float = 0.0) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+class DigestMismatchError(IntegrityError):
+    """Uploaded or downloaded bytes differ from their signed digests (exit 1, HTTP 422)."""
+
+    code = "digest-mismatch"

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from modelseal.cli.common import emit_json
-from modelseal.registry.cli_support import store_options, with_backend
+from modelseal.cli.store import store_options, with_backend
 
 
 @click.group()
@@ -21,7 +21,9 @@ def user() -> None:
 @with_backend
 def user_create(backend: Any, name: str) -> None:
     """Create user NAME (no roles until granted)."""
-    backend.create_user(name)
+    from modelseal.access.principals import CreateUser
+
+    backend.call(CreateUser(name=name))
     click.echo(f"created user {name}")
 
 
@@ -31,7 +33,9 @@ def user_create(backend: Any, name: str) -> None:
 @with_backend
 def user_disable(backend: Any, name: str) -> None:
     """Disable user NAME: their tokens stop working."""
-    backend.disable_user(name)
+    from modelseal.access.principals import DisableUser
+
+    backend.call(DisableUser(name=name))
     click.echo(f"disabled user {name}")
 
 
@@ -41,14 +45,16 @@ def user_disable(backend: Any, name: str) -> None:
 @with_backend
 def user_list(backend: Any, as_json: bool) -> None:
     """List users with their roles and tokens (never token values)."""
-    users = backend.list_users()
+    from modelseal.access.principals import ListUsers
+
+    users = backend.call(ListUsers())
     if as_json:
         emit_json(users)
         return
     for u in users:
-        state = " (disabled)" if u["disabled"] else ""
-        active = sum(1 for t in u["tokens"] if not t["revoked"])
-        click.echo(f"{u['name']}{state}  roles: {', '.join(u['roles']) or '-'}  tokens: {active}")
+        state = " (disabled)" if u.disabled else ""
+        active = sum(1 for t in u.tokens if not t.revoked)
+        click.echo(f"{u.name}{state}  roles: {', '.join(u.roles) or '-'}  tokens: {active}")
 
 
 @click.group()
@@ -78,17 +84,21 @@ def token_create(
     backend: Any, user_name: str, expires_in: str, description: str, output: str | None
 ) -> None:
     """Create a token for USER. It is shown once: only its hash is stored."""
-    from modelseal.registry.cli_support import parse_duration
+    from modelseal.access.principals import CreateToken
+    from modelseal.cli.store import parse_duration
 
     lifetime = None if expires_in == "never" else parse_duration(expires_in)
-    new = backend.create_token(user_name, lifetime, description)
+    seconds = None if lifetime is None else int(lifetime.total_seconds())
+    new = backend.call(
+        CreateToken(name=user_name, expires_in_seconds=seconds, description=description)
+    )
     if output:
         from modelseal.fsutil import atomic_write
 
-        atomic_write(output, (new.value + "\n").encode("ascii"), mode=0o600, overwrite=False)
+        atomic_write(output, (new.token + "\n").encode("ascii"), mode=0o600, overwrite=False)
         click.echo(f"token {new.id} for {user_name} written to {output}")
     else:
-        click.echo(new.value)
+        click.echo(new.token)
         click.echo(f"token {new.id} for {user_name}: store it now, it is not shown again", err=True)
 
 
@@ -98,7 +108,9 @@ def token_create(
 @with_backend
 def token_revoke(backend: Any, token_id: str) -> None:
     """Revoke the token with id TOKEN_ID (see 'modelseal user list --json')."""
-    backend.revoke_token(token_id)
+    from modelseal.access.principals import RevokeToken
+
+    backend.call(RevokeToken(token_id=token_id))
     click.echo(f"revoked token {token_id}")
 
 
@@ -121,7 +133,9 @@ def role() -> None:
 def role_grant(backend: Any, user_name: str, role_name: str, scope: str) -> None:
     """Grant ROLE to USER (ROLE: data-scientist, ml-engineer, devops, security-engineer,
     compliance-officer, admin)."""
-    backend.grant_role(user_name, role_name, scope)
+    from modelseal.access.principals import GrantRole
+
+    backend.call(GrantRole(name=user_name, role=role_name, scope=scope))
     click.echo(f"granted {role_name}{'' if scope == '*' else f'[{scope}]'} to {user_name}")
 
 
@@ -133,7 +147,9 @@ def role_grant(backend: Any, user_name: str, role_name: str, scope: str) -> None
 @with_backend
 def role_revoke(backend: Any, user_name: str, role_name: str, scope: str) -> None:
     """Revoke ROLE (with --scope) from USER."""
-    backend.revoke_role(user_name, role_name, scope)
+    from modelseal.access.principals import RevokeRole
+
+    backend.call(RevokeRole(name=user_name, role=role_name, scope=scope))
     click.echo(f"revoked {role_name}{'' if scope == '*' else f'[{scope}]'} from {user_name}")
 
 

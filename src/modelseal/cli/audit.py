@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from modelseal.cli.common import emit_json
-from modelseal.registry.cli_support import store_options, with_backend
+from modelseal.cli.store import store_options, with_backend
 
 EXPORT_FIELDS = (
     "seq", "time", "actor", "roles", "action", "resource", "digest", "outcome", "reason",
@@ -75,8 +75,8 @@ def verify(
     import hashlib
 
     from modelseal.audit.note import NoteVerifier
+    from modelseal.cli.store import config_from
     from modelseal.fsutil import atomic_write
-    from modelseal.registry.cli_support import config_from
 
     config = config_from(
         {"home": home, "db_url": db_url, "server": server, "token_file": token_file}
@@ -134,19 +134,20 @@ def _verify_database(db_url: str, verifier: Any, notes: tuple[str, ...]) -> Any:
 
 def _verify_server(config: Any, verifier: Any, notes: tuple[str, ...]) -> Any:
     from modelseal.audit.remote import verify_served_log
-    from modelseal.server.client import RemoteBackend
+    from modelseal.cli.store import open_backend
+    from modelseal.registry.audit_trail import GetCheckpoint, ListAuditRecords, ProveConsistency
 
-    backend = RemoteBackend(config.server, token=config.token)
+    backend = open_backend(config)
     try:
-        note = backend.audit_checkpoint()
+        note = backend.call(GetCheckpoint())
 
         def consistency(old: int, new: int) -> list[bytes]:
-            proof = backend.audit_consistency(old, new)["proof"]
+            proof = backend.call(ProveConsistency(old=old, new=new)).proof
             return [bytes.fromhex(p) for p in proof]
 
         return verify_served_log(
             note,
-            backend.audit_records(export=False),
+            (r.model_dump() for r in backend.call(ListAuditRecords())),
             verifier,
             checkpoints=notes,
             consistency=consistency,
@@ -175,15 +176,18 @@ def _verify_server(config: Any, verifier: Any, notes: tuple[str, ...]) -> Any:
 @with_backend
 def export(backend: Any, fmt: str, output: str | None) -> None:
     """Export every audit record for compliance tools."""
+    from modelseal.registry.audit_trail import ListAuditRecords
+
     stream: Any = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
+        records = (r.model_dump() for r in backend.call(ListAuditRecords(export=True)))
         if fmt == "jsonl":
-            for record in backend.audit_records(export=True):
+            for record in records:
                 stream.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
         else:
             writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, lineterminator="\n")
             writer.writeheader()
-            for record in backend.audit_records(export=True):
+            for record in records:
                 row = dict(record)
                 row["roles"] = ";".join(record["roles"])
                 row["details"] = json.dumps(record["details"], sort_keys=True)
@@ -206,7 +210,9 @@ def export(backend: Any, fmt: str, output: str | None) -> None:
 @with_backend
 def checkpoint(backend: Any, output: str | None) -> None:
     """Print a signed checkpoint (C2SP signed note) of the log's current tree head."""
-    note = backend.audit_checkpoint()
+    from modelseal.registry.audit_trail import GetCheckpoint
+
+    note = backend.call(GetCheckpoint())
     if output:
         from modelseal.fsutil import atomic_write
 
@@ -227,7 +233,9 @@ def proof() -> None:
 @with_backend
 def proof_inclusion(backend: Any, index: int, size: int | None) -> None:
     """Prove record INDEX is in the log (JSON: record, proof hashes)."""
-    emit_json(backend.audit_inclusion(index, size))
+    from modelseal.registry.audit_trail import ProveInclusion
+
+    emit_json(backend.call(ProveInclusion(index=index, size=size)))
 
 
 @proof.command("consistency")
@@ -237,7 +245,9 @@ def proof_inclusion(backend: Any, index: int, size: int | None) -> None:
 @with_backend
 def proof_consistency(backend: Any, old_size: int, size: int | None) -> None:
     """Prove the log of OLD_SIZE records is a prefix of the current one."""
-    emit_json(backend.audit_consistency(old_size, size))
+    from modelseal.registry.audit_trail import ProveConsistency
+
+    emit_json(backend.call(ProveConsistency(old=old_size, new=size)))
 
 
 def _read(path: Path, what: str) -> str:

@@ -165,7 +165,18 @@ class EarlyHash:
 
 
 def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    """Print ``data`` (plain JSON values, typed answers or lists of them) as indented JSON."""
+    click.echo(json.dumps(_plain(data), indent=2, sort_keys=True))
+
+
+def _plain(data: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list | tuple):
+        return [_plain(item) for item in data]
+    return data
 
 
 def parse_workers(value: int | None) -> int | None:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from modelseal.cli.common import emit_json, open_kek, open_protected, read_passphrase
+from modelseal.cli.rotation import rotation_options
 from modelseal.errors import PassphraseError, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -251,34 +252,9 @@ def keys_create(
 
 
 def _store_options(func: F) -> F:
-    from modelseal.registry.cli_support import store_options
+    from modelseal.cli.store import store_options
 
     return store_options(func)
-
-
-def rotation_options(func: F) -> F:
-    """--kek, --new-kek, --keep-old and --passphrase-file of every rotation command."""
-    decorators = [
-        click.option(
-            "--kek", required=True, metavar="URI", help="The KEK the data keys are wrapped with."
-        ),
-        click.option(
-            "--new-kek",
-            default=None,
-            metavar="URI",
-            help="Re-wrap under this KEK. Default: a new KEK in the same keyset file or token.",
-        ),
-        click.option(
-            "--keep-old",
-            is_flag=True,
-            help="Do not retire the old KEKs yet (the old wrapped keys keep working until a "
-            "later commit).",
-        ),
-        click.option("--passphrase-file", type=click.Path(dir_okay=False), default=None),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
 
 
 @keys.command("rotate")
@@ -311,8 +287,8 @@ def keys_rotate(
     if in_registry:
         if targets:
             raise UsageError("--registry rotates the registry's keys", hint="drop the TARGETS")
-        from modelseal.cli.registry import rotate_registry
-        from modelseal.registry.cli_support import opened
+        from modelseal.cli.rotation import rotate_registry
+        from modelseal.cli.store import opened
 
         with opened(store) as backend:
             rotate_registry(backend, kek, new_kek, keep_old, passphrase_file, as_json)

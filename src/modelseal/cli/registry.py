@@ -3,14 +3,13 @@ line, on the embedded store (default) or a registry server (``--server``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from modelseal.cli.common import emit_json, open_kek
-from modelseal.cli.crypto import rotation_options
-from modelseal.registry.cli_support import (
+from modelseal.cli.rotation import rotate_registry, rotation_options
+from modelseal.cli.store import (
     opened_with_config,
     store_options,
     with_backend,
@@ -57,8 +56,8 @@ def serve(
     """Serve the registry's HTTP API (OpenAPI at /docs and /openapi.json)."""
     import dataclasses
 
+    from modelseal.cli.store import config_from
     from modelseal.errors import UsageError
-    from modelseal.registry.cli_support import config_from
     from modelseal.server.run import serve as run
 
     if (tls_cert is None) != (tls_key is None):
@@ -81,12 +80,15 @@ def serve(
 @with_backend
 def gc(backend: Any, grace: str, as_json: bool) -> None:
     """Delete blobs no version references, expired uploads and abandoned temporary files."""
-    from modelseal.registry.cli_support import parse_duration
+    from modelseal.cli.store import parse_duration
+    from modelseal.registry.gc import CollectGarbage
 
     seconds = parse_duration(grace)
-    report = backend.gc(seconds.total_seconds() if seconds else 3600.0)
+    report = backend.call(
+        CollectGarbage(grace_seconds=seconds.total_seconds() if seconds else 3600.0)
+    )
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(report)
     else:
         click.echo(
             f"deleted {report.blobs_deleted} blob(s) ({report.bytes_freed} bytes), "
@@ -117,8 +119,10 @@ def trust_add(backend: Any, public_key: str, name: str) -> None:
         raise InputError(
             f"cannot read public key {public_key!r}: {exc.strerror}", hint="check the path"
         ) from None
-    added = backend.add_trusted_key(pem, name)
-    click.echo(f"trusted key {added['id']} ({added['name']})")
+    from modelseal.registry.trusted_keys import AddTrustedKey
+
+    added = backend.call(AddTrustedKey(pem=pem.decode("utf-8", errors="replace"), name=name))
+    click.echo(f"trusted key {added.id} ({added.name})")
 
 
 @trust.command("remove")
@@ -127,7 +131,9 @@ def trust_add(backend: Any, public_key: str, name: str) -> None:
 @with_backend
 def trust_remove(backend: Any, key_id: str) -> None:
     """Stop trusting the key with id KEY_ID."""
-    backend.remove_trusted_key(key_id)
+    from modelseal.registry.trusted_keys import RemoveTrustedKey
+
+    backend.call(RemoveTrustedKey(key_id=key_id))
     click.echo(f"removed trusted key {key_id}")
 
 
@@ -136,8 +142,10 @@ def trust_remove(backend: Any, key_id: str) -> None:
 @with_backend
 def trust_list(backend: Any) -> None:
     """List the trusted signer keys."""
-    for key in backend.list_trusted_keys():
-        click.echo(f"{key['id']}  {key['name']}  added {key['added_at']} by {key['added_by']}")
+    from modelseal.registry.trusted_keys import ListTrustedKeys
+
+    for key in backend.call(ListTrustedKeys()):
+        click.echo(f"{key.id}  {key.name}  added {key.added_at} by {key.added_by}")
 
 
 @click.command()
@@ -219,10 +227,11 @@ def push(
             metadata=meta, lineage=Lineage(training_data, code_revision, parent), kek=kek,
         )  # fmt: skip
     if as_json:
-        emit_json(info.to_dict())
+        emit_json(info)
     else:
         sealed = " (encrypted)" if info.encrypted else ""
-        click.echo(f"published {info.model}:{info.number}  sha256:{info.root_digest}{sealed}")
+        digest = info.root_digest.sha256
+        click.echo(f"published {info.model}:{info.version}  sha256:{digest}{sealed}")
 
 
 @click.command()
@@ -279,11 +288,10 @@ def pull(
             kek=(lambda: open_kek(uri, passphrase_file)) if uri else None,
         )  # fmt: skip
     if as_json:
-        emit_json(info.to_dict())
+        emit_json(info)
     else:
-        click.echo(
-            f"pulled {info.model}:{info.number} to {dest}  verified sha256:{info.root_digest}"
-        )
+        digest = info.root_digest.sha256
+        click.echo(f"pulled {info.model}:{info.version} to {dest}  verified sha256:{digest}")
 
 
 @click.group()
@@ -299,8 +307,10 @@ def alias() -> None:
 @with_backend
 def alias_set(backend: Any, name: str, alias_name: str, version: int) -> None:
     """Point ALIAS of model NAME at VERSION (moving it back is a rollback)."""
-    info = backend.set_alias(name, alias_name, version)
-    click.echo(f"{name}@{alias_name} -> {info.number}  sha256:{info.root_digest}")
+    from modelseal.registry.versions import SetAlias
+
+    info = backend.call(SetAlias(name=name, alias=alias_name, version=version))
+    click.echo(f"{name}@{alias_name} -> {info.version}  sha256:{info.root_digest.sha256}")
 
 
 @click.group()
@@ -314,9 +324,11 @@ def models() -> None:
 @with_backend
 def models_list(backend: Any, as_json: bool) -> None:
     """List the models you may read, with their latest version and aliases."""
-    found = backend.list_models()
+    from modelseal.registry.versions import ListModels
+
+    found = backend.call(ListModels())
     if as_json:
-        emit_json([m.to_dict() for m in found])
+        emit_json(found)
         return
     for m in found:
         tags = " ".join(f"{a}={v}" for a, v in sorted(m.aliases.items()))
@@ -335,16 +347,17 @@ def versions() -> None:
 @with_backend
 def versions_list(backend: Any, name: str, as_json: bool) -> None:
     """List every version of NAME, deleted ones included (marked)."""
-    found = backend.list_versions(name)
+    from modelseal.registry.versions import ListVersions
+
+    found = backend.call(ListVersions(name=name))
     if as_json:
-        emit_json([v.to_dict() for v in found])
+        emit_json(found)
         return
     for v in found:
         state = " DELETED" if v.deleted else ""
         tags = f" [{', '.join(v.aliases)}]" if v.aliases else ""
-        click.echo(
-            f"{v.number}  sha256:{v.root_digest[:16]}  {v.created_at}  {v.created_by}{tags}{state}"
-        )
+        digest = v.root_digest.sha256[:16]
+        click.echo(f"{v.version}  sha256:{digest}  {v.created_at}  {v.created_by}{tags}{state}")
 
 
 @versions.command("delete")
@@ -355,7 +368,9 @@ def versions_list(backend: Any, name: str, as_json: bool) -> None:
 @with_backend
 def versions_delete(backend: Any, name: str, version: int, reason: str) -> None:
     """Tombstone VERSION of NAME: kept in the record, no longer downloadable."""
-    backend.delete_version(name, version, reason)
+    from modelseal.registry.versions import DeleteVersion
+
+    backend.call(DeleteVersion(name=name, number=version, reason=reason))
     click.echo(f"deleted {name}:{version}")
 
 
@@ -366,9 +381,12 @@ def versions_delete(backend: Any, name: str, version: int, reason: str) -> None:
 def versions_show(backend: Any, ref: str) -> None:
     """Print one version as JSON (with its signature bundle)."""
     from modelseal.registry.models import VersionRef
+    from modelseal.registry.versions import ResolveVersion
 
-    info = backend.get_version(VersionRef.parse(ref))
-    click.echo(json.dumps(info.to_dict(with_bundle=True), indent=2, sort_keys=True))
+    parsed = VersionRef.parse(ref)
+    info = backend.call(ResolveVersion(name=parsed.model, version=parsed.number,
+                                       alias=parsed.alias))  # fmt: skip
+    emit_json(info)
 
 
 @registry.group("keys")
@@ -383,12 +401,14 @@ def registry_keys() -> None:
 @with_backend
 def registry_keys_list(backend: Any, provider: str | None, as_json: bool) -> None:
     """List encrypted versions and the KEK that wraps each one's data key."""
-    found = backend.version_keys(provider)
+    from modelseal.registry.datakeys import ListVersionKeys
+
+    found = backend.call(ListVersionKeys(provider=provider))
     if as_json:
-        emit_json([k.to_dict() for k in found])
+        emit_json(found)
         return
     for k in found:
-        click.echo(f"{k.model}:{k.number}  {k.provider}:{k.kek_id}")
+        click.echo(f"{k.model}:{k.version}  {k.provider}:{k.kek_id}")
 
 
 @registry_keys.command("rotate")
@@ -407,32 +427,3 @@ def registry_keys_rotate(
     """Re-wrap every encrypted version's data key under a new KEK (no data re-encrypted), in
     one audited registry transaction, then retire the old KEKs."""
     rotate_registry(backend, kek, new_kek, keep_old, passphrase_file, as_json)
-
-
-def rotate_registry(
-    backend: Any,
-    kek: str,
-    new_kek: str | None,
-    keep_old: bool,
-    passphrase_file: str | None,
-    as_json: bool,
-) -> None:
-    """The body of ``modelseal registry keys rotate`` (and ``keys rotate --registry``)."""
-    from modelseal.registry.keys import rotate_version_keys
-
-    provider = open_kek(kek, passphrase_file)
-    new_provider = open_kek(new_kek, passphrase_file) if new_kek else None
-    report = rotate_version_keys(
-        backend, provider=provider, new_provider=new_provider, commit=not keep_old
-    )
-    if as_json:
-        emit_json(report.to_dict())
-        return
-    click.echo(
-        f"re-wrapped {len(report.rewrapped)} version data key(s) under KEK {report.new_kek_id} "
-        "(audited)"
-    )
-    if report.committed:
-        click.echo(f"retired {len(report.retired)} old KEK(s): {', '.join(report.retired) or '-'}")
-    else:
-        click.echo("old KEKs kept (--keep-old): old wrapped keys still unwrap until you commit")

@@ -1,116 +1,89 @@
-"""What the CLI talks to: the embedded store directly (as its single local administrator) or a
-registry server over HTTP (:class:`modelseal.server.client.RemoteBackend`). Both offer the same
-operations and return the same values."""
+"""Where registry operations run: in process, on the embedded store (:class:`LocalBackend`, as
+its single local administrator), or on a registry server (:class:`modelseal.client.Client`).
+Both take the same typed operations and return the same typed answers; :func:`push` and
+:func:`pull` are the client-side halves of moving a model, written once for both."""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import getpass
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
 from modelseal.access.roles import Principal
-from modelseal.access.tokens import NewToken
-from modelseal.errors import InputError
-from modelseal.registry.config import RegistryConfig
-from modelseal.registry.models import (
-    FileEntry,
-    GcReport,
-    KeyChange,
-    Lineage,
-    ModelInfo,
-    SealedVersion,
-    UploadInfo,
-    VersionInfo,
-    VersionKey,
-    VersionRef,
+from modelseal.errors import (
+    DigestMismatchError,
+    InputError,
+    KeyRequiredError,
+    VersionTakenError,
 )
+from modelseal.operation import Operation
+from modelseal.registry.config import RegistryConfig
+from modelseal.registry.models import Lineage, VersionRef
+from modelseal.registry.receive import UploadFile
 from modelseal.registry.transfer import model_file, pull_into, read_chunks
+from modelseal.registry.uploads import AbortUpload, BeginUpload, GetUploadState, PublishUpload
+from modelseal.registry.versions import DownloadFile, GetDownload
+from modelseal.registry.views import (
+    FileView,
+    ReceivedFile,
+    SealedVersion,
+    UploadView,
+    VersionView,
+)
 
 if TYPE_CHECKING:
     from modelseal.crypto.providers import KeyProvider
+    from modelseal.registry.core import Registry
 
+OutT = TypeVar("OutT")
 MAX_PUBLISH_ATTEMPTS = 20
 
 
 class Backend(Protocol):
-    def begin_upload(
-        self,
-        name: str,
-        *,
-        bundle: bytes,
-        public_key: bytes | None,
-        metadata: Mapping[str, Any],
-        lineage: Lineage,
-        encrypted: bool = False,
-    ) -> UploadInfo: ...
+    """Runs registry operations (in process or over HTTP)."""
 
-    def send_file(
-        self, upload: UploadInfo, path: str, chunks: Iterable[bytes], size: int | None = None
-    ) -> None: ...
+    def call(self, operation: Operation[OutT]) -> OutT:
+        """Run ``operation``; its typed answer."""
 
-    def next_version(self, upload: UploadInfo) -> int: ...
+    def send(
+        self, operation: UploadFile, chunks: Iterable[bytes], size: int | None = None
+    ) -> ReceivedFile:
+        """Run an upload of one file with ``chunks`` as its content."""
 
-    def publish(self, upload: UploadInfo, sealed: SealedVersion | None = None) -> VersionInfo: ...
+    def close(self) -> None:
+        """Release what the backend holds."""
 
-    def version_keys(self, provider: str | None) -> list[VersionKey]: ...
 
-    def replace_version_keys(
-        self, changes: list[KeyChange], *, new_kek_id: str, retiring: list[str]
-    ) -> int: ...
+class LocalBackend:
+    """The embedded store, acting as the local administrator (audited as ``local:<user>``)."""
 
-    def abort(self, upload: UploadInfo) -> None: ...
+    def __init__(self, registry: Registry, actor: Principal | None = None) -> None:
+        self.registry = registry
+        self.actor = actor or Principal(f"local:{_user()}", superuser=True, source="local")
 
-    def download_info(self, ref: VersionRef) -> VersionInfo: ...
+    @classmethod
+    def open(cls, config: RegistryConfig) -> LocalBackend:
+        """Open the embedded store ``config`` describes."""
+        from modelseal.registry.core import Registry
 
-    def fetch(self, info: VersionInfo, path: str) -> Iterable[bytes]: ...
+        return cls(Registry.open(config))
 
-    def get_version(self, ref: VersionRef) -> VersionInfo: ...
+    def call(self, operation: Operation[OutT]) -> OutT:
+        """Run ``operation`` in process."""
+        return self.registry.run(self.actor, operation)
 
-    def set_alias(self, name: str, alias: str, version: int) -> VersionInfo: ...
+    def send(
+        self, operation: UploadFile, chunks: Iterable[bytes], size: int | None = None
+    ) -> ReceivedFile:
+        """Store one file of an upload from ``chunks``."""
+        return self.registry.receive(self.actor, operation, chunks)
 
-    def list_models(self) -> list[ModelInfo]: ...
-
-    def list_versions(self, name: str) -> list[VersionInfo]: ...
-
-    def delete_version(self, name: str, version: int, reason: str) -> VersionInfo: ...
-
-    def gc(self, grace_seconds: float) -> GcReport: ...
-
-    def create_user(self, name: str) -> None: ...
-
-    def disable_user(self, name: str) -> None: ...
-
-    def list_users(self) -> list[dict[str, Any]]: ...
-
-    def grant_role(self, user: str, role: str, scope: str) -> None: ...
-
-    def revoke_role(self, user: str, role: str, scope: str) -> None: ...
-
-    def create_token(
-        self, user: str, expires_in: dt.timedelta | None, description: str
-    ) -> NewToken: ...
-
-    def revoke_token(self, token_id: str) -> None: ...
-
-    def add_trusted_key(self, pem: bytes, name: str) -> dict[str, str]: ...
-
-    def remove_trusted_key(self, key_id: str) -> None: ...
-
-    def list_trusted_keys(self) -> list[dict[str, str]]: ...
-
-    def audit_checkpoint(self) -> str: ...
-
-    def audit_records(self, *, export: bool) -> Iterator[dict[str, Any]]: ...
-
-    def audit_inclusion(self, index: int, size: int | None) -> dict[str, Any]: ...
-
-    def audit_consistency(self, old: int, new: int | None) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the store."""
+        self.registry.close()
 
 
 def push(
@@ -123,7 +96,7 @@ def push(
     metadata: Mapping[str, Any] | None = None,
     lineage: Lineage | None = None,
     kek: KeyProvider | None = None,
-) -> VersionInfo:
+) -> VersionView:
     """Publish the signed model at ``model_path`` as the next version of ``name``.
 
     With ``kek`` the version is encrypted on this side: a fresh data key encrypts every file
@@ -135,13 +108,15 @@ def push(
         raise InputError(f"model path {str(root)!r} does not exist", hint="check the path")
     bundle = _read(Path(signature), "signature")
     key = _read(Path(public_key), "public key") if public_key is not None else None
-    upload = backend.begin_upload(
-        name,
-        bundle=bundle,
-        public_key=key,
-        metadata=metadata or {},
-        lineage=lineage or Lineage(),
-        encrypted=kek is not None,
+    upload = backend.call(
+        BeginUpload(
+            name=name,
+            bundle=bundle.decode("utf-8", errors="replace"),
+            public_key=key.decode("ascii", errors="replace") if key is not None else None,
+            metadata=dict(metadata or {}),
+            lineage=lineage or Lineage(),
+            encrypted=kek is not None,
+        )
     )
     try:
         if kek is not None:
@@ -149,26 +124,25 @@ def push(
         for path in upload.files:
             file = model_file(root, path)
             size = file.stat().st_size if file.is_file() else None
-            backend.send_file(upload, path, read_chunks(file), size)
-        return backend.publish(upload)
+            backend.send(UploadFile(upload_id=upload.upload_id, path=path), read_chunks(file), size)
+        return backend.call(PublishUpload(upload_id=upload.upload_id))
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to report
-            backend.abort(upload)
+            backend.call(AbortUpload(upload_id=upload.upload_id))
         raise
 
 
 def _push_encrypted(
-    backend: Backend, upload: UploadInfo, root: Path, bundle: bytes, kek: KeyProvider
-) -> VersionInfo:
+    backend: Backend, upload: UploadView, root: Path, bundle: bytes, kek: KeyProvider
+) -> VersionView:
     from modelseal.crypto import keyset as ks
     from modelseal.registry import encryption as enc
-    from modelseal.registry.errors import VersionTakenError
 
     signed = enc.SignedFiles.from_bundle(bundle)
-    if signed.root_digest != upload.root_digest:
+    if signed.root_digest != upload.root_digest.sha256:
         raise InputError(
             "the registry reports another manifest digest than the signature's",
-            hint="check --server",
+            hint="check that the server is the registry you meant",
         )
     data_key = enc.new_data_key()
     key = ks.primary_streaming_key(data_key)
@@ -185,15 +159,18 @@ def _push_encrypted(
             associated_data=enc.blob_associated_data(upload.model, signed.root_digest, path),
             result=result,
         )
-        backend.send_file(upload, path, chunks, None if size is None else enc.ciphertext_size(size))
+        size = None if size is None else enc.ciphertext_size(size)
+        backend.send(UploadFile(upload_id=upload.upload_id, path=path), chunks, size)
         digests[path] = result.sha256
     for _ in range(MAX_PUBLISH_ATTEMPTS):
-        number = backend.next_version(upload)
+        number = backend.call(GetUploadState(upload_id=upload.upload_id)).next_version
         envelope = enc.wrap_data_key(
             data_key, kek, model=upload.model, number=number, root_digest=signed.root_digest
         )
+        sealed = SealedVersion(version=number, envelope=envelope.to_dict(),
+                               plaintext_sha256=digests)  # fmt: skip
         try:
-            return backend.publish(upload, SealedVersion(number, envelope.to_dict(), digests))
+            return backend.call(PublishUpload(upload_id=upload.upload_id, encryption=sealed))
         except VersionTakenError:  # another push of this model won the number: wrap again
             continue
     raise InputError(
@@ -219,7 +196,7 @@ def pull(
     public_key: str | os.PathLike[str] | None = None,
     trust_anchors: Sequence[str | os.PathLike[str]] = (),
     kek: KeyProvider | Callable[[], KeyProvider] | None = None,
-) -> VersionInfo:
+) -> VersionView:
     """Download ``ref`` into ``dest`` and verify it (see :func:`pull_into`).
 
     An encrypted version needs ``kek`` (the key-encryption key it was pushed with): its data
@@ -227,72 +204,66 @@ def pull(
     path) and checked against its plaintext digest, then the whole model against its
     signature; nothing is moved to ``dest`` unless everything authenticated and verified.
     ``kek`` may be a function that opens the provider: it is called only for encrypted versions."""
-    info = backend.download_info(ref)
+    info = backend.call(GetDownload(name=ref.model, version=ref.number, alias=ref.alias))
+
+    def fetch(path: str) -> Iterable[bytes]:
+        operation = DownloadFile(name=info.model, number=info.version, path=path)
+        return backend.call(operation).chunks
+
     if not info.encrypted:
-        pull_into(
-            info,
-            Path(dest),
-            lambda path: backend.fetch(info, path),
-            public_key=public_key,
-            trust_anchors=trust_anchors,
-        )
+        pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors)
         return info
     from modelseal.crypto import envelope as env
     from modelseal.registry import encryption as enc
-    from modelseal.registry.errors import KeyRequiredError
 
     if kek is None:
         raise KeyRequiredError(
-            f"{info.model}:{info.number} is encrypted",
-            hint="pull with --kek URI (the key-encryption key it was pushed with)",
+            f"{info.model}:{info.version} is encrypted",
+            hint="pull with the key-encryption key it was pushed with",
         )
     _check_identity(ref, info)
-    assert info.envelope is not None
+    assert info.encryption is not None and info.encryption.envelope is not None
     provider = kek() if callable(kek) else kek
     keys = enc.unwrap_data_key(
-        env.from_dict(info.envelope, where=f"the envelope of {info.model}:{info.number}"),
+        env.from_dict(info.encryption.envelope,
+                      where=f"the envelope of {info.model}:{info.version}"),
         provider,
         model=info.model,
-        number=info.number,
-        root_digest=info.root_digest,
-    )
+        number=info.version,
+        root_digest=info.root_digest.sha256,
+    )  # fmt: skip
 
-    def write(entry: FileEntry, out: BinaryIO) -> None:
+    def write(entry: FileView, out: BinaryIO) -> None:
         enc.decrypt_file(
             keys,
-            backend.fetch(info, entry.path),
+            fetch(entry.path),
             out,
             path=entry.path,
-            associated_data=enc.blob_associated_data(info.model, info.root_digest, entry.path),
-            expected_sha256=entry.blob,
+            associated_data=enc.blob_associated_data(info.model, info.root_digest.sha256,
+                                                     entry.path),
+            expected_sha256=entry.sha256,
             expected_size=entry.size,
-        )
+        )  # fmt: skip
 
-    pull_into(
-        info,
-        Path(dest),
-        lambda path: backend.fetch(info, path),
-        public_key=public_key,
-        trust_anchors=trust_anchors,
-        write=write,
-        private=True,
-    )
+    pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors,
+              write=write, private=True)  # fmt: skip
     return info
 
 
-def _check_identity(ref: VersionRef, info: VersionInfo) -> None:
+def _check_identity(ref: VersionRef, info: VersionView) -> None:
     """The version is the one asked for and its digest the signature's: the data key's
     binding is then checked against values this side knows, not only what the server says."""
     from modelseal.registry import encryption as enc
-    from modelseal.registry.errors import DigestMismatchError
 
-    if info.model != ref.model or (ref.number is not None and info.number != ref.number):
+    if info.model != ref.model or (ref.number is not None and info.version != ref.number):
         raise DigestMismatchError(
-            f"the registry answered {info.model}:{info.number} for {ref}", hint="check --server"
+            f"the registry answered {info.model}:{info.version} for {ref}",
+            hint="check that the server is the registry you meant",
         )
-    if enc.SignedFiles.from_bundle(info.bundle.encode("utf-8")).root_digest != info.root_digest:
+    signed = enc.SignedFiles.from_bundle((info.bundle or "").encode("utf-8"))
+    if signed.root_digest != info.root_digest.sha256:
         raise DigestMismatchError(
-            f"{info.model}:{info.number}: the recorded digest is not the signature's",
+            f"{info.model}:{info.version}: the recorded digest is not the signature's",
             hint="the registry's record was altered",
         )
 
@@ -306,140 +277,8 @@ def _read(path: Path, what: str) -> bytes:
         ) from None
 
 
-class LocalBackend:
-    """The embedded store, acting as the local administrator (audited as ``local:<user>``)."""
-
-    def __init__(self, config: RegistryConfig) -> None:
-        from modelseal.registry.service import Registry
-
-        self.registry = Registry.open(config)
-        self.actor = Principal(f"local:{_user()}", superuser=True, source="local")
-
-    def begin_upload(
-        self,
-        name: str,
-        *,
-        bundle: bytes,
-        public_key: bytes | None,
-        metadata: Mapping[str, Any],
-        lineage: Lineage,
-        encrypted: bool = False,
-    ) -> UploadInfo:
-        return self.registry.begin_upload(
-            self.actor, name, bundle=bundle, public_key=public_key, metadata=metadata,
-            lineage=lineage, encrypted=encrypted,
-        )  # fmt: skip
-
-    def send_file(
-        self, upload: UploadInfo, path: str, chunks: Iterable[bytes], size: int | None = None
-    ) -> None:
-        self.registry.receive_file(self.actor, upload.id, path, chunks)
-
-    def next_version(self, upload: UploadInfo) -> int:
-        return self.registry.next_version(self.actor, upload.id)
-
-    def publish(self, upload: UploadInfo, sealed: SealedVersion | None = None) -> VersionInfo:
-        return self.registry.publish(self.actor, upload.id, sealed=sealed)
-
-    def version_keys(self, provider: str | None) -> list[VersionKey]:
-        return self.registry.version_keys(self.actor, provider=provider)
-
-    def replace_version_keys(
-        self, changes: list[KeyChange], *, new_kek_id: str, retiring: list[str]
-    ) -> int:
-        return self.registry.replace_version_keys(
-            self.actor, changes, new_kek_id=new_kek_id, retiring=retiring
-        )
-
-    def abort(self, upload: UploadInfo) -> None:
-        self.registry.abort_upload(self.actor, upload.id)
-
-    def download_info(self, ref: VersionRef) -> VersionInfo:
-        return self.registry.download(self.actor, ref)
-
-    def fetch(self, info: VersionInfo, path: str) -> Iterator[bytes]:
-        return self.registry.read_file(info, path)
-
-    def get_version(self, ref: VersionRef) -> VersionInfo:
-        return self.registry.get_version(self.actor, ref)
-
-    def set_alias(self, name: str, alias: str, version: int) -> VersionInfo:
-        return self.registry.set_alias(self.actor, name, alias, version)
-
-    def list_models(self) -> list[ModelInfo]:
-        return self.registry.list_models(self.actor)
-
-    def list_versions(self, name: str) -> list[VersionInfo]:
-        return self.registry.list_versions(self.actor, name)
-
-    def delete_version(self, name: str, version: int, reason: str) -> VersionInfo:
-        return self.registry.delete_version(self.actor, name, version, reason=reason)
-
-    def gc(self, grace_seconds: float) -> GcReport:
-        return self.registry.gc(self.actor, grace_seconds=grace_seconds)
-
-    def create_user(self, name: str) -> None:
-        self.registry.create_user(self.actor, name)
-
-    def disable_user(self, name: str) -> None:
-        self.registry.disable_user(self.actor, name)
-
-    def list_users(self) -> list[dict[str, Any]]:
-        return self.registry.list_users(self.actor)
-
-    def grant_role(self, user: str, role: str, scope: str) -> None:
-        self.registry.grant_role(self.actor, user, role, scope)
-
-    def revoke_role(self, user: str, role: str, scope: str) -> None:
-        self.registry.revoke_role(self.actor, user, role, scope)
-
-    def create_token(
-        self, user: str, expires_in: dt.timedelta | None, description: str
-    ) -> NewToken:
-        return self.registry.create_token(
-            self.actor, user, expires_in=expires_in, description=description
-        )
-
-    def revoke_token(self, token_id: str) -> None:
-        self.registry.revoke_token(self.actor, token_id)
-
-    def add_trusted_key(self, pem: bytes, name: str) -> dict[str, str]:
-        return self.registry.add_trusted_key(self.actor, pem, name=name)
-
-    def remove_trusted_key(self, key_id: str) -> None:
-        self.registry.remove_trusted_key(self.actor, key_id)
-
-    def list_trusted_keys(self) -> list[dict[str, str]]:
-        return self.registry.list_trusted_keys(self.actor)
-
-    def audit_checkpoint(self) -> str:
-        return self.registry.audit_checkpoint(self.actor)
-
-    def audit_records(self, *, export: bool) -> Iterator[dict[str, Any]]:
-        for record in self.registry.audit_records(self.actor, export=export):
-            yield record.to_dict()
-
-    def audit_inclusion(self, index: int, size: int | None) -> dict[str, Any]:
-        return self.registry.audit_inclusion(self.actor, index, size)
-
-    def audit_consistency(self, old: int, new: int | None) -> dict[str, Any]:
-        return self.registry.audit_consistency(self.actor, old, new)
-
-    def close(self) -> None:
-        self.registry.close()
-
-
 def _user() -> str:
     try:
         return getpass.getuser()
     except Exception:
         return str(os.getuid())
-
-
-def open_backend(config: RegistryConfig) -> Backend:
-    """The embedded store, or the server when one is configured."""
-    if config.server:
-        from modelseal.server.client import RemoteBackend
-
-        return RemoteBackend(config.server, token=config.token)
-    return LocalBackend(config)

@@ -28,8 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from modelseal.errors import InputError, Reason
-from modelseal.registry.errors import DigestMismatchError
+from modelseal.errors import DigestMismatchError, InputError, Reason
 
 if TYPE_CHECKING:
     from modelseal.crypto.envelope import Envelope

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from modelseal.crypto.rotation import RotationReport, retired_set, rotation_target
 from modelseal.errors import UsageError
-from modelseal.registry.models import KeyChange
+from modelseal.registry.datakeys import ListVersionKeys, RotateVersionKeys
+from modelseal.registry.views import KeyChange
 
 if TYPE_CHECKING:
     from modelseal.crypto.providers import KeyProvider
@@ -38,7 +39,7 @@ def rotate_version_keys(
     from modelseal.crypto import envelope as env
     from modelseal.crypto.providers import RotatingProvider
 
-    stored = backend.version_keys(provider.name)
+    stored = backend.call(ListVersionKeys(provider=provider.name))
     if isinstance(provider, RotatingProvider):
         # Keys of the same scheme under other KEKs (another file, another token) stay as they are.
         mine = provider.kek_ids()
@@ -60,7 +61,9 @@ def rotate_version_keys(
         )
         target.unwrap(fresh.wrapped, context=fresh.context)  # prove it before replacing
         new_id = fresh.wrapped.kek_id
-        changes.append(KeyChange(key.model, key.number, key.envelope, fresh.to_dict()))
+        changes.append(
+            KeyChange(model=key.model, version=key.version, old=key.envelope, new=fresh.to_dict())
+        )
     drop: frozenset[str] = frozenset()
     if commit:
         if not isinstance(provider, RotatingProvider):
@@ -69,10 +72,10 @@ def rotate_version_keys(
                 hint="retire the old key with the provider's own tools, or pass --keep-old",
             )
         drop = retired_set(provider, new_provider, old_ids, new_id)
-    backend.replace_version_keys(changes, new_kek_id=new_id, retiring=sorted(drop))
+    backend.call(RotateVersionKeys(changes=changes, new_kek_id=new_id, retiring=sorted(drop)))
     if commit:
         assert isinstance(provider, RotatingProvider)
         provider.retire(drop)
     return RotationReport(
-        new_id, tuple(f"{c.model}:{c.number}" for c in changes), tuple(sorted(drop)), commit
+        new_id, tuple(f"{c.model}:{c.version}" for c in changes), tuple(sorted(drop)), commit
     )

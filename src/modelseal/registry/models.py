@@ -1,4 +1,5 @@
-"""Values the registry hands out (frozen), and name rules."""
+"""The registry's own values (frozen) and its name rules. What it answers callers is in
+:mod:`modelseal.registry.views`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from typing import Any
 
 from modelseal.errors import InputError
 
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+ALIAS_PATTERN = r"^[a-z][a-z0-9._-]{0,63}$"
 _MODEL = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _ALIAS = re.compile(r"\A[a-z][a-z0-9._-]{0,63}\Z")
 RESERVED_ALIASES = frozenset({"latest"})
+# Version numbers and the like are stored as 32-bit integers on every database.
+MAX_VERSION = 2**31 - 1
 
 
 def check_model_name(name: str) -> str:
+    """``name`` if it is a valid model (or user) name, else :class:`InputError`."""
     if not _MODEL.match(name):
         raise InputError(
             f"invalid model name {name!r}",
@@ -24,6 +30,7 @@ def check_model_name(name: str) -> str:
 
 
 def check_alias(alias: str) -> str:
+    """``alias`` if it is a valid alias name, else :class:`InputError`."""
     if not _ALIAS.match(alias) or alias in RESERVED_ALIASES:
         raise InputError(
             f"invalid alias {alias!r}",
@@ -185,117 +192,3 @@ class VersionInfo:
             if with_key:  # downloads only: useless without the KEK, but least privilege
                 out["encryption"]["envelope"] = dict(self.envelope)
         return out
-
-
-@dataclasses.dataclass(frozen=True)
-class UploadInfo:
-    id: str
-    model: str
-    files: tuple[str, ...]
-    root_digest: str
-    encrypted: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "upload_id": self.id,
-            "model": self.model,
-            "files": list(self.files),
-            "root_digest": {"sha256": self.root_digest},
-            "encrypted": self.encrypted,
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class VersionKey:
-    """A wrapped data key held by the registry (what a key rotation re-wraps)."""
-
-    model: str
-    number: int
-    root_digest: str
-    envelope: Mapping[str, Any]
-
-    @property
-    def provider(self) -> str:
-        return str(self.envelope["dataKey"]["provider"])
-
-    @property
-    def kek_id(self) -> str:
-        return str(self.envelope["dataKey"]["kekId"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "version": self.number,
-            "root_digest": {"sha256": self.root_digest},
-            "envelope": dict(self.envelope),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> VersionKey:
-        try:
-            return cls(
-                str(data["model"]),
-                int(data["version"]),
-                str(data["root_digest"]["sha256"]),
-                dict(data["envelope"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            raise InputError("malformed version key", hint="see /docs") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class KeyChange:
-    """Replace a version's wrapped key ``old`` (compare-and-swap) with ``new`` (envelopes)."""
-
-    model: str
-    number: int
-    old: Mapping[str, Any]
-    new: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "version": self.number, "old": dict(self.old),
-                "new": dict(self.new)}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> KeyChange:
-        try:
-            return cls(str(data["model"]), int(data["version"]), dict(data["old"]),
-                       dict(data["new"]))  # fmt: skip
-        except (KeyError, TypeError, ValueError):
-            raise InputError("malformed key change", hint="see /docs") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class GcReport:
-    blobs_deleted: int
-    bytes_freed: int
-    uploads_expired: int
-    temporaries_deleted: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class SealedVersion:
-    """What publishing an encrypted upload adds: the number its data key was wrapped for, the
-    envelope, and each file's plaintext SHA-256 (hashed by the client while encrypting)."""
-
-    number: int
-    envelope: Mapping[str, Any]
-    plaintext_sha256: Mapping[str, str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "version": self.number,
-            "envelope": dict(self.envelope),
-            "plaintext_sha256": dict(self.plaintext_sha256),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SealedVersion:
-        try:
-            digests = {str(k): str(v) for k, v in dict(data["plaintext_sha256"]).items()}
-            return cls(int(data["version"]), dict(data["envelope"]), digests)
-        except (KeyError, TypeError, ValueError):
-            raise InputError("malformed encryption section", hint="see /docs") from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modelseal.errors import InputError, OutputError
-from modelseal.registry.models import FileEntry, VersionInfo
+from modelseal.registry.views import FileView, VersionView
 
 CHUNK = 1 << 20
 
@@ -65,13 +65,13 @@ def safe_destination(root: Path, relpath: str) -> Path:
 
 
 def pull_into(
-    info: VersionInfo,
+    info: VersionView,
     dest: Path,
     fetch: Callable[[str], Iterable[bytes]],
     *,
     public_key: str | os.PathLike[str] | None = None,
     trust_anchors: Sequence[str | os.PathLike[str]] = (),
-    write: Callable[[FileEntry, BinaryIO], None] | None = None,
+    write: Callable[[FileView, BinaryIO], None] | None = None,
     private: bool = False,
 ) -> Path:
     """Download ``info``'s files with ``fetch(path)``, verify them, move them to ``dest``.
@@ -106,7 +106,7 @@ def pull_into(
                         out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-        bundle = parse_bundle(info.bundle.encode("utf-8"))
+        bundle = parse_bundle((info.bundle or "").encode("utf-8"))
         key: object
         if public_key is not None:
             key = public_key

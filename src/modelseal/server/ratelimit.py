@@ -14,18 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from modelseal.errors import EXIT_FAILURE, ModelsealError
-
-
-class RateLimitedError(ModelsealError):
-    """Too many failed authentications from one source address."""
-
-    exit_code = EXIT_FAILURE
-    http_status = 429
-
-    def __init__(self, message: str, *, hint: str = "", retry_after: float = 0.0) -> None:
-        super().__init__(message, hint=hint)
-        self.retry_after = retry_after
+from modelseal.errors import RateLimitedError
 
 
 class FailureLimiter:

@@ -8,7 +8,7 @@ from modelseal.registry.config import RegistryConfig
 
 
 def build(config: RegistryConfig) -> Any:
-    from modelseal.registry.service import Registry
+    from modelseal.registry.core import Registry
     from modelseal.server.app import create_app
 
     return create_app(

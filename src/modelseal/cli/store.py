@@ -1,4 +1,5 @@
-"""Options shared by the registry, audit and access commands, and how they open a backend."""
+"""Options shared by the registry, audit and access commands, and how they open a backend: the
+embedded store in process, or the registry server over HTTP (``--server``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import functools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from modelseal.errors import InputError, UsageError
+from modelseal.errors import AuthenticationError, InputError, UsageError
+
+if TYPE_CHECKING:
+    from modelseal.registry.backend import Backend
+    from modelseal.registry.config import RegistryConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +44,8 @@ def store_options(func: F) -> F:
     return func
 
 
-def config_from(kwargs: dict[str, Any]) -> Any:
+def config_from(kwargs: dict[str, Any]) -> RegistryConfig:
+    """Pop the store options from ``kwargs``: the resolved registry configuration."""
     from modelseal.registry.config import RegistryConfig
 
     token = None
@@ -60,11 +66,25 @@ def config_from(kwargs: dict[str, Any]) -> Any:
     )
 
 
-@contextlib.contextmanager
-def opened(kwargs: dict[str, Any]) -> Iterator[Any]:
-    """Pop the store options from ``kwargs`` and yield an open backend."""
-    from modelseal.registry.backend import open_backend
+def open_backend(config: RegistryConfig) -> Backend:
+    """The embedded store, or the server when one is configured."""
+    if config.server:
+        from modelseal.client import Client
 
+        if not config.token:
+            raise AuthenticationError(
+                "no API token for the registry server",
+                hint="set MODELSEAL_TOKEN or pass --token-file",
+            )
+        return Client(config.server, token=config.token)
+    from modelseal.registry.backend import LocalBackend
+
+    return LocalBackend.open(config)
+
+
+@contextlib.contextmanager
+def opened(kwargs: dict[str, Any]) -> Iterator[Backend]:
+    """Pop the store options from ``kwargs`` and yield an open backend."""
     backend = open_backend(config_from(kwargs))
     try:
         yield backend
@@ -73,10 +93,8 @@ def opened(kwargs: dict[str, Any]) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def opened_with_config(kwargs: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+def opened_with_config(kwargs: dict[str, Any]) -> Iterator[tuple[Backend, RegistryConfig]]:
     """Like :func:`opened`, also yielding the resolved configuration."""
-    from modelseal.registry.backend import open_backend
-
     config = config_from(kwargs)
     backend = open_backend(config)
     try:
@@ -86,6 +104,8 @@ def opened_with_config(kwargs: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
 
 
 def with_backend(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Open the backend the store options name and pass it as the first argument."""
+
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
         with opened(kwargs) as backend:
@@ -99,6 +119,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str | None) -> dt.timedelta | None:
+    """``90m``, ``12h``, ``30d``, ``4w`` as a duration (``None`` stays ``None``)."""
     if text is None:
         return None
     match = _DURATION.match(text.strip())

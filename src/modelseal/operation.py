@@ -1,0 +1,155 @@
+"""An operation: one thing a caller may ask of the registry, declared once.
+
+An operation is a pydantic model whose fields are its inputs. Its class says how it travels over
+HTTP (:class:`Route`) and, through its type parameter, what it answers::
+
+    class SetAlias(Operation[VersionOut]):
+        route: ClassVar[Route] = Route("PUT", "/v1/models/{name}/aliases/{alias}", tag="models")
+        name: str
+        alias: str
+        version: int
+
+The server builds one route per operation and the client one request per operation from the
+same class (:func:`output_type`, :meth:`Route.path_params`), so what runs in process and what
+runs over HTTP cannot drift apart. Where the operation runs is up to the layer that defines it:
+each operation class has a ``run`` method that takes that layer's session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelseal.errors import InputError
+
+OutT = TypeVar("OutT")
+
+Method = Literal["GET", "POST", "PUT", "DELETE"]
+# How an operation's answer travels: a JSON document, plain text, JSON lines (a stream of
+# records) or raw bytes (a file's content).
+Answer = Literal["json", "text", "ndjson", "bytes"]
+# How its input travels besides the path: query parameters / a JSON body (chosen by the method),
+# or a raw byte stream (an upload) with the remaining fields in the query.
+Body = Literal["auto", "bytes"]
+
+_PARAM = re.compile(r"\{(\w+)(?::path)?\}")
+# Every route can answer these besides its own: no or a bad token, a malformed request, too many
+# failed authentications from the caller's address.
+COMMON_ERRORS = (400, 401, 429)
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """Where an operation lives over HTTP and how its input and answer travel."""
+
+    method: Method
+    path: str
+    tag: str
+    errors: tuple[int, ...] = ()
+    answer: Answer = "json"
+    body: Body = "auto"
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The names of the fields that travel in the path, in order."""
+        return tuple(_PARAM.findall(self.path))
+
+    @property
+    def statuses(self) -> tuple[int, ...]:
+        """Every error status this route can answer, sorted."""
+        return tuple(sorted(set(COMMON_ERRORS) | set(self.errors)))
+
+    @property
+    def fields_in_query(self) -> bool:
+        """Whether the fields outside the path travel as query parameters (else a JSON body)."""
+        return self.method in ("GET", "DELETE") or self.body == "bytes"
+
+
+class Operation(BaseModel, Generic[OutT]):
+    """Base of every operation: frozen inputs, unknown fields refused.
+
+    An input that does not fit the operation is an :class:`~modelseal.errors.InputError` naming
+    the field, in process as over HTTP.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    route: ClassVar[Route]
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise InputError(describe(exc), hint="see the operation's fields") from None
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming the first invalid field of a validation error and what is wrong."""
+    problems = error.errors()
+    if not problems:
+        return "invalid request"
+    first = problems[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "request"
+    return f"invalid {where}: {first.get('msg', 'invalid value')}"
+
+
+def runner(operation: Operation[OutT]) -> Callable[..., OutT]:
+    """The operation's ``run`` method: defined by the layer that serves the operation, taking
+    that layer's session (and, for uploads, the byte stream)."""
+    run = getattr(operation, "run", None)
+    if run is None:
+        raise TypeError(f"{type(operation).__name__} cannot run: it has no run method")
+    return cast("Callable[..., OutT]", run)
+
+
+def output_type(operation: type[Operation[Any]]) -> Any:
+    """The type an operation answers with (its type parameter)."""
+    for cls in operation.__mro__:
+        meta = getattr(cls, "__pydantic_generic_metadata__", None)
+        if meta and meta.get("origin") is Operation and meta.get("args"):
+            return meta["args"][0]
+    raise TypeError(f"{operation.__name__} does not say what it answers: use Operation[T]")
+
+
+def item_type(operation: type[Operation[Any]]) -> Any:
+    """The type of each item an ``ndjson`` operation streams (``Iterator[T]`` -> ``T``)."""
+    out = output_type(operation)
+    if typing.get_origin(out) is not Iterator:
+        raise TypeError(f"{operation.__name__} streams records: declare Operation[Iterator[T]]")
+    return typing.get_args(out)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Download:
+    """A file's content as it streams, and how long it is."""
+
+    size: int
+    chunks: Iterator[bytes]
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, for people and for programs."""
+
+    type: str = Field(description="The error's class, e.g. NotFoundError.")
+    code: str = Field("", description="A stable, machine-readable code.")
+    message: str = Field(description="What is wrong.")
+    hint: str = Field("", description="What to do about it.")
+    reasons: list[dict[str, str]] = Field(
+        default_factory=list, description="Each difference found by a verification."
+    )
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer (4xx)."""
+
+    error: ErrorDetail
+
+
+class Status(BaseModel):
+    """The answer of an operation that only reports what it did."""
+
+    status: str

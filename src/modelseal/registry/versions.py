@@ -1,0 +1,231 @@
+"""Models, versions and aliases: listing, resolving, downloading, moving aliases, tombstones."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+from sqlalchemy import delete, insert, select, update
+
+from modelseal.access import roles
+from modelseal.audit.record import utc_now
+from modelseal.errors import ConflictError, InputError, NotFoundError
+from modelseal.operation import Download, Operation, Route
+from modelseal.registry import reads
+from modelseal.registry.core import RegistrySession
+from modelseal.registry.models import ModelInfo, VersionInfo, VersionRef
+from modelseal.registry.views import AliasName, ModelName, ModelView, VersionNumber, VersionView
+from modelseal.store.schema import aliases, models, versions
+
+
+class ListModels(Operation[list[ModelView]]):
+    """The models the caller may read, with where their aliases point."""
+
+    route: ClassVar[Route] = Route("GET", "/v1/models", tag="models")
+
+    def run(self, session: RegistrySession) -> list[ModelView]:
+        """Models sorted by name; those the caller may not read are left out."""
+        with session.reading() as conn:
+            rows = conn.execute(select(models).order_by(models.c.name)).mappings().all()
+            alias_rows = conn.execute(select(aliases)).mappings().all()
+        by_model: dict[int, dict[str, int]] = {}
+        for a in alias_rows:
+            by_model.setdefault(a["model_id"], {})[a["name"]] = a["version"]
+        return [
+            ModelView.of(ModelInfo(r["name"], r["created_at"], r["created_by"],
+                                   r["last_version"], by_model.get(r["id"], {})))
+            for r in rows
+            if roles.may_read(session.actor, r["name"])
+        ]  # fmt: skip
+
+
+class ListVersions(Operation[list[VersionView]]):
+    """Every version of a model, tombstoned ones included (marked ``deleted``)."""
+
+    route: ClassVar[Route] = Route(
+        "GET", "/v1/models/{name}/versions", tag="models", errors=(403, 404)
+    )
+    name: ModelName
+
+    def run(self, session: RegistrySession) -> list[VersionView]:
+        """The versions, oldest first."""
+        return [VersionView.of(v) for v in list_versions(session, self.name)]
+
+
+def list_versions(session: RegistrySession, name: str) -> list[VersionInfo]:
+    """Every version of ``name`` as the registry stores it (the caller may read it)."""
+    session.require(roles.READ, "model.read", f"model/{name}", name)
+    with session.reading() as conn:
+        mid = reads.model_id(conn, name)
+        numbers = conn.execute(
+            select(versions.c.number).where(versions.c.model_id == mid).order_by(versions.c.number)
+        ).scalars()
+        return [reads.version(conn, name, mid, n) for n in numbers]
+
+
+class _Ref(Operation[VersionView]):
+    name: ModelName
+    version: VersionNumber | None = Field(None, description="A version number.")
+    alias: AliasName | None = Field(None, description="An alias (e.g. production).")
+
+    @property
+    def ref(self) -> VersionRef:
+        """The version this request names (the latest live one when it names none)."""
+        if self.version is not None and self.alias is not None:
+            raise InputError("give a version or an alias, not both", hint="drop one of them")
+        return VersionRef(self.name, number=self.version, alias=self.alias)
+
+
+class ResolveVersion(_Ref):
+    """One version (by number, alias, or the latest live one), with its signature bundle."""
+
+    route: ClassVar[Route] = Route(
+        "GET", "/v1/models/{name}/resolve", tag="models", errors=(403, 404)
+    )
+
+    def run(self, session: RegistrySession) -> VersionView:
+        """The version and its bundle (read permission)."""
+        return VersionView.of(get_version(session, self.ref), with_bundle=True)
+
+
+def get_version(session: RegistrySession, ref: VersionRef) -> VersionInfo:
+    """The version ``ref`` names as the registry stores it (the caller may read it)."""
+    session.require(roles.READ, "model.read", f"model/{ref.model}", ref.model)
+    with session.reading() as conn:
+        return reads.resolve(conn, ref)
+
+
+class GetDownload(_Ref):
+    """Like resolve, but checks the download permission and that the version is live; an
+    encrypted version comes with its wrapped data key (the client unwraps it)."""
+
+    route: ClassVar[Route] = Route(
+        "GET", "/v1/models/{name}/download", tag="models", errors=(403, 404, 409)
+    )
+
+    def run(self, session: RegistrySession) -> VersionView:
+        """The version, its bundle and (encrypted) its wrapped data key."""
+        info = downloadable(session, self.ref)
+        return VersionView.of(info, with_bundle=True, with_key=True)
+
+
+def downloadable(session: RegistrySession, ref: VersionRef) -> VersionInfo:
+    """The live version ``ref`` names, if the caller may download it (audited when denied)."""
+    session.require(roles.DOWNLOAD, "model.download", f"model/{ref.model}", ref.model)
+    with session.reading() as conn:
+        info = reads.resolve(conn, ref)
+    if info.deleted:
+        raise ConflictError(
+            f"version {info.model}:{info.number} was deleted "
+            f"({info.delete_reason or 'no reason given'})",
+            hint="pull another version",
+        )
+    return info
+
+
+class DownloadFile(Operation[Download]):
+    """One file of a live version, as stored (ciphertext for an encrypted version)."""
+
+    route: ClassVar[Route] = Route(
+        "GET",
+        "/v1/models/{name}/versions/{number}/files/{path:path}",
+        tag="models",
+        errors=(403, 404, 409),
+        answer="bytes",
+    )
+    name: ModelName
+    number: VersionNumber
+    path: str = Field(max_length=4096)
+
+    def run(self, session: RegistrySession) -> Download:
+        """The file's size and a stream of its bytes."""
+        info = downloadable(session, VersionRef(self.name, number=self.number))
+        for entry in info.files:
+            if entry.path == self.path:  # encrypted: the ciphertext (the client decrypts)
+                return Download(entry.transfer_size, session.blobs.read(entry.stored or entry.blob))
+        raise NotFoundError(
+            f"version {info.model}:{info.number} has no file {self.path!r}", hint="check the path"
+        )
+
+
+class SetAlias(Operation[VersionView]):
+    """Point an alias at a live version (created if new); every move is audited."""
+
+    route: ClassVar[Route] = Route(
+        "PUT", "/v1/models/{name}/aliases/{alias}", tag="models", errors=(403, 404, 409)
+    )
+    name: ModelName
+    alias: AliasName
+    version: VersionNumber
+
+    def run(self, session: RegistrySession) -> VersionView:
+        """Move the alias; the version it now points at."""
+        name, alias, number = self.name, self.alias, self.version
+        resource = f"model/{name}/aliases/{alias}"
+        permission = roles.alias_permission(alias)
+        decision = session.require(permission, "alias.move", resource, name)
+        with session.transaction() as conn:
+            mid = reads.model_id(conn, name, lock=True)
+            target = reads.version(conn, name, mid, number)
+            if target.deleted:
+                raise ConflictError(
+                    f"version {name}:{number} was deleted", hint="point the alias at a live version"
+                )
+            previous = conn.execute(
+                select(aliases.c.version).where(aliases.c.model_id == mid, aliases.c.name == alias)
+            ).scalar()
+            values = {"version": number, "updated_at": utc_now(), "updated_by": session.actor.name}
+            if previous is None:
+                conn.execute(insert(aliases).values(model_id=mid, name=alias, **values))
+            else:
+                conn.execute(
+                    update(aliases)
+                    .where(aliases.c.model_id == mid, aliases.c.name == alias)
+                    .values(**values)
+                )
+            session.record(conn, "alias.move", resource, decision,
+                           digest=f"sha256:{target.root_digest}",
+                           details={"alias": alias, "from": previous, "to": number})  # fmt: skip
+            return VersionView.of(reads.version(conn, name, mid, number))
+
+
+class DeleteVersion(Operation[VersionView]):
+    """Tombstone a version: it stays in the record, is no longer downloadable, and loses its
+    aliases (recorded in the audit entry)."""
+
+    route: ClassVar[Route] = Route(
+        "POST",
+        "/v1/models/{name}/versions/{number}/delete",
+        tag="models",
+        errors=(403, 404, 409),
+    )
+    name: ModelName
+    number: VersionNumber
+    reason: str = Field(min_length=1, max_length=1000)
+
+    def run(self, session: RegistrySession) -> VersionView:
+        """The tombstoned version."""
+        name, number = self.name, self.number
+        resource = f"model/{name}/versions/{number}"
+        decision = session.require(roles.DELETE, "version.delete", resource, name)
+        with session.transaction() as conn:
+            mid = reads.model_id(conn, name, lock=True)
+            info = reads.version(conn, name, mid, number)
+            if info.deleted:
+                raise ConflictError(
+                    f"version {name}:{number} is already deleted", hint="nothing to do"
+                )
+            conn.execute(
+                update(versions)
+                .where(versions.c.model_id == mid, versions.c.number == number)
+                .values(deleted_at=utc_now(), deleted_by=session.actor.name,
+                        delete_reason=self.reason)
+            )  # fmt: skip
+            conn.execute(
+                delete(aliases).where(aliases.c.model_id == mid, aliases.c.version == number)
+            )
+            session.record(conn, "version.delete", resource, decision,
+                           digest=f"sha256:{info.root_digest}",
+                           details={"reason": self.reason,
+                                    "aliases_removed": list(info.aliases)})  # fmt: skip
+            return VersionView.of(reads.version(conn, name, mid, number))
