@@ -4,11 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # Everything the suite needs: test tools, the real peer programs, the frameworks that make samples.
-EXTRAS ?= test,torch,onnx,sklearn,xgboost,lightgbm,keras,crypto,crypto-test,registry,registry-test
+EXTRAS ?= dev,test,torch,onnx,sklearn,xgboost,lightgbm,keras,crypto,crypto-test,registry,registry-test
 # Keep the suite inside its 10-minute budget on 2 cores.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test bench lint typecheck clean venv system-deps services
+.PHONY: demo test check bench lint typecheck imports openapi clean venv system-deps services
 
 $(VENV)/.ready-base: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,7 +47,16 @@ $(VENV)/.ready-demo-$(DEMO_EXTRAS): $(VENV)/.ready-base pyproject.toml
 demo: $(VENV)/.ready-demo-$(DEMO_EXTRAS)
 	PATH="$(abspath $(BIN)):$$PATH" bash demo/demo.sh
 
-test: $(VENV)/.ready-$(EXTRAS) system-deps services
+# The static checks, fastest first: lint and format, import layers, the published API document,
+# then types (src and tests). `make test` runs them before the suite.
+check: $(VENV)/.ready-$(EXTRAS)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/gen_openapi.py --check
+	$(BIN)/mypy
+
+test: check system-deps services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.ready-$(EXTRAS) services
@@ -55,14 +64,19 @@ bench: $(VENV)/.ready-$(EXTRAS) services
 	$(PIP) install --quiet -e ".[bench]"
 	$(BIN)/python bench/run_all.py
 
-lint:
-	$(MAKE) EXTRAS=dev $(VENV)/.ready-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+lint: $(VENV)/.ready-$(EXTRAS)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
-typecheck:
-	$(MAKE) EXTRAS=dev $(VENV)/.ready-dev
+typecheck: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/mypy
+
+imports: $(VENV)/.ready-$(EXTRAS)
+	$(BIN)/lint-imports
+
+# Regenerate docs/openapi.json after changing an operation.
+openapi: $(VENV)/.ready-$(EXTRAS)
+	$(BIN)/python scripts/gen_openapi.py
 
 clean:
 	rm -rf $(VENV) build dist demo/out bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -72,7 +72,9 @@ class Client:
     ) -> None:
         if not token:
             raise errors.AuthenticationError(
-                "no API token for the registry server", hint="give the token the server issued"
+                "no API token for the registry server",
+                hint="give the token the server issued",
+                topic="server-token",
             )
         verify: ssl.SSLContext | bool = True
         bundle = ca_bundle if ca_bundle is not None else os.environ.get("MODELSEAL_CA_BUNDLE")
@@ -180,6 +182,7 @@ class Client:
             raise ServerError(
                 f"cannot reach the registry at {self.url}: {type(exc).__name__}",
                 hint="check the server's URL and that it is running",
+                topic="server-url",
             ) from None
         if response.status_code >= 400:
             _raise(response)
@@ -289,7 +292,7 @@ def _raise(response: httpx.Response) -> NoReturn:
     try:
         error = response.json()["error"]
         message, hint = str(error["message"]), str(error.get("hint", ""))
-        code = str(error.get("code", ""))
+        code, topic = str(error.get("code", "")), str(error.get("topic", ""))
         reasons = [
             Reason(r["code"], r["message"], r.get("path"), r.get("expected"), r.get("actual"))
             for r in error.get("reasons", [])
@@ -302,8 +305,9 @@ def _raise(response: httpx.Response) -> NoReturn:
         ) from None
     cls = _error_classes().get(code) or _BY_STATUS.get(response.status_code, InputError)
     if issubclass(cls, errors.VerificationError):
-        raise cls(message, reasons=reasons, hint=hint)
+        raise cls(message, reasons=reasons, hint=hint, topic=topic)
     if issubclass(cls, errors.RateLimitedError):
         retry = response.headers.get("retry-after", "0")
-        raise cls(message, hint=hint, retry_after=float(retry) if retry.isdigit() else 0.0)
-    raise cls(message, hint=hint)
+        seconds = float(retry) if retry.isdigit() else 0.0
+        raise cls(message, hint=hint, topic=topic, retry_after=seconds)
+    raise cls(message, hint=hint, topic=topic)

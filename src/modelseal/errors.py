@@ -30,10 +30,13 @@ class ModelsealError(Exception):
     exit_code: int = EXIT_USAGE
     http_status: int = 400
 
-    def __init__(self, message: str, *, hint: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", topic: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # What the error is about (``users``, ``versions:fraud``...): lets a front end such as
+        # the CLI replace ``hint`` with one that names its own commands.
+        self.topic = topic
 
     def one_line(self) -> str:
         """The message and the hint as the single line the CLI prints."""
@@ -104,8 +107,10 @@ class VerificationError(ModelsealError):
     exit_code = EXIT_FAILURE
     http_status = 422
 
-    def __init__(self, message: str, *, reasons: Sequence[Reason] = (), hint: str = "") -> None:
-        super().__init__(message, hint=hint)
+    def __init__(
+        self, message: str, *, reasons: Sequence[Reason] = (), hint: str = "", topic: str = ""
+    ) -> None:
+        super().__init__(message, hint=hint, topic=topic)
         self.reasons: tuple[Reason, ...] = tuple(reasons)
 
 
@@ -165,8 +170,10 @@ class VersionTakenError(ConflictError):
 
     code = "version-taken"
 
-    def __init__(self, message: str, *, hint: str = "", next_version: int = 0) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(
+        self, message: str, *, hint: str = "", topic: str = "", next_version: int = 0
+    ) -> None:
+        super().__init__(message, hint=hint, topic=topic)
         self.next_version = next_version
 
 
@@ -206,8 +213,10 @@ class RateLimitedError(ModelsealError):
     exit_code = EXIT_FAILURE
     http_status = 429
 
-    def __init__(self, message: str, *, hint: str = "", retry_after: float = 0.0) -> None:
-        super().__init__(message, hint=hint)
+    def __init__(
+        self, message: str, *, hint: str = "", topic: str = "", retry_after: float = 0.0
+    ) -> None:
+        super().__init__(message, hint=hint, topic=topic)
         self.retry_after = retry_after
 
 

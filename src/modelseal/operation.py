@@ -138,6 +138,7 @@ class ErrorDetail(BaseModel):
     code: str = Field("", description="A stable, machine-readable code.")
     message: str = Field(description="What is wrong.")
     hint: str = Field("", description="What to do about it.")
+    topic: str = Field("", description="What it is about (e.g. users, versions:NAME).")
     reasons: list[dict[str, str]] = Field(
         default_factory=list, description="Each difference found by a verification."
     )

@@ -120,7 +120,9 @@ def _principal_id(conn: Connection, user: str, *, lock: bool = False) -> int:
         query = query.with_for_update()
     found = conn.execute(query).scalar()
     if found is None:
-        raise NotFoundError(f"unknown user {user!r}", hint="list the users to see who exists")
+        raise NotFoundError(
+            f"unknown user {user!r}", hint="list the users to see who exists", topic="users"
+        )
     return int(found)
 
 
@@ -277,6 +279,7 @@ class RevokeRole(Operation[GrantView]):
                 raise NotFoundError(
                     f"{user} does not have {Grant(role, scope)}",
                     hint="list the users to see their roles",
+                    topic="users",
                 )
             session.record(conn, "role.revoke", resource, decision, details={"scope": scope})
         return GrantView(user=user, role=role, scope=scope)
@@ -350,7 +353,9 @@ class RevokeToken(Operation[TokenStatus]):
             ).rowcount
             if not found:
                 raise NotFoundError(
-                    f"no active token {token_id!r}", hint="list the users to see their tokens"
+                    f"no active token {token_id!r}",
+                    hint="list the users to see their tokens",
+                    topic="tokens",
                 )
             session.record(conn, "token.revoke", f"token/{token_id}", decision)
         return TokenStatus(id=token_id, status="revoked")

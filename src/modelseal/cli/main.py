@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         _say(_click_message(exc))
         return EXIT_USAGE
     except ModelsealError as exc:
-        _say(exc.one_line())
+        from modelseal.cli.hints import one_line
+
+        _say(one_line(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         _say("interrupted")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from modelseal.errors import AuthenticationError, InputError, UsageError
+from modelseal.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from modelseal.registry.backend import Backend
@@ -71,11 +71,6 @@ def open_backend(config: RegistryConfig) -> Backend:
     if config.server:
         from modelseal.client import Client
 
-        if not config.token:
-            raise AuthenticationError(
-                "no API token for the registry server",
-                hint="set MODELSEAL_TOKEN or pass --token-file",
-            )
         return Client(config.server, token=config.token)
     from modelseal.registry.backend import LocalBackend
 

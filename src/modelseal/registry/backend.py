@@ -220,6 +220,7 @@ def pull(
         raise KeyRequiredError(
             f"{info.model}:{info.version} is encrypted",
             hint="pull with the key-encryption key it was pushed with",
+            topic="pull-encryption",
         )
     _check_identity(ref, info)
     assert info.encryption is not None and info.encryption.envelope is not None

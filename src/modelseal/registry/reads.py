@@ -20,7 +20,9 @@ def model_id(conn: Connection, name: str, *, lock: bool = False) -> int:
         query = query.with_for_update()
     found = conn.execute(query).scalar()
     if found is None:
-        raise NotFoundError(f"unknown model {name!r}", hint="list the models to see what exists")
+        raise NotFoundError(
+            f"unknown model {name!r}", hint="list the models to see what exists", topic="models"
+        )
     return int(found)
 
 
@@ -35,6 +37,7 @@ def resolve(conn: Connection, ref: VersionRef) -> VersionInfo:
             raise NotFoundError(
                 f"model {ref.model!r} has no alias {ref.alias!r}",
                 hint=f"list the models to see {ref.model}'s aliases",
+                topic="models",
             )
     elif ref.number is not None:
         number = ref.number
@@ -61,6 +64,7 @@ def version(conn: Connection, name: str, mid: int, number: int) -> VersionInfo:
         raise NotFoundError(
             f"model {name!r} has no version {number}",
             hint=f"list the versions of {name} to see which exist",
+            topic=f"versions:{name}",
         )
     files = conn.execute(
         select(

@@ -105,6 +105,7 @@ class _Receipt:
         self.refuse(TooLargeError(
             f"{self.path!r} is larger than this registry accepts ({cap} bytes)",
             hint="ask the registry's administrator to raise max_file_bytes",
+                topic="max-file-bytes",
         ))  # fmt: skip
 
     def record(self, **values: Any) -> None:

@@ -75,7 +75,11 @@ class RemoveTrustedKey(Operation[KeyStatus]):
                 delete(trusted_keys).where(trusted_keys.c.id == self.key_id)
             ).rowcount
             if not gone:
-                raise NotFoundError(f"no trusted key {self.key_id!r}", hint="list the trusted keys")
+                raise NotFoundError(
+                    f"no trusted key {self.key_id!r}",
+                    hint="list the trusted keys",
+                    topic="trusted-keys",
+                )
             session.record(conn, "trust.remove", resource, decision)
         return KeyStatus(id=self.key_id, status="removed")
 

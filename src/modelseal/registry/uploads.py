@@ -75,7 +75,8 @@ class BeginUpload(Operation[UploadView]):
         if session.registry.require_encryption and not self.encrypted:
             session.deny("version.publish", resource,
                          UsageError("this registry accepts only encrypted pushes",
-                                    hint="push encrypted, with a key-encryption key"))  # fmt: skip
+                                    hint="push encrypted, with a key-encryption key",
+                topic="push-encryption"))  # fmt: skip
         meta_json = json.dumps(self.metadata, sort_keys=True)
         if len(meta_json) > MAX_METADATA_BYTES:
             raise InputError("metadata is too large", hint="keep it under 64 KiB")

@@ -33,7 +33,7 @@ def error_body(exc: ModelsealError) -> dict[str, Any]:
     """The JSON body of an error answer."""
     reasons = [r.to_dict() for r in getattr(exc, "reasons", ())]
     detail = ErrorDetail(type=type(exc).__name__, code=exc.code, message=exc.message,
-                         hint=exc.hint, reasons=reasons)  # fmt: skip
+                         hint=exc.hint, topic=exc.topic, reasons=reasons)  # fmt: skip
     return ErrorBody(error=detail).model_dump()
 
 
@@ -58,6 +58,18 @@ def create_app(
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         yield
 
+    app = _application(lifespan)
+    app.state.registry = registry
+    app.state.auth_limiter = FailureLimiter(auth_failure_limit, 60.0)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The API's OpenAPI document (published as ``docs/openapi.json``)."""
+    return _application(None).openapi()
+
+
+def _application(lifespan: Any) -> FastAPI:
     app = FastAPI(
         title=TITLE,
         version=API_VERSION,
@@ -66,8 +78,6 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.registry = registry
-    app.state.auth_limiter = FailureLimiter(auth_failure_limit, 60.0)
 
     @app.exception_handler(ModelsealError)
     async def _modelseal_error(_request: Request, exc: ModelsealError) -> JSONResponse:

@@ -1,0 +1,36 @@
+"""Hints that name this command line's own commands and options.
+
+The Python API's errors say what to do in words any caller can act on; the CLI replaces that
+hint, where it knows a better one, by the command or option that does it (keyed by what the
+error is about, its ``topic``, or by its stable ``code``).
+"""
+
+from __future__ import annotations
+
+from modelseal.errors import ModelsealError
+
+BY_TOPIC = {
+    "models": "see 'modelseal models list'",
+    "users": "see 'modelseal user list'",
+    "tokens": "see 'modelseal user list --json'",
+    "trusted-keys": "see 'modelseal registry trust list'",
+    "push-encryption": "push with --encrypt-with KEK_URI",
+    "pull-encryption": "pull with --kek URI (the key-encryption key it was pushed with)",
+    "max-file-bytes": "ask the registry's admin to raise max_file_bytes (MODELSEAL_MAX_FILE_BYTES)",
+    "server-url": "check --server and that the server is running",
+    "server-token": "set MODELSEAL_TOKEN or pass --token-file",
+}
+
+
+def cli_hint(error: ModelsealError) -> str:
+    """The hint to print for ``error`` on the command line."""
+    topic = error.topic
+    if topic.startswith("versions:"):
+        return f"see 'modelseal versions list {topic.partition(':')[2]}'"
+    return BY_TOPIC.get(topic, error.hint)
+
+
+def one_line(error: ModelsealError) -> str:
+    """The single line the CLI prints for ``error`` (after ``modelseal: error:``)."""
+    hint = cli_hint(error)
+    return f"{error.message}; {hint}" if hint else error.message

@@ -1,0 +1,1 @@
+from tests.registry.fixtures import db_url  # noqa: F401
