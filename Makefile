@@ -28,8 +28,10 @@ $(VENV)/.ready-$(EXTRAS): $(VENV)/.ready-base pyproject.toml
 venv: $(VENV)/.ready-base
 
 # Debian packages the suite talks to for real (installed only when missing): SoftHSM2 is the
-# PKCS#11 token of the Protect tests; age is a peer of the crypto benchmark.
-SYSTEM_PACKAGES ?= softhsm2
+# PKCS#11 token of the Protect tests; Chromium renders the API docs offline in the browser
+# tests (driven by Playwright through executable_path; no browser download); age is a peer of
+# the crypto benchmark.
+SYSTEM_PACKAGES ?= softhsm2 chromium
 BENCH_PACKAGES ?= softhsm2 age
 system-deps:
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)

@@ -58,12 +58,18 @@ def install(app: FastAPI) -> None:
 
 
 def clean(document: dict[str, Any]) -> dict[str, Any]:
-    """Drop FastAPI's default 422 answers and the schemas only they used."""
+    """Drop FastAPI's default 422 answers and the schemas only they used; state that every
+    error answer is the JSON error body (routes that answer text or bytes included)."""
     for path in document.get("paths", {}).values():
         for operation in path.values():
-            answer = operation.get("responses", {}).get("422")
+            answers = operation.get("responses", {})
+            answer = answers.get("422")
             if answer is not None and "HTTPValidationError" in json.dumps(answer):
-                del operation["responses"]["422"]
+                del answers["422"]
+            for status, answer in answers.items():
+                if int(status) >= 400:
+                    schema = {"$ref": "#/components/schemas/ErrorBody"}
+                    answer["content"] = {"application/json": {"schema": schema}}
     schemas = document.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         rest = {k: v for k, v in document.items() if k != "components"}
