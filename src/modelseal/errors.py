@@ -92,6 +92,7 @@ class Reason:
     actual: str | None = None
 
     def to_dict(self) -> dict[str, str]:
+        """The reason as JSON values (fields that are set)."""
         out = {"code": self.code, "message": self.message}
         for key in ("path", "expected", "actual"):
             value = getattr(self, key)

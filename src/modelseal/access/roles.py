@@ -51,10 +51,12 @@ PROTECTED_ALIASES = {"staging": ALIAS_STAGING, "production": ALIAS_PRODUCTION}
 
 
 def alias_permission(alias: str) -> str:
+    """The permission that moving ``alias`` needs (staging, production, other)."""
     return PROTECTED_ALIASES.get(alias, ALIAS_OTHER)
 
 
 def check_role(role: str) -> str:
+    """``role`` if it is a known role, else :class:`UsageError` naming the roles."""
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r}", hint=f"use one of: {', '.join(ROLES)}")
     return role
@@ -62,6 +64,8 @@ def check_role(role: str) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Grant:
+    """A role held on the models a scope (a glob on model names) matches."""
+
     role: str
     scope: str = "*"
 
@@ -81,16 +85,20 @@ class Principal:
 
     @property
     def roles(self) -> tuple[str, ...]:
+        """The principal's grants as text (``local-admin`` for the local superuser)."""
         if self.superuser:
             return ("local-admin",)
         return tuple(sorted({str(g) for g in self.grants}))
 
     def with_request(self, request_id: str, source: str) -> Principal:
+        """The same principal, for one request from ``source``."""
         return dataclasses.replace(self, request_id=request_id, source=source)
 
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
+    """Whether something is allowed, and why (recorded in the audit trail)."""
+
     allowed: bool
     reason: str
 
@@ -113,4 +121,5 @@ def decide(principal: Principal, permission: str, model: str | None = None) -> D
 
 
 def may_read(principal: Principal, model: str) -> bool:
+    """Whether ``principal`` may read model ``model``."""
     return decide(principal, READ, model).allowed

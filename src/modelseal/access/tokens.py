@@ -16,23 +16,29 @@ _DUMMY = hashlib.sha256(b"modelseal-no-such-token").hexdigest()
 
 @dataclasses.dataclass(frozen=True)
 class NewToken:
+    """A freshly generated token: its id and secret (shown once)."""
+
     id: str
     secret: str
 
     @property
     def value(self) -> str:
+        """The bearer token the caller sends."""
         return f"{PREFIX}{self.id}_{self.secret}"
 
     @property
     def secret_hash(self) -> str:
+        """What the registry stores instead of the secret."""
         return hash_secret(self.secret)
 
 
 def generate() -> NewToken:
+    """A new random token (64-bit id, 256-bit secret)."""
     return NewToken(secrets.token_hex(8), secrets.token_urlsafe(32))
 
 
 def hash_secret(secret: str) -> str:
+    """SHA-256 of a token's secret, hex."""
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
 
 

@@ -86,6 +86,8 @@ class _Group:
 
 
 class GroupCommitter:
+    """Shares one durable commit among concurrent writers (see the module docstring)."""
+
     def __init__(
         self,
         engine: Engine,

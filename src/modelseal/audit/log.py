@@ -42,11 +42,13 @@ class AuditLog:
 
     @property
     def origin(self) -> str:
+        """The log's name, the first line of its checkpoints."""
         return self.signer.name
 
     def append(
         self, conn: Connection, event: AuditEvent, *, time: str | None = None
     ) -> AuditRecord:
+        """Append ``events`` as records in ``conn``'s transaction and sign the new tree head."""
         return self.append_many(conn, [event], time=time)[0]
 
     def append_many(
@@ -108,9 +110,11 @@ class AuditLog:
         return rows
 
     def size(self, conn: Connection) -> int:
+        """How many records the log holds."""
         return int(conn.execute(select(audit_head.c.size).where(audit_head.c.id == 1)).scalar_one())
 
     def head(self, conn: Connection) -> Checkpoint:
+        """The current tree head (size and root), unsigned."""
         row = conn.execute(
             select(audit_head.c.size, audit_head.c.peaks).where(audit_head.c.id == 1)
         ).one()
@@ -124,6 +128,7 @@ class AuditLog:
     def records(
         self, conn: Connection, start: int = 0, end: int | None = None
     ) -> Iterator[AuditRecord]:
+        """Records ``start`` to ``end`` (exclusive; the end of the log by default), in order."""
         query = select(audit_records).where(audit_records.c.seq >= start)
         if end is not None:
             query = query.where(audit_records.c.seq < end)
@@ -132,6 +137,7 @@ class AuditLog:
             yield AuditRecord.from_row(row)
 
     def record(self, conn: Connection, seq: int) -> AuditRecord:
+        """Record number ``seq``, or :class:`ProofError` if there is none."""
         row = (
             conn.execute(select(audit_records).where(audit_records.c.seq == seq)).mappings().first()
         )
@@ -140,6 +146,7 @@ class AuditLog:
         return AuditRecord.from_row(row)
 
     def inclusion_proof(self, conn: Connection, index: int, size: int | None = None) -> list[bytes]:
+        """The RFC 6962 audit path of record ``index`` in the tree of ``size`` records."""
         size = self._check_size(conn, size)
         if not 0 <= index < size:
             raise ProofError(
@@ -148,6 +155,7 @@ class AuditLog:
         return _with_nodes(conn, lambda nodes: merkle.inclusion_proof(nodes, index, size))
 
     def consistency_proof(self, conn: Connection, old: int, new: int | None = None) -> list[bytes]:
+        """The RFC 6962 proof that the tree of ``old`` records is a prefix of ``new``."""
         new = self._check_size(conn, new)
         if not 0 <= old <= new:
             raise ProofError(

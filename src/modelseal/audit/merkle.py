@@ -36,7 +36,8 @@ class NodeSource(Protocol):
     """Returns the hash of the perfect subtree at ``(level, index)``; raises ``KeyError`` if the
     subtree is not (yet) complete."""
 
-    def __call__(self, level: int, index: int) -> bytes: ...
+    def __call__(self, level: int, index: int) -> bytes:
+        """The hash of the subtree at ``(level, index)``."""
 
 
 def root_of(leaves: Sequence[bytes]) -> bytes:
@@ -61,6 +62,7 @@ class CompactRange:
         self.peaks: list[bytes] = list(peaks)
 
     def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add a leaf; the nodes it completes, as (level, index, hash)."""
         created = [(0, self.size, leaf)]
         node, level, index = leaf, 0, self.size
         while index & 1:
@@ -72,6 +74,7 @@ class CompactRange:
         return created
 
     def root(self) -> bytes:
+        """The root hash of the leaves appended so far."""
         if not self.peaks:
             return EMPTY_ROOT
         node = self.peaks[-1]
@@ -80,10 +83,12 @@ class CompactRange:
         return node
 
     def packed(self) -> bytes:
+        """The range's hashes as bytes (stored with the tree head)."""
         return b"".join(self.peaks)
 
     @classmethod
     def unpack(cls, size: int, packed: bytes) -> CompactRange:
+        """The range of a tree of ``size`` leaves from :meth:`packed` bytes."""
         peaks = [packed[i : i + HASH_SIZE] for i in range(0, len(packed), HASH_SIZE)]
         return cls(size, peaks)
 
@@ -226,16 +231,20 @@ class MemoryNodes:
 
     @property
     def size(self) -> int:
+        """How many leaves the tree holds."""
         return self._compact.size
 
     def append(self, leaf: bytes) -> None:
+        """Add a leaf."""
         for level, index, value in self._compact.append(leaf):
             self._nodes[(level, index)] = value
 
     def root(self) -> bytes:
+        """The root hash."""
         return self._compact.root()
 
     def __call__(self, level: int, index: int) -> bytes:
+        """The hash of node ``index`` at ``level``."""
         return self._nodes[(level, index)]
 
 

@@ -37,6 +37,7 @@ class NoteError(InputError):
 
 
 def key_hash(name: str, public: bytes) -> bytes:
+    """The C2SP key hash of a note key: SHA-256 of name, newline, type and key, first 4 bytes."""
     return hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ED25519_ALG]) + public).digest()[:4]
 
 
@@ -55,6 +56,7 @@ class NoteSigner:
 
     @property
     def verifier(self) -> NoteVerifier:
+        """The verifier for notes this key signs."""
         return NoteVerifier(self.name, self.key.public_key())
 
     @functools.cached_property
@@ -80,10 +82,12 @@ class NoteVerifier:
 
     @property
     def raw(self) -> bytes:
+        """The raw Ed25519 public key."""
         return self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
     @property
     def key_hash(self) -> bytes:
+        """The key's C2SP key hash."""
         return key_hash(self.name, self.raw)
 
     def encode(self) -> str:
@@ -93,6 +97,7 @@ class NoteVerifier:
 
     @classmethod
     def decode(cls, vkey: str) -> NoteVerifier:
+        """A verifier from its C2SP ``vkey`` text (``name+hash+base64``)."""
         # The base64 key material may itself contain '+': split only the first two.
         parts = vkey.strip().split("+", 2)
         if len(parts) != 3 or len(parts[1]) != 8:
@@ -173,10 +178,12 @@ class Checkpoint:
     root: bytes
 
     def text(self) -> str:
+        """The checkpoint body: origin, size, base64 root, each on its own line."""
         return f"{self.origin}\n{self.size}\n{base64.b64encode(self.root).decode()}\n"
 
     @classmethod
     def parse(cls, text: str) -> Checkpoint:
+        """A checkpoint from its body text; :class:`NoteError` if malformed."""
         lines = text.split("\n")
         if len(lines) < 4 or lines[-1] != "" or not lines[0]:
             raise NoteError("malformed checkpoint", hint="expected origin, size, root hash lines")
@@ -193,6 +200,7 @@ class Checkpoint:
 
 
 def generate_signer(name: str) -> NoteSigner:
+    """A new Ed25519 note signer named ``name``."""
     return NoteSigner(name, Ed25519PrivateKey.generate())
 
 
@@ -242,6 +250,7 @@ def load_signer(key_path: Path) -> NoteSigner:
 
 
 def load_or_create_signer(key_path: Path, name: str) -> NoteSigner:
+    """The log's signing key at ``key_path`` (created 0600 on first use, with its .vkey)."""
     if not key_path.exists():
         try:
             write_signer(generate_signer(name), key_path)

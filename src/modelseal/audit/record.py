@@ -23,6 +23,7 @@ def utc_now() -> str:
 
 
 def format_time(moment: dt.datetime) -> str:
+    """``moment`` as fixed-width ISO-8601 UTC with microseconds (compares as text)."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -61,6 +62,7 @@ class AuditRecord:
 
     @classmethod
     def from_event(cls, seq: int, time: str, event: AuditEvent) -> AuditRecord:
+        """The record an event becomes at position ``seq`` and ``time``."""
         return cls(
             seq=seq,
             time=time,
@@ -95,6 +97,7 @@ class AuditRecord:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON values (what export and the API send)."""
         return {
             "seq": self.seq,
             "time": self.time,
@@ -111,6 +114,7 @@ class AuditRecord:
         }
 
     def to_row(self) -> dict[str, Any]:
+        """The record as a database row (roles and details as canonical JSON)."""
         row = self.to_dict()
         row["roles"] = _canonical(list(self.roles))
         row["details"] = _canonical(dict(self.details))

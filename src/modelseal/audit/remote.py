@@ -25,6 +25,8 @@ def verify_served_log(
     checkpoints: tuple[str, ...] = (),
     consistency: Callable[[int, int], list[bytes]] | None = None,
 ) -> LogReport:
+    """Verify a log a server serves: recompute its tree from the records, check the signed
+    checkpoint, and its consistency with ``checkpoints`` kept elsewhere."""
     findings: list[Finding] = []
     try:
         head = Checkpoint.parse(verifier.verify(note))

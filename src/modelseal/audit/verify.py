@@ -34,16 +34,21 @@ class AuditTamperedError(VerificationError):
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
+    """One problem found in the log."""
+
     kind: str
     message: str
     seq: int | None = None
 
     def reason(self) -> Reason:
+        """The finding as a verification reason."""
         return Reason(self.kind, self.message, path=None if self.seq is None else f"#{self.seq}")
 
 
 @dataclasses.dataclass(frozen=True)
 class LogReport:
+    """What verifying the log found."""
+
     size: int
     root: bytes
     findings: tuple[Finding, ...]
@@ -52,9 +57,11 @@ class LogReport:
 
     @property
     def ok(self) -> bool:
+        """Whether nothing was found."""
         return not self.findings
 
     def raise_for_findings(self) -> None:
+        """Raise :class:`AuditTamperedError` listing the findings, if any."""
         if self.findings:
             first = self.findings[0]
             more = f" (+{len(self.findings) - 1} more)" if len(self.findings) > 1 else ""
@@ -171,6 +178,7 @@ def verify_log(
 
 
 def consistency(conn: Connection, old: int, new: int) -> list[bytes]:
+    """The consistency proof between two sizes of the stored tree."""
     from modelseal.audit.log import _with_nodes
 
     return _with_nodes(conn, lambda nodes: merkle.consistency_proof(nodes, old, new))

@@ -26,6 +26,7 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]
     name = "SIZE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        """The size ``value`` names, in bytes (click calls this for the option)."""
         if isinstance(value, int):
             return value
         size = parse_size(str(value))
@@ -146,11 +147,13 @@ class EarlyHash:
             self._error = exc
 
     def start(self) -> None:
+        """Start the work in a background thread."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="modelseal-hash", daemon=True)
             self._thread.start()
 
     def result(self) -> Any:
+        """Wait for the work; its result (or its error, raised here)."""
         self.start()
         assert self._thread is not None
         self._thread.join()
@@ -159,6 +162,7 @@ class EarlyHash:
         return self._outcome
 
     def cancel(self) -> None:
+        """Ask the work to stop."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -180,6 +184,7 @@ def _plain(data: Any) -> Any:
 
 
 def parse_workers(value: int | None) -> int | None:
+    """``--workers`` checked (at least 1; ``None``: every core)."""
     if value is not None and value < 1:
         raise UsageError("--workers must be at least 1", hint="or leave it out to use every core")
     return value

@@ -36,6 +36,8 @@ class BlobStoreError(InputError):
 
 @dataclasses.dataclass(frozen=True)
 class StoredBlob:
+    """A blob written to the store: its SHA-256 and size."""
+
     digest: str
     size: int
 
@@ -67,6 +69,7 @@ class BlobStore:
             Path(self.root, "sha256").mkdir(parents=True, exist_ok=True)
 
     def path(self, digest: str) -> str:
+        """Where blob ``digest`` lives in the store."""
         if not _DIGEST.match(digest):
             raise BlobStoreError(f"invalid blob digest {digest!r}", hint="expected 64 hex digits")
         return f"{self.root}/sha256/{digest[:2]}/{digest}"
@@ -150,9 +153,11 @@ class BlobStore:
             self.fs.mv(tmp, final)
 
     def exists(self, digest: str) -> bool:
+        """Whether blob ``digest`` is stored."""
         return bool(self.fs.exists(self.path(digest)))
 
     def size(self, digest: str) -> int:
+        """The size of blob ``digest`` in bytes."""
         return int(self.fs.size(self.path(digest)))
 
     def read(self, digest: str, *, verify: bool = True) -> Iterator[bytes]:
@@ -177,6 +182,7 @@ class BlobStore:
                 yield name, _mtime(info)
 
     def temporaries(self) -> Iterator[tuple[str, float]]:
+        """Temporary files left by interrupted writes, with their modification times."""
         for path, info in self._find(f"{self.root}/incoming"):
             yield path, _mtime(info)
 
@@ -188,15 +194,19 @@ class BlobStore:
         yield from found.items()
 
     def delete(self, digest: str) -> None:
+        """Delete blob ``digest`` (gone already is fine)."""
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self.path(digest))
 
     def delete_path(self, path: str) -> None:
+        """Delete the file at ``path`` in the store (a temporary)."""
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(path)
 
 
 class BlobCorruptError(BlobStoreError):
+    """A stored blob's content no longer matches its digest."""
+
     pass
 
 

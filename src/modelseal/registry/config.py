@@ -26,6 +26,8 @@ DEFAULT_SERVER_THREADS = 40
 
 @dataclasses.dataclass(frozen=True)
 class RegistryConfig:
+    """Where a registry keeps things and its limits (see the module docstring for precedence)."""
+
     home: Path
     db_url: str
     blob_url: str
@@ -51,6 +53,7 @@ class RegistryConfig:
 
     @property
     def audit_vkey(self) -> Path:
+        """The audit log's public note key (next to its private key)."""
         return self.audit_key.with_suffix(".vkey")
 
     @classmethod
@@ -65,6 +68,7 @@ class RegistryConfig:
         token: str | None = None,
         encryption_kek: str | None = None,
     ) -> RegistryConfig:
+        """The configuration from flags, ``MODELSEAL_*`` variables, ``config.toml`` and defaults."""
         env = os.environ
         root = Path(home or env.get("MODELSEAL_HOME") or Path.home() / ".modelseal").expanduser()
         file = _read_config(root / "config.toml")

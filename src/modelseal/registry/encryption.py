@@ -92,6 +92,7 @@ class SignedFiles:
 
     @classmethod
     def from_statement(cls, statement: SignedStatement) -> SignedFiles:
+        """The signed files of a verified statement."""
         from modelseal.registry.signature import empty_files
 
         items: dict[str, list[Item]] = {}
@@ -139,6 +140,7 @@ class SignedFiles:
 
 
 def mismatch(path: str) -> DigestMismatchError:
+    """The error for a file whose plaintext differs from its signed digest."""
     return DigestMismatchError(
         f"{path!r} does not match its signed digest",
         reasons=[Reason("modified", f"{path} differs from the signed manifest", path)],
@@ -350,6 +352,7 @@ def decrypt_file(
 
 
 def new_data_key() -> Keyset:
+    """A fresh one-key streaming-AEAD keyset for one version."""
     from modelseal.crypto import keyset as ks
 
     return ks.new_streaming_keyset()

@@ -20,6 +20,7 @@ class StreamingItems:
         self._shard_start = 0
 
     def update(self, data: bytes) -> None:
+        """Hash the next bytes of the stream."""
         view = memoryview(data)
         if self.shard_size is None:
             self._hasher.update(view)
@@ -41,6 +42,7 @@ class StreamingItems:
         self._shard_start = self._offset
 
     def items(self) -> list[ManifestItem]:
+        """The manifest items of the whole stream (call once it ended)."""
         if self.shard_size is None:
             return [ManifestItem(self.path, self._hasher.digest())]
         if self._offset > self._shard_start:
@@ -49,4 +51,5 @@ class StreamingItems:
 
     @property
     def size(self) -> int:
+        """How many bytes were hashed."""
         return self._offset

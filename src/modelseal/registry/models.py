@@ -49,6 +49,7 @@ class VersionRef:
 
     @classmethod
     def parse(cls, text: str) -> VersionRef:
+        """``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``; :class:`InputError` if malformed."""
         if "@" in text:
             model, alias = text.split("@", 1)
             return cls(check_model_name(model), alias=check_alias(alias))
@@ -83,24 +84,22 @@ class FileEntry:
         """How many bytes a download of this file carries (ciphertext when encrypted)."""
         return self.stored_size if self.stored_size is not None else self.size
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.blob}
-        if self.stored_size is not None:
-            out["stored_size"] = self.stored_size
-        return out
-
 
 @dataclasses.dataclass(frozen=True)
 class Lineage:
+    """Where a version came from (all optional)."""
+
     training_data_digest: str | None = None
     code_revision: str | None = None
     parent_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields that are set."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Lineage:
+        """Lineage from JSON values; :class:`InputError` names a bad field."""
         unknown = set(data) - {"training_data_digest", "code_revision", "parent_version"}
         if unknown:
             raise InputError(
@@ -118,25 +117,9 @@ class Lineage:
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    created_at: str
-    created_by: str
-    latest_version: int
-    aliases: Mapping[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-            "latest_version": self.latest_version,
-            "aliases": dict(self.aliases),
-        }
-
-
-@dataclasses.dataclass(frozen=True)
 class VersionInfo:
+    """A version as the registry stores it (with where its blobs are)."""
+
     model: str
     number: int
     root_digest: str
@@ -157,38 +140,10 @@ class VersionInfo:
 
     @property
     def deleted(self) -> bool:
+        """Whether the version was tombstoned."""
         return self.deleted_at is not None
 
     @property
     def encrypted(self) -> bool:
+        """Whether its files are stored encrypted."""
         return self.envelope is not None
-
-    def to_dict(self, *, with_bundle: bool = False, with_key: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "model": self.model,
-            "version": self.number,
-            "root_digest": {"sha256": self.root_digest},
-            "signer": self.signer,
-            "created_at": self.created_at,
-            "created_by": self.created_by,
-            "metadata": dict(self.metadata),
-            "lineage": self.lineage.to_dict(),
-            "files": [f.to_dict() for f in self.files],
-            "aliases": list(self.aliases),
-            "deleted": self.deleted,
-        }
-        if self.deleted:
-            out.update(
-                deleted_at=self.deleted_at,
-                deleted_by=self.deleted_by,
-                delete_reason=self.delete_reason,
-            )
-        if with_bundle:
-            out["bundle"] = self.bundle
-            out["public_key"] = self.public_key
-        if self.envelope is not None:
-            key = self.envelope.get("dataKey", {})
-            out["encryption"] = {"provider": key.get("provider"), "kek_id": key.get("kekId")}
-            if with_key:  # downloads only: useless without the KEK, but least privilege
-                out["encryption"]["envelope"] = dict(self.envelope)
-        return out

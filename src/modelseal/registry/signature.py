@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class CheckedSignature:
+    """A push's signature, verified: the statement, signer and key."""
+
     bundle: OmsBundle
     statement: SignedStatement
     signer: str
@@ -35,6 +37,7 @@ class Trust:
     pinned: tuple[bytes, ...] = ()  # keys added through the registry (database)
 
     def trusted_pems(self) -> list[bytes]:
+        """Every PEM key the trust accepts (pinned and from the keys folder)."""
         found = list(self.pinned)
         if self.keys_dir is not None and self.keys_dir.is_dir():
             found += [p.read_bytes() for p in sorted(self.keys_dir.glob("*.pub"))]
@@ -104,4 +107,5 @@ def empty_files(statement: SignedStatement) -> Sequence[str]:
 
 
 def now() -> dt.datetime:
+    """The current time (UTC), for certificate validity checks."""
     return dt.datetime.now(dt.UTC)

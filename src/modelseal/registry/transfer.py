@@ -37,6 +37,7 @@ def model_file(model_path: Path, relpath: str) -> Path:
 
 
 def read_chunks(path: Path, chunk: int = CHUNK) -> Iterator[bytes]:
+    """The bytes of ``path`` in chunks; :class:`InputError` if it cannot be read."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
     except OSError as exc:

@@ -13,7 +13,7 @@ from modelseal.errors import ConflictError, InputError, NotFoundError
 from modelseal.operation import Download, Operation, Route
 from modelseal.registry import reads
 from modelseal.registry.core import RegistrySession
-from modelseal.registry.models import ModelInfo, VersionInfo, VersionRef
+from modelseal.registry.models import VersionInfo, VersionRef
 from modelseal.registry.views import AliasName, ModelName, ModelView, VersionNumber, VersionView
 from modelseal.store.schema import aliases, models, versions
 
@@ -32,8 +32,8 @@ class ListModels(Operation[list[ModelView]]):
         for a in alias_rows:
             by_model.setdefault(a["model_id"], {})[a["name"]] = a["version"]
         return [
-            ModelView.of(ModelInfo(r["name"], r["created_at"], r["created_by"],
-                                   r["last_version"], by_model.get(r["id"], {})))
+            ModelView(name=r["name"], created_at=r["created_at"], created_by=r["created_by"],
+                      latest_version=r["last_version"], aliases=by_model.get(r["id"], {}))
             for r in rows
             if roles.may_read(session.actor, r["name"])
         ]  # fmt: skip

@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from modelseal.registry import models
-from modelseal.registry.models import FileEntry, ModelInfo, VersionInfo
+from modelseal.registry.models import FileEntry, VersionInfo
 
 # Inputs are checked by the same functions in process and behind the HTTP API, so both refuse
 # the same values with the same message; the JSON schema states the rule for clients.
@@ -173,12 +173,6 @@ class ModelView(View):
     created_by: str
     latest_version: int
     aliases: dict[str, int]
-
-    @classmethod
-    def of(cls, info: ModelInfo) -> ModelView:
-        """The public view of a model."""
-        return cls(name=info.name, created_at=info.created_at, created_by=info.created_by,
-                   latest_version=info.latest_version, aliases=dict(info.aliases))  # fmt: skip
 
 
 class UploadView(View):

@@ -8,6 +8,7 @@ from modelseal.registry.config import RegistryConfig
 
 
 def build(config: RegistryConfig) -> Any:
+    """The HTTP app over the registry ``config`` describes."""
     from modelseal.registry.core import Registry
     from modelseal.server.app import create_app
 
@@ -26,6 +27,7 @@ def serve(
     tls_cert: str | None = None,
     tls_key: str | None = None,
 ) -> None:
+    """Serve the registry until interrupted (HTTPS with a certificate and key)."""
     import uvicorn
 
     app = build(config)

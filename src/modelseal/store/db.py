@@ -106,6 +106,7 @@ def reading(engine: Engine) -> Iterator[Connection]:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema revision the database is at (``None`` before the first migration)."""
     from sqlalchemy import inspect
 
     with engine.connect() as conn:

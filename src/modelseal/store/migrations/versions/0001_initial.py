@@ -22,6 +22,7 @@ DIGEST = sa.String(64)
 
 
 def upgrade() -> None:
+    """Create the tables."""
     op.create_table(
         "models",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -149,6 +150,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the tables."""
     for table in (
         "audit_head", "audit_nodes", "audit_records", "tokens", "grants", "principals",
         "upload_files", "uploads", "aliases", "version_files", "versions", "models",

@@ -16,6 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add the trusted signer keys table."""
     op.create_table(
         "trusted_keys",
         sa.Column("id", sa.String(16), primary_key=True),
@@ -27,4 +28,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop it."""
     op.drop_table("trusted_keys")

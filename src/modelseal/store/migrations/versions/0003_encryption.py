@@ -16,6 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Add wrapped data keys and stored ciphertext columns."""
     op.add_column(
         "uploads",
         sa.Column("encrypted", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -44,6 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Remove them."""
     op.drop_index("ix_version_keys_kek_id", "version_keys")
     op.drop_table("version_keys")
     for table in ("upload_files", "version_files"):
