@@ -219,6 +219,7 @@ class RateLimitedError(ModelsealError):
     ) -> None:
         super().__init__(message, hint=hint, topic=topic)
         self.retry_after = retry_after
+        self.refusals = 1  # refusals of this source since it was last allowed
 
 
 class DigestMismatchError(IntegrityError):

@@ -40,7 +40,9 @@ Body = Literal["auto", "bytes"]
 _PARAM = re.compile(r"\{(\w+)(?::path)?\}")
 # Every route can answer these besides its own: no or a bad token, a malformed request, too many
 # failed authentications from the caller's address.
-COMMON_ERRORS = (400, 401, 429)
+COMMON_ERRORS = (400, 401, 413, 429)
+# The largest JSON body a route reads unless it says otherwise.
+DEFAULT_MAX_BODY = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,9 @@ class Route:
     errors: tuple[int, ...] = ()
     answer: Answer = "json"
     body: Body = "auto"
+    # The largest request body read (JSON bodies are read whole; a byte stream is not capped
+    # here: the operation bounds what it stores).
+    max_body: int = DEFAULT_MAX_BODY
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -81,10 +86,52 @@ class Operation(BaseModel, Generic[OutT]):
     route: ClassVar[Route]
 
     def __init__(self, /, **data: Any) -> None:
+        for name, value in data.items():
+            check_value(value, name)
         try:
             super().__init__(**data)
         except ValidationError as exc:
             raise InputError(describe(exc), hint="see the operation's fields") from None
+
+
+# Deeper documents are refused: nothing the registry stores needs more, and parsers and
+# serializers recurse.
+MAX_DEPTH = 32
+
+
+def check_value(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what the registry could store but not give back intact: text that is not valid
+    Unicode (a lone surrogate) or holds a NUL character, numbers that are not finite, and
+    documents nested deeper than :data:`MAX_DEPTH`. Checked for every input of every operation,
+    in process as over HTTP, before anything is written."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InputError(f"invalid {where}: text holds a NUL character", hint="remove it")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                f"invalid {where}: text is not valid Unicode (a lone surrogate)",
+                hint="send UTF-8 text",
+            ) from None
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InputError(
+                f"invalid {where}: {value} is not a finite number", hint="send a finite number"
+            )
+    elif isinstance(value, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            field = where.split(".")[0].split("[")[0]
+            raise InputError(
+                f"invalid {field}: nested deeper than {MAX_DEPTH} levels", hint="flatten it"
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                check_value(key, f"{where} key", depth + 1)
+                check_value(item, f"{where}.{key}" if isinstance(key, str) else where, depth + 1)
+        else:
+            for index, item in enumerate(value):
+                check_value(item, f"{where}[{index}]", depth + 1)
 
 
 def describe(error: ValidationError) -> str:

@@ -23,8 +23,12 @@ from modelseal.store.schema import grants, principals
 from modelseal.store.schema import tokens as tokens_table
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-# The longest token lifetime the registry accepts (about 100 years): keeps the expiry a valid date.
-MAX_TOKEN_SECONDS = 100 * 366 * 24 * 3600
+# Names the audit trail uses for callers that are not users: no user may take them.
+RESERVED_NAMES = frozenset({"anonymous", "system", "unknown"})
+DAY = 24 * 3600
+# A token lives 90 days unless asked otherwise, and at most a year: a leaked token expires.
+DEFAULT_TOKEN_SECONDS = 90 * DAY
+MAX_TOKEN_SECONDS = 366 * DAY
 
 
 def check_user_name(name: str) -> str:
@@ -35,6 +39,11 @@ def check_user_name(name: str) -> str:
         raise InputError(
             f"invalid user name {name!r}",
             hint="use letters, digits, '.', '_' and '-' (at most 128, starting alphanumeric)",
+        )
+    if name.lower() in RESERVED_NAMES:
+        raise InputError(
+            f"the user name {name!r} is reserved",
+            hint=f"choose another (reserved: {', '.join(sorted(RESERVED_NAMES))})",
         )
     return name
 
@@ -292,20 +301,21 @@ class CreateToken(Operation[NewToken]):
         "POST", "/v1/users/{name}/tokens", tag="access", errors=(403, 404)
     )
     name: str = Field(max_length=200)
-    expires_in_seconds: int | None = Field(None, ge=1, le=MAX_TOKEN_SECONDS)
+    expires_in_seconds: int = Field(
+        DEFAULT_TOKEN_SECONDS,
+        ge=1,
+        le=MAX_TOKEN_SECONDS,
+        description="Lifetime in seconds (default 90 days, at most 366 days).",
+    )
     description: str = Field("", max_length=200)
 
     def run(self, session: Session) -> NewToken:
         """Create the token, audited (its id, never its secret)."""
         user = self.name
-        if self.expires_in_seconds is not None and self.expires_in_seconds <= 0:
-            raise InputError("a token's lifetime must be positive", hint="e.g. 30 days")
         decision = session.require(roles.ACCESS_ADMIN, "token.create", f"user/{user}/tokens")
         new = tokens.generate()
-        expires = None
-        if self.expires_in_seconds is not None:
-            lifetime = dt.timedelta(seconds=self.expires_in_seconds)
-            expires = format_time(dt.datetime.now(dt.UTC) + lifetime)
+        lifetime = dt.timedelta(seconds=self.expires_in_seconds)
+        expires = format_time(dt.datetime.now(dt.UTC) + lifetime)
         with session.transaction() as conn:
             pid = _principal_id(conn, user, lock=True)
             conn.execute(

@@ -68,7 +68,7 @@ def token() -> None:
     "--expires-in",
     default="90d",
     show_default=True,
-    help="Lifetime (e.g. 12h, 30d, 4w); 'never' for none.",
+    help="Lifetime (e.g. 12h, 30d, 4w); at most 366d.",
 )
 @click.option("--description", default="", help="What the token is for.")
 @click.option(
@@ -87,8 +87,9 @@ def token_create(
     from modelseal.access.principals import CreateToken
     from modelseal.cli.store import parse_duration
 
-    lifetime = None if expires_in == "never" else parse_duration(expires_in)
-    seconds = None if lifetime is None else int(lifetime.total_seconds())
+    lifetime = parse_duration(expires_in)
+    assert lifetime is not None  # the option has a default
+    seconds = int(lifetime.total_seconds())
     new = backend.call(
         CreateToken(name=user_name, expires_in_seconds=seconds, description=description)
     )

@@ -45,12 +45,20 @@ def registry() -> None:
     default=None,
     help="Requests handled at once in worker threads [default: server_threads, 40].",
 )
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    metavar="IPS",
+    help="Proxies whose X-Forwarded-For headers are believed (comma-separated addresses or "
+    "networks, '*' for any) [default: forwarded_allow_ips, none].",
+)
 def serve(
     host: str,
     port: int,
     tls_cert: str | None,
     tls_key: str | None,
     threads: int | None,
+    forwarded_allow_ips: str | None,
     **kwargs: Any,
 ) -> None:
     """Serve the registry's HTTP API (OpenAPI at /docs and /openapi.json)."""
@@ -65,6 +73,10 @@ def serve(
     config = config_from(kwargs)
     if threads is not None:
         config = dataclasses.replace(config, server_threads=threads)
+    if forwarded_allow_ips is not None:
+        from modelseal.registry.config import proxies
+
+        config = dataclasses.replace(config, forwarded_allow_ips=proxies(forwarded_allow_ips))
     run(config, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key)
 
 

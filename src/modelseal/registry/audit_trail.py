@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelseal.access import roles
 from modelseal.audit.record import AuditRecord
+from modelseal.errors import InputError
 from modelseal.operation import Operation, Route
 from modelseal.registry.core import RegistrySession
 
@@ -86,16 +87,24 @@ class ListAuditRecords(Operation[Iterator[AuditRecordView]]):
     export: bool = False
 
     def run(self, session: RegistrySession) -> Iterator[AuditRecordView]:
-        """Check the permission now; the records stream afterwards."""
+        """Check the permission and the range now; the records stream afterwards."""
         if self.export:
             session.require(roles.AUDIT_EXPORT, "audit.export", "audit")
         else:
             session.require(roles.AUDIT_READ, "audit.read", "audit")
-        return self._records(session)
-
-    def _records(self, session: RegistrySession) -> Iterator[AuditRecordView]:
         with session.reading() as conn:
-            for record in session.registry.audit.records(conn, self.start, self.end):
+            size = session.registry.audit.size(conn)
+        end = size if self.end is None else self.end
+        if self.start > size or end > size or self.start > end:
+            raise InputError(
+                f"no records {self.start} to {end}: the log holds {size}",
+                hint="ask for a range within the log",
+            )
+        return self._records(session, end)
+
+    def _records(self, session: RegistrySession, end: int) -> Iterator[AuditRecordView]:
+        with session.reading() as conn:
+            for record in session.registry.audit.records(conn, self.start, end):
                 yield AuditRecordView.of(record)
 
 

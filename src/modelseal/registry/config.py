@@ -45,6 +45,9 @@ class RegistryConfig:
     auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT
     # Server side: requests handled at once in worker threads.
     server_threads: int = DEFAULT_SERVER_THREADS
+    # Server side: the proxies whose X-Forwarded-For/-Proto headers are believed (addresses or
+    # networks, comma-separated; "*" for any). Empty: none, the peer's address is the client's.
+    forwarded_allow_ips: str = ""
 
     @property
     def witness_path(self) -> Path:
@@ -111,7 +114,32 @@ class RegistryConfig:
                 DEFAULT_SERVER_THREADS,
                 minimum=1,
             ),
+            forwarded_allow_ips=proxies(
+                pick(None, "MODELSEAL_FORWARDED_ALLOW_IPS", "forwarded_allow_ips")
+            ),
         )
+
+
+def proxies(value: Any) -> str:
+    """Trusted proxy addresses as uvicorn takes them (checked: each an IP address, a network or
+    ``*``)."""
+    import ipaddress
+
+    if value is None:
+        return ""
+    items = value if isinstance(value, list) else str(value).split(",")
+    found = [str(item).strip() for item in items if str(item).strip()]
+    for item in found:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise InputError(
+                f"invalid forwarded_allow_ips entry {item!r}",
+                hint="give IP addresses or networks (e.g. 10.0.0.5,10.1.0.0/16), or '*'",
+            ) from None
+    return ",".join(found)
 
 
 def _flag(value: Any, name: str) -> bool:

@@ -19,6 +19,7 @@ from modelseal.registry.sealing import key_row
 from modelseal.registry.views import Digest, KeyChange, Replaced, VersionKey
 from modelseal.store.schema import models, version_keys, versions
 
+# A rotation's changes travel in one body of at most 64 MiB (a change is about 600 bytes).
 MAX_KEY_CHANGES = 100_000
 
 

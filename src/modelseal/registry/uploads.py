@@ -53,7 +53,11 @@ class BeginUpload(Operation[UploadView]):
     (see :mod:`modelseal.registry.encryption`) and publishes with the version's wrapped key."""
 
     route: ClassVar[Route] = Route(
-        "POST", "/v1/models/{name}/uploads", tag="uploads", errors=(403, 422)
+        "POST",
+        "/v1/models/{name}/uploads",
+        tag="uploads",
+        errors=(403, 422),
+        max_body=MAX_BUNDLE_BYTES + 4 * MAX_METADATA_BYTES,
     )
     name: ModelName
     bundle: str = Field(description="The OMS signature bundle (JSON text).",

@@ -6,7 +6,6 @@ a bug). Swagger UI (``/docs``) and ReDoc (``/redoc``) are served from the packag
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,30 +15,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modelseal.errors import AuthenticationError, ModelsealError, RateLimitedError
-from modelseal.operation import ErrorBody, ErrorDetail
+from modelseal.errors import ModelsealError
 from modelseal.registry.catalogue import operations
 from modelseal.registry.config import DEFAULT_AUTH_FAILURE_LIMIT, DEFAULT_SERVER_THREADS
 from modelseal.registry.core import Registry
 from modelseal.server import docs
+from modelseal.server.errors import error_response, plain_error
+from modelseal.server.guard import RequestGuard
 from modelseal.server.ratelimit import FailureLimiter
 from modelseal.server.routes import routers
 
 TITLE = "modelseal registry"
 API_VERSION = "1"
-
-
-def error_body(exc: ModelsealError) -> dict[str, Any]:
-    """The JSON body of an error answer."""
-    reasons = [r.to_dict() for r in getattr(exc, "reasons", ())]
-    detail = ErrorDetail(type=type(exc).__name__, code=exc.code, message=exc.message,
-                         hint=exc.hint, topic=exc.topic, reasons=reasons)  # fmt: skip
-    return ErrorBody(error=detail).model_dump()
-
-
-def _error(kind: str, code: str, message: str, hint: str) -> dict[str, Any]:
-    detail = ErrorDetail(type=kind, code=code, message=message, hint=hint)
-    return ErrorBody(error=detail).model_dump()
 
 
 def create_app(
@@ -81,16 +68,14 @@ def _application(lifespan: Any) -> FastAPI:
 
     @app.exception_handler(ModelsealError)
     async def _modelseal_error(_request: Request, exc: ModelsealError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
-        if isinstance(exc, RateLimitedError):
-            headers = {"Retry-After": str(math.ceil(exc.retry_after))}
-        return JSONResponse(error_body(exc), status_code=exc.http_status, headers=headers)
+        return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind, code = ("NotFoundError", "not-found") if exc.status_code == 404 else (
             "HTTPError", "http")  # fmt: skip
-        body = _error(kind, code, str(exc.detail).lower().rstrip("."), "see /docs for the API")
+        message = str(exc.detail).lower().rstrip(".")
+        body = plain_error(kind, code, message, "see /docs for the API")
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -98,7 +83,7 @@ def _application(lifespan: Any) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
         message = f"invalid request: {where}: {first.get('msg')}"
-        body = _error("InputError", "input", message, "see /docs for the request format")
+        body = plain_error("InputError", "input", message, "see /docs for the request format")
         return JSONResponse(body, status_code=400)
 
     @app.get("/v1/health", tags=["meta"], summary="Whether the server is up")
@@ -108,4 +93,5 @@ def _application(lifespan: Any) -> FastAPI:
     for router in routers(operations()):
         app.include_router(router)
     docs.install(app)
+    app.add_middleware(RequestGuard, api=app)
     return app

@@ -39,6 +39,8 @@ class FailureLimiter:
         self._failures: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict()
         )
+        # Refusals of each source since it was last allowed (for aggregated audit records).
+        self._refusals: dict[str, int] = {}
 
     def check(self, source: str) -> None:
         """Raise :class:`RateLimitedError` if ``source`` is over its limit now."""
@@ -47,13 +49,17 @@ class FailureLimiter:
         with self._lock:
             seen = self._recent(source)
             if seen is None or len(seen) < self.limit:
+                self._refusals.pop(source, None)
                 return
             retry = max(0.0, seen[0] + self.window - self._clock())
-        raise RateLimitedError(
+            refusals = self._refusals[source] = self._refusals.get(source, 0) + 1
+        error = RateLimitedError(
             f"too many failed authentications from {source or 'this address'}",
             hint=f"check the token; retry in {math.ceil(retry)} s",
             retry_after=retry,
         )
+        error.refusals = refusals
+        raise error
 
     def failed(self, source: str) -> None:
         """Count one failed authentication from ``source``."""
@@ -64,7 +70,8 @@ class FailureLimiter:
             if seen is None:
                 seen = self._failures[source] = collections.deque(maxlen=self.limit)
                 while len(self._failures) > self._sources:
-                    self._failures.popitem(last=False)
+                    forgotten, _ = self._failures.popitem(last=False)
+                    self._refusals.pop(forgotten, None)
             seen.append(self._clock())
             self._failures.move_to_end(source)
 
@@ -77,5 +84,13 @@ class FailureLimiter:
             seen.popleft()
         if not seen:
             del self._failures[source]
+            self._refusals.pop(source, None)
             return None
         return seen
+
+
+def worth_recording(refusals: int) -> bool:
+    """Whether the ``refusals``-th refusal of a blocked source gets an audit record: the 1st,
+    2nd, 4th, 8th... so a client hammering the server grows the log logarithmically, and each
+    record says how many refusals it stands for."""
+    return refusals > 0 and refusals & (refusals - 1) == 0

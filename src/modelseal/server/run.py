@@ -40,4 +40,12 @@ def serve(
         log_level="info",
         access_log=True,
         server_header=False,
+        **proxy_options(config),
     )
+
+
+def proxy_options(config: RegistryConfig) -> dict[str, Any]:
+    """uvicorn's forwarded-header settings: believed only from the configured proxies (uvicorn
+    alone would believe any peer on 127.0.0.1, letting a local client forge its address)."""
+    allowed = config.forwarded_allow_ips
+    return {"proxy_headers": bool(allowed), "forwarded_allow_ips": allowed or ""}
