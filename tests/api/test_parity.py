@@ -109,9 +109,12 @@ def scenario(run: Recorder, model: SignedModel, kek: LocalProvider) -> None:
     run(uploads.GetUploadState(upload_id=started.upload_id))
     run(uploads.PublishUpload(upload_id=started.upload_id))
     # An abandoned push, and an encrypted one.
-    dropped = run(uploads.BeginUpload(name="fraud", bundle=model.signature.read_text()))
+    dropped = run(
+        uploads.BeginUpload(name="fraud", bundle=model.signature.read_text(), public_key=pem)
+    )
     run(uploads.AbortUpload(upload_id=dropped.upload_id))
-    push(run.backend, model.path, name="fraud", signature=model.signature, kek=kek)
+    push(run.backend, model.path, name="fraud", signature=model.signature,
+         public_key=model.public_key, kek=kek)  # fmt: skip
     # Reads, aliases, downloads, a tombstone.
     run(version_ops.ListModels())
     run(version_ops.SetAlias(name="fraud", alias="staging", version=1))

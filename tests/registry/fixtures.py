@@ -121,7 +121,7 @@ class Env:
 def open_env(home: Path, db_url: str, blob_url: str | None = None) -> Env:
     from modelseal.access.roles import Principal
     from modelseal.registry.config import RegistryConfig
-    from modelseal.registry.service import Registry
+    from modelseal.registry.core import Registry
 
     config = RegistryConfig.resolve(
         home=home, db_url=db_url, blob_url=blob_url or str(home / "blobs")

@@ -30,11 +30,13 @@ class Running:
     thread: threading.Thread
 
     def token_for(self, user: str, *roles: str, scope: str = "*") -> str:
+        from modelseal.access import principals
+
         reg, admin = self.env.registry, self.env.admin
-        reg.create_user(admin, user)
+        reg.run(admin, principals.CreateUser(name=user))
         for role in roles:
-            reg.grant_role(admin, user, role, scope)
-        return str(reg.create_token(admin, user).value)
+            reg.run(admin, principals.GrantRole(name=user, role=role, scope=scope))
+        return str(reg.run(admin, principals.CreateToken(name=user)).token)
 
 
 def start_server(env: Env, *, app_options: dict[str, Any] | None = None, **ssl: Any) -> Running:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
-from starlette.routing import Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelseal.errors import ModelsealError, TooLargeError
@@ -23,7 +23,8 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, *, api: Any) -> None:
         self.app = app
         self.api = api
-        self._by_name: dict[str, type[Operation[Any]]] = {o.__name__: o for o in operations()}
+        # Each operation's method and path pattern, as the router compiles it.
+        self._routes = [(o.route.method, compile_path(o.route.path)[0], o) for o in operations()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,10 +49,10 @@ class RequestGuard:
         await self.app(scope, receive, send)
 
     def _operation(self, scope: Scope) -> type[Operation[Any]] | None:
-        for route in self.api.router.routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return self._by_name.get(getattr(route, "name", ""))
+        path, method = scope["path"], scope["method"]
+        for wanted, pattern, operation in self._routes:
+            if pattern.match(path) and wanted == method:
+                return operation
         return None
 
     def _authenticate(self, scope: Scope) -> Any:
