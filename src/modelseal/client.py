@@ -249,10 +249,18 @@ def _split(operation: Operation[Any]) -> tuple[str, dict[str, Any]]:
     path = route.path
     for name in route.path_params:
         value = str(values.pop(name))
-        safe = "/" if f"{{{name}:path}}" in path else ""
-        path = path.replace(f"{{{name}:path}}", quote(value, safe=safe))
-        path = path.replace(f"{{{name}}}", quote(value, safe=safe))
+        if f"{{{name}:path}}" in path:
+            path = path.replace(f"{{{name}:path}}", "/".join(_segment(p) for p in value.split("/")))
+        else:
+            path = path.replace(f"{{{name}}}", _segment(value))
     return path, values
+
+
+def _segment(text: str) -> str:
+    """One path segment, percent-encoded; ``.`` and ``..`` too, so no client or proxy
+    normalizes them away (a single-file model's file is called ``.``)."""
+    encoded = quote(text, safe="")
+    return encoded.replace(".", "%2E") if set(text) <= {"."} else encoded
 
 
 @functools.cache
