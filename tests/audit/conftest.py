@@ -1,1 +1,1 @@
-from tests.registry.fixtures import db_url, pg_url, sqlite_url  # noqa: F401
+from tests.registry.fixtures import db_url, pg_url, registry, signed_model, sqlite_url  # noqa: F401

@@ -34,6 +34,18 @@ class ProofError(InputError):
     """A proof was asked for sizes or indices the log does not have."""
 
 
+def stored_records(
+    conn: Connection, start: int = 0, end: int | None = None
+) -> Iterator[AuditRecord]:
+    """The records stored in ``conn``'s database from ``start`` to ``end`` (exclusive)."""
+    query = select(audit_records).where(audit_records.c.seq >= start)
+    if end is not None:
+        query = query.where(audit_records.c.seq < end)
+    result = conn.execute(query.order_by(audit_records.c.seq).execution_options(yield_per=1000))
+    for row in result.mappings():
+        yield AuditRecord.from_row(row)
+
+
 class AuditLog:
     """Appends to and proves from the log; ``signer`` signs every new tree head."""
 
@@ -129,12 +141,7 @@ class AuditLog:
         self, conn: Connection, start: int = 0, end: int | None = None
     ) -> Iterator[AuditRecord]:
         """Records ``start`` to ``end`` (exclusive; the end of the log by default), in order."""
-        query = select(audit_records).where(audit_records.c.seq >= start)
-        if end is not None:
-            query = query.where(audit_records.c.seq < end)
-        result = conn.execute(query.order_by(audit_records.c.seq).execution_options(yield_per=1000))
-        for row in result.mappings():
-            yield AuditRecord.from_row(row)
+        return stored_records(conn, start, end)
 
     def record(self, conn: Connection, seq: int) -> AuditRecord:
         """Record number ``seq``, or :class:`ProofError` if there is none."""

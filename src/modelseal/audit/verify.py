@@ -6,7 +6,10 @@ One pass over the records recomputes every leaf and tree head. It finds:
   it on differ from the signed ones),
 * a record **deleted** (a gap in the sequence numbers) or **inserted** / **reordered** (records
   renumbered: the tree heads differ from the signed ones from that record on),
-* an **unsigned** tail (records appended without the log key),
+* an **unsigned** tail (records appended without the log key), or a signature stored with any
+  record that is not the log key's signature of the tree head after it,
+* a record not stored in its canonical form (its JSON rewritten, duplicate keys), and rows with
+  negative sequence numbers (outside the tree, invisible to a walk from 0),
 * the log **truncated** or **rolled back** (shorter than, or not an extension of, a checkpoint
   kept outside the database: a witness file or ``--checkpoint FILE``),
 * a damaged Merkle node index or head row (proofs would be wrong).
@@ -16,14 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from modelseal.audit import merkle
 from modelseal.audit.note import Checkpoint, NoteError, NoteVerifier
-from modelseal.audit.record import AuditRecord
+from modelseal.audit.record import AuditRecord, encode_details, encode_roles
 from modelseal.errors import Reason, VerificationError
 from modelseal.store.schema import audit_head, audit_nodes, audit_records
 
@@ -97,17 +101,36 @@ def verify_log(
     diverged = False
     last_signature = ""
     expected = 0
+    below = conn.execute(
+        select(func.count()).select_from(audit_records).where(audit_records.c.seq < 0)
+    ).scalar_one()
+    if below:
+        findings.append(
+            Finding("inserted", f"{below} record(s) with a negative sequence number", None)
+        )
     for row, stored_leaf in _records_with_leaves(conn):
         seq = int(row["seq"])
         if seq > expected:
             span = f"#{expected}" if seq == expected + 1 else f"#{expected}..#{seq - 1}"
             findings.append(Finding("deleted", f"record {span} is missing", expected))
         try:
-            record = AuditRecord.from_row(row)
+            record = _parsed(row)
         except (ValueError, TypeError) as exc:
             findings.append(Finding("modified", f"record #{seq} is unreadable: {exc}", seq))
             diverged = True
             continue
+        if (encode_roles(record.roles), encode_details(record.details)) != (
+            row["roles"],
+            row["details"],
+        ):
+            findings.append(
+                Finding(
+                    "modified",
+                    f"record #{seq} is not stored in its canonical form (its roles or details "
+                    "were rewritten)",
+                    seq,
+                )
+            )
         leaf = merkle.leaf_hash(record.canonical())
         if stored_leaf is not None and stored_leaf != leaf:
             findings.append(Finding("modified", f"record #{seq} does not match its leaf hash", seq))
@@ -116,6 +139,17 @@ def verify_log(
         root = compact.root()
         if compact.size in wanted:
             roots[compact.size] = root
+        signature = row["signature"]
+        if signature and not diverged and not _signed(verifier, compact.size, root, signature):
+            # Each commit signs the head after its last record: every signature must verify.
+            findings.append(
+                Finding(
+                    "unsigned",
+                    f"the signature stored with record #{seq} is not the log key's signature "
+                    "of the tree head after it",
+                    seq,
+                )
+            )
         if not diverged and bytes(row["root"]) != root:
             diverged = True
             findings.append(
@@ -175,6 +209,31 @@ def verify_log(
     if size and not findings:
         latest = Checkpoint(verifier.name, size, root).text() + "\n" + last_signature
     return LogReport(size, root, tuple(findings), len(wanted), latest)
+
+
+def _parsed(row: Mapping[Any, Any]) -> AuditRecord:
+    """The record a row holds; duplicate keys in its JSON are an error (a second value for a key
+    could show one thing to one reader and another to the next)."""
+    for column in ("roles", "details"):
+        json.loads(row[column], object_pairs_hook=_unique)
+    return AuditRecord.from_row(row)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicated = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"duplicate key {duplicated[0]!r}")
+    return dict(pairs)
+
+
+def _signed(verifier: NoteVerifier, size: int, root: bytes, signature: str) -> bool:
+    note = Checkpoint(verifier.name, size, root).text() + "\n" + signature
+    try:
+        verifier.verify(note)
+    except NoteError:
+        return False
+    return True
 
 
 def consistency(conn: Connection, old: int, new: int) -> list[bytes]:

@@ -118,8 +118,11 @@ def verify(
 
 
 def _verify_database(db_url: str, verifier: Any, notes: tuple[str, ...]) -> Any:
+    import dataclasses
+
     from modelseal.audit.verify import verify_log
     from modelseal.errors import InputError
+    from modelseal.registry.replay import check_live_state
     from modelseal.store import db
 
     engine = db.create_engine(db_url)
@@ -127,7 +130,13 @@ def _verify_database(db_url: str, verifier: Any, notes: tuple[str, ...]) -> Any:
         if db.current_revision(engine) is None:
             raise InputError(f"no registry database at {db_url}", hint="check --home / --db-url")
         with db.reading(engine) as conn:
-            return verify_log(conn, verifier, checkpoints=notes)
+            report = verify_log(conn, verifier, checkpoints=notes)
+            if report.ok:  # the log is sound: do the tables say what it says?
+                state = check_live_state(conn)
+                report = dataclasses.replace(
+                    report, findings=tuple(state), note=None if state else report.note
+                )
+            return report
     finally:
         engine.dispose()
 
