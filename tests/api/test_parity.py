@@ -160,7 +160,7 @@ class _Recording:
 
 
 def _everything() -> tuple[Grant, ...]:
-    return tuple(Grant(role) for role in ROLES)
+    return tuple(Grant(role) for role in sorted(ROLES))  # as authentication lists them
 
 
 Sides = tuple[Recorder, Recorder, SignedModel, tuple[LocalProvider, LocalProvider]]

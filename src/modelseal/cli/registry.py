@@ -344,7 +344,8 @@ def models_list(backend: Any, as_json: bool) -> None:
         return
     for m in found:
         tags = " ".join(f"{a}={v}" for a, v in sorted(m.aliases.items()))
-        click.echo(f"{m.name}  latest={m.latest_version}  {tags}".rstrip())
+        latest = "-" if m.latest_version is None else m.latest_version
+        click.echo(f"{m.name}  latest={latest}  {tags}".rstrip())
 
 
 @click.group()
@@ -354,14 +355,15 @@ def versions() -> None:
 
 @versions.command("list")
 @click.argument("name")
+@click.option("--all", "include_deleted", is_flag=True, help="Include deleted versions (marked).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @store_options
 @with_backend
-def versions_list(backend: Any, name: str, as_json: bool) -> None:
-    """List every version of NAME, deleted ones included (marked)."""
+def versions_list(backend: Any, name: str, include_deleted: bool, as_json: bool) -> None:
+    """List the live versions of NAME (with --all, the deleted ones too)."""
     from modelseal.registry.versions import ListVersions
 
-    found = backend.call(ListVersions(name=name))
+    found = backend.call(ListVersions(name=name, include_deleted=include_deleted))
     if as_json:
         emit_json(found)
         return

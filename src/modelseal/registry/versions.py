@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from modelseal.access import roles
 from modelseal.audit.record import utc_now
@@ -19,7 +19,8 @@ from modelseal.store.schema import aliases, models, versions
 
 
 class ListModels(Operation[list[ModelView]]):
-    """The models the caller may read, with where their aliases point."""
+    """The models the caller may read, with their latest live version and where their aliases
+    point."""
 
     route: ClassVar[Route] = Route("GET", "/v1/models", tag="models")
 
@@ -28,28 +29,38 @@ class ListModels(Operation[list[ModelView]]):
         with session.reading() as conn:
             rows = conn.execute(select(models).order_by(models.c.name)).mappings().all()
             alias_rows = conn.execute(select(aliases)).mappings().all()
+            live = dict(
+                conn.execute(
+                    select(versions.c.model_id, func.max(versions.c.number))
+                    .where(versions.c.deleted_at.is_(None))
+                    .group_by(versions.c.model_id)
+                ).all()
+            )
         by_model: dict[int, dict[str, int]] = {}
         for a in alias_rows:
             by_model.setdefault(a["model_id"], {})[a["name"]] = a["version"]
         return [
             ModelView(name=r["name"], created_at=r["created_at"], created_by=r["created_by"],
-                      latest_version=r["last_version"], aliases=by_model.get(r["id"], {}))
+                      latest_version=live.get(r["id"]), aliases=by_model.get(r["id"], {}))
             for r in rows
             if roles.may_read(session.actor, r["name"])
         ]  # fmt: skip
 
 
 class ListVersions(Operation[list[VersionView]]):
-    """Every version of a model, tombstoned ones included (marked ``deleted``)."""
+    """The live versions of a model; with ``include_deleted`` the tombstoned ones too (marked
+    ``deleted``)."""
 
     route: ClassVar[Route] = Route(
         "GET", "/v1/models/{name}/versions", tag="models", errors=(403, 404)
     )
     name: ModelName
+    include_deleted: bool = False
 
     def run(self, session: RegistrySession) -> list[VersionView]:
         """The versions, oldest first."""
-        return [VersionView.of(v) for v in list_versions(session, self.name)]
+        found = list_versions(session, self.name)
+        return [VersionView.of(v) for v in found if self.include_deleted or not v.deleted]
 
 
 def list_versions(session: RegistrySession, name: str) -> list[VersionInfo]:
@@ -138,10 +149,17 @@ class DownloadFile(Operation[Download]):
     path: str = Field(max_length=4096)
 
     def run(self, session: RegistrySession) -> Download:
-        """The file's size and a stream of its bytes."""
+        """The file's size and a stream of its bytes (the download is audited)."""
         info = downloadable(session, VersionRef(self.name, number=self.number))
         for entry in info.files:
             if entry.path == self.path:  # encrypted: the ciphertext (the client decrypts)
+                resource = f"model/{info.model}/versions/{info.number}"
+                decision = roles.decide(session.actor, roles.DOWNLOAD, info.model)
+                session.committer.append([
+                    session.event("model.download", resource, decision,
+                                  digest=f"sha256:{info.root_digest}",
+                                  details={"path": entry.path, "bytes": entry.transfer_size})
+                ])  # fmt: skip
                 return Download(entry.transfer_size, session.blobs.read(entry.stored or entry.blob))
         raise NotFoundError(
             f"version {info.model}:{info.number} has no file {self.path!r}", hint="check the path"

@@ -171,7 +171,9 @@ class ModelView(View):
     name: str
     created_at: str
     created_by: str
-    latest_version: int
+    latest_version: int | None = Field(
+        description="The newest live version (none if all are deleted)."
+    )
     aliases: dict[str, int]
 
 
