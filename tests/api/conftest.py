@@ -1,1 +1,1 @@
-from tests.registry.fixtures import db_url  # noqa: F401
+from tests.registry.fixtures import db_url, registry, signed_model  # noqa: F401
