@@ -166,12 +166,13 @@ class Client:
         public_key: str | os.PathLike[str] | None = None,
         trust_anchors: Sequence[str | os.PathLike[str]] = (),
         kek: KeyProvider | None = None,
+        overwrite: bool = False,
     ) -> VersionView:
         """Download ``ref`` (``NAME[:VERSION|@ALIAS]``) into ``dest``, verified (see
         :func:`modelseal.registry.backend.pull`)."""
         parsed = VersionRef.parse(ref) if isinstance(ref, str) else ref
         return pull(self, parsed, dest, public_key=public_key, trust_anchors=trust_anchors,
-                    kek=kek)  # fmt: skip
+                    kek=kek, overwrite=overwrite)  # fmt: skip
 
     # ------------------------------------------------------------------------ plumbing
 

@@ -265,7 +265,9 @@ def test_sign_writes_atomically_and_ignores_its_own_signature(
 ) -> None:
     sig = model_dir / "model.sig"
     sig.write_text("previous signature")
-    code, _, err = run_cli("sign", model_dir, "--private-key", key_pair[0], "--signature", sig)
+    code, _, err = run_cli(
+        "sign", model_dir, "--private-key", key_pair[0], "--signature", sig, "--force"
+    )
     assert code == 0, err
     payload = json.loads(sig.read_text())
     assert payload["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from modelseal.cli.common import emit_json
+from modelseal.cli.common import emit_json, report
 from modelseal.cli.store import store_options, with_backend
 
 EXPORT_FIELDS = (
@@ -56,7 +56,7 @@ def audit() -> None:
     "--token-file",
     type=click.Path(path_type=str),
     default=None,
-    help="File holding the API token (default $MODELSEAL_TOKEN).",
+    help="File holding the API token (else the token in $MODELSEAL_TOKEN).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(
@@ -215,9 +215,10 @@ def export(backend: Any, fmt: str, output: str | None) -> None:
     default=None,
     help="Write the signed checkpoint to this file (keep it away from the database).",
 )
+@click.option("--json", "as_json", is_flag=True, help='Print {"checkpoint": NOTE} as JSON.')
 @store_options
 @with_backend
-def checkpoint(backend: Any, output: str | None) -> None:
+def checkpoint(backend: Any, output: str | None, as_json: bool) -> None:
     """Print a signed checkpoint (C2SP signed note) of the log's current tree head."""
     from modelseal.registry.audit_trail import GetCheckpoint
 
@@ -226,6 +227,9 @@ def checkpoint(backend: Any, output: str | None) -> None:
         from modelseal.fsutil import atomic_write
 
         atomic_write(output, note.encode("utf-8"))
+        report(as_json, {"output": output}, f"checkpoint written to {output}")
+    elif as_json:
+        emit_json({"checkpoint": note})
     else:
         click.echo(note, nl=False)
 
@@ -238,9 +242,10 @@ def proof() -> None:
 @proof.command("inclusion")
 @click.argument("index", type=int)
 @click.option("--size", type=int, default=None, help="Tree size (default: current).")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: always JSON.")
 @store_options
 @with_backend
-def proof_inclusion(backend: Any, index: int, size: int | None) -> None:
+def proof_inclusion(backend: Any, index: int, size: int | None, as_json: bool) -> None:
     """Prove record INDEX is in the log (JSON: record, proof hashes)."""
     from modelseal.registry.audit_trail import ProveInclusion
 
@@ -250,9 +255,10 @@ def proof_inclusion(backend: Any, index: int, size: int | None) -> None:
 @proof.command("consistency")
 @click.argument("old_size", type=int)
 @click.option("--size", type=int, default=None, help="New tree size (default: current).")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: always JSON.")
 @store_options
 @with_backend
-def proof_consistency(backend: Any, old_size: int, size: int | None) -> None:
+def proof_consistency(backend: Any, old_size: int, size: int | None, as_json: bool) -> None:
     """Prove the log of OLD_SIZE records is a prefix of the current one."""
     from modelseal.registry.audit_trail import ProveConsistency
 

@@ -171,6 +171,20 @@ class EarlyHash:
 def emit_json(data: Any) -> None:
     """Print ``data`` (plain JSON values, typed answers or lists of them) as indented JSON."""
     click.echo(json.dumps(_plain(data), indent=2, sort_keys=True))
+    JSON_PRINTED.append(True)
+
+
+# Whether this command already printed its JSON document (the error handler then adds none:
+# stdout stays one document).
+JSON_PRINTED: list[bool] = []
+
+
+def report(as_json: bool, answer: Any, line: str) -> None:
+    """Print ``answer`` as JSON with ``--json``, else the one ``line`` for people."""
+    if as_json:
+        emit_json(answer)
+    else:
+        click.echo(line)
 
 
 def _plain(data: Any) -> Any:

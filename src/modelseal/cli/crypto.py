@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
-from modelseal.cli.common import emit_json, open_kek, open_protected, read_passphrase
+from modelseal.cli.common import emit_json, open_kek, open_protected, read_passphrase, report
 from modelseal.cli.rotation import rotation_options
 from modelseal.errors import PassphraseError, UsageError
 
@@ -316,7 +316,8 @@ def keys_rotate(
 @click.argument("uri")
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-def keys_export_public(uri: str, out: str, force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def keys_export_public(uri: str, out: str, force: bool, as_json: bool) -> None:
     """Write the PEM public key of the PKCS#11 signing key URI to OUT (for verify)."""
     from modelseal.fsutil import atomic_write
     from modelseal.signing.keys import public_pem
@@ -324,4 +325,4 @@ def keys_export_public(uri: str, out: str, force: bool) -> None:
 
     signer = Pkcs11Signer(uri)
     atomic_write(out, public_pem(signer.public_key()), mode=0o644, overwrite=force)
-    click.echo(f"wrote public key {out}")
+    report(as_json, {"public_key": out}, f"wrote public key {out}")

@@ -14,7 +14,7 @@ BY_TOPIC = {
     "users": "see 'modelseal user list'",
     "tokens": "see 'modelseal user list --json'",
     "trusted-keys": "see 'modelseal registry trust list'",
-    "push-encryption": "push with --encrypt-with KEK_URI",
+    "push-encryption": "push with --kek URI",
     "pull-encryption": "pull with --kek URI (the key-encryption key it was pushed with)",
     "max-file-bytes": "ask the registry's admin to raise max_file_bytes (MODELSEAL_MAX_FILE_BYTES)",
     "server-url": "check --server and that the server is running",
@@ -26,7 +26,9 @@ def cli_hint(error: ModelsealError) -> str:
     """The hint to print for ``error`` on the command line."""
     topic = error.topic
     if topic.startswith("versions:"):
-        return f"see 'modelseal versions list {topic.partition(':')[2]}'"
+        return f"see 'modelseal versions list {topic.partition(':')[2]} --all'"
+    if topic.startswith("aliases:"):
+        return f"see 'modelseal alias list {topic.partition(':')[2]}'"
     return BY_TOPIC.get(topic, error.hint)
 
 

@@ -110,38 +110,68 @@ def expand_greedy(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; never lets a traceback reach the user unless MODELSEAL_DEBUG is set."""
+    """Run the CLI; never lets a traceback reach the user unless MODELSEAL_DEBUG is set. With
+    ``--json`` (or ``--format json``) an error is also a JSON object on stdout."""
+    from modelseal.cli.common import JSON_PRINTED
+
+    JSON_PRINTED.clear()
     args = expand_greedy(list(sys.argv[1:] if argv is None else argv))
+    wants_json = _wants_json(args)
     try:
         rv = cli.main(args=args, prog_name="modelseal", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)
     except click.exceptions.Abort:
-        _say("aborted")
-        return 130
+        return _fail("aborted", 130, "aborted", wants_json)
     except click.ClickException as exc:
-        _say(_click_message(exc))
-        return EXIT_USAGE
+        return _fail(_click_message(exc), EXIT_USAGE, "usage", wants_json)
     except ModelsealError as exc:
         from modelseal.cli.hints import one_line
 
-        _say(one_line(exc))
-        return exc.exit_code
+        return _fail(one_line(exc), exc.exit_code, exc.code, wants_json, exc)
     except KeyboardInterrupt:
-        _say("interrupted")
-        return 130
+        return _fail("interrupted", 130, "interrupted", wants_json)
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: one line, not a traceback
         if os.environ.get("MODELSEAL_DEBUG"):
             raise
-        _say(
+        message = (
             f"internal error: {type(exc).__name__}: {exc}; "
             "rerun with MODELSEAL_DEBUG=1 and report it"
         )
-        return EXIT_INTERNAL
+        return _fail(message, EXIT_INTERNAL, "internal", wants_json)
     # In non-standalone mode click returns the code a command passed to ``ctx.exit(n)``.
     return rv if isinstance(rv, int) else 0
+
+
+def _wants_json(args: list[str]) -> bool:
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return False
+        if arg == "--json" or arg == "--format=json":
+            return True
+        if arg == "--format" and i + 1 < len(args) and args[i + 1] == "json":
+            return True
+    return False
+
+
+def _fail(
+    line: str, code: int, kind: str, wants_json: bool, error: ModelsealError | None = None
+) -> int:
+    """Print the one error line on stderr (and, for --json, the error object on stdout)."""
+    from modelseal.cli.common import JSON_PRINTED
+
+    _say(line)
+    if wants_json and not JSON_PRINTED:
+        import json
+
+        body: dict[str, Any] = {"code": kind, "message": line, "exit_code": code}
+        if error is not None:
+            body.update(type=type(error).__name__, message=error.message, hint=error.hint,
+                        reasons=[r.to_dict() for r in getattr(error, "reasons", ())])  # fmt: skip
+        click.echo(json.dumps({"error": body}, indent=2, sort_keys=True))
+    return code
 
 
 def _click_message(exc: click.ClickException) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from modelseal.cli.common import emit_json, open_kek
+from modelseal.cli.common import emit_json, open_kek, report
 from modelseal.cli.rotation import rotate_registry, rotation_options
 from modelseal.cli.store import (
     opened_with_config,
@@ -117,9 +117,10 @@ def trust() -> None:
 @trust.command("add")
 @click.argument("public_key", type=click.Path(path_type=str))
 @click.option("--name", required=True, help="Whose key this is.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_options
 @with_backend
-def trust_add(backend: Any, public_key: str, name: str) -> None:
+def trust_add(backend: Any, public_key: str, name: str, as_json: bool) -> None:
     """Trust PUBLIC_KEY for pushes; once any key is trusted, only trusted keys may sign."""
     from pathlib import Path
 
@@ -134,29 +135,35 @@ def trust_add(backend: Any, public_key: str, name: str) -> None:
     from modelseal.registry.trusted_keys import AddTrustedKey
 
     added = backend.call(AddTrustedKey(pem=pem.decode("utf-8", errors="replace"), name=name))
-    click.echo(f"trusted key {added.id} ({added.name})")
+    report(as_json, added, f"trusted key {added.id} ({added.name})")
 
 
 @trust.command("remove")
 @click.argument("key_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_options
 @with_backend
-def trust_remove(backend: Any, key_id: str) -> None:
+def trust_remove(backend: Any, key_id: str, as_json: bool) -> None:
     """Stop trusting the key with id KEY_ID."""
     from modelseal.registry.trusted_keys import RemoveTrustedKey
 
-    backend.call(RemoveTrustedKey(key_id=key_id))
-    click.echo(f"removed trusted key {key_id}")
+    done = backend.call(RemoveTrustedKey(key_id=key_id))
+    report(as_json, done, f"removed trusted key {key_id}")
 
 
 @trust.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_options
 @with_backend
-def trust_list(backend: Any) -> None:
+def trust_list(backend: Any, as_json: bool) -> None:
     """List the trusted signer keys."""
     from modelseal.registry.trusted_keys import ListTrustedKeys
 
-    for key in backend.call(ListTrustedKeys()):
+    keys = backend.call(ListTrustedKeys())
+    if as_json:
+        emit_json(keys)
+        return
+    for key in keys:
         click.echo(f"{key.id}  {key.name}  added {key.added_at} by {key.added_by}")
 
 
@@ -185,11 +192,12 @@ def trust_list(backend: Any) -> None:
 @click.option("--training-data", default=None, help="Lineage: digest of the training data.")
 @click.option("--code-revision", default=None, help="Lineage: code revision (e.g. a git SHA).")
 @click.option("--parent", type=int, default=None, help="Lineage: parent version number.")
+@click.option("--encrypt-with", "encrypt_with_old", default=None, hidden=True)
 @click.option(
-    "--encrypt-with",
+    "--kek",
     "encrypt_with",
     default=None,
-    metavar="KEK_URI",
+    metavar="URI",
     help="Encrypt the version on this side under a fresh data key wrapped by this "
     "key-encryption key (local:PATH, pkcs11:..., aws-kms:...); only ciphertext leaves. "
     "Default: $MODELSEAL_ENCRYPTION_KEK or encryption_kek in config.toml.",
@@ -213,6 +221,7 @@ def push(
     code_revision: str | None,
     parent: int | None,
     encrypt_with: str | None,
+    encrypt_with_old: str | None,
     no_encrypt: bool,
     passphrase_file: str | None,
     as_json: bool,
@@ -229,8 +238,9 @@ def push(
         if not sep or not key:
             raise UsageError(f"invalid --metadata {pair!r}", hint="use KEY=VALUE")
         meta[key] = value
+    encrypt_with = encrypt_with or encrypt_with_old  # --encrypt-with: the old name of --kek
     if encrypt_with is not None and no_encrypt:
-        raise UsageError("--encrypt-with and --no-encrypt are exclusive", hint="choose one")
+        raise UsageError("--kek and --no-encrypt are exclusive", hint="choose one")
     with opened_with_config(store) as (backend, config):
         uri = None if no_encrypt else encrypt_with or config.encryption_kek
         kek = open_kek(uri, passphrase_file) if uri else None
@@ -275,6 +285,7 @@ def push(
     default=None,
     help="Passphrase of a local: KEK file (else $MODELSEAL_PASSPHRASE, else a prompt).",
 )
+@click.option("--force", is_flag=True, help="Replace DEST if it exists (once verified).")
 @click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
 @store_options
 def pull(
@@ -284,6 +295,7 @@ def pull(
     trust_anchors: tuple[str, ...],
     kek: str | None,
     passphrase_file: str | None,
+    force: bool,
     as_json: bool,
     **store: Any,
 ) -> None:
@@ -297,7 +309,7 @@ def pull(
         info = do_pull(
             backend, VersionRef.parse(ref), dest, public_key=public_key,
             trust_anchors=trust_anchors,
-            kek=(lambda: open_kek(uri, passphrase_file)) if uri else None,
+            kek=(lambda: open_kek(uri, passphrase_file)) if uri else None, overwrite=force,
         )  # fmt: skip
     if as_json:
         emit_json(info)
@@ -315,14 +327,48 @@ def alias() -> None:
 @click.argument("name")
 @click.argument("alias_name", metavar="ALIAS")
 @click.argument("version", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_options
 @with_backend
-def alias_set(backend: Any, name: str, alias_name: str, version: int) -> None:
+def alias_set(backend: Any, name: str, alias_name: str, version: int, as_json: bool) -> None:
     """Point ALIAS of model NAME at VERSION (moving it back is a rollback)."""
     from modelseal.registry.versions import SetAlias
 
     info = backend.call(SetAlias(name=name, alias=alias_name, version=version))
-    click.echo(f"{name}@{alias_name} -> {info.version}  sha256:{info.root_digest.sha256}")
+    report(
+        as_json, info, f"{name}@{alias_name} -> {info.version}  sha256:{info.root_digest.sha256}"
+    )
+
+
+@alias.command("remove")
+@click.argument("name")
+@click.argument("alias_name", metavar="ALIAS")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@store_options
+@with_backend
+def alias_remove(backend: Any, name: str, alias_name: str, as_json: bool) -> None:
+    """Remove ALIAS of model NAME (the version stays)."""
+    from modelseal.registry.versions import RemoveAlias
+
+    done = backend.call(RemoveAlias(name=name, alias=alias_name))
+    report(as_json, done, f"removed {name}@{alias_name}")
+
+
+@alias.command("list")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@store_options
+@with_backend
+def alias_list(backend: Any, name: str, as_json: bool) -> None:
+    """List the aliases of model NAME: the version each points at, and its last move."""
+    from modelseal.registry.versions import ListAliases
+
+    found = backend.call(ListAliases(name=name))
+    if as_json:
+        emit_json(found)
+        return
+    for a in found:
+        click.echo(f"{name}@{a.alias} -> {a.version}  moved {a.updated_at} by {a.updated_by}")
 
 
 @click.group()
@@ -378,21 +424,23 @@ def versions_list(backend: Any, name: str, include_deleted: bool, as_json: bool)
 @click.argument("name")
 @click.argument("version", type=int)
 @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_options
 @with_backend
-def versions_delete(backend: Any, name: str, version: int, reason: str) -> None:
+def versions_delete(backend: Any, name: str, version: int, reason: str, as_json: bool) -> None:
     """Tombstone VERSION of NAME: kept in the record, no longer downloadable."""
     from modelseal.registry.versions import DeleteVersion
 
-    backend.call(DeleteVersion(name=name, number=version, reason=reason))
-    click.echo(f"deleted {name}:{version}")
+    info = backend.call(DeleteVersion(name=name, number=version, reason=reason))
+    report(as_json, info, f"deleted {name}:{version}")
 
 
 @versions.command("show")
 @click.argument("ref", metavar="NAME[:VERSION|@ALIAS]")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: always JSON.")
 @store_options
 @with_backend
-def versions_show(backend: Any, ref: str) -> None:
+def versions_show(backend: Any, ref: str, as_json: bool) -> None:
     """Print one version as JSON (with its signature bundle)."""
     from modelseal.registry.models import VersionRef
     from modelseal.registry.versions import ResolveVersion

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Output format.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option(
     "--strict", is_flag=True, help="Treat files of no recognised model format as unscannable."
 )
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 def scan(
     paths: tuple[str, ...],
     fmt: str,
+    as_json: bool,
     strict: bool,
     allow: tuple[str, ...],
     allow_config: str | None,
@@ -62,8 +64,10 @@ def scan(
     from modelseal.errors import OutputError
     from modelseal.scanning import scan as run_scan
 
+    if as_json and fmt == "sarif":
+        raise click.UsageError("--json and --format sarif are exclusive")
     report = run_scan(paths, allow=allow, allow_config=allow_config, strict=strict)
-    if fmt == "json":
+    if as_json or fmt == "json":
         text = json.dumps(report.to_dict(), indent=2)
     elif fmt == "sarif":
         from modelseal.scanning.sarif import to_sarif

@@ -66,6 +66,7 @@ from modelseal.cli.options import hashing_options
     is_flag=True,
     help="Also record the weights fingerprint (format independent) in the signature.",
 )
+@click.option("--force", is_flag=True, help="Replace SIGNATURE if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Report as JSON.")
 def sign(
     model_path: str,
@@ -82,11 +83,19 @@ def sign(
     certificate_chain: tuple[str, ...],
     passphrase_file: str | None,
     with_fingerprint: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Sign MODEL_PATH (a file or a directory) and write the signature bundle to SIGNATURE."""
+    from pathlib import Path
+
+    from modelseal.errors import OutputError
     from modelseal.hashing.engine import HashOptions
 
+    if not force and Path(signature).exists():
+        raise OutputError(
+            f"signature {signature!r} already exists", hint="pass --force to replace it"
+        )
     if certificate_chain and certificate is None:
         raise click.UsageError("--certificate-chain needs --certificate")
     if (private_key is None) == (pkcs11_uri is None):

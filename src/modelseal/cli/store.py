@@ -37,7 +37,7 @@ def store_options(func: F) -> F:
                      help="Registry server URL (default $MODELSEAL_SERVER); without it the "
                           "embedded store is used directly."),
         click.option("--token-file", type=click.Path(path_type=str), default=None,
-                     help="File holding the API token (default $MODELSEAL_TOKEN)."),
+                     help="File holding the API token (else the token in $MODELSEAL_TOKEN)."),
     ]  # fmt: skip
     for option in reversed(options):
         func = option(func)

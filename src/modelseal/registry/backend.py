@@ -196,8 +196,10 @@ def pull(
     public_key: str | os.PathLike[str] | None = None,
     trust_anchors: Sequence[str | os.PathLike[str]] = (),
     kek: KeyProvider | Callable[[], KeyProvider] | None = None,
+    overwrite: bool = False,
 ) -> VersionView:
-    """Download ``ref`` into ``dest`` and verify it (see :func:`pull_into`).
+    """Download ``ref`` into ``dest`` and verify it (see :func:`pull_into`; ``overwrite``
+    replaces an existing ``dest`` once the download verified).
 
     An encrypted version needs ``kek`` (the key-encryption key it was pushed with): its data
     key is unwrapped here, each file is decrypted as it streams in (into a private staging
@@ -211,7 +213,8 @@ def pull(
         return backend.call(operation).chunks
 
     if not info.encrypted:
-        pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors)
+        pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors,
+                  overwrite=overwrite)  # fmt: skip
         return info
     from modelseal.crypto import envelope as env
     from modelseal.registry import encryption as enc
@@ -247,7 +250,7 @@ def pull(
         )  # fmt: skip
 
     pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors,
-              write=write, private=True)  # fmt: skip
+              write=write, private=True, overwrite=overwrite)  # fmt: skip
     return info
 
 

@@ -60,6 +60,8 @@ class LoggedState:
                     self.aliases.pop((parts[1], str(name)), None)
             case "alias.move":
                 self.aliases[(parts[1], parts[3])] = int(details["to"])
+            case "alias.remove":
+                self.aliases.pop((parts[1], parts[3]), None)
             case "trust.add":
                 self.trusted.add(parts[2])
             case "trust.remove":

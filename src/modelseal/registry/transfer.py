@@ -74,19 +74,23 @@ def pull_into(
     trust_anchors: Sequence[str | os.PathLike[str]] = (),
     write: Callable[[FileView, BinaryIO], None] | None = None,
     private: bool = False,
+    overwrite: bool = False,
 ) -> Path:
     """Download ``info``'s files with ``fetch(path)``, verify them, move them to ``dest``.
 
     ``write(entry, out)`` replaces the plain copy (an encrypted version decrypts there);
-    ``private`` makes the staging files 0600 and directories 0700 (decrypted models)."""
+    ``private`` makes the staging files 0600 and directories 0700 (decrypted models);
+    ``overwrite`` replaces an existing ``dest``, only once the new copy has verified."""
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     from modelseal.signing.api import verify
     from modelseal.signing.bundle import parse_bundle
     from modelseal.signing.keys import check_supported
 
-    if dest.exists() and not (dest.is_dir() and not any(dest.iterdir())):
-        raise OutputError(f"{str(dest)!r} already exists", hint="choose a new destination")
+    if not overwrite and dest.exists() and not (dest.is_dir() and not any(dest.iterdir())):
+        raise OutputError(
+            f"{str(dest)!r} already exists", hint="choose a new destination or replace it"
+        )
     single = [f.path for f in info.files] == ["."]
     parent = dest.parent if str(dest.parent) else Path(".")
     if not parent.is_dir():
@@ -123,9 +127,7 @@ def pull_into(
             verify(staging, signature=bundle, trust_anchors=trust_anchors)
         else:
             verify(staging, signature=bundle, public_key=key)
-        if dest.exists():
-            dest.rmdir()
-        os.rename(staging, dest)
+        _move_into_place(staging, dest)
     except BaseException:
         with contextlib.suppress(OSError):
             if staging.is_dir():
@@ -134,3 +136,26 @@ def pull_into(
                 staging.unlink()
         raise
     return dest
+
+
+def _move_into_place(staging: Path, dest: Path) -> None:
+    """Rename the verified ``staging`` to ``dest``; an existing ``dest`` is moved aside first
+    and removed only after the new one is in place (a crash leaves one or the other)."""
+    if not dest.exists() and not dest.is_symlink():
+        os.rename(staging, dest)
+        return
+    if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
+        dest.rmdir()
+        os.rename(staging, dest)
+        return
+    aside = dest.parent / f".{dest.name}.replaced-{secrets.token_hex(4)}"
+    os.rename(dest, aside)
+    try:
+        os.rename(staging, dest)
+    except BaseException:
+        os.rename(aside, dest)
+        raise
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside)
+    else:
+        aside.unlink()

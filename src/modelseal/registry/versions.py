@@ -10,11 +10,18 @@ from sqlalchemy import delete, func, insert, select, update
 from modelseal.access import roles
 from modelseal.audit.record import utc_now
 from modelseal.errors import ConflictError, InputError, NotFoundError
-from modelseal.operation import Download, Operation, Route
+from modelseal.operation import Download, Operation, Route, Status
 from modelseal.registry import reads
 from modelseal.registry.core import RegistrySession
 from modelseal.registry.models import VersionInfo, VersionRef
-from modelseal.registry.views import AliasName, ModelName, ModelView, VersionNumber, VersionView
+from modelseal.registry.views import (
+    AliasName,
+    AliasView,
+    ModelName,
+    ModelView,
+    VersionNumber,
+    VersionView,
+)
 from modelseal.store.schema import aliases, models, versions
 
 
@@ -205,6 +212,58 @@ class SetAlias(Operation[VersionView]):
                            digest=f"sha256:{target.root_digest}",
                            details={"alias": alias, "from": previous, "to": number})  # fmt: skip
             return VersionView.of(reads.version(conn, name, mid, number))
+
+
+class RemoveAlias(Operation[Status]):
+    """Remove an alias (the version it pointed at stays); audited like a move."""
+
+    route: ClassVar[Route] = Route(
+        "DELETE", "/v1/models/{name}/aliases/{alias}", tag="models", errors=(403, 404)
+    )
+    name: ModelName
+    alias: AliasName
+
+    def run(self, session: RegistrySession) -> Status:
+        """Drop the alias."""
+        name, alias = self.name, self.alias
+        resource = f"model/{name}/aliases/{alias}"
+        decision = session.require(roles.alias_permission(alias), "alias.remove", resource, name)
+        with session.transaction() as conn:
+            mid = reads.model_id(conn, name, lock=True)
+            previous = conn.execute(
+                select(aliases.c.version).where(aliases.c.model_id == mid, aliases.c.name == alias)
+            ).scalar()
+            if previous is None:
+                raise NotFoundError(
+                    f"model {name!r} has no alias {alias!r}",
+                    hint=f"list the aliases of {name}",
+                    topic=f"aliases:{name}",
+                )
+            conn.execute(delete(aliases).where(aliases.c.model_id == mid, aliases.c.name == alias))
+            session.record(conn, "alias.remove", resource, decision,
+                           details={"alias": alias, "from": previous})  # fmt: skip
+        return Status(status="removed")
+
+
+class ListAliases(Operation[list[AliasView]]):
+    """A model's aliases: where each points, who moved it last and when."""
+
+    route: ClassVar[Route] = Route(
+        "GET", "/v1/models/{name}/aliases", tag="models", errors=(403, 404)
+    )
+    name: ModelName
+
+    def run(self, session: RegistrySession) -> list[AliasView]:
+        """The aliases, sorted by name."""
+        name = self.name
+        session.require(roles.READ, "model.read", f"model/{name}", name)
+        with session.reading() as conn:
+            mid = reads.model_id(conn, name)
+            rows = conn.execute(
+                select(aliases).where(aliases.c.model_id == mid).order_by(aliases.c.name)
+            ).mappings()
+            return [AliasView(alias=r["name"], version=r["version"], updated_at=r["updated_at"],
+                              updated_by=r["updated_by"]) for r in rows]  # fmt: skip
 
 
 class DeleteVersion(Operation[VersionView]):

@@ -177,6 +177,15 @@ class ModelView(View):
     aliases: dict[str, int]
 
 
+class AliasView(View):
+    """Where an alias points, and its last move."""
+
+    alias: str
+    version: int
+    updated_at: str
+    updated_by: str
+
+
 class UploadView(View):
     """An upload in progress: the files the registry expects."""
 
