@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("pytester",)
+
 from modelseal.signing.keys import generate_key, write_key_pair
 
 
