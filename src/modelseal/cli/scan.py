@@ -88,6 +88,10 @@ def scan(
             ) from None
     else:
         click.echo(text)
+        if as_json or fmt != "text":  # stdout holds the report: an error adds no second document
+            from modelseal.cli.common import JSON_PRINTED
+
+            JSON_PRINTED.append(True)
     _conclude(report)
 
 
