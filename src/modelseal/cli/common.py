@@ -211,6 +211,40 @@ def progress_bar(label: str, path: str, enabled: bool) -> Iterator[Callable[[int
     if total <= 0:
         yield None
         return
+    with _bar(label, total) as advance:
+        yield advance
+
+
+class TransferProgress:
+    """Progress of a transfer whose size is known only once it starts (a pull): a rich bar on
+    stderr when it is a terminal, nothing otherwise. Anything that may prompt (a passphrase)
+    happens before :meth:`start`, so no prompt hides under the bar."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self._label = label
+        self._enabled = enabled and sys.stderr.isatty()
+        self._stack = contextlib.ExitStack()
+        self._advance: Callable[[int], None] | None = None
+
+    def start(self, total: int) -> None:
+        """Show the bar for ``total`` bytes."""
+        if self._enabled and total > 0 and self._advance is None:
+            self._advance = self._stack.enter_context(_bar(self._label, total))
+
+    def advance(self, count: int) -> None:
+        """``count`` more bytes went through."""
+        if self._advance is not None:
+            self._advance(count)
+
+    def __enter__(self) -> TransferProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+@contextlib.contextmanager
+def _bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
     from rich.console import Console
     from rich.progress import (
         BarColumn,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from modelseal.cli.common import emit_json, open_kek, report
+from modelseal.cli.common import TransferProgress, emit_json, open_kek, report
 from modelseal.cli.rotation import rotate_registry, rotation_options
 from modelseal.cli.store import (
     opened_with_config,
@@ -241,12 +241,16 @@ def push(
     encrypt_with = encrypt_with or encrypt_with_old  # --encrypt-with: the old name of --kek
     if encrypt_with is not None and no_encrypt:
         raise UsageError("--kek and --no-encrypt are exclusive", hint="choose one")
-    with opened_with_config(store) as (backend, config):
+    with (
+        opened_with_config(store) as (backend, config),
+        TransferProgress("pushing", not as_json) as progress,
+    ):
         uri = None if no_encrypt else encrypt_with or config.encryption_kek
-        kek = open_kek(uri, passphrase_file) if uri else None
+        kek = open_kek(uri, passphrase_file) if uri else None  # any prompt before the bar
         info = do_push(
             backend, model_path, name=name, signature=signature, public_key=public_key,
             metadata=meta, lineage=Lineage(training_data, code_revision, parent), kek=kek,
+            progress=progress,
         )  # fmt: skip
     if as_json:
         emit_json(info)
@@ -304,12 +308,16 @@ def pull(
     from modelseal.registry.backend import pull as do_pull
     from modelseal.registry.models import VersionRef
 
-    with opened_with_config(store) as (backend, config):
+    with (
+        opened_with_config(store) as (backend, config),
+        TransferProgress("pulling", not as_json) as progress,
+    ):
         uri = kek or config.encryption_kek
         info = do_pull(
             backend, VersionRef.parse(ref), dest, public_key=public_key,
             trust_anchors=trust_anchors,
             kek=(lambda: open_kek(uri, passphrase_file)) if uri else None, overwrite=force,
+            progress=progress,
         )  # fmt: skip
     if as_json:
         emit_json(info)

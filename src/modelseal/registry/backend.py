@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar
 
@@ -40,6 +40,28 @@ if TYPE_CHECKING:
 
 OutT = TypeVar("OutT")
 MAX_PUBLISH_ATTEMPTS = 20
+
+
+class Progress(Protocol):
+    """Told how many bytes a transfer moves, then as they go."""
+
+    def start(self, total: int) -> None:
+        """The transfer moves ``total`` bytes."""
+
+    def advance(self, count: int) -> None:
+        """``count`` more bytes went through."""
+
+
+def _counted(chunks: Iterable[bytes], progress: Progress | None) -> Iterable[bytes]:
+    if progress is None:
+        return chunks
+    return _reporting(chunks, progress)
+
+
+def _reporting(chunks: Iterable[bytes], progress: Progress) -> Iterator[bytes]:
+    for chunk in chunks:
+        progress.advance(len(chunk))
+        yield chunk
 
 
 class Backend(Protocol):
@@ -96,6 +118,7 @@ def push(
     metadata: Mapping[str, Any] | None = None,
     lineage: Lineage | None = None,
     kek: KeyProvider | None = None,
+    progress: Progress | None = None,
 ) -> VersionView:
     """Publish the signed model at ``model_path`` as the next version of ``name``.
 
@@ -119,12 +142,15 @@ def push(
         )
     )
     try:
+        if progress is not None:
+            progress.start(sum(_size(model_file(root, p)) for p in upload.files))
         if kek is not None:
-            return _push_encrypted(backend, upload, root, bundle, kek)
+            return _push_encrypted(backend, upload, root, bundle, kek, progress)
         for path in upload.files:
             file = model_file(root, path)
             size = file.stat().st_size if file.is_file() else None
-            backend.send(UploadFile(upload_id=upload.upload_id, path=path), read_chunks(file), size)
+            chunks = _counted(read_chunks(file), progress)
+            backend.send(UploadFile(upload_id=upload.upload_id, path=path), chunks, size)
         return backend.call(PublishUpload(upload_id=upload.upload_id))
     except BaseException:
         with contextlib.suppress(Exception):  # the first error is the one to report
@@ -132,8 +158,20 @@ def push(
         raise
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
+
+
 def _push_encrypted(
-    backend: Backend, upload: UploadView, root: Path, bundle: bytes, kek: KeyProvider
+    backend: Backend,
+    upload: UploadView,
+    root: Path,
+    bundle: bytes,
+    kek: KeyProvider,
+    progress: Progress | None,
 ) -> VersionView:
     from modelseal.crypto import keyset as ks
     from modelseal.registry import encryption as enc
@@ -160,7 +198,8 @@ def _push_encrypted(
             result=result,
         )
         size = None if size is None else enc.ciphertext_size(size)
-        backend.send(UploadFile(upload_id=upload.upload_id, path=path), chunks, size)
+        operation = UploadFile(upload_id=upload.upload_id, path=path)
+        backend.send(operation, _counted(chunks, progress), size)
         digests[path] = result.sha256
     for _ in range(MAX_PUBLISH_ATTEMPTS):
         number = backend.call(GetUploadState(upload_id=upload.upload_id)).next_version
@@ -197,6 +236,7 @@ def pull(
     trust_anchors: Sequence[str | os.PathLike[str]] = (),
     kek: KeyProvider | Callable[[], KeyProvider] | None = None,
     overwrite: bool = False,
+    progress: Progress | None = None,
 ) -> VersionView:
     """Download ``ref`` into ``dest`` and verify it (see :func:`pull_into`; ``overwrite``
     replaces an existing ``dest`` once the download verified).
@@ -210,9 +250,12 @@ def pull(
 
     def fetch(path: str) -> Iterable[bytes]:
         operation = DownloadFile(name=info.model, number=info.version, path=path)
-        return backend.call(operation).chunks
+        return _counted(backend.call(operation).chunks, progress)
 
+    total = sum(f.transfer_size for f in info.files)
     if not info.encrypted:
+        if progress is not None:
+            progress.start(total)
         pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors,
                   overwrite=overwrite)  # fmt: skip
         return info
@@ -236,6 +279,8 @@ def pull(
         number=info.version,
         root_digest=info.root_digest.sha256,
     )  # fmt: skip
+    if progress is not None:  # after the key is open: a passphrase prompt comes first
+        progress.start(total)
 
     def write(entry: FileView, out: BinaryIO) -> None:
         enc.decrypt_file(
