@@ -126,6 +126,12 @@ def scenario(run: Recorder, model: SignedModel, kek: LocalProvider) -> None:
     run(version_ops.GetDownload(name="fraud", version=1))
     run(version_ops.DownloadFile(name="fraud", number=1, path="config.json"))
     run(version_ops.DeleteVersion(name="fraud", number=1, reason="superseded"))
+    # A version with a finding, quarantined (the registries' policy here), then released.
+    held = _malicious(model)
+    push(run.backend, held.path, name="fraud", signature=held.signature,
+         public_key=held.public_key)  # fmt: skip
+    run(version_ops.GetScanReport(name="fraud", number=3))
+    run(version_ops.ReleaseVersion(name="fraud", number=3, reason="reviewed"))
     run(gc.CollectGarbage(grace_seconds=0))
     # Wrapped data keys: listed, then rotated under a new KEK of the same keyset.
     run(datakeys.ListVersionKeys(provider="local"))
@@ -144,6 +150,20 @@ def scenario(run: Recorder, model: SignedModel, kek: LocalProvider) -> None:
     records = run(audit_trail.ListAuditRecords(start=0, export=True))
     run(audit_trail.ProveInclusion(index=len(records) - 1))
     run(audit_trail.ProveConsistency(old=1))
+
+
+def _malicious(model: SignedModel) -> SignedModel:
+    """A copy of ``model`` with a pickle that would run a command (built here, never loaded)."""
+    import shutil
+
+    import modelseal
+
+    root = model.path.parent / "held"
+    if not root.exists():
+        shutil.copytree(model.path, root)
+        (root / "weights" / "payload.pkl").write_bytes(b"cos\nsystem\n(S'id'\ntR.")
+        modelseal.sign(root, private_key=model.private_key, signature=root.parent / "held.sig")
+    return SignedModel(root, root.parent / "held.sig", model.public_key, model.private_key)
 
 
 class _Recording:
@@ -180,6 +200,8 @@ def both(db_url: str, tmp_path: Path, key_pair: tuple[Path, Path]) -> Iterator[S
     local_env = open_env(tmp_path / "local", other_url)
     remote_env = open_env(tmp_path / "remote", db_url)
     tokens = [_set_up_user(env.registry, env.admin) for env in (local_env, remote_env)]
+    for env in (local_env, remote_env):
+        env.registry.push_scan = "quarantine"
     running = start_server(remote_env)
     client = Client(running.url, token=tokens[1])
     actor = Principal(USER, _everything())

@@ -16,6 +16,7 @@ BY_TOPIC = {
     "trusted-keys": "see 'modelseal registry trust list'",
     "push-encryption": "push with --kek URI",
     "pull-encryption": "pull with --kek URI (the key-encryption key it was pushed with)",
+    "push-scan": "run 'modelseal scan' on the model to see each finding",
     "max-file-bytes": "ask the registry's admin to raise max_file_bytes (MODELSEAL_MAX_FILE_BYTES)",
     "server-url": "check --server and that the server is running",
     "server-token": "set MODELSEAL_TOKEN or pass --token-file",
@@ -27,6 +28,12 @@ def cli_hint(error: ModelsealError) -> str:
     topic = error.topic
     if topic.startswith("versions:"):
         return f"see 'modelseal versions list {topic.partition(':')[2]} --all'"
+    if topic.startswith("quarantine:"):
+        _, name, number = topic.split(":", 2)
+        return (
+            f"see 'modelseal versions scan-report {name}:{number}'; a security engineer "
+            f"releases it with 'modelseal versions release {name} {number} --reason ...'"
+        )
     if topic.startswith("aliases:"):
         return f"see 'modelseal alias list {topic.partition(':')[2]}'"
     return BY_TOPIC.get(topic, error.hint)

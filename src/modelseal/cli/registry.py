@@ -422,7 +422,7 @@ def versions_list(backend: Any, name: str, include_deleted: bool, as_json: bool)
         emit_json(found)
         return
     for v in found:
-        state = " DELETED" if v.deleted else ""
+        state = " DELETED" if v.deleted else " QUARANTINED" if v.quarantined else ""
         tags = f" [{', '.join(v.aliases)}]" if v.aliases else ""
         digest = v.root_digest.sha256[:16]
         click.echo(f"{v.version}  sha256:{digest}  {v.created_at}  {v.created_by}{tags}{state}")
@@ -441,6 +441,38 @@ def versions_delete(backend: Any, name: str, version: int, reason: str, as_json:
 
     info = backend.call(DeleteVersion(name=name, number=version, reason=reason))
     report(as_json, info, f"deleted {name}:{version}")
+
+
+@versions.command("release")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--reason", required=True, help="Why it is safe (recorded in the audit trail).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@store_options
+@with_backend
+def versions_release(backend: Any, name: str, version: int, reason: str, as_json: bool) -> None:
+    """Release quarantined VERSION of NAME after reviewing its scan report."""
+    from modelseal.registry.versions import ReleaseVersion
+
+    info = backend.call(ReleaseVersion(name=name, number=version, reason=reason))
+    report(as_json, info, f"released {name}:{version} from quarantine")
+
+
+@versions.command("scan-report")
+@click.argument("ref", metavar="NAME:VERSION")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: always JSON.")
+@store_options
+@with_backend
+def versions_scan_report(backend: Any, ref: str, as_json: bool) -> None:
+    """Print what scanning VERSION's files found when it was pushed (JSON)."""
+    from modelseal.errors import UsageError
+    from modelseal.registry.models import VersionRef
+    from modelseal.registry.versions import GetScanReport
+
+    parsed = VersionRef.parse(ref)
+    if parsed.number is None:
+        raise UsageError(f"{ref!r} names no version", hint="use NAME:VERSION")
+    emit_json(backend.call(GetScanReport(name=parsed.model, number=parsed.number)))
 
 
 @versions.command("show")

@@ -182,6 +182,7 @@ def _push_encrypted(
             "the registry reports another manifest digest than the signature's",
             hint="check that the server is the registry you meant",
         )
+    _scan_before_encrypting(upload, root)
     data_key = enc.new_data_key()
     key = ks.primary_streaming_key(data_key)
     digests: dict[str, str] = {}
@@ -207,7 +208,7 @@ def _push_encrypted(
             data_key, kek, model=upload.model, number=number, root_digest=signed.root_digest
         )
         sealed = SealedVersion(version=number, envelope=envelope.to_dict(),
-                               plaintext_sha256=digests)  # fmt: skip
+                               plaintext_sha256=digests, client_scanned=True)  # fmt: skip
         try:
             return backend.call(PublishUpload(upload_id=upload.upload_id, encryption=sealed))
         except VersionTakenError:  # another push of this model won the number: wrap again
@@ -216,6 +217,17 @@ def _push_encrypted(
         "could not publish: other pushes of this model kept taking the next number",
         hint="push again",
     )
+
+
+def _scan_before_encrypting(upload: UploadView, root: Path) -> None:
+    """The registry cannot scan ciphertext: scan the signed plaintext files here, and refuse to
+    push what is not clean."""
+    from modelseal.registry import push_scan
+    from modelseal.scanning import scan
+
+    report = scan([model_file(root, path) for path in upload.files]).to_dict()
+    if report["status"] != push_scan.CLEAN:
+        raise push_scan.refusal(upload.model, str(report["status"]), report)
 
 
 def _open_model_file(path: Path) -> BinaryIO:

@@ -160,6 +160,10 @@ class BlobStore:
         """The size of blob ``digest`` in bytes."""
         return int(self.fs.size(self.path(digest)))
 
+    def local_path(self, digest: str) -> str | None:
+        """The blob's file on this machine (a local store), else ``None`` (S3)."""
+        return self.path(digest) if self.local else None
+
     def read(self, digest: str, *, verify: bool = True) -> Iterator[bytes]:
         """The blob's bytes in chunks; with ``verify`` the last chunk is followed by a check that
         the content still hashes to its name (raises :class:`BlobCorruptError`)."""

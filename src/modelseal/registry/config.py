@@ -48,6 +48,9 @@ class RegistryConfig:
     # Server side: the proxies whose X-Forwarded-For/-Proto headers are believed (addresses or
     # networks, comma-separated; "*" for any). Empty: none, the peer's address is the client's.
     forwarded_allow_ips: str = ""
+    # Registry side: what happens to a pushed version whose scan is not clean ("refuse": not
+    # published; "quarantine": published but not downloadable or aliasable until released).
+    push_scan: str = "refuse"
 
     @property
     def witness_path(self) -> Path:
@@ -117,7 +120,14 @@ class RegistryConfig:
             forwarded_allow_ips=proxies(
                 pick(None, "MODELSEAL_FORWARDED_ALLOW_IPS", "forwarded_allow_ips")
             ),
+            push_scan=_policy(pick(None, "MODELSEAL_PUSH_SCAN", "push_scan")),
         )
+
+
+def _policy(value: Any) -> str:
+    from modelseal.registry.push_scan import check_policy
+
+    return check_policy(str(value).strip().lower()) if value is not None else "refuse"
 
 
 def proxies(value: Any) -> str:

@@ -46,8 +46,12 @@ class Registry:
         trust: Trust | None = None,
         require_encryption: bool = False,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        push_scan: str = "refuse",
     ) -> None:
+        from modelseal.registry.push_scan import check_policy
+
         self.engine = engine
+        self.push_scan = check_policy(push_scan)
         self.blobs = blobs
         self.audit = audit
         self.trust = trust or Trust()
@@ -73,6 +77,7 @@ class Registry:
             trust=trust,
             require_encryption=config.require_encryption,
             max_file_bytes=config.max_file_bytes,
+            push_scan=config.push_scan,
         )
 
     def close(self) -> None:

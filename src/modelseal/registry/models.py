@@ -137,11 +137,20 @@ class VersionInfo:
     delete_reason: str | None = None
     # Encrypted versions: the envelope/v1 document of the version's wrapped data key.
     envelope: Mapping[str, Any] | None = None
+    # What scanning the pushed files found (None: pushed before scans were recorded).
+    scan_status: str | None = None
+    scan_summary: str | None = None
+    quarantined_at: str | None = None
 
     @property
     def deleted(self) -> bool:
         """Whether the version was tombstoned."""
         return self.deleted_at is not None
+
+    @property
+    def quarantined(self) -> bool:
+        """Whether the version waits in quarantine (its scan was not clean)."""
+        return self.quarantined_at is not None
 
     @property
     def encrypted(self) -> bool:

@@ -44,7 +44,9 @@ def resolve(conn: Connection, ref: VersionRef) -> VersionInfo:
     else:
         number = conn.execute(
             select(func.max(versions.c.number)).where(
-                versions.c.model_id == mid, versions.c.deleted_at.is_(None)
+                versions.c.model_id == mid,
+                versions.c.deleted_at.is_(None),
+                versions.c.quarantined_at.is_(None),
             )
         ).scalar()
         if number is None:
@@ -107,7 +109,20 @@ def version(conn: Connection, name: str, mid: int, number: int) -> VersionInfo:
         deleted_by=row["deleted_by"],
         delete_reason=row["delete_reason"],
         envelope=envelope_doc(key) if key is not None else None,
+        scan_status=row["scan_status"],
+        scan_summary=_scan_summary(row["scan_report"]),
+        quarantined_at=row["quarantined_at"],
     )
+
+
+def _scan_summary(report: str | None) -> str | None:
+    if report is None:
+        return None
+    import json
+
+    from modelseal.registry.push_scan import summary
+
+    return summary(json.loads(report))
 
 
 def envelope_doc(row: Mapping[Any, Any]) -> dict[str, Any]:

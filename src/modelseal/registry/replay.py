@@ -34,6 +34,7 @@ class LoggedState:
 
     versions: dict[tuple[str, int], str] = dataclasses.field(default_factory=dict)
     deleted: set[tuple[str, int]] = dataclasses.field(default_factory=set)
+    quarantined: set[tuple[str, int]] = dataclasses.field(default_factory=set)
     aliases: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     trusted: set[str] = dataclasses.field(default_factory=set)
     users: set[str] = dataclasses.field(default_factory=set)
@@ -50,9 +51,12 @@ class LoggedState:
         details = record.details
         match record.action:
             case "version.publish":
-                self.versions[(parts[1], int(parts[3]))] = (record.digest or "").removeprefix(
-                    "sha256:"
-                )
+                key = (parts[1], int(parts[3]))
+                self.versions[key] = (record.digest or "").removeprefix("sha256:")
+                if details.get("quarantined"):
+                    self.quarantined.add(key)
+            case "version.release":
+                self.quarantined.discard((parts[1], int(parts[3])))
             case "version.delete":
                 key = (parts[1], int(parts[3]))
                 self.deleted.add(key)
@@ -106,13 +110,19 @@ def _compare(conn: Connection, logged: LoggedState) -> list[Finding]:
 
     rows = conn.execute(
         select(
-            models.c.name, versions.c.number, versions.c.root_digest, versions.c.deleted_at
+            models.c.name,
+            versions.c.number,
+            versions.c.root_digest,
+            versions.c.deleted_at,
+            versions.c.quarantined_at,
         ).join(models, models.c.id == versions.c.model_id)
     ).all()
-    differ("version", {(n, int(v), d) for n, v, d, _ in rows},
+    differ("version", {(n, int(v), d) for n, v, d, _, _ in rows},
            {(n, v, d) for (n, v), d in logged.versions.items()})  # fmt: skip
-    differ("tombstone", {(n, int(v)) for n, v, _, gone in rows if gone is not None},
+    differ("tombstone", {(n, int(v)) for n, v, _, gone, _ in rows if gone is not None},
            set(logged.deleted))  # fmt: skip
+    differ("quarantine", {(n, int(v)) for n, v, _, _, held in rows if held is not None},
+           set(logged.quarantined))  # fmt: skip
     live_aliases = conn.execute(
         select(models.c.name, aliases.c.name, aliases.c.version).join(
             models, models.c.id == aliases.c.model_id

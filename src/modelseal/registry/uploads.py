@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -26,7 +27,7 @@ from modelseal.errors import (
 )
 from modelseal.hashing.manifest import Manifest
 from modelseal.operation import Operation, Route, Status
-from modelseal.registry import reads
+from modelseal.registry import push_scan, reads
 from modelseal.registry.core import RegistrySession
 from modelseal.registry.models import Lineage as LineageValue
 from modelseal.registry.sealing import seal
@@ -44,6 +45,17 @@ from modelseal.store.schema import models, upload_files, uploads, version_files,
 from modelseal.store.schema import versions as versions_table
 
 MAX_METADATA_BYTES = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Scanned:
+    """What scanning an upload decided: its status, report (JSON) and whether to quarantine."""
+
+    status: str | None
+    report: str | None
+    quarantine: bool
+
+
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
 
 
@@ -145,10 +157,11 @@ class PublishUpload(Operation[VersionView]):
     )
 
     def run(self, session: RegistrySession) -> VersionView:
-        """The published version."""
+        """The published version (scanned first: see :mod:`modelseal.registry.push_scan`)."""
+        scanned = self._scan(session)
         for attempt in range(5):
             try:
-                return VersionView.of(self._publish(session))
+                return VersionView.of(self._publish(session, scanned))
             except DigestMismatchError as exc:  # a plaintext digest the signature contradicts
                 session.deny("version.publish", f"upload/{self.upload_id[:12]}", exc)
             except SqlIntegrityError:  # two first pushes of a new model raced: retry
@@ -157,7 +170,34 @@ class PublishUpload(Operation[VersionView]):
                 time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _publish(self, session: RegistrySession) -> Any:
+    def _scan(self, session: RegistrySession) -> Scanned:
+        """Scan the received files (a plaintext upload); refuse the publish when they are not
+        clean and the policy says so. An encrypted upload reports the client's scan."""
+        with session.reading() as conn:
+            row = upload_row(conn, session, self.upload_id)
+            files = {
+                r.path: r.blob
+                for r in conn.execute(
+                    select(upload_files.c.path, upload_files.c.blob).where(
+                        upload_files.c.upload_id == self.upload_id
+                    )
+                )
+            }
+        if row["encrypted"]:
+            scanned = self.encryption is not None and self.encryption.client_scanned
+            return Scanned(push_scan.CLIENT_CLEAN if scanned else None, None, False)
+        status, report = push_scan.scan_upload(session.blobs, files)
+        if status == push_scan.CLEAN:
+            return Scanned(status, push_scan.dumps(report), False)
+        name = row["model_name"]
+        if session.registry.push_scan == "refuse":
+            session.deny("version.publish", f"model/{name}",
+                         push_scan.refusal(name, status, report),
+                         details={"scan": status, "summary": push_scan.summary(report),
+                                  "upload": self.upload_id[:12]})  # fmt: skip
+        return Scanned(status, push_scan.dumps(report), True)
+
+    def _publish(self, session: RegistrySession, scanned: Scanned) -> Any:
         upload_id, sealed, actor = self.upload_id, self.encryption, session.actor
         with session.transaction() as conn:
             row = upload_row(conn, session, upload_id)
@@ -233,6 +273,9 @@ class PublishUpload(Operation[VersionView]):
                     lineage=row["lineage"],
                     created_at=now,
                     created_by=actor.name,
+                    scan_status=scanned.status,
+                    scan_report=scanned.report,
+                    quarantined_at=now if scanned.quarantine else None,
                 )
                 .returning(versions_table.c.id)
             ).scalar_one()
@@ -244,7 +287,10 @@ class PublishUpload(Operation[VersionView]):
                     for p, (b, s, st, ss) in sorted(received.items())
                 ],
             )  # fmt: skip
-            details: dict[str, Any] = {"signer": row["signer"], "files": len(received)}
+            details: dict[str, Any] = {"signer": row["signer"], "files": len(received),
+                                       "scan": scanned.status or "not-scanned"}  # fmt: skip
+            if scanned.quarantine:
+                details["quarantined"] = True
             if key_row is not None:
                 conn.execute(
                     insert(version_keys).values(version_id=version_id, created_at=now, **key_row)

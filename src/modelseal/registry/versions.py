@@ -19,6 +19,7 @@ from modelseal.registry.views import (
     AliasView,
     ModelName,
     ModelView,
+    ScanReportView,
     VersionNumber,
     VersionView,
 )
@@ -39,7 +40,7 @@ class ListModels(Operation[list[ModelView]]):
             live = dict(
                 conn.execute(
                     select(versions.c.model_id, func.max(versions.c.number))
-                    .where(versions.c.deleted_at.is_(None))
+                    .where(versions.c.deleted_at.is_(None), versions.c.quarantined_at.is_(None))
                     .group_by(versions.c.model_id)
                 ).all()
             )
@@ -138,7 +139,18 @@ def downloadable(session: RegistrySession, ref: VersionRef) -> VersionInfo:
             f"({info.delete_reason or 'no reason given'})",
             hint="pull another version",
         )
+    _refuse_quarantined(info, "downloaded")
     return info
+
+
+def _refuse_quarantined(info: VersionInfo, what: str) -> None:
+    if info.quarantined:
+        raise ConflictError(
+            f"version {info.model}:{info.number} is quarantined: its scan found it "
+            f"{info.scan_status} ({info.scan_summary}); it cannot be {what}",
+            hint="a security engineer reviews the scan report and releases or deletes it",
+            topic=f"quarantine:{info.model}:{info.number}",
+        )
 
 
 class DownloadFile(Operation[Download]):
@@ -196,6 +208,7 @@ class SetAlias(Operation[VersionView]):
                 raise ConflictError(
                     f"version {name}:{number} was deleted", hint="point the alias at a live version"
                 )
+            _refuse_quarantined(target, "given an alias")
             previous = conn.execute(
                 select(aliases.c.version).where(aliases.c.model_id == mid, aliases.c.name == alias)
             ).scalar()
@@ -243,6 +256,74 @@ class RemoveAlias(Operation[Status]):
             session.record(conn, "alias.remove", resource, decision,
                            details={"alias": alias, "from": previous})  # fmt: skip
         return Status(status="removed")
+
+
+class ReleaseVersion(Operation[VersionView]):
+    """Release a quarantined version after reviewing its scan report (security engineers);
+    audited with the reason."""
+
+    route: ClassVar[Route] = Route(
+        "POST",
+        "/v1/models/{name}/versions/{number}/release",
+        tag="models",
+        errors=(403, 404, 409),
+    )
+    name: ModelName
+    number: VersionNumber
+    reason: str = Field(min_length=1, max_length=1000)
+
+    def run(self, session: RegistrySession) -> VersionView:
+        """The released version."""
+        name, number = self.name, self.number
+        resource = f"model/{name}/versions/{number}"
+        decision = session.require(roles.TRUST, "version.release", resource, name)
+        with session.transaction() as conn:
+            mid = reads.model_id(conn, name, lock=True)
+            info = reads.version(conn, name, mid, number)
+            if not info.quarantined:
+                raise ConflictError(f"version {name}:{number} is not quarantined",
+                                    hint="nothing to do")  # fmt: skip
+            conn.execute(
+                update(versions)
+                .where(versions.c.model_id == mid, versions.c.number == number)
+                .values(quarantined_at=None)
+            )
+            session.record(conn, "version.release", resource, decision,
+                           digest=f"sha256:{info.root_digest}",
+                           details={"reason": self.reason, "scan": info.scan_status})  # fmt: skip
+            return VersionView.of(reads.version(conn, name, mid, number))
+
+
+class GetScanReport(Operation[ScanReportView]):
+    """The full report of scanning a version's files when it was pushed."""
+
+    route: ClassVar[Route] = Route(
+        "GET", "/v1/models/{name}/versions/{number}/scan", tag="models", errors=(403, 404)
+    )
+    name: ModelName
+    number: VersionNumber
+
+    def run(self, session: RegistrySession) -> ScanReportView:
+        """The report (empty for a version the registry could not scan itself)."""
+        import json
+
+        session.require(roles.READ, "model.read", f"model/{self.name}", self.name)
+        with session.reading() as conn:
+            mid = reads.model_id(conn, self.name)
+            row = conn.execute(
+                select(versions.c.scan_status, versions.c.scan_report).where(
+                    versions.c.model_id == mid, versions.c.number == self.number
+                )
+            ).first()
+        if row is None:
+            raise NotFoundError(
+                f"model {self.name!r} has no version {self.number}",
+                hint="list the versions",
+                topic=f"versions:{self.name}",
+            )
+        report = json.loads(row.scan_report) if row.scan_report else {}
+        return ScanReportView(model=self.name, version=self.number,
+                              status=row.scan_status or "not-scanned", report=report)  # fmt: skip
 
 
 class ListAliases(Operation[list[AliasView]]):

@@ -104,6 +104,25 @@ class Encryption(View):
     )
 
 
+class ScanSummary(View):
+    """What scanning a version's files found when it was pushed."""
+
+    status: str = Field(
+        description="clean, unsafe, unscannable, or client-clean (an encrypted push the "
+        "pushing client scanned)."
+    )
+    summary: str = Field("", description="How many findings, the worst, what was unscannable.")
+
+
+class ScanReportView(View):
+    """A version's full scan report (as ``modelseal scan --json`` prints it)."""
+
+    model: str
+    version: int
+    status: str
+    report: dict[str, Any]
+
+
 class VersionView(View):
     """One version of a model."""
 
@@ -124,6 +143,8 @@ class VersionView(View):
     bundle: str | None = Field(None, description="The OMS signature bundle (resolve, download).")
     public_key: str | None = Field(None, description="The signer's PEM key, for key bundles.")
     encryption: Encryption | None = None
+    scan: ScanSummary | None = Field(None, description="What scanning the pushed files found.")
+    quarantined: bool = Field(False, description="Not downloadable until released.")
 
     @property
     def encrypted(self) -> bool:
@@ -162,7 +183,10 @@ class VersionView(View):
             bundle=info.bundle if with_bundle else None,
             public_key=info.public_key if with_bundle else None,
             encryption=encryption,
-        )
+            scan=None if info.scan_status is None else ScanSummary(
+                status=info.scan_status, summary=info.scan_summary or ""),
+            quarantined=info.quarantined,
+        )  # fmt: skip
 
 
 class ModelView(View):
@@ -218,6 +242,9 @@ class SealedVersion(View):
     version: VersionNumber
     envelope: dict[str, Any]
     plaintext_sha256: dict[str, str]
+    client_scanned: bool = Field(
+        False, description="The pushing client scanned the plaintext clean before encrypting."
+    )
 
 
 class VersionKey(View):

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from modelseal.errors import InputError
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 WRITE_OPTION = "modelseal_write"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 

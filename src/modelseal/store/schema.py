@@ -54,6 +54,11 @@ versions = Table(
     Column("deleted_at", TIME, nullable=True),
     Column("deleted_by", NAME, nullable=True),
     Column("delete_reason", Text, nullable=True),
+    # What scanning the pushed files found (clean, unsafe, unscannable; client-clean for an
+    # encrypted push the client scanned), the report, and whether the version is quarantined.
+    Column("scan_status", String(16), nullable=True),
+    Column("scan_report", Text, nullable=True),
+    Column("quarantined_at", TIME, nullable=True),
     UniqueConstraint("model_id", "number", name="uq_versions_model_number"),
 )
 
