@@ -12,25 +12,43 @@ from sqlalchemy import text
 import modelseal
 from modelseal.audit.verify import verify_log
 from modelseal.errors import (
+    ConflictError,
+    DigestMismatchError,
     InputError,
     MalformedSignatureError,
+    NotFoundError,
     OutputError,
     SignatureMismatchError,
     UsageError,
 )
-from modelseal.store import db
 from modelseal.registry.backend import LocalBackend, pull, push
-from modelseal.registry.errors import ConflictError, DigestMismatchError, NotFoundError
+from modelseal.registry.gc import CollectGarbage
 from modelseal.registry.models import Lineage, VersionRef
+from modelseal.registry.receive import UploadFile
+from modelseal.registry.uploads import AbortUpload, BeginUpload, PublishUpload
+from modelseal.registry.versions import (
+    DeleteVersion,
+    ListModels,
+    ListVersions,
+    ResolveVersion,
+    SetAlias,
+)
 from modelseal.signing.keys import generate_key, write_key_pair
+from modelseal.store import db
 from tests.registry.fixtures import Env, SignedModel, make_signed_model
 
 
 def backend(env: Env) -> LocalBackend:
-    b = LocalBackend.__new__(LocalBackend)
-    b.registry = env.registry
-    b.actor = env.admin
-    return b
+    return LocalBackend(env.registry, env.admin)
+
+
+def resolve(b: LocalBackend, text: str) -> int:
+    ref = VersionRef.parse(text)
+    return b.call(ResolveVersion(name=ref.model, version=ref.number, alias=ref.alias)).version
+
+
+def numbers(b: LocalBackend, name: str) -> list[int]:
+    return [v.version for v in b.call(ListVersions(name=name, include_deleted=True))]
 
 
 def audit_actions(env: Env) -> list[tuple[str, str, str]]:
@@ -54,11 +72,11 @@ def test_push_pull_round_trip(registry: Env, signed_model: SignedModel, tmp_path
         public_key=signed_model.public_key, metadata={"team": "risk"},
         lineage=Lineage(training_data_digest="sha256:" + "0" * 64, code_revision="abc123"),
     )  # fmt: skip
-    assert info.number == 1 and info.model == "fraud"
+    assert info.version == 1 and info.model == "fraud"
     expected = modelseal.verify(
         signed_model.path, signature=signed_model.signature, public_key=signed_model.public_key
     )
-    assert info.root_digest == expected.root_digest
+    assert info.root_digest.sha256 == expected.root_digest
     assert info.metadata == {"team": "risk"}
     assert info.lineage.code_revision == "abc123"
     assert {f.path for f in info.files} == {
@@ -68,14 +86,14 @@ def test_push_pull_round_trip(registry: Env, signed_model: SignedModel, tmp_path
     assert "ecdsa" in info.signer.lower() or "key" in info.signer
     dest = tmp_path / "out"
     got = pull(b, VersionRef.parse("fraud:1"), dest)
-    assert got.number == 1
+    assert got.version == 1
     for f in info.files:
         assert (dest / f.path).read_bytes() == (signed_model.path / f.path).read_bytes()
     # Latest, and pinning the right key, work too; a destination that exists is refused.
     pull(b, VersionRef.parse("fraud"), tmp_path / "out2", public_key=signed_model.public_key)
     with pytest.raises(OutputError):
         pull(b, VersionRef.parse("fraud"), dest)
-    assert [m.name for m in b.list_models()] == ["fraud"]
+    assert [m.name for m in b.call(ListModels())] == ["fraud"]
     assert ("version.publish", "allowed", "model/fraud/versions/1") in audit_actions(registry)
     assert ("model.create", "allowed", "model/fraud") in audit_actions(registry)
     assert_log_verifies(registry)
@@ -93,12 +111,12 @@ def test_versions_are_numbered_and_blobs_deduplicated(
     (signed_model.path / "config.json").write_text('{"hidden": 32}\n')
     signed_model.resign()
     v3 = push(b, signed_model.path, name="m", lineage=Lineage(parent_version=2), **kw)
-    assert v3.number == 3 and v3.lineage.parent_version == 2
+    assert v3.version == 3 and v3.lineage.parent_version == 2
     assert blob_count(registry) == before + 1
-    assert [v.number for v in b.list_versions("m")] == [1, 2, 3]
+    assert numbers(b, "m") == [1, 2, 3]
     with pytest.raises(NotFoundError, match="parent version 9"):
         push(b, signed_model.path, name="m", lineage=Lineage(parent_version=9), **kw)
-    assert [v.number for v in b.list_versions("m")] == [1, 2, 3]
+    assert numbers(b, "m") == [1, 2, 3]
 
 
 def test_aliases_move_and_roll_back(
@@ -108,12 +126,12 @@ def test_aliases_move_and_roll_back(
     kw = {"signature": signed_model.signature, "public_key": signed_model.public_key}
     push(b, signed_model.path, name="m", **kw)
     push(b, signed_model.path, name="m", **kw)
-    b.set_alias("m", "production", 1)
-    b.set_alias("m", "production", 2)
-    assert b.get_version(VersionRef.parse("m@production")).number == 2
-    b.set_alias("m", "production", 1)  # rollback
-    assert b.get_version(VersionRef.parse("m@production")).number == 1
-    assert b.list_models()[0].aliases == {"production": 1}
+    b.call(SetAlias(name="m", alias="production", version=1))
+    b.call(SetAlias(name="m", alias="production", version=2))
+    assert resolve(b, "m@production") == 2
+    b.call(SetAlias(name="m", alias="production", version=1))  # rollback
+    assert resolve(b, "m@production") == 1
+    assert b.call(ListModels())[0].aliases == {"production": 1}
     pull(b, VersionRef.parse("m@production"), tmp_path / "prod")
     with db.reading(registry.engine()) as conn:
         moves = [
@@ -125,13 +143,13 @@ def test_aliases_move_and_roll_back(
         {"alias": "production", "from": 2, "to": 1},
     ]
     with pytest.raises(NotFoundError, match="no alias 'staging'"):
-        b.get_version(VersionRef.parse("m@staging"))
+        resolve(b, "m@staging")
     with pytest.raises(NotFoundError, match="no version 7"):
-        b.set_alias("m", "staging", 7)
+        b.call(SetAlias(name="m", alias="staging", version=7))
     with pytest.raises(InputError, match="invalid alias"):
-        b.set_alias("m", "Not An Alias", 1)
+        b.call(SetAlias(name="m", alias="Not An Alias", version=1))
     with pytest.raises(InputError, match="invalid alias"):
-        b.set_alias("m", "latest", 1)
+        b.call(SetAlias(name="m", alias="latest", version=1))
 
 
 def test_tombstone(registry: Env, signed_model: SignedModel, tmp_path: Path) -> None:
@@ -139,29 +157,30 @@ def test_tombstone(registry: Env, signed_model: SignedModel, tmp_path: Path) -> 
     kw = {"signature": signed_model.signature, "public_key": signed_model.public_key}
     push(b, signed_model.path, name="m", **kw)
     push(b, signed_model.path, name="m", **kw)
-    b.set_alias("m", "staging", 2)
-    gone = b.delete_version("m", 2, "found a backdoor")
-    assert gone.deleted and gone.delete_reason == "found a backdoor" and gone.aliases == ()
+    b.call(SetAlias(name="m", alias="staging", version=2))
+    gone = b.call(DeleteVersion(name="m", number=2, reason="found a backdoor"))
+    assert gone.deleted and gone.delete_reason == "found a backdoor" and gone.aliases == []
     with pytest.raises(ConflictError, match="was deleted"):
         pull(b, VersionRef.parse("m:2"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
-    assert b.get_version(VersionRef.parse("m")).number == 1  # latest live version
+    assert resolve(b, "m") == 1  # latest live version
     with pytest.raises(ConflictError, match="already deleted"):
-        b.delete_version("m", 2, "again")
+        b.call(DeleteVersion(name="m", number=2, reason="again"))
     with pytest.raises(ConflictError, match="was deleted"):
-        b.set_alias("m", "staging", 2)
-    assert [v.deleted for v in b.list_versions("m")] == [False, True]
+        b.call(SetAlias(name="m", alias="staging", version=2))
+    every = b.call(ListVersions(name="m", include_deleted=True))
+    assert [v.deleted for v in every] == [False, True]
     push(b, signed_model.path, name="m", **kw)
-    assert [v.number for v in b.list_versions("m")] == [1, 2, 3]  # numbers never reused
+    assert numbers(b, "m") == [1, 2, 3]  # numbers never reused
     assert_log_verifies(registry)
 
 
 def test_unknown_things(registry: Env, tmp_path: Path) -> None:
     b = backend(registry)
     with pytest.raises(NotFoundError, match="unknown model 'nope'"):
-        b.get_version(VersionRef.parse("nope"))
+        resolve(b, "nope")
     with pytest.raises(NotFoundError):
-        b.list_versions("nope")
+        b.call(ListVersions(name="nope"))
     with pytest.raises(NotFoundError):
         pull(b, VersionRef.parse("nope:3"), tmp_path / "d")
     with pytest.raises(InputError, match="invalid model name"):
@@ -180,7 +199,7 @@ def test_modified_file_is_rejected_and_audited(registry: Env, signed_model: Sign
              public_key=signed_model.public_key)  # fmt: skip
     assert info.value.exit_code == 1
     with pytest.raises(NotFoundError):
-        b.list_versions("m")
+        b.call(ListVersions(name="m"))
     assert ("version.publish", "denied", "model/m") in audit_actions(registry)
     with db.reading(registry.engine()) as conn:
         assert not conn.execute(text("SELECT count(*) FROM uploads")).scalar()
@@ -215,26 +234,27 @@ def test_wrong_key_malformed_signature_and_missing_key(
 
 def test_upload_protocol_errors(registry: Env, signed_model: SignedModel) -> None:
     reg, admin = registry.registry, registry.admin
-    upload = reg.begin_upload(
-        admin, "m", bundle=signed_model.signature.read_bytes(),
-        public_key=signed_model.public_key.read_bytes(),
-    )  # fmt: skip
+    upload = reg.run(admin, BeginUpload(
+        name="m", bundle=signed_model.signature.read_text(),
+        public_key=signed_model.public_key.read_text(),
+    ))  # fmt: skip
     with pytest.raises(InputError, match="not a file of the signed model"):
-        reg.receive_file(admin, upload.id, "../../etc/passwd", [b"x"])
+        reg.receive(admin, UploadFile(upload_id=upload.upload_id, path="../../etc/passwd"),
+                    [b"x"])  # fmt: skip
     with pytest.raises(ConflictError, match="upload incomplete"):
-        reg.publish(admin, upload.id)
+        reg.run(admin, PublishUpload(upload_id=upload.upload_id))
     with pytest.raises(NotFoundError, match="unknown upload"):
-        reg.receive_file(admin, "nope", "config.json", [b"x"])
+        reg.receive(admin, UploadFile(upload_id="nope", path="config.json"), [b"x"])
     from modelseal.access.roles import Principal
 
     stranger = Principal("someone-else", superuser=True)
     with pytest.raises(NotFoundError, match="unknown upload"):
-        reg.publish(stranger, upload.id)
+        reg.run(stranger, PublishUpload(upload_id=upload.upload_id))
     with pytest.raises(InputError, match="metadata is too large"):
-        reg.begin_upload(admin, "m", bundle=b"{}", public_key=None, metadata={"x": "y" * 70000})
-    reg.abort_upload(admin, upload.id)
+        reg.run(admin, BeginUpload(name="m", bundle="{}", metadata={"x": "y" * 70000}))
+    reg.run(admin, AbortUpload(upload_id=upload.upload_id))
     with pytest.raises(NotFoundError):
-        reg.publish(admin, upload.id)
+        reg.run(admin, PublishUpload(upload_id=upload.upload_id))
 
 
 def test_sharded_and_single_file_models(
@@ -262,7 +282,7 @@ def test_corrupted_blob_fails_the_pull(
     b = backend(registry)
     info = push(b, signed_model.path, name="m", signature=signed_model.signature,
                 public_key=signed_model.public_key)  # fmt: skip
-    blob = next(f.blob for f in info.files if f.path == "config.json")
+    blob = next(f.sha256 for f in info.files if f.path == "config.json")
     Path(registry.registry.blobs.path(blob)).write_bytes(b'{"evil": true}\n')
     with pytest.raises(Exception, match="does not match"):
         pull(b, VersionRef.parse("m"), tmp_path / "d")
@@ -276,13 +296,13 @@ def test_gc_collects_orphans_only(registry: Env, signed_model: SignedModel) -> N
          public_key=signed_model.public_key)  # fmt: skip
     live = blob_count(registry)
     orphan = registry.registry.blobs.put([b"orphaned by a crash"])
-    registry.registry.begin_upload(
-        registry.admin, "m", bundle=signed_model.signature.read_bytes(),
-        public_key=signed_model.public_key.read_bytes(),
-    )  # fmt: skip
-    report = b.gc(3600)  # everything is younger than the grace period
+    b.call(BeginUpload(
+        name="m", bundle=signed_model.signature.read_text(),
+        public_key=signed_model.public_key.read_text(),
+    ))  # fmt: skip
+    report = b.call(CollectGarbage(grace_seconds=3600))  # all younger than the grace period
     assert report.blobs_deleted == 0 and registry.registry.blobs.exists(orphan.digest)
-    report = b.gc(-1)
+    report = b.call(CollectGarbage(grace_seconds=0))
     assert report.blobs_deleted == 1 and report.uploads_expired == 1
     assert not registry.registry.blobs.exists(orphan.digest)
     assert blob_count(registry) == live
@@ -294,10 +314,10 @@ def test_list_json_shapes(registry: Env, signed_model: SignedModel) -> None:
     b = backend(registry)
     info = push(b, signed_model.path, name="m", signature=signed_model.signature,
                 public_key=signed_model.public_key)  # fmt: skip
-    data = info.to_dict(with_bundle=True)
+    data = b.call(ResolveVersion(name="m", version=1)).model_dump(mode="json")
     json.dumps(data)
-    assert data["root_digest"]["sha256"] == info.root_digest and data["bundle"]
-    assert b.list_models()[0].to_dict()["latest_version"] == 1
+    assert data["root_digest"]["sha256"] == info.root_digest.sha256 and data["bundle"]
+    assert b.call(ListModels())[0].model_dump(mode="json")["latest_version"] == 1
 
 
 def test_longer_than_signed_is_cut_off(
