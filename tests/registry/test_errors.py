@@ -10,15 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelseal.access.principals import CreateToken
 from modelseal.cli.main import main
-from modelseal.errors import InputError, OutputError, SignatureMismatchError
-from modelseal.store import db
+from modelseal.client import Client, ServerError
+from modelseal.errors import ConflictError, InputError, OutputError, SignatureMismatchError
 from modelseal.registry.backend import LocalBackend, push
 from modelseal.registry.config import RegistryConfig
-from modelseal.registry.errors import ConflictError
-from modelseal.registry.models import Lineage, UploadInfo, VersionRef
+from modelseal.registry.models import Lineage, VersionRef
+from modelseal.registry.receive import UploadFile
 from modelseal.registry.transfer import model_file, safe_destination
-from modelseal.server.client import RemoteBackend, ServerError
+from modelseal.registry.uploads import BeginUpload, PublishUpload
+from modelseal.registry.versions import ListModels, ResolveVersion
+from modelseal.store import db
 from tests.registry.fixtures import Env, SignedModel
 
 
@@ -68,9 +71,7 @@ def test_lineage_errors(data: dict[str, object], message: str) -> None:
 
 
 def _local(env: Env) -> LocalBackend:
-    b = LocalBackend.__new__(LocalBackend)
-    b.registry, b.actor = env.registry, env.admin
-    return b
+    return LocalBackend(env.registry, env.admin)
 
 
 def test_key_hint_mismatch(registry: Env, signed_model: SignedModel, tmp_path: Path) -> None:
@@ -85,13 +86,14 @@ def test_key_hint_mismatch(registry: Env, signed_model: SignedModel, tmp_path: P
 
 def test_blob_vanishing_before_publish(registry: Env, signed_model: SignedModel) -> None:
     reg, admin, sm = registry.registry, registry.admin, signed_model
-    upload = reg.begin_upload(admin, "m", bundle=sm.signature.read_bytes(),
-                              public_key=sm.public_key.read_bytes())  # fmt: skip
-    entries = [reg.receive_file(admin, upload.id, p, [(sm.path / p).read_bytes()])
+    upload = reg.run(admin, BeginUpload(name="m", bundle=sm.signature.read_text(),
+                                        public_key=sm.public_key.read_text()))  # fmt: skip
+    entries = [reg.receive(admin, UploadFile(upload_id=upload.upload_id, path=p),
+                           [(sm.path / p).read_bytes()])
                for p in upload.files]  # fmt: skip
-    reg.blobs.delete(entries[0].blob)
+    reg.blobs.delete(entries[0].sha256)
     with pytest.raises(ConflictError, match="disappeared before publishing"):
-        reg.publish(admin, upload.id)
+        reg.run(admin, PublishUpload(upload_id=upload.upload_id))
 
 
 def test_blob_store_write_failure(registry: Env, signed_model: SignedModel) -> None:
@@ -130,8 +132,8 @@ def test_pull_destination_parent_missing(registry: Env, signed_model: SignedMode
         pull(b, VersionRef.parse("m"), tmp_path / "no" / "such" / "dir")
 
 
-def _fake_server(handler: httpx.MockTransport) -> RemoteBackend:
-    client = RemoteBackend("http://registry.invalid", token="msk_x")
+def _fake_server(handler: httpx.MockTransport) -> Client:
+    client = Client("http://registry.invalid", token="msk_x")
     client.http.close()
     client.http = httpx.Client(base_url="http://registry.invalid", transport=handler)
     return client
@@ -140,22 +142,21 @@ def _fake_server(handler: httpx.MockTransport) -> RemoteBackend:
 def test_not_a_registry_server() -> None:
     html = httpx.MockTransport(lambda request: httpx.Response(502, text="<html>bad gateway"))
     with pytest.raises(ServerError, match="without an error body"):
-        _fake_server(html).list_models()
+        _fake_server(html).call(ListModels())
     garbage = httpx.MockTransport(lambda request: httpx.Response(200, json={"model": 1}))
-    with pytest.raises(ServerError, match="malformed version"):
-        _fake_server(garbage).get_version(VersionRef("m"))
+    with pytest.raises(ServerError, match="answered ResolveVersion with an unexpected document"):
+        _fake_server(garbage).call(ResolveVersion(name="m"))
     token = httpx.MockTransport(
         lambda request: httpx.Response(200, json={"id": "x", "token": "??"})
     )
-    with pytest.raises(ServerError, match="malformed token"):
-        _fake_server(token).create_token("u", None, "")
-    upload = UploadInfo("id", "m", (), "00")
+    with pytest.raises(ServerError, match="unexpected document"):
+        _fake_server(token).call(CreateToken(name="u"))
     status = httpx.MockTransport(
         lambda request: httpx.Response(409, json={"error": {"type": "ConflictError",
                                                             "message": "busy", "hint": "later"}})
     )  # fmt: skip
     with pytest.raises(ConflictError, match="busy"):
-        _fake_server(status).publish(upload)
+        _fake_server(status).call(PublishUpload(upload_id="id"))
 
 
 def test_audit_verify_without_a_database(

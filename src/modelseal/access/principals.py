@@ -113,7 +113,10 @@ class NewToken(_View):
     """A new API token: its value is shown once and never stored."""
 
     id: str
-    token: str = Field(description="The bearer token; store it now, it cannot be shown again.")
+    token: str = Field(
+        description="The bearer token; store it now, it cannot be shown again.",
+        pattern=r"^msk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$",
+    )
 
 
 class TokenStatus(_View):

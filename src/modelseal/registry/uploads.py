@@ -183,6 +183,12 @@ class PublishUpload(Operation[VersionView]):
                     )
                 )
             }
+        for blob in files.values():
+            if not session.blobs.exists(blob):
+                raise ConflictError(
+                    "an uploaded blob disappeared before publishing",
+                    hint="push again (the garbage collector may have run)",
+                )
         if row["encrypted"]:
             scanned = self.encryption is not None and self.encryption.client_scanned
             return Scanned(push_scan.CLIENT_CLEAN if scanned else None, None, False)
