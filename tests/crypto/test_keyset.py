@@ -189,6 +189,6 @@ def test_keyset_file_errors(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="already exists"):
         ks.write_keyset_file(tmp_path / "k.json", ks.new_streaming_keyset(), passphrase=None)
     with pytest.raises(PassphraseError):
-        protected.seal_protected(ks.new_streaming_keyset(), b"")
+        protected.seal_protected(ks.to_binary(ks.new_streaming_keyset()), b"")
     with pytest.raises(KeysetError, match="unknown KDF"):
-        protected.seal_protected(ks.new_streaming_keyset(), b"pw", kdf="pbkdf1")
+        protected.seal_protected(ks.to_binary(ks.new_streaming_keyset()), b"pw", kdf="pbkdf1")
