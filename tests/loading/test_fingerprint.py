@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import modelseal
 from modelseal.errors import InputError, IntegrityError
-from modelseal.loading.fingerprint import SCHEME, fingerprint, fingerprint_tensors
-from modelseal.loading.tensors import Tensor, TensorFormatError
+from modelseal.hashing.fingerprint import SCHEME, fingerprint, fingerprint_tensors
+from modelseal.hashing.tensors import Tensor, TensorFormatError
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")

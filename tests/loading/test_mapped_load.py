@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import modelseal
 from modelseal.errors import IntegrityError, ModelChangedError, UnsafeModelError, UsageError
 from modelseal.hashing import HashOptions, hash_model_lenient
+from modelseal.hashing.tensors import tensor_payload_ranges
 from modelseal.loading import verified
-from modelseal.loading.tensors import tensor_payload_ranges
 from tests.loading.test_verified_load import _Canary, _make, _sign, spy_on_parse
 
 KINDS = ["safetensors", "torch", "npz", "onnx", "pickle"]

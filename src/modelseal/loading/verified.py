@@ -26,14 +26,14 @@ from modelseal.errors import (
     VerificationError,
 )
 from modelseal.hashing.engine import Buffer, FileIdentity, HashOutcome, Reader
-from modelseal.hashing.walk import open_beneath, open_root
-from modelseal.loading.tensors import (
+from modelseal.hashing.tensors import (
     ITEMSIZE,
     TensorFormatError,
     detect,
     read_tensors,
     tensor_payload_ranges,
 )
+from modelseal.hashing.walk import open_beneath, open_root
 from modelseal.memio import ViewReader
 from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
 from modelseal.signing.bundle import OmsBundle, read_bundle

@@ -270,7 +270,7 @@ def sign_outcome(
         # OMS has no entry for an empty file in the shards method; record them ourselves.
         own_ext["empty_files"] = list(empty_files)
     if fingerprint:
-        from modelseal.loading.fingerprint import fingerprint as weights_fingerprint
+        from modelseal.hashing.fingerprint import fingerprint as weights_fingerprint
 
         covered = {item.path for item in manifest.items}
         own_ext["fingerprint"] = weights_fingerprint(model_path, only=covered).to_dict()
@@ -450,8 +450,8 @@ def _check_fingerprint(
         return []
     if not isinstance(claim, dict) or not isinstance(claim.get("digest"), str):
         return [Reason("malformed", "the signed weights fingerprint is not well-formed")]
-    from modelseal.loading.fingerprint import SCHEME, fingerprint_buffers
-    from modelseal.loading.fingerprint import fingerprint as weights_fingerprint
+    from modelseal.hashing.fingerprint import SCHEME, fingerprint_buffers
+    from modelseal.hashing.fingerprint import fingerprint as weights_fingerprint
 
     if claim.get("scheme") != SCHEME:
         return [Reason("unsupported-algorithm", f"fingerprint scheme {claim.get('scheme')!r}")]

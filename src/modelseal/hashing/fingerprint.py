@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from modelseal.errors import InputError, UnsupportedAlgorithmError
-from modelseal.hashing.walk import DEFAULT_IGNORES, IgnoreRules, list_model
-from modelseal.loading.tensors import (
+from modelseal.hashing.tensors import (
     Tensor,
     TensorFormatError,
     detect,
     read_tensors,
     weights_kind,
 )
+from modelseal.hashing.walk import DEFAULT_IGNORES, IgnoreRules, list_model
 
 CHUNK = 16 << 20
 SCHEME = "modelseal/weights/v1"
