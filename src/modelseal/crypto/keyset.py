@@ -94,6 +94,7 @@ class Keyset:
     keys: tuple[KeysetKey, ...]
 
     def primary(self) -> KeysetKey:
+        """The key whose id is ``primary_key_id``; a :class:`KeysetError` if there is none."""
         for key in self.keys:
             if key.key_id == self.primary_key_id:
                 return key
@@ -102,9 +103,11 @@ class Keyset:
         )
 
     def enabled(self) -> tuple[KeysetKey, ...]:
+        """The keys whose status is ``ENABLED``, in keyset order."""
         return tuple(k for k in self.keys if k.status == "ENABLED")
 
     def key_ids(self) -> tuple[int, ...]:
+        """The id of every key, enabled or not, in keyset order."""
         return tuple(k.key_id for k in self.keys)
 
 
@@ -175,6 +178,11 @@ def encode_aead_key(key_value: bytes) -> bytes:
 
 
 def decode_aead_key(entry: KeysetKey) -> AeadKey:
+    """The AES-GCM key-encryption key in ``entry``.
+
+    Another key type, a malformed value or a key size other than 128 or 256 bits is a
+    :class:`KeysetError`.
+    """
     if entry.type_url != AES_GCM_TYPE_URL:
         raise KeysetError(
             f"key {entry.key_id} is a {entry.type_url.rsplit('.', 1)[-1]}, not an AES-GCM key",
