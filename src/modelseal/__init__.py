@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "HashOptions": "modelseal.hashing.engine",
     "Manifest": "modelseal.hashing.manifest",
     "scan": "modelseal.scanning",
-    "fingerprint": "modelseal.loading.fingerprint",
+    "fingerprint": "modelseal.hashing.fingerprint",
     "load": "modelseal.loading.verified",
     "VerifiedModel": "modelseal.loading.verified",
     "encrypt": "modelseal.crypto.api",
@@ -60,8 +60,8 @@ __all__ = [
 if TYPE_CHECKING:
     from modelseal.crypto.api import decrypt, decrypt_to_memory, encrypt
     from modelseal.hashing.engine import HashOptions
+    from modelseal.hashing.fingerprint import fingerprint
     from modelseal.hashing.manifest import Manifest
-    from modelseal.loading.fingerprint import fingerprint
     from modelseal.loading.verified import VerifiedModel, load
     from modelseal.signing.api import SignResult, VerificationResult, digest, sign, verify
     from modelseal.signing.keys import generate_key

@@ -13,8 +13,12 @@ from modelseal.errors import OutputError
 def atomic_write(
     path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, overwrite: bool = True
 ) -> None:
-    """Write ``data`` to a temporary file beside ``path`` (created with ``mode``), fsync it,
-    then rename it over ``path``. With ``overwrite=False`` an existing file is an error."""
+    """Write ``data`` to ``path`` atomically: readers see the old file or the new, never part.
+
+    The data goes to a temporary file beside ``path`` (created with ``mode``), is fsynced, then
+    renamed over ``path``. With ``overwrite=False`` an existing file is an
+    :class:`~modelseal.errors.OutputError`.
+    """
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not overwrite and target.exists():

@@ -15,12 +15,15 @@ class ViewReader(io.RawIOBase):
         self._pos = 0
 
     def readable(self) -> bool:
+        """True: the buffer can be read."""
         return True
 
     def seekable(self) -> bool:
+        """True: any position in the buffer can be sought."""
         return True
 
     def readinto(self, target: Any) -> int:
+        """Copy bytes from the position into ``target``; return the count (0 at the end)."""
         out = memoryview(target).cast("B")
         count = max(0, min(len(out), len(self._view) - self._pos))
         out[:count] = self._view[self._pos : self._pos + count]
@@ -28,6 +31,7 @@ class ViewReader(io.RawIOBase):
         return count
 
     def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes from the position (the rest if ``size`` is ``None`` or negative)."""
         end = (
             len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
         )
@@ -36,6 +40,7 @@ class ViewReader(io.RawIOBase):
         return bytes(self._view[start:end])
 
     def readall(self) -> bytes:
+        """Every byte from the position to the end."""
         return self.read(-1)
 
     def close(self) -> None:
@@ -49,6 +54,10 @@ class ViewReader(io.RawIOBase):
         return self._view[start:end]
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Move to ``offset`` from ``whence`` and return the new position.
+
+        A position before the start is a :class:`ValueError`; one past the end reads nothing.
+        """
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
         if base + offset < 0:
             raise ValueError("negative seek position")
@@ -56,4 +65,5 @@ class ViewReader(io.RawIOBase):
         return self._pos
 
     def tell(self) -> int:
+        """The current position."""
         return self._pos

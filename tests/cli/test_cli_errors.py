@@ -32,16 +32,18 @@ def signed_model(model_dir: Path, key_pair: tuple[Path, Path], tmp_path: Path) -
     return model_dir, sig
 
 
-def _write_key(path: Path, key: object, password: bytes | None = None) -> Path:
+def _write_key(
+    path: Path,
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+    password: bytes | None = None,
+) -> Path:
     enc = (
         serialization.BestAvailableEncryption(password)
         if password
         else serialization.NoEncryption()
     )
     path.write_bytes(
-        key.private_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
     )
     return path
 

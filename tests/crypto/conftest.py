@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -26,11 +27,13 @@ def require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
-def require_module(name: str, install: str) -> Any:
+def require_module(name: str, install: str) -> ModuleType:
+    """The top-level package ``name``; skip (or fail under CI) when it is not installed."""
     try:
         return __import__(name)
     except ImportError:
         require(False, f"python package {name!r} is not installed ({install})")
+        raise  # not reached: require() skips or fails the test
 
 
 def require_tool(name: str, package: str) -> str:
@@ -50,7 +53,7 @@ class KeepOpen(io.BytesIO):
 @pytest.fixture(scope="session")
 def tink_streaming() -> Any:
     require_module("tink", "pip install 'modelseal[crypto-test]'")
-    from tink import streaming_aead
+    from tink import streaming_aead  # type: ignore[import-untyped]  # tink ships no types
 
     streaming_aead.register()
     return streaming_aead

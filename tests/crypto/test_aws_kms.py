@@ -12,6 +12,7 @@ import pytest
 from modelseal.crypto import api, rotation
 from modelseal.crypto.errors import ProviderError, UnwrapError
 from modelseal.crypto.providers import open_provider
+from modelseal.crypto.providers.aws_kms import AwsKmsProvider
 from tests.conftest import build_model
 from tests.crypto.conftest import require_module, tree
 
@@ -43,7 +44,7 @@ def kms(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    import boto3
+    import boto3  # type: ignore[import-untyped]  # boto3 ships no types
 
     return boto3.client("kms")
 
@@ -73,10 +74,11 @@ def test_rotation_with_an_alias_disables_the_old_key(kms: Any, tmp_path: Path) -
     alias = new_alias(kms)
     uri = f"aws-kms:{alias}"
     provider = open_provider(uri)
+    assert isinstance(provider, AwsKmsProvider)
     model = build_model(tmp_path / "m")
     api.encrypt(model / "config.json", tmp_path / "c.enc", provider=provider, associated_data=AD)
     old_envelope = (tmp_path / "c.enc.envelope.json").read_bytes()
-    old_arn = provider.current_kek_id()  # type: ignore[attr-defined]
+    old_arn = provider.current_kek_id()
     report = rotation.rotate([tmp_path / "c.enc"], provider=provider)
     assert report.retired == (old_arn,) and report.new_kek_id != old_arn
     assert kms.describe_key(KeyId=old_arn)["KeyMetadata"]["Enabled"] is False
@@ -87,10 +89,10 @@ def test_rotation_with_an_alias_disables_the_old_key(kms: Any, tmp_path: Path) -
     assert state == "PendingDeletion"
     # moto's Decrypt does not enforce a disabled key's state (real KMS answers DisabledException
     # or KMSInvalidStateException); check that such an answer fails closed, via botocore's stubber.
-    from botocore.stub import Stubber
+    from botocore.stub import Stubber  # type: ignore[import-untyped]  # botocore ships no types
 
     (tmp_path / "c.enc.envelope.json").write_bytes(old_envelope)
-    client = provider._kms()  # type: ignore[attr-defined]
+    client = provider._kms()
     with Stubber(client) as stub:
         stub.add_client_error("decrypt", service_error_code="DisabledException")
         with pytest.raises(UnwrapError, match="DisabledException"):

@@ -12,13 +12,13 @@ from tests.conftest import build_model
 from tests.crypto.conftest import tree
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def fails(capsys: pytest.CaptureFixture[str], code: int, match: str, *argv: str) -> str:
+def fails(capsys: pytest.CaptureFixture[str], code: int, match: str, *argv: str | Path) -> str:
     """Run; expect exit ``code`` and exactly one error line containing ``match``."""
     got, _, err = run(capsys, *argv)
     lines = err.strip().splitlines()
@@ -267,7 +267,7 @@ def test_decrypt_errors(setup: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 def test_envelope_and_rotation_cli(setup: Path, capsys: pytest.CaptureFixture[str]) -> None:
     t = setup
-    pw = ["--passphrase-file", t / "pw"]
+    pw: list[str | Path] = ["--passphrase-file", t / "pw"]
     code, out, _ = run(capsys, "keys", "create", "--kek", t / "kek.json", *pw, "--kdf", "argon2id")
     assert code == 0 and "argon2id" in out
     kek = f"local:{t / 'kek.json'}"

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import pytest
 
@@ -16,6 +17,9 @@ from modelseal.crypto.errors import DecryptionError, EnvelopeError
 from modelseal.errors import InputError, OutputError, UsageError
 from tests.conftest import build_model
 from tests.crypto.conftest import leftovers, tree
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 @pytest.fixture
@@ -277,25 +281,27 @@ def test_streams_are_constant_memory(small_keyset: ks.Keyset) -> None:
         def readable(self) -> bool:
             return True
 
-        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-            size = len(buffer)
+        def readinto(self, buffer: WriteableBuffer, /) -> int:
+            view = memoryview(buffer)
+            size = len(view)
             assert size > 0  # never "read everything"
             self.max_read = max(self.max_read, size)
             n = min(size, self.left)
             self.left -= n
-            buffer[:n] = b"\0" * n
+            view[:n] = b"\0" * n
             return n
 
     class Sink:
         written = 0
 
-        def write(self, data: bytes) -> int:
+        def write(self, data: bytes | bytearray | memoryview, /) -> int:
             self.written += len(data)
             return len(data)
 
     src = Counting(5 << 20)
     sink = Sink()
-    streaming.encrypt_stream(ks.primary_streaming_key(small_keyset), src, sink)  # type: ignore[arg-type]
+    # A raw stream (short reads) where the API names BinaryIO, whose type has no short reads.
+    streaming.encrypt_stream(ks.primary_streaming_key(small_keyset), cast(BinaryIO, src), sink)
     assert src.max_read <= 4096
     assert sink.written > 5 << 20
 
@@ -315,10 +321,10 @@ def test_io_errors_are_one_clear_error_and_leave_nothing(
 
     real = streaming._write_all
 
-    def full(dst: object, view: memoryview) -> None:
+    def full(dst: streaming.Writable, view: memoryview) -> None:
         if isinstance(dst, io.FileIO):  # only files on disk fill up
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(dst, view)  # type: ignore[arg-type]
+        real(dst, view)
 
     monkeypatch.setattr(streaming, "_write_all", full)
     with pytest.raises(OutputError, match="No space left"):

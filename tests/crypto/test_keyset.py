@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -16,8 +18,9 @@ from modelseal.crypto.errors import KeysetError
 from modelseal.errors import PassphraseError
 
 
-def doc(keyset: ks.Keyset) -> dict:  # type: ignore[type-arg]
-    return json.loads(ks.to_json(keyset))  # type: ignore[no-any-return]
+def doc(keyset: ks.Keyset) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(ks.to_json(keyset))
+    return parsed
 
 
 def test_json_round_trip_and_string_ids() -> None:
@@ -54,7 +57,7 @@ def test_secrets_not_in_repr() -> None:
         ),
     ],
 )
-def test_malformed_json_keysets(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_json_keysets(mutate: Callable[[dict[str, Any]], object], message: str) -> None:
     d = doc(ks.new_streaming_keyset())
     mutate(d)
     with pytest.raises(KeysetError, match=message):
@@ -189,6 +192,6 @@ def test_keyset_file_errors(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="already exists"):
         ks.write_keyset_file(tmp_path / "k.json", ks.new_streaming_keyset(), passphrase=None)
     with pytest.raises(PassphraseError):
-        protected.seal_protected(ks.new_streaming_keyset(), b"")
+        protected.seal_protected(ks.to_binary(ks.new_streaming_keyset()), b"")
     with pytest.raises(KeysetError, match="unknown KDF"):
-        protected.seal_protected(ks.new_streaming_keyset(), b"pw", kdf="pbkdf1")
+        protected.seal_protected(ks.to_binary(ks.new_streaming_keyset()), b"pw", kdf="pbkdf1")

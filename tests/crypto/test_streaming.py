@@ -6,6 +6,7 @@ import io
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,9 @@ from modelseal.crypto import keyset as ks
 from modelseal.crypto import streaming
 from modelseal.crypto.errors import DecryptionError
 from modelseal.errors import InputError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 SEG = 4096
 KEYSET = ks.new_streaming_keyset(segment_size=SEG)
@@ -219,18 +223,20 @@ class ShortReads(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        chunk = self._data.read(min(len(buffer), 1000))
-        buffer[: len(chunk)] = chunk
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer)
+        chunk = self._data.read(min(len(view), 1000))
+        view[: len(chunk)] = chunk
         return len(chunk)
 
 
 def test_short_reads_are_handled() -> None:
     data = bytes(range(256)) * 100
     out = io.BytesIO()
-    streaming.encrypt_stream(KEY, ShortReads(data), out)  # type: ignore[arg-type]
+    # A raw stream (short reads) where the API names BinaryIO, whose type has no short reads.
+    streaming.encrypt_stream(KEY, cast(BinaryIO, ShortReads(data)), out)
     back = io.BytesIO()
-    streaming.decrypt_stream(KEYS, ShortReads(out.getvalue()), back)  # type: ignore[arg-type]
+    streaming.decrypt_stream(KEYS, cast(BinaryIO, ShortReads(out.getvalue())), back)
     assert back.getvalue() == data
 
 

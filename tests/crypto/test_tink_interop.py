@@ -24,7 +24,7 @@ SIZES_4KB = [0, 1, 4096 - 24 - 16, 4096 - 24 - 15, 10 * 4096 + 7]
 
 
 def tink_keyset(streaming_aead: Any, template: str) -> tuple[Any, str]:
-    import tink
+    import tink  # type: ignore[import-untyped]  # tink ships no types
     from tink import JsonKeysetWriter, cleartext_keyset_handle
 
     handle = tink.new_keyset_handle(getattr(streaming_aead.streaming_aead_key_templates, template))

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from modelseal.errors import ModelPathError, UsageError
 from modelseal.hashing import HashOptions, hash_model, hash_model_lenient
-from modelseal.hashing.engine import _SMALL
+from modelseal.hashing.engine import _SMALL, Task
+from modelseal.hashing.manifest import Method
+from modelseal.hashing.walk import Listing
 
 
 def test_readers_and_worker_counts_agree(model_dir: Path) -> None:
@@ -60,7 +62,10 @@ def test_shard_digests_are_digests_of_byte_ranges(
         else:
             expected.append(hashlib.new(hash_type, chunk).digest())
     assert [i.digest for i in manifest.items] == expected
-    assert all(i.end - i.start <= shard_size for i in manifest.items)  # type: ignore[operator]
+    assert all(
+        i.end is not None and i.start is not None and i.end - i.start <= shard_size
+        for i in manifest.items
+    )
 
 
 def test_default_ignores_git_paths_and_records_them(model_dir: Path) -> None:
@@ -153,8 +158,8 @@ def test_file_swapped_for_symlink_between_listing_and_reading_is_refused(
     secret.write_bytes(b"outside the model")
     real_plan = engine.plan
 
-    def plan_then_swap(*args, **kwargs):  # type: ignore[no-untyped-def]
-        tasks = real_plan(*args, **kwargs)
+    def plan_then_swap(listing: Listing, method: Method, shard_size: int | None) -> list[Task]:
+        tasks = real_plan(listing, method, shard_size)
         target = model_dir / "config.json"
         target.unlink()
         os.symlink(secret, target)
@@ -179,8 +184,8 @@ def test_directory_swapped_for_symlink_is_not_followed(
         (outside / name).write_bytes(b"evil")
     real_plan = engine.plan
 
-    def plan_then_swap(*args, **kwargs):  # type: ignore[no-untyped-def]
-        tasks = real_plan(*args, **kwargs)
+    def plan_then_swap(listing: Listing, method: Method, shard_size: int | None) -> list[Task]:
+        tasks = real_plan(listing, method, shard_size)
         shutil.rmtree(model_dir / "weights")
         os.symlink(outside, model_dir / "weights")
         return tasks
@@ -201,8 +206,8 @@ def test_file_changed_size_during_sharded_hashing_is_reported(
 
     real_plan = engine.plan
 
-    def plan_then_grow(*args, **kwargs):  # type: ignore[no-untyped-def]
-        tasks = real_plan(*args, **kwargs)
+    def plan_then_grow(listing: Listing, method: Method, shard_size: int | None) -> list[Task]:
+        tasks = real_plan(listing, method, shard_size)
         with open(model_dir / "config.json", "ab") as fh:
             fh.write(b"more")
         return tasks

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -42,6 +42,16 @@ PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 PASSPHRASE = "correct horse ✓ battery"
 
 RunCli = Callable[..., tuple[int, str, str]]
+# The hashing_algorithm values the peer's hashing.Config accepts.
+PeerHash = Literal["sha256", "blake2", "blake3"]
+
+
+class _SignOptions(TypedDict, total=False):
+    """The :func:`modelseal.sign` options a test varies."""
+
+    hash_type: str
+    shard_size: int
+
 
 # File names with spaces and non-ASCII characters, nested directories, an empty file, and sizes
 # that shard sizes below do and do not divide.
@@ -247,20 +257,21 @@ def test_model_signing_api_verifies_modelseal_shard_and_blake3_bundles(
     import model_signing
 
     priv, pub = ec_keys["ecdsa-p256"]
-    for label, kwargs in {
+    options: dict[str, _SignOptions] = {
         "blake3": {"hash_type": "blake3"},
         "shards": {"shard_size": 1000},
-    }.items():
+    }
+    for label, kwargs in options.items():
         sig = tmp_path / f"{label}.sig"
-        modelseal.sign(model, private_key=priv, signature=sig, **kwargs)  # type: ignore[arg-type]
+        modelseal.sign(model, private_key=priv, signature=sig, **kwargs)
         serialization_ = payload_of(sig)["predicate"]["serialization"]
         if label == "shards":
             assert serialization_["shard_size"] == 1000 and isinstance(
                 serialization_["shard_size"], int
             )
-        model_signing.verifying.Config().use_elliptic_key_verifier(public_key=pub).verify(
-            model, sig
-        )
+        # The peer's Config.__init__ carries no annotations (model_signing 1.1.1).
+        verifying = model_signing.verifying.Config()  # type: ignore[no-untyped-call]
+        verifying.use_elliptic_key_verifier(public_key=pub).verify(model, sig)
 
 
 # --- model_signing signs, modelseal verifies -----------------------------------------------
@@ -295,7 +306,10 @@ def test_modelseal_verifies_model_signing_signature_from_encrypted_key(
     # cryptography wants bytes and fails ("Cannot convert ... to a buffer").
     import model_signing
 
-    model_signing.signing.Config().use_elliptic_key_signer(
+    # The peer annotates password as str but hands it to cryptography, which needs bytes; its
+    # Config.__init__ carries no annotations.
+    signing = model_signing.signing.Config()  # type: ignore[no-untyped-call]
+    signing.use_elliptic_key_signer(
         private_key=tmp_path / "k.pem",
         password=b"s3cret",  # type: ignore[arg-type]
     ).sign(model, sig)
@@ -329,7 +343,7 @@ def test_modelseal_verifies_model_signing_single_file_and_inside_signature(
     assert f"{len(MODEL_FILES)} resources match" in out
 
 
-SERIALIZATIONS: dict[str, tuple[str, str, int | None]] = {
+SERIALIZATIONS: dict[str, tuple[str, PeerHash, int | None]] = {
     # label: (method, model_signing hashing_algorithm, shard size)
     "files-sha256": ("files", "sha256", None),
     "files-blake2": ("files", "blake2", None),
@@ -354,15 +368,18 @@ def api_signed(
     model = build_peer_model(base / "model")
     out = {"model": model}
     for label, (method, algorithm, shard) in SERIALIZATIONS.items():
-        hashing = model_signing.hashing.Config()
+        # The peer's Config.__init__ methods carry no annotations (model_signing 1.1.1).
+        hashing = model_signing.hashing.Config()  # type: ignore[no-untyped-call]
         if method == "files":
             hashing = hashing.use_file_serialization(hashing_algorithm=algorithm)
         else:
+            assert shard is not None
             hashing = hashing.use_shard_serialization(hashing_algorithm=algorithm, shard_size=shard)
         sig = base / f"{label}.sig"
-        model_signing.signing.Config().use_elliptic_key_signer(
-            private_key=ec_keys["ecdsa-p256"][0]
-        ).set_hashing_config(hashing).sign(model, sig)
+        signing = model_signing.signing.Config()  # type: ignore[no-untyped-call]
+        signing.use_elliptic_key_signer(private_key=ec_keys["ecdsa-p256"][0]).set_hashing_config(
+            hashing
+        ).sign(model, sig)
         out[label] = sig
     return out
 

@@ -10,7 +10,6 @@ import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -25,6 +24,8 @@ from modelseal.loading.verified import load_verified
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 Run = Callable[..., tuple[int, str, str]]
+# A signed file's path (removed by the fixture's users), its signature path, and its bytes.
+SignedFile = tuple[Path, Path, bytes]
 WEIGHTS = {
     "encoder.weight": np.arange(24, dtype=np.float32).reshape(4, 6),
     "encoder.bias": np.linspace(-1, 1, 4, dtype=np.float32),
@@ -51,7 +52,7 @@ def keyset() -> ks.Keyset:
 
 
 @pytest.fixture
-def signed_file(tmp_path: Path, key_pair: tuple[Path, Path]) -> tuple[Path, Path, bytes]:
+def signed_file(tmp_path: Path, key_pair: tuple[Path, Path]) -> SignedFile:
     """A signed safetensors file (the plaintext is then removed) and its bytes."""
     plain = tmp_path / "plain" / "model.safetensors"
     plain.parent.mkdir()
@@ -62,7 +63,10 @@ def signed_file(tmp_path: Path, key_pair: tuple[Path, Path]) -> tuple[Path, Path
 
 
 def test_single_file_loads_from_memory(
-    tmp_path: Path, key_pair: tuple[Path, Path], keyset: ks.Keyset, signed_file: Any
+    tmp_path: Path,
+    key_pair: tuple[Path, Path],
+    keyset: ks.Keyset,
+    signed_file: SignedFile,
 ) -> None:
     plain, sig, data = signed_file
     enc = tmp_path / "store" / "model.safetensors.enc"
@@ -104,7 +108,10 @@ def test_directory_with_a_local_kek(
 
 
 def test_failures_raise_and_return_nothing(
-    tmp_path: Path, key_pair: tuple[Path, Path], keyset: ks.Keyset, signed_file: Any
+    tmp_path: Path,
+    key_pair: tuple[Path, Path],
+    keyset: ks.Keyset,
+    signed_file: SignedFile,
 ) -> None:
     plain, sig, _ = signed_file
     enc = tmp_path / "model.safetensors.enc"
@@ -142,7 +149,7 @@ def test_malicious_payload_is_scanned_before_anything_runs(
     canary = tmp_path / "canary"
 
     class Payload:
-        def __reduce__(self) -> tuple[Any, ...]:
+        def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
             return (os.system, (f"touch {canary}",))
 
     plain = tmp_path / "model.pkl"
@@ -162,7 +169,7 @@ def test_load_check_cli(
     tmp_path: Path,
     key_pair: tuple[Path, Path],
     keyset: ks.Keyset,
-    signed_file: Any,
+    signed_file: SignedFile,
 ) -> None:
     plain, sig, _ = signed_file
     keyset_file = tmp_path / "keyset.json"
@@ -186,7 +193,10 @@ def test_load_check_cli(
 
 
 def test_verified_model_rechecks_the_ciphertext(
-    tmp_path: Path, key_pair: tuple[Path, Path], keyset: ks.Keyset, signed_file: Any
+    tmp_path: Path,
+    key_pair: tuple[Path, Path],
+    keyset: ks.Keyset,
+    signed_file: SignedFile,
 ) -> None:
     plain, sig, _ = signed_file
     enc = tmp_path / "model.safetensors.enc"

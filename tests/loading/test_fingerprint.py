@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import modelseal
 from modelseal.errors import InputError, IntegrityError
-from modelseal.loading.fingerprint import SCHEME, fingerprint, fingerprint_tensors
-from modelseal.loading.tensors import Tensor, TensorFormatError
+from modelseal.hashing.fingerprint import SCHEME, fingerprint, fingerprint_tensors
+from modelseal.hashing.tensors import Tensor, TensorFormatError
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -46,10 +46,12 @@ def _save_all(weights: dict[str, np.ndarray], d: Path) -> dict[str, Path]:
     }
     torch.save(tensors, out["torch"])
     safetensors_torch.save_file(tensors, out["safetensors"])
-    np.savez(out["npz"], **weights)
-    np.savez_compressed(out["npz-compressed"], **weights)
+    # allow_pickle named: numpy's stubs otherwise let **weights stand for it (the arrays are plain).
+    np.savez(out["npz"], allow_pickle=False, **weights)
+    np.savez_compressed(out["npz-compressed"], allow_pickle=False, **weights)
     np.savez(
         out["npz-fortran"],
+        allow_pickle=False,
         **{k: np.asfortranarray(v) if v.ndim > 1 else v for k, v in weights.items()},
     )
     import onnx
@@ -258,7 +260,7 @@ def test_hdf5_weights_match_other_formats(tmp_path: Path) -> None:
         group = handle.create_group("model_weights")
         for name, array in weights.items():
             group.create_dataset(name, data=array)
-    np.savez(tmp_path / "w.npz", **weights)
+    np.savez(tmp_path / "w.npz", allow_pickle=False, **weights)
     named = fingerprint(tmp_path / "w.h5")
     assert named.tensors == 5 and named != fingerprint(tmp_path / "w.npz")  # names carry the group
     assert (

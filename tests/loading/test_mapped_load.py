@@ -7,8 +7,8 @@ import json
 import mmap
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 import modelseal
 from modelseal.errors import IntegrityError, ModelChangedError, UnsafeModelError, UsageError
 from modelseal.hashing import HashOptions, hash_model_lenient
+from modelseal.hashing.tensors import tensor_payload_ranges
 from modelseal.loading import verified
-from modelseal.loading.tensors import tensor_payload_ranges
 from tests.loading.test_verified_load import _Canary, _make, _sign, spy_on_parse
 
 KINDS = ["safetensors", "torch", "npz", "onnx", "pickle"]
@@ -143,7 +143,7 @@ def test_unknown_memory_mode(tmp_path: Path, key_pair: tuple[Path, Path]) -> Non
 
 
 def test_load_check_cli_memory_map(
-    tmp_path: Path, key_pair: tuple[Path, Path], run_cli: Any
+    tmp_path: Path, key_pair: tuple[Path, Path], run_cli: Callable[..., tuple[int, str, str]]
 ) -> None:
     path = _make("safetensors", tmp_path)
     sig = _sign(path, key_pair)

@@ -7,16 +7,25 @@ import json
 import os
 import pickle
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
 
 import modelseal
 import modelseal.loading.verified as verified
-from modelseal.errors import IntegrityError, ModelChangedError, UnsafeModelError, UsageError
+from modelseal.errors import (
+    IntegrityError,
+    ModelChangedError,
+    Reason,
+    UnsafeModelError,
+    UsageError,
+)
+from modelseal.hashing.engine import Buffer
+
+T = TypeVar("T")
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -32,7 +41,10 @@ def _sign(path: Path, key_pair: tuple[Path, Path], **kwargs: Any) -> Path:
 
 def _state() -> dict[str, Any]:
     torch.manual_seed(1)
-    return torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.Linear(4, 2)).state_dict()
+    state: dict[str, Any] = torch.nn.Sequential(
+        torch.nn.Linear(6, 4), torch.nn.Linear(4, 2)
+    ).state_dict()
+    return state
 
 
 def _make(kind: str, d: Path) -> Path:
@@ -136,7 +148,7 @@ class _Canary:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[str, str]]:
+    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
         return (os.system, (f"touch {self.path}",))
 
 
@@ -173,14 +185,20 @@ def test_signed_malicious_torch_checkpoint_is_refused(
     assert not canary.exists()
 
 
-def spy_on_parse(monkeypatch: pytest.MonkeyPatch, record: Callable[[Any], Any]) -> list[Any]:
+def spy_on_parse(monkeypatch: pytest.MonkeyPatch, record: Callable[[Buffer], T]) -> list[T]:
     """``record`` of every buffer handed to the parser, in order, from now on."""
-    seen: list[Any] = []
+    seen: list[T] = []
     real_parse = verified._parse
 
-    def spy(root: Path, buffers: Any, *args: Any) -> Any:
+    def spy(
+        root: Path,
+        buffers: Mapping[str, Buffer],
+        framework: str,
+        tensor_type: str | None,
+        allow: tuple[str, ...],
+    ) -> tuple[Any, str, int, int]:
         seen.extend(record(b) for b in buffers.values())
-        return real_parse(root, buffers, *args)
+        return real_parse(root, buffers, framework, tensor_type, allow)
 
     monkeypatch.setattr(verified, "_parse", spy)
     return seen
@@ -212,11 +230,16 @@ def test_verified_model_detects_a_swap_without_reloading(
 ) -> None:
     path = _make("safetensors", tmp_path)
     sig = _sign(path, key_pair)
-    seen: list[list[Any]] = []
+    seen: list[list[Reason]] = []
     fired = threading.Event()
+
+    def on_change(reasons: list[Reason]) -> None:
+        seen.append(reasons)
+        fired.set()
+
     with modelseal.VerifiedModel(path, signature=sig, public_key=key_pair[1]) as vm:
         assert vm.check() == []
-        vm.watch(0.05, lambda reasons: (seen.append(reasons), fired.set()))
+        vm.watch(0.05, on_change)
         before = dict(vm.model)
         safetensors_torch.save_file({k: v * 2 for k, v in _state().items()}, path)
         assert fired.wait(10)

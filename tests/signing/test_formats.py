@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,11 @@ def statement(
 
     model = build_model(tmp_path_factory.mktemp("fmt") / "model")
     result = modelseal.sign(model, private_key=key_pair[0], shard_size=10_000)
-    return json.loads(result.bundle.payload)
+    parsed: dict[str, Any] = json.loads(result.bundle.payload)
+    return parsed
 
 
-def _payload(obj: Any) -> bytes:
+def _payload(obj: object) -> bytes:
     return json.dumps(obj).encode()
 
 
@@ -84,7 +86,7 @@ MUTATIONS = [
 
 @pytest.mark.parametrize(("mutate", "fragment"), MUTATIONS)
 def test_malformed_statements_are_rejected_precisely(
-    statement: dict[str, Any], mutate: Any, fragment: str
+    statement: dict[str, Any], mutate: Callable[[dict[str, Any]], object], fragment: str
 ) -> None:
     bad = json.loads(json.dumps(statement))
     mutate(bad)
@@ -134,7 +136,7 @@ _json = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(_json)
-def test_parse_payload_never_crashes_on_json(value: Any) -> None:
+def test_parse_payload_never_crashes_on_json(value: object) -> None:
     with contextlib.suppress(ModelsealError):
         parse_payload(json.dumps(value).encode())
 
@@ -172,7 +174,7 @@ def test_bundle_structure_errors() -> None:
         },
     }
     assert parse_bundle(json.dumps(good).encode()).key_hint == "ab"
-    edits = [
+    edits: list[tuple[Callable[[dict[str, Any]], object], str]] = [
         (lambda b: b["dsseEnvelope"].update({"payload": "***"}), "not valid base64"),
         (lambda b: b["dsseEnvelope"].update({"payloadType": "text/plain"}), "payload type"),
         (lambda b: b["dsseEnvelope"].update({"signatures": []}), "no signatures"),

@@ -8,8 +8,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 import modelseal
 from modelseal.errors import IntegrityError, SignatureMismatchError, VerificationError
+from modelseal.signing.bundle import OmsBundle, parse_bundle
 from tests.conftest import build_model
 
 FILES = ["config.json", "tokenizer.txt", "weights/model-00001.bin", "weights/model-00002.bin"]
@@ -45,9 +47,7 @@ def _copy(signed: dict[str, Path]) -> Iterator[Path]:
         yield dest
 
 
-def _reasons(
-    model: Path, sig: Path | modelseal.signing.bundle.OmsBundle, pub: Path
-) -> list[tuple[str, str | None]]:  # type: ignore[name-defined]
+def _reasons(model: Path, sig: Path | OmsBundle, pub: Path) -> list[tuple[str, str | None]]:
     with pytest.raises(VerificationError) as err:
         modelseal.verify(model, signature=sig, public_key=pub)
     return [(r.code, r.path) for r in err.value.reasons]
@@ -150,9 +150,7 @@ def test_file_replaced_by_symlink_is_detected(
         assert _reasons(model, signed[mode], key_pair[1]) == [("symlink", target)]
 
 
-def _edit_bundle(sig: Path, edit) -> modelseal.signing.bundle.OmsBundle:  # type: ignore[no-untyped-def,name-defined]
-    from modelseal.signing.bundle import parse_bundle
-
+def _edit_bundle(sig: Path, edit: Callable[[dict[str, Any]], None]) -> OmsBundle:
     raw = json.loads(sig.read_text())
     edit(raw)
     return parse_bundle(json.dumps(raw).encode())
@@ -168,7 +166,7 @@ def test_edited_payload_is_detected(
     index = data.draw(st.integers(min_value=0, max_value=len(payload) - 1))
     payload[index] ^= data.draw(st.integers(min_value=1, max_value=255))
 
-    def edit(b: dict) -> None:  # type: ignore[type-arg]
+    def edit(b: dict[str, Any]) -> None:
         b["dsseEnvelope"]["payload"] = base64.b64encode(bytes(payload)).decode()
 
     bundle = _edit_bundle(signed[mode], edit)
@@ -187,7 +185,7 @@ def test_edited_signature_bytes_are_detected(
     index = data.draw(st.integers(min_value=0, max_value=len(sig) - 1))
     sig[index] ^= data.draw(st.integers(min_value=1, max_value=255))
 
-    def edit(b: dict) -> None:  # type: ignore[type-arg]
+    def edit(b: dict[str, Any]) -> None:
         b["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
 
     bundle = _edit_bundle(signed[mode], edit)
@@ -206,7 +204,7 @@ def test_wrong_key_is_named(
 
 
 def test_edited_key_hint_is_detected(signed: dict[str, Path], key_pair: tuple[Path, Path]) -> None:
-    def edit(b: dict) -> None:  # type: ignore[type-arg]
+    def edit(b: dict[str, Any]) -> None:
         b["verificationMaterial"]["publicKey"]["hint"] = "00" * 32
 
     bundle = _edit_bundle(signed["files"], edit)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from cryptography import x509
@@ -32,6 +33,14 @@ from tests.interop._pki import DAY, NOW, Issued, Pki, build_pki, concat, issue
 
 RunCli = Callable[..., tuple[int, str, str]]
 LEAF = "CN=leaf,O=modelseal tests"
+
+
+class _LeafUsage(TypedDict, total=False):
+    """The :func:`issue` options that decide what a leaf certificate may do."""
+
+    digital_signature: bool | None
+    eku: Sequence[x509.ObjectIdentifier] | None
+    ca: bool
 
 
 @pytest.fixture(scope="module")
@@ -514,9 +523,9 @@ def test_damaged_certificate_in_bundle(
     ids=["no-digitalSignature", "eku-serverAuth-only", "no-usage-at-all", "ca-as-leaf"],
 )
 def test_leaf_usage(
-    run_cli: RunCli, pki: Pki, model: Path, tmp_path: Path, kwargs: dict[str, object], fragment: str
+    run_cli: RunCli, pki: Pki, model: Path, tmp_path: Path, kwargs: _LeafUsage, fragment: str
 ) -> None:
-    leaf = issue(tmp_path, "bad-leaf", issuer=pki.intermediate, **kwargs)  # type: ignore[arg-type]
+    leaf = issue(tmp_path, "bad-leaf", issuer=pki.intermediate, **kwargs)
     sig = _sign(model, tmp_path / "model.sig", leaf, pki.intermediate)
     code, reasons, err = _cli_reasons(run_cli, model, sig, pki.root.cert_path)
     assert (code, reasons) == (1, ["certificate-usage"])
@@ -529,10 +538,8 @@ def test_leaf_usage(
     [{"eku": None}, {"digital_signature": None}, {"eku": [x509.ObjectIdentifier("2.5.29.37.0")]}],
     ids=["key-usage-only", "eku-codeSigning-only", "any-eku"],
 )
-def test_leaf_usage_accepted(
-    pki: Pki, model: Path, tmp_path: Path, kwargs: dict[str, object]
-) -> None:
-    leaf = issue(tmp_path, "leaf", issuer=pki.intermediate, **kwargs)  # type: ignore[arg-type]
+def test_leaf_usage_accepted(pki: Pki, model: Path, tmp_path: Path, kwargs: _LeafUsage) -> None:
+    leaf = issue(tmp_path, "leaf", issuer=pki.intermediate, **kwargs)
     sig = _sign(model, tmp_path / "model.sig", leaf, pki.intermediate)
     assert modelseal.verify(model, signature=sig, trust_anchors=[pki.root.cert_path]).signer == (
         f"certificate {LEAF}"

@@ -20,7 +20,7 @@ from modelseal.cli.common import emit_json
 def fingerprint(path: str, ignore_names: bool, as_json: bool) -> None:
     """Fingerprint the weights in PATH (safetensors, .npy/.npz, PyTorch, ONNX; a file or a
     directory). The same weights give the same fingerprint in every format."""
-    from modelseal.loading.fingerprint import fingerprint as compute
+    from modelseal.hashing.fingerprint import fingerprint as compute
 
     result = compute(path, ignore_names=ignore_names)
     if as_json:

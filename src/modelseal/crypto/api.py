@@ -83,6 +83,7 @@ class CryptoResult:
     envelope: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """This result as a JSON-ready dict (paths as strings; ``envelope`` may be ``None``)."""
         return {
             "operation": self.operation,
             "kind": self.kind,
@@ -342,8 +343,14 @@ def encrypt(
     overwrite: bool = False,
     workers: int = streaming.DEFAULT_WORKERS,
 ) -> CryptoResult:
-    """Encrypt a file or directory with ``keyset``'s primary key, or with a fresh data key
-    wrapped by ``provider`` (envelope encryption). Never leaves a partial output behind."""
+    """Encrypt a file or directory into ``dst`` (Tink streaming AEAD).
+
+    Give exactly one of ``keyset`` (its primary key encrypts) or ``provider`` (a fresh data key
+    encrypts, wrapped by the provider's current KEK into an envelope next to the output).
+    ``associated_data`` is bound to every file and must be given again to decrypt. Never leaves
+    a partial output behind; an existing ``dst`` is refused unless ``overwrite``. Raises a
+    :class:`modelseal.errors.ModelsealError` subclass (input, usage, output or provider error).
+    """
     _check_choice(keyset, provider)
     source, target = Path(src), Path(dst)
     try:

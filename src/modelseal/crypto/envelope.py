@@ -42,6 +42,7 @@ class Envelope:
     associated_data_sha256: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The ``envelope/v1`` document as a JSON-ready dict."""
         return {
             "modelseal": FORMAT,
             "associatedDataSha256": self.associated_data_sha256,
@@ -53,6 +54,7 @@ class Envelope:
         }
 
     def to_json(self) -> bytes:
+        """The ``envelope/v1`` document as UTF-8 JSON (indented, keys sorted, final newline)."""
         return (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     @property
@@ -83,6 +85,9 @@ def from_dict(doc: Any, *, where: str = "envelope") -> Envelope:
 
 
 def from_json(data: bytes, *, where: str = "envelope") -> Envelope:
+    """Parse an envelope document from JSON bytes, strictly; anything else is an
+    :class:`~modelseal.crypto.errors.EnvelopeError` naming ``where``.
+    """
     try:
         doc = json.loads(data)
     except ValueError:
@@ -91,6 +96,7 @@ def from_json(data: bytes, *, where: str = "envelope") -> Envelope:
 
 
 def ad_digest(associated_data: bytes) -> str:
+    """The hex SHA-256 of ``associated_data``, as an envelope records it."""
     return hashlib.sha256(associated_data).hexdigest()
 
 

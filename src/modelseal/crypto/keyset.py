@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from modelseal.crypto import wire
+from modelseal.crypto import protected, wire
 from modelseal.crypto.errors import KeysetError
 
 STREAMING_TYPE_URL = "type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey"
@@ -94,6 +94,7 @@ class Keyset:
     keys: tuple[KeysetKey, ...]
 
     def primary(self) -> KeysetKey:
+        """The key whose id is ``primary_key_id``; a :class:`KeysetError` if there is none."""
         for key in self.keys:
             if key.key_id == self.primary_key_id:
                 return key
@@ -102,9 +103,11 @@ class Keyset:
         )
 
     def enabled(self) -> tuple[KeysetKey, ...]:
+        """The keys whose status is ``ENABLED``, in keyset order."""
         return tuple(k for k in self.keys if k.status == "ENABLED")
 
     def key_ids(self) -> tuple[int, ...]:
+        """The id of every key, enabled or not, in keyset order."""
         return tuple(k.key_id for k in self.keys)
 
 
@@ -175,6 +178,11 @@ def encode_aead_key(key_value: bytes) -> bytes:
 
 
 def decode_aead_key(entry: KeysetKey) -> AeadKey:
+    """The AES-GCM key-encryption key in ``entry``.
+
+    Another key type, a malformed value or a key size other than 128 or 256 bits is a
+    :class:`KeysetError`.
+    """
     if entry.type_url != AES_GCM_TYPE_URL:
         raise KeysetError(
             f"key {entry.key_id} is a {entry.type_url.rsplit('.', 1)[-1]}, not an AES-GCM key",
@@ -390,8 +398,6 @@ def decryption_keys(keyset: Keyset) -> tuple[StreamingKey, ...]:
 
 def read_keyset_file(path: str | os.PathLike[str], *, passphrase: bytes | None = None) -> Keyset:
     """Read a keyset file: a cleartext Tink JSON keyset or a modelseal protected keyset."""
-    from modelseal.crypto import protected
-
     target = Path(path)
     try:
         data = target.read_bytes()
@@ -400,14 +406,13 @@ def read_keyset_file(path: str | os.PathLike[str], *, passphrase: bytes | None =
             f"cannot read keyset {str(target)!r}: {exc.strerror}", hint="check the path"
         ) from None
     if protected.is_protected(data):
-        return protected.open_protected(data, passphrase, where=f"keyset {str(target)!r}")
+        where = f"keyset {str(target)!r}"
+        return from_binary(protected.open_protected(data, passphrase, where=where), where=where)
     return from_json(data, where=f"keyset {str(target)!r}")
 
 
 def is_protected_file(path: str | os.PathLike[str]) -> bool:
     """Whether the keyset file at ``path`` is passphrase-protected."""
-    from modelseal.crypto import protected
-
     try:
         return protected.is_protected(Path(path).read_bytes())
     except OSError:
@@ -423,11 +428,10 @@ def write_keyset_file(
     overwrite: bool = False,
 ) -> None:
     """Write ``keyset`` (mode 0600): passphrase-protected, or cleartext Tink JSON if ``None``."""
-    from modelseal.crypto import protected
     from modelseal.fsutil import atomic_write
 
     if passphrase is None:
         data = to_json(keyset).encode("utf-8")
     else:
-        data = protected.seal_protected(keyset, passphrase, kdf=kdf)
+        data = protected.seal_protected(to_binary(keyset), passphrase, kdf=kdf)
     atomic_write(path, data, mode=0o600, overwrite=overwrite)

@@ -132,6 +132,10 @@ def require_binding() -> None:
 
 
 def load_library(path: str) -> Any:
+    """The PKCS#11 module at ``path``, loaded once per process.
+
+    A :class:`ProviderError` if python-pkcs11 is missing or the module does not load.
+    """
     require_binding()
     try:
         return _library(path)

@@ -1,4 +1,4 @@
-"""Passphrase-protected keyset files.
+"""Passphrase-protected keyset files: the envelope around a keyset's binary form.
 
 Format (JSON, documented in docs/crypto.md)::
 
@@ -11,6 +11,9 @@ Format (JSON, documented in docs/crypto.md)::
 ``ciphertext`` is AES-256-GCM, under the key the KDF derives from the passphrase, of the binary
 Tink ``Keyset``; its associated data is the canonical JSON of ``{"modelseal", "kdf"}`` so the
 KDF parameters cannot be weakened without the tag failing.
+
+This module seals and opens the envelope over bytes; :mod:`modelseal.crypto.keyset` turns those
+bytes into a keyset, so the envelope knows nothing of the keyset format.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import json
 import secrets
 from typing import Any
 
-from modelseal.crypto import keyset as ks
 from modelseal.crypto.errors import KeysetError
 from modelseal.errors import PassphraseError
 
@@ -75,8 +77,11 @@ def _aad(kdf: dict[str, Any]) -> bytes:
     ).encode()
 
 
-def seal_protected(keyset: ks.Keyset, passphrase: bytes, *, kdf: str = "scrypt") -> bytes:
-    """Encrypt ``keyset`` under ``passphrase`` (``kdf`` is ``scrypt`` or ``argon2id``)."""
+def seal_protected(plaintext: bytes, passphrase: bytes, *, kdf: str = "scrypt") -> bytes:
+    """Encrypt a binary keyset under ``passphrase`` into a protected keyset file's bytes.
+
+    ``kdf`` is ``scrypt`` or ``argon2id``; an empty passphrase is a :class:`PassphraseError`.
+    """
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     if not passphrase:
@@ -90,7 +95,7 @@ def seal_protected(keyset: ks.Keyset, passphrase: bytes, *, kdf: str = "scrypt")
         raise KeysetError(f"unknown KDF {kdf!r}", hint="use scrypt or argon2id")
     key = _derive(passphrase, params)
     nonce = secrets.token_bytes(12)
-    ciphertext = AESGCM(key).encrypt(nonce, ks.to_binary(keyset), _aad(params))
+    ciphertext = AESGCM(key).encrypt(nonce, plaintext, _aad(params))
     doc = {
         "modelseal": FORMAT,
         "kdf": params,
@@ -100,8 +105,12 @@ def seal_protected(keyset: ks.Keyset, passphrase: bytes, *, kdf: str = "scrypt")
     return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
 
 
-def open_protected(data: bytes, passphrase: bytes | None, *, where: str) -> ks.Keyset:
-    """Decrypt a protected keyset; a wrong passphrase is a :class:`PassphraseError`."""
+def open_protected(data: bytes, passphrase: bytes | None, *, where: str) -> bytes:
+    """Decrypt a protected keyset file's bytes into the binary keyset it holds.
+
+    A missing or wrong passphrase (or a modified file) is a :class:`PassphraseError`; a
+    malformed file a :class:`KeysetError`. ``where`` names the file in messages.
+    """
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -126,10 +135,9 @@ def open_protected(data: bytes, passphrase: bytes | None, *, where: str) -> ks.K
             hint="restore the file from a backup",
         ) from None
     try:
-        plaintext = AESGCM(key).decrypt(nonce, ciphertext, _aad(kdf))
+        return AESGCM(key).decrypt(nonce, ciphertext, _aad(kdf))
     except InvalidTag:
         raise PassphraseError(
             f"wrong passphrase for {where} (or the file was modified)",
             hint="check MODELSEAL_PASSPHRASE / --passphrase-file",
         ) from None
-    return ks.from_binary(plaintext, where=where)

@@ -37,6 +37,7 @@ class RotationReport:
     committed: bool
 
     def to_dict(self) -> dict[str, Any]:
+        """This report as a JSON-ready dict."""
         return {
             "new_kek_id": self.new_kek_id,
             "rewrapped": list(self.rewrapped),

@@ -48,7 +48,11 @@ DEFAULT_WORKERS = 2
 
 
 class Writable(Protocol):
-    def write(self, data: bytes | bytearray | memoryview, /) -> int | None: ...
+    """Where output goes: anything with a binary ``write`` (a file, a socket, a buffer)."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int | None:
+        """Write ``data``; return how many bytes were taken (``None``: all of them)."""
+        ...
 
 
 def _segment_key(key: StreamingKey, salt: bytes, associated_data: bytes) -> AESGCM:

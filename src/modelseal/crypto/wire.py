@@ -94,6 +94,7 @@ def parse(data: bytes, schema: dict[int, int]) -> dict[int, list[int | bytes]]:
 
 
 def last_int(parsed: dict[int, list[int | bytes]], number: int) -> int:
+    """The last value of varint field ``number`` in a :func:`parse` result (0 when absent)."""
     values = parsed.get(number)
     value = values[-1] if values else 0
     assert isinstance(value, int)  # guaranteed by parse()'s schema check
@@ -101,6 +102,7 @@ def last_int(parsed: dict[int, list[int | bytes]], number: int) -> int:
 
 
 def last_bytes(parsed: dict[int, list[int | bytes]], number: int) -> bytes:
+    """The last value of bytes field ``number`` in a :func:`parse` result (empty when absent)."""
     values = parsed.get(number)
     value = values[-1] if values else b""
     assert isinstance(value, bytes)

@@ -1,4 +1,8 @@
-"""Hashing engine: walk a model, hash files or shards in parallel, build an OMS manifest."""
+"""Hashing engine: walk a model, hash files or shards in parallel, build an OMS manifest.
+
+Also the weights fingerprint (:mod:`modelseal.hashing.fingerprint`): a digest of the tensors
+themselves, read by the non-executing readers of :mod:`modelseal.hashing.tensors`.
+"""
 
 from modelseal.hashing.algorithms import HASH_NAMES, canonical_hash_name
 from modelseal.hashing.engine import HashOptions, hash_model, hash_model_lenient

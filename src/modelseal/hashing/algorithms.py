@@ -16,9 +16,15 @@ _ALIASES = {"sha-256": "sha256", "blake2": "blake2b", "blake2b-512": "blake2b"}
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> object: ...
+    """The part of a hash object the engine uses (``hashlib`` and ``blake3`` objects fit)."""
 
-    def digest(self) -> bytes: ...
+    def update(self, data: bytes | memoryview, /) -> object:
+        """Feed ``data`` into the hash."""
+        ...
+
+    def digest(self) -> bytes:
+        """The digest of everything fed so far."""
+        ...
 
 
 def canonical_hash_name(name: str) -> str:

@@ -57,7 +57,11 @@ _MIN_SHARD = 1
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class HashOptions:
-    """How to hash a model. ``shard_size`` switches from the ``files`` to the ``shards`` method."""
+    """How to hash a model.
+
+    ``shard_size`` switches from the ``files`` to the ``shards`` method; ``hash_type`` is an
+    OMS hash name or alias; ``reader`` says how bytes are read (see :data:`Reader`).
+    """
 
     hash_type: str = "sha256"
     shard_size: int | None = None
@@ -70,6 +74,11 @@ class HashOptions:
     shared_ranges: SharedRanges | None = None
 
     def normalized(self) -> HashOptions:
+        """These options checked, with the hash name in its OMS spelling.
+
+        A shard size below the minimum or an unknown reader is a :class:`UsageError`; an unknown
+        hash an :class:`UnsupportedAlgorithmError`.
+        """
         if self.shard_size is not None and self.shard_size < _MIN_SHARD:
             raise UsageError(
                 f"shard size {self.shard_size} is too small",
@@ -94,6 +103,7 @@ class FileIdentity:
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileIdentity:
+        """The identity of the file ``st`` describes."""
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
@@ -113,6 +123,7 @@ class HashOutcome:
 
     @property
     def empty_files(self) -> tuple[str, ...]:
+        """The names of the listed files that were empty, sorted."""
         return tuple(sorted(f.name for f in self.files if f.size == 0))
 
 
@@ -127,6 +138,8 @@ class HashFailure(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Task:
+    """One unit of hashing work: bytes ``[start, end)`` of one listed file."""
+
     entry: FileEntry
     start: int
     end: int

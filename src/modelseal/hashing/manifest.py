@@ -33,6 +33,7 @@ class ManifestItem:
 
     @property
     def sort_key(self) -> tuple[tuple[str, ...], int, int]:
+        """Orders items by path components, then by shard range (the OMS resource order)."""
         return (tuple(self.path.split("/")), self.start or 0, self.end or 0)
 
 
@@ -54,6 +55,9 @@ class Serialization:
         return self.hash_type
 
     def to_dict(self) -> dict[str, Any]:
+        """The OMS ``serialization`` object (``shard_size`` only for shards, ``ignore_paths`` only
+        when there are any).
+        """
         out: dict[str, Any] = {
             "method": self.method,
             "hash_type": self.hash_type,
@@ -83,6 +87,7 @@ class Manifest:
 
     @property
     def root_digest(self) -> bytes:
+        """The OMS root digest: SHA-256 over every item's digest, in manifest order."""
         return root_digest(item.digest for item in self.items)
 
     @property
@@ -91,9 +96,11 @@ class Manifest:
         return sum((i.end or 0) - (i.start or 0) for i in self.items)
 
     def by_name(self) -> Mapping[str, ManifestItem]:
+        """The items keyed by their OMS resource name."""
         return {item.name: item for item in self.items}
 
     def resources(self) -> list[dict[str, str]]:
+        """The OMS ``resources`` list: each item's name, algorithm and hex digest, in order."""
         algorithm = self.serialization.resource_algorithm
         return [
             {"name": item.name, "algorithm": algorithm, "digest": item.digest.hex()}
@@ -101,6 +108,7 @@ class Manifest:
         ]
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary: model name, root digest, serialization and resources."""
         return {
             "model_name": self.model_name,
             "root_digest": {"sha256": self.root_digest.hex()},

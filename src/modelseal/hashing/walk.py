@@ -48,6 +48,8 @@ class Refusal:
 
 @dataclasses.dataclass(frozen=True)
 class Listing:
+    """What walking a model found: the files to hash and the entries refused."""
+
     root: Path
     is_file: bool
     files: tuple[FileEntry, ...]
@@ -62,10 +64,12 @@ class IgnoreRules:
         self.patterns = tuple(patterns)
 
     def literal_match(self, rel: str) -> bool:
+        """Whether ``rel`` or a directory above it is one of the ignored paths."""
         parts = rel.split("/")
         return any("/".join(parts[:i]) in self.paths for i in range(1, len(parts) + 1))
 
     def pattern_match(self, rel: str) -> bool:
+        """Whether ``rel`` or its base name matches one of the ignore patterns."""
         base = rel.rsplit("/", 1)[-1]
         return any(
             fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in self.patterns

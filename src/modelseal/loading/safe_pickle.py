@@ -34,6 +34,10 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._persistent = persistent_load
 
     def find_class(self, module: str, name: str) -> Any:
+        """Resolve a global only if the allowlist allows it (after Python 2 name mapping).
+
+        Anything else raises :class:`ForbiddenGlobalError`; nothing is imported for a refused name.
+        """
         # Overriding find_class bypasses the Python 2 name mapping, so apply it here first.
         mapped = _compat_pickle.NAME_MAPPING.get((module, name))
         if mapped is None and module in _compat_pickle.IMPORT_MAPPING:
@@ -44,6 +48,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
     def persistent_load(self, pid: Any) -> Any:
+        """Resolve a persistent id with the ``persistent_load`` given, or refuse it."""
         if self._persistent is None:
             raise pickle.UnpicklingError("persistent ids are not supported by this loader")
         return self._persistent(pid)

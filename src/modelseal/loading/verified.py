@@ -26,14 +26,14 @@ from modelseal.errors import (
     VerificationError,
 )
 from modelseal.hashing.engine import Buffer, FileIdentity, HashOutcome, Reader
-from modelseal.hashing.walk import open_beneath, open_root
-from modelseal.loading.tensors import (
+from modelseal.hashing.tensors import (
     ITEMSIZE,
     TensorFormatError,
     detect,
     read_tensors,
     tensor_payload_ranges,
 )
+from modelseal.hashing.walk import open_beneath, open_root
 from modelseal.memio import ViewReader
 from modelseal.signing.api import PathLike, VerificationResult, verify_outcome
 from modelseal.signing.bundle import OmsBundle, read_bundle
@@ -75,6 +75,7 @@ class LoadedModel:
     verification: VerificationResult
 
     def to_dict(self) -> dict[str, Any]:
+        """What was loaded, as a JSON-ready dict (the object itself is not included)."""
         return {
             "loaded": True,
             "framework": self.framework,
@@ -194,9 +195,13 @@ def load(
     framework: str = "auto",
     **options: Any,
 ) -> Any:
-    """The framework object for ``path``, only if its signature verifies, its scan is clean and
-    the bytes handed to the framework are the bytes that were hashed. See :func:`load_verified`
-    for ``options``."""
+    """Verify, scan, then load ``path``; return the framework object.
+
+    The object is returned only if the signature verifies, the scan is clean and the bytes
+    handed to the framework are the bytes that were hashed; otherwise a
+    :class:`modelseal.errors.VerificationError` subclass or a :class:`modelseal.errors.UsageError`
+    is raised. See :func:`load_verified` for ``options`` (encrypted models, memory mode, ...).
+    """
     return load_verified(
         path,
         signature=signature,
@@ -571,6 +576,7 @@ class VerifiedModel:
 
     @property
     def model(self) -> Any:
+        """The loaded object, as verified when this was opened (never reloaded)."""
         return self.loaded.obj
 
     def check(self) -> list[Reason]:
@@ -613,6 +619,7 @@ class VerifiedModel:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop watching; returns once the watcher thread has ended."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

@@ -59,9 +59,13 @@ EXTENSION_KEY = "modelseal"
 class Signer(Protocol):
     """Anything that can sign bytes with a key modelseal verifies (a local key, an HSM key)."""
 
-    def public_key(self) -> PublicKey: ...
+    def public_key(self) -> PublicKey:
+        """The public key a verifier checks this signer's signatures with."""
+        ...
 
-    def sign(self, data: bytes) -> bytes: ...
+    def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` (the DSSE pre-authentication encoding) and return the raw signature."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +75,12 @@ class LocalKeySigner:
     key: PrivateKey
 
     def public_key(self) -> PublicKey:
+        """The public half of :attr:`key`."""
         public: PublicKey = self.key.public_key()
         return public
 
     def sign(self, data: bytes) -> bytes:
+        """Sign ``data`` with :attr:`key` in the scheme of its type (see :func:`sign_bytes`)."""
         return sign_bytes(self.key, data)
 
 
@@ -89,9 +95,11 @@ class SignResult:
 
     @property
     def root_digest(self) -> str:
+        """The manifest's root digest, hex."""
         return self.manifest.root_digest.hex()
 
     def to_dict(self) -> dict[str, Any]:
+        """What was signed, as a JSON-ready dict (signature path, signer, root digest, counts)."""
         return {
             "signed": True,
             "signature": str(self.signature_path) if self.signature_path else None,
@@ -114,9 +122,11 @@ class VerificationResult:
 
     @property
     def root_digest(self) -> str:
+        """The verified manifest's root digest, hex."""
         return self.manifest.root_digest.hex()
 
     def to_dict(self) -> dict[str, Any]:
+        """What was verified, as a JSON-ready dict (signer, root digest, fingerprint, counts)."""
         return {
             "verified": True,
             "model_path": str(self.model_path),
@@ -148,7 +158,12 @@ def digest(
     reader: Reader = "read",
     progress: Progress | None = None,
 ) -> Manifest:
-    """Hash a model (file or directory) into an OMS manifest; see :class:`HashOptions`."""
+    """Hash a model (file or directory) into an OMS manifest, without signing it.
+
+    The options are those of :class:`HashOptions`. A model that cannot be hashed safely (a
+    refused symlink, a file that vanished or changed while read) is a
+    :class:`modelseal.errors.ModelPathError`.
+    """
     options = HashOptions(
         hash_type=hash_type,
         shard_size=shard_size,
@@ -199,7 +214,10 @@ def sign(
     :class:`Signer`. With ``certificate`` (and ``certificate_chain``) the bundle carries the
     X.509 chain instead of a key hint. The signature file, if inside the model, is not hashed.
     With ``fingerprint`` the weights fingerprint is recorded in the signed predicate and checked
-    by :func:`verify` (other OMS verifiers ignore it).
+    by :func:`verify` (other OMS verifiers ignore it). Raises a
+    :class:`modelseal.errors.ModelsealError` subclass (an unreadable key, a model that cannot be
+    hashed safely or has nothing to sign); no signature file is written then. An existing
+    ``signature`` file is replaced atomically.
     """
     signer = _as_signer(private_key, passphrase)
     options = HashOptions(
@@ -270,7 +288,7 @@ def sign_outcome(
         # OMS has no entry for an empty file in the shards method; record them ourselves.
         own_ext["empty_files"] = list(empty_files)
     if fingerprint:
-        from modelseal.loading.fingerprint import fingerprint as weights_fingerprint
+        from modelseal.hashing.fingerprint import fingerprint as weights_fingerprint
 
         covered = {item.path for item in manifest.items}
         own_ext["fingerprint"] = weights_fingerprint(model_path, only=covered).to_dict()
@@ -450,8 +468,8 @@ def _check_fingerprint(
         return []
     if not isinstance(claim, dict) or not isinstance(claim.get("digest"), str):
         return [Reason("malformed", "the signed weights fingerprint is not well-formed")]
-    from modelseal.loading.fingerprint import SCHEME, fingerprint_buffers
-    from modelseal.loading.fingerprint import fingerprint as weights_fingerprint
+    from modelseal.hashing.fingerprint import SCHEME, fingerprint_buffers
+    from modelseal.hashing.fingerprint import fingerprint as weights_fingerprint
 
     if claim.get("scheme") != SCHEME:
         return [Reason("unsupported-algorithm", f"fingerprint scheme {claim.get('scheme')!r}")]

@@ -31,6 +31,9 @@ class OmsBundle:
     certificates: tuple[bytes, ...] = ()
 
     def to_json(self) -> str:
+        """The bundle as sigstore bundle v0.3 JSON: the DSSE envelope and either a public-key hint
+        or the certificate chain.
+        """
         material: dict[str, Any]
         if self.certificates:
             material = {

@@ -45,7 +45,10 @@ _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 
 def generate_key(algorithm: str = "ecdsa-p256") -> PrivateKey:
-    """A new private key for one of :data:`ALGORITHMS`."""
+    """A new private key for one of :data:`ALGORITHMS`.
+
+    Any other name is an :class:`UnsupportedAlgorithmError`.
+    """
     if algorithm == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
     if algorithm.startswith("ecdsa-p"):
@@ -122,6 +125,7 @@ def verify_bytes(key: PublicKey, signature: bytes, data: bytes) -> bool:
 
 
 def public_pem(key: PrivateKey | PublicKey) -> bytes:
+    """The SubjectPublicKeyInfo PEM of ``key`` (of its public half for a private key)."""
     public = key.public_key() if not isinstance(key, PublicKey) else key
     return public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

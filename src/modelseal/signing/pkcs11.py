@@ -77,6 +77,7 @@ class Pkcs11Signer:
         return f"Pkcs11Signer({self._uri.describe()})"
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
+        """The token key's public half, read when the signer was opened."""
         return self._public
 
     def sign(self, data: bytes) -> bytes:

@@ -95,6 +95,10 @@ def _parse_certificates(data: bytes, *, skip_bad: bool) -> list[x509.Certificate
 
 
 def parse_bundle_certificates(ders: Sequence[bytes]) -> list[x509.Certificate]:
+    """Parse a bundle's DER certificates, in order.
+
+    One that is not valid DER is a :class:`MalformedSignatureError`.
+    """
     try:
         return [x509.load_der_x509_certificate(d) for d in ders]
     except ValueError:

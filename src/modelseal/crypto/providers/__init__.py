@@ -51,7 +51,9 @@ class KeyProvider(Protocol):
 class RotatingProvider(KeyProvider, Protocol):
     """A provider that can make a new KEK current and later destroy the old ones."""
 
-    def current_kek_id(self) -> str: ...
+    def current_kek_id(self) -> str:
+        """The id of the KEK :meth:`wrap` uses now."""
+        ...
 
     def add_kek(self) -> str:
         """Create a new KEK and make it current (old KEKs still unwrap); returns its id."""

@@ -39,6 +39,7 @@ class AwsKmsProvider:
 
     @property
     def name(self) -> str:
+        """``aws-kms``, the provider scheme recorded in envelopes."""
         return NAME
 
     def _kms(self) -> Any:
@@ -91,12 +92,22 @@ class AwsKmsProvider:
         return {"modelseal": "data-key/v1", "context": base64.b64encode(context).decode("ascii")}
 
     def wrap(self, data_key: bytes, *, context: bytes) -> WrappedKey:
+        """Encrypt ``data_key`` with the KMS key, ``context`` bound as its encryption context.
+
+        The wrapped key names the KMS key by its ARN. Errors are :class:`ProviderError`.
+        """
         out = self._call(
             "encrypt", KeyId=self._key, Plaintext=data_key, EncryptionContext=self._context(context)
         )
         return WrappedKey(NAME, str(out["KeyId"]), bytes(out["CiphertextBlob"]))
 
     def unwrap(self, wrapped: WrappedKey, *, context: bytes) -> bytes:
+        """Decrypt with the KMS key that wrapped ``wrapped``.
+
+        A wrong ``context``, a modified ciphertext or a disabled or deleted key is an
+        :class:`UnwrapError`; a key wrapped by another provider, or KMS unreachable, a
+        :class:`ProviderError`.
+        """
         if wrapped.provider != NAME:
             raise ProviderError(
                 f"this data key was wrapped by the {wrapped.provider!r} provider, not {NAME!r}",
@@ -111,12 +122,18 @@ class AwsKmsProvider:
         return bytes(out["Plaintext"])
 
     def current_kek_id(self) -> str:
+        """The ARN of the KMS key the configured key id, ARN or alias names now."""
         return str(self._call("describe_key", KeyId=self._key)["KeyMetadata"]["Arn"])
 
     def kek_ids(self) -> frozenset[str]:
+        """The current key's ARN and those this provider object rotated away from."""
         return frozenset({self.current_kek_id(), *self._previous})
 
     def add_kek(self) -> str:
+        """Create a KMS key and point the configured alias at it; returns its ARN.
+
+        The key URI must be an ``alias/`` (a :class:`UsageError` otherwise).
+        """
         if not self._key.startswith("alias/"):
             raise UsageError(
                 "AWS KMS rotation without --new-kek needs an alias/ key URI",
@@ -129,6 +146,7 @@ class AwsKmsProvider:
         return str(new["Arn"])
 
     def retire(self, kek_ids: frozenset[str]) -> None:
+        """Disable these KMS keys and schedule their deletion (``PENDING_DELETION_DAYS`` days)."""
         for kek_id in sorted(kek_ids):
             # The bare key id: KMS accepts it for keys of this account, and moto accepts no ARN.
             key_id = kek_id.rsplit("/", 1)[-1] if ":key/" in kek_id else kek_id

@@ -50,15 +50,23 @@ class LocalProvider:
 
     @property
     def name(self) -> str:
+        """``local``, the provider scheme recorded in envelopes."""
         return NAME
 
     def current_kek_id(self) -> str:
+        """The primary key's id (decimal), the KEK :meth:`wrap` uses."""
         return str(self._keyset.primary_key_id)
 
     def kek_ids(self) -> frozenset[str]:
+        """The id (decimal) of every key in the keyset file."""
         return frozenset(str(k) for k in self._keyset.key_ids())
 
     def wrap(self, data_key: bytes, *, context: bytes) -> WrappedKey:
+        """AES-GCM under the primary KEK with ``context`` as associated data.
+
+        The ciphertext is Tink's RAW layout (IV 12 || ciphertext || tag), so ``tink.aead``
+        unwraps it too.
+        """
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         kek = ks.decode_aead_key(self._keyset.primary())
@@ -67,6 +75,11 @@ class LocalProvider:
         return WrappedKey(NAME, str(kek.key_id), sealed)
 
     def unwrap(self, wrapped: WrappedKey, *, context: bytes) -> bytes:
+        """Decrypt under the KEK ``wrapped`` names.
+
+        A KEK not in the file, a failed tag or a wrong ``context`` is an :class:`UnwrapError`; a
+        key wrapped by another provider a :class:`ProviderError`.
+        """
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -94,12 +107,14 @@ class LocalProvider:
             ) from None
 
     def add_kek(self) -> str:
+        """Add a fresh AES-256 KEK, make it primary and write the file back; returns its id."""
         with self._lock:
             self._keyset = ks.add_aead_key(self._keyset)
             self._save()
             return self.current_kek_id()
 
     def retire(self, kek_ids: frozenset[str]) -> None:
+        """Remove these KEKs from the file (and the file itself once no key is left)."""
         with self._lock:
             drop = [k for k in self._keyset.key_ids() if str(k) in kek_ids]
             if len(drop) == len(self._keyset.keys):

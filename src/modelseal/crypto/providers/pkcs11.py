@@ -39,6 +39,7 @@ class Pkcs11Provider:
 
     @property
     def name(self) -> str:
+        """``pkcs11``, the provider scheme recorded in envelopes."""
         return NAME
 
     def _keys(self, s: Any) -> dict[str, Any]:
@@ -64,14 +65,17 @@ class Pkcs11Provider:
         return kek_id, keys[kek_id]
 
     def current_kek_id(self) -> str:
+        """The id (hex ``CKA_ID``) of the newest KEK with the URI's label."""
         with session(self._uri) as s:
             return self._current(s)[0]
 
     def kek_ids(self) -> frozenset[str]:
+        """The id (hex ``CKA_ID``) of every KEK on the token with the URI's label."""
         with session(self._uri) as s:
             return frozenset(self._keys(s))
 
     def wrap(self, data_key: bytes, *, context: bytes) -> WrappedKey:
+        """AES-GCM on the token under the newest KEK, ``context`` as associated data."""
         from pkcs11 import Mechanism, PKCS11Error
         from pkcs11.mechanisms import GCMParams
 
@@ -92,6 +96,11 @@ class Pkcs11Provider:
         return WrappedKey(NAME, kek_id, iv + bytes(sealed))
 
     def unwrap(self, wrapped: WrappedKey, *, context: bytes) -> bytes:
+        """Decrypt on the token under the KEK ``wrapped`` names.
+
+        A missing KEK, a failed tag or a wrong ``context`` is an :class:`UnwrapError`; a key
+        wrapped by another provider a :class:`ProviderError`.
+        """
         from pkcs11 import Mechanism, PKCS11Error
         from pkcs11.mechanisms import GCMParams
 
@@ -121,6 +130,9 @@ class Pkcs11Provider:
         return bytes(plain)
 
     def add_kek(self) -> str:
+        """Generate the next AES-256 KEK (sensitive, not extractable) with the URI's label on the
+        token and make it current; returns its id.
+        """
         from pkcs11 import Attribute, KeyType
 
         with session(self._uri, rw=True) as s:
@@ -143,6 +155,7 @@ class Pkcs11Provider:
         return key_id.hex()
 
     def retire(self, kek_ids: frozenset[str]) -> None:
+        """Destroy these KEKs on the token."""
         with session(self._uri, rw=True) as s:
             for kek_id, key in self._keys(s).items():
                 if kek_id in kek_ids:

@@ -43,6 +43,7 @@ class Tensor:
 
     @property
     def numel(self) -> int:
+        """The number of elements (1 for a scalar)."""
         count = 1
         for dim in self.shape:
             count *= dim

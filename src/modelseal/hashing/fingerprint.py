@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from modelseal.errors import InputError, UnsupportedAlgorithmError
-from modelseal.hashing.walk import DEFAULT_IGNORES, IgnoreRules, list_model
-from modelseal.loading.tensors import (
+from modelseal.hashing.tensors import (
     Tensor,
     TensorFormatError,
     detect,
     read_tensors,
     weights_kind,
 )
+from modelseal.hashing.walk import DEFAULT_IGNORES, IgnoreRules, list_model
 
 CHUNK = 16 << 20
 SCHEME = "modelseal/weights/v1"
@@ -47,6 +47,7 @@ class Fingerprint:
     ignore_names: bool
 
     def to_dict(self) -> dict[str, object]:
+        """This fingerprint as a JSON-ready dict (what a signature's extension records)."""
         return dataclasses.asdict(self)
 
 
@@ -145,8 +146,11 @@ def fingerprint(
     only: Collection[str] | None = None,
     workers: int | None = None,
 ) -> Fingerprint:
-    """Fingerprint the weights at ``path``: one file (safetensors, .npy/.npz, PyTorch zip
-    checkpoint, ONNX) or every weights file of a directory (e.g. sharded safetensors).
+    """A digest of the weights at ``path``, the same whatever format holds them.
+
+    ``path`` is one file (safetensors, .npy/.npz, PyTorch zip checkpoint, ONNX) or a directory,
+    whose weights files all count (e.g. sharded safetensors; ``only`` limits them to these
+    relative paths). With ``ignore_names`` tensors count by content alone.
 
     Nothing in the files is executed: PyTorch pickles go through an unpickler whose only
     resolvable names are inert stand-ins. Raises :class:`modelseal.errors.InputError` for
