@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ("pytester",)
-
 from modelseal.signing.keys import generate_key, write_key_pair
+
+pytest_plugins = ("pytester",)
 
 
 def build_kat_model(root: Path) -> Path:

@@ -68,16 +68,18 @@ def test_embedded_workflow(
     assert (home / "audit" / "witness.checkpoint").exists()
     code, out, _ = run(capsys, "audit", "export", "--format", "jsonl")
     records = [json.loads(line) for line in out.splitlines()]
+    downloads = ["model.download"] * 5  # the pull: every file's download is audited
     assert [r["action"] for r in records] == [
-        "model.create", "version.publish", "version.publish", "alias.move", "version.delete",
+        "model.create", "version.publish", "version.publish", "alias.move", *downloads,
+        "version.delete",
     ]  # fmt: skip
     code, out, _ = run(capsys, "audit", "export", "--format", "csv", "-o", tmp_path / "a.csv")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "a.csv").read_text())))
-    assert len(rows) == 5 and rows[3]["action"] == "alias.move"
+    assert len(rows) == 10 and rows[3]["action"] == "alias.move"
     code, out, _ = run(capsys, "audit", "proof", "inclusion", "2")
     assert json.loads(out)["record"]["action"] == "version.publish"
     code, out, _ = run(capsys, "audit", "proof", "consistency", "2")
-    assert json.loads(out)["new_size"] == 5
+    assert json.loads(out)["new_size"] == 10
     code, out, _ = run(capsys, "registry", "gc", "--grace", "1s", "--json")
     assert code == 0 and json.loads(out)["blobs_deleted"] == 0
 

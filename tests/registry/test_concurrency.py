@@ -10,8 +10,9 @@ import pytest
 
 from modelseal.access.roles import Principal
 from modelseal.audit.verify import verify_log
-from modelseal.store import db
 from modelseal.registry.backend import LocalBackend, push
+from modelseal.registry.versions import ListVersions, SetAlias
+from modelseal.store import db
 from tests.registry.fixtures import Env, SignedModel, open_env
 
 WRITERS = 6
@@ -35,15 +36,13 @@ def test_parallel_pushes(
     barrier = threading.Barrier(WRITERS)
 
     def writer(env: Env, i: int) -> None:
-        b = LocalBackend.__new__(LocalBackend)
-        b.registry = env.registry
-        b.actor = Principal(f"writer{i}", superuser=True)
+        b = LocalBackend(env.registry, Principal(f"writer{i}", superuser=True))
         try:
             barrier.wait(timeout=60)
             for _ in range(PUSHES):
                 push(b, signed_model.path, name="shared", signature=signed_model.signature,
                      public_key=signed_model.public_key)  # fmt: skip
-                b.set_alias("shared", "staging", 1)
+                b.call(SetAlias(name="shared", alias="staging", version=1))
         except BaseException as exc:
             errors.append(exc)
 
@@ -54,8 +53,8 @@ def test_parallel_pushes(
         t.join(timeout=300)
     try:
         assert not errors, errors
-        versions = first.registry.list_versions(first.admin, "shared")
-        assert [v.number for v in versions] == list(range(1, WRITERS * PUSHES + 1))
+        versions = first.registry.run(first.admin, ListVersions(name="shared"))
+        assert [v.version for v in versions] == list(range(1, WRITERS * PUSHES + 1))
         by_writer = {v.created_by for v in versions}
         assert by_writer == {f"writer{i}" for i in range(WRITERS)}
         with db.reading(first.engine()) as conn:

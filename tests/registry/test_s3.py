@@ -11,6 +11,7 @@ import pytest
 
 from modelseal.registry.backend import LocalBackend, pull, push
 from modelseal.registry.blobs import BlobStore
+from modelseal.registry.gc import CollectGarbage
 from modelseal.registry.models import VersionRef
 from tests.registry.fixtures import Env, SignedModel, open_env
 
@@ -54,9 +55,7 @@ def s3_env(
 
 
 def local(env: Env) -> LocalBackend:
-    b = LocalBackend.__new__(LocalBackend)
-    b.registry, b.actor = env.registry, env.admin
-    return b
+    return LocalBackend(env.registry, env.admin)
 
 
 def test_s3_round_trip_dedup_and_gc(s3_env: Env, signed_model: SignedModel, tmp_path: Path) -> None:
@@ -65,7 +64,7 @@ def test_s3_round_trip_dedup_and_gc(s3_env: Env, signed_model: SignedModel, tmp_
     assert not store.local
     info = push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
     count = sum(1 for _ in store.digests())
-    assert count == len({f.blob for f in info.files})
+    assert count == len({f.sha256 for f in info.files})
     push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
     assert sum(1 for _ in store.digests()) == count  # stored once
     pull(b, VersionRef.parse("m:2"), tmp_path / "out")
@@ -74,7 +73,7 @@ def test_s3_round_trip_dedup_and_gc(s3_env: Env, signed_model: SignedModel, tmp_
     ).read_bytes()
     orphan = store.put([b"left behind by a crash"])
     assert store.exists(orphan.digest)
-    report = b.gc(-1)
+    report = b.call(CollectGarbage(grace_seconds=0))
     assert report.blobs_deleted == 1 and not store.exists(orphan.digest)
     assert sum(1 for _ in store.digests()) == count and not list(store.temporaries())
 
@@ -84,7 +83,7 @@ def test_s3_corruption_is_caught_on_download(
 ) -> None:
     sm, b = signed_model, local(s3_env)
     info = push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
-    blob = next(f.blob for f in info.files if f.path == "config.json")
+    blob = next(f.sha256 for f in info.files if f.path == "config.json")
     store: BlobStore = s3_env.registry.blobs
     with store.fs.open(store.path(blob), "wb") as handle:
         handle.write(b"{}")

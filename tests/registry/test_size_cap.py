@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from modelseal.errors import InputError
+from modelseal.errors import InputError, NotFoundError, TooLargeError
 from modelseal.registry.backend import push
 from modelseal.registry.config import DEFAULT_MAX_FILE_BYTES, RegistryConfig
-from modelseal.registry.errors import NotFoundError, TooLargeError
-from modelseal.registry.service import Registry
+from modelseal.registry.core import Registry
+from modelseal.registry.receive import UploadFile
+from modelseal.registry.uploads import BeginUpload
+from modelseal.registry.versions import ListVersions
 from tests.registry.fixtures import Env, SignedModel, make_signed_model, open_env
 from tests.registry.test_encrypted import audit, backend, new_kek
 
@@ -42,7 +44,7 @@ def test_a_file_over_the_cap_is_refused_and_audited(
         assert err.value.exit_code == 2 and "max_file_bytes" in err.value.hint
         assert any("larger than this registry accepts" in r for r in _denials(env))
         with pytest.raises(NotFoundError):
-            store.list_versions("m")  # nothing half-published
+            store.call(ListVersions(name="m"))  # nothing half-published
         assert not list(env.registry.blobs.temporaries())  # nothing left behind
     finally:
         env.registry.close()
@@ -50,7 +52,7 @@ def test_a_file_over_the_cap_is_refused_and_audited(
     try:  # at the cap exactly: accepted
         store = backend(env)
         push(store, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
-        assert [v.number for v in store.list_versions("m")] == [1]
+        assert [v.version for v in store.call(ListVersions(name="m"))] == [1]
     finally:
         env.registry.close()
 
@@ -62,8 +64,8 @@ def test_a_shards_signature_over_the_cap_is_refused_before_reading(
     env = _capped(open_env(tmp_path / "home", sqlite_url), BIGGEST - 1)
     try:
         reg, admin = env.registry, env.admin
-        upload = reg.begin_upload(admin, "m", bundle=sm.signature.read_bytes(),
-                                  public_key=sm.public_key.read_bytes())  # fmt: skip
+        upload = reg.run(admin, BeginUpload(name="m", bundle=sm.signature.read_text(),
+                                            public_key=sm.public_key.read_text()))  # fmt: skip
         read: list[int] = []
 
         def body() -> Iterator[bytes]:
@@ -71,7 +73,8 @@ def test_a_shards_signature_over_the_cap_is_refused_before_reading(
             yield (sm.path / "weights" / "model-00001.bin").read_bytes()
 
         with pytest.raises(TooLargeError):
-            reg.receive_file(admin, upload.id, "weights/model-00001.bin", body())
+            target = UploadFile(upload_id=upload.upload_id, path="weights/model-00001.bin")
+            reg.receive(admin, target, body())
         assert read == []  # refused from the signed sizes alone: not one byte was read
         assert not list(reg.blobs.temporaries())
     finally:

@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from modelseal.audit.verify import verify_log
+from modelseal.errors import ConflictError, NotFoundError
+from modelseal.registry.receive import UploadFile
+from modelseal.registry.replay import check_live_state
+from modelseal.registry.uploads import BeginUpload, PublishUpload
+from modelseal.registry.versions import DeleteVersion, ListVersions, ResolveVersion, SetAlias
 from modelseal.store import db
-from modelseal.registry.errors import ConflictError, NotFoundError
-from modelseal.registry.models import VersionRef
 from tests.registry.fixtures import make_signed_model, open_env
 
 ALIASES = ("staging", "production", "canary")
@@ -48,13 +51,14 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule()
     def push(self) -> None:
         reg, admin, sm = self.env.registry, self.env.admin, self.model
-        up = reg.begin_upload(admin, "m", bundle=sm.signature.read_bytes(),
-                              public_key=sm.public_key.read_bytes())  # fmt: skip
+        up = reg.run(admin, BeginUpload(name="m", bundle=sm.signature.read_text(),
+                                        public_key=sm.public_key.read_text()))  # fmt: skip
         for path in up.files:
-            reg.receive_file(admin, up.id, path, [(sm.path / path).read_bytes()])
-        info = reg.publish(admin, up.id)
-        assert info.number == len(self.versions) + 1
-        self.versions[info.number] = True
+            reg.receive(admin, UploadFile(upload_id=up.upload_id, path=path),
+                        [(sm.path / path).read_bytes()])  # fmt: skip
+        info = reg.run(admin, PublishUpload(upload_id=up.upload_id))
+        assert info.version == len(self.versions) + 1
+        self.versions[info.version] = True
 
     @rule(alias=st.sampled_from(ALIASES), pick=st.integers(0, 20))
     def move(self, alias: str, pick: int) -> None:
@@ -65,11 +69,11 @@ class RegistryMachine(RuleBasedStateMachine):
         elif not self.versions[number]:
             expected = ConflictError
         else:
-            reg.set_alias(admin, "m", alias, number)
+            reg.run(admin, SetAlias(name="m", alias=alias, version=number))
             self.aliases[alias] = number
             return
         try:
-            reg.set_alias(admin, "m", alias, number)
+            reg.run(admin, SetAlias(name="m", alias=alias, version=number))
         except expected:
             return
         raise AssertionError(f"moving {alias} to {number} should fail")
@@ -80,7 +84,8 @@ class RegistryMachine(RuleBasedStateMachine):
         if not live:
             return
         number = live[pick % len(live)]
-        self.env.registry.delete_version(self.env.admin, "m", number, reason="test")
+        self.env.registry.run(self.env.admin, DeleteVersion(name="m", number=number,
+                                                            reason="test"))  # fmt: skip
         self.versions[number] = False
         self.aliases = {a: n for a, n in self.aliases.items() if n != number}
 
@@ -89,14 +94,16 @@ class RegistryMachine(RuleBasedStateMachine):
         reg, admin = self.env.registry, self.env.admin
         if not self.versions:
             return
-        found = {v.number: not v.deleted for v in reg.list_versions(admin, "m")}
+        every = reg.run(admin, ListVersions(name="m", include_deleted=True))
+        found = {v.version: not v.deleted for v in every}
         assert found == self.versions
         for alias in ALIASES:
             if alias in self.aliases:
-                got = reg.get_version(admin, VersionRef("m", alias=alias)).number
+                got = reg.run(admin, ResolveVersion(name="m", alias=alias)).version
                 assert got == self.aliases[alias]
         with db.reading(self.env.engine()) as conn:
             verify_log(conn, reg.audit.signer.verifier).raise_for_findings()
+            assert check_live_state(conn) == []  # the tables say what the log says
             moves = [r for r in reg.audit.records(conn) if r.action == "alias.move"]
         last = {r.details["alias"]: r.details["to"] for r in moves}
         for alias, number in self.aliases.items():

@@ -12,6 +12,7 @@ import modelseal
 from modelseal.errors import SignatureMismatchError, UsageError
 from modelseal.registry.backend import LocalBackend, pull, push
 from modelseal.registry.models import VersionRef
+from modelseal.registry.trusted_keys import AddTrustedKey, RemoveTrustedKey
 from modelseal.signing.keys import generate_key, write_key_pair
 from tests.interop._pki import build_pki
 from tests.registry.fixtures import SignedModel, open_env
@@ -19,9 +20,7 @@ from tests.registry.fixtures import SignedModel, open_env
 
 def _local(home: Path, url: str) -> LocalBackend:
     env = open_env(home, url)
-    b = LocalBackend.__new__(LocalBackend)
-    b.registry, b.actor = env.registry, env.admin
-    return b
+    return LocalBackend(env.registry, env.admin)
 
 
 def test_pinned_signer_keys(tmp_path: Path, signed_model: SignedModel, sqlite_url: str) -> None:
@@ -37,7 +36,7 @@ def test_pinned_signer_keys(tmp_path: Path, signed_model: SignedModel, sqlite_ur
     with pytest.raises(SignatureMismatchError, match="not trusted by this registry"):
         push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
     shutil.copy(sm.public_key, keys / "ours.pub")
-    assert push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key).number == 1
+    assert push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key).version == 1
     b.close()
 
 
@@ -72,8 +71,7 @@ def test_trusted_keys_managed_in_the_registry(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     from modelseal.cli.main import main
-    from modelseal.errors import InputError
-    from modelseal.registry.errors import ConflictError, NotFoundError
+    from modelseal.errors import ConflictError, InputError, NotFoundError
 
     home = tmp_path / "home"
     monkeypatch.setenv("MODELSEAL_HOME", str(home))
@@ -89,16 +87,16 @@ def test_trusted_keys_managed_in_the_registry(
     b = _local(home, sqlite_url)
     with pytest.raises(SignatureMismatchError, match="not trusted"):
         push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
-    b.registry.add_trusted_key(b.actor, sm.public_key.read_bytes(), name="ours")
-    assert push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key).number == 1
+    b.call(AddTrustedKey(pem=sm.public_key.read_text(), name="ours"))
+    assert push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key).version == 1
     with pytest.raises(ConflictError, match="already trusted"):
-        b.registry.add_trusted_key(b.actor, sm.public_key.read_bytes(), name="again")
+        b.call(AddTrustedKey(pem=sm.public_key.read_text(), name="again"))
     with pytest.raises(InputError, match="not a PEM public key"):
-        b.registry.add_trusted_key(b.actor, b"nope", name="x")
+        b.call(AddTrustedKey(pem="nope", name="x"))
     with pytest.raises(InputError, match="invalid name"):
-        b.registry.add_trusted_key(b.actor, other.with_suffix(".pub").read_bytes(), name="")
+        b.call(AddTrustedKey(pem=other.with_suffix(".pub").read_text(), name=""))
     with pytest.raises(NotFoundError, match="no trusted key"):
-        b.registry.remove_trusted_key(b.actor, "0000")
+        b.call(RemoveTrustedKey(key_id="0000"))
     b.close()
     assert main(["registry", "trust", "remove", key_id]) == 0
     assert main(["registry", "trust", "add", str(tmp_path / "missing.pub"), "--name", "x"]) == 2
