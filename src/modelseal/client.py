@@ -79,11 +79,12 @@ class Client:
         verify: ssl.SSLContext | bool = True
         bundle = ca_bundle if ca_bundle is not None else os.environ.get("MODELSEAL_CA_BUNDLE")
         if bundle:
+            source = "the CA bundle" if ca_bundle is not None else "MODELSEAL_CA_BUNDLE"
             try:
                 verify = ssl.create_default_context(cafile=os.fspath(bundle))
             except (OSError, ssl.SSLError) as exc:
                 raise InputError(
-                    f"cannot use the CA bundle {os.fspath(bundle)!r}: {exc}",
+                    f"cannot use {source} {os.fspath(bundle)!r}: {exc}",
                     hint="point it at a PEM file of CA certificates",
                 ) from None
         self.url = url.rstrip("/")

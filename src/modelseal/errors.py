@@ -58,21 +58,31 @@ class InputError(UsageError):
 class ModelPathError(InputError):
     """The model path is missing, unreadable, or holds entries that may not be hashed."""
 
+    code = "model-path"
+
 
 class KeyFileError(InputError):
     """A key file cannot be read, decrypted or used for the requested operation."""
+
+    code = "key-file"
 
 
 class PassphraseError(KeyFileError):
     """A passphrase is missing or wrong."""
 
+    code = "passphrase"
+
 
 class UnsupportedAlgorithmError(InputError):
     """A key type, hash algorithm or serialization method that modelseal does not support."""
 
+    code = "unsupported-algorithm"
+
 
 class OutputError(InputError):
     """An output file cannot be written."""
+
+    code = "output"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,21 +128,31 @@ class VerificationError(ModelsealError):
 class SignatureMismatchError(VerificationError):
     """The signature does not match the key, or the signed payload was edited."""
 
+    code = "signature-mismatch"
+
 
 class IntegrityError(VerificationError):
     """The model's files differ from the signed manifest."""
+
+    code = "integrity"
 
 
 class CertificateError(VerificationError):
     """The signing certificate is expired, untrusted or not allowed to sign."""
 
+    code = "certificate"
+
 
 class UnsafeModelError(VerificationError):
     """Scanning found unsafe content in a model, or could not scan all of it (exit 1)."""
 
+    code = "unsafe-content"
+
 
 class ModelChangedError(VerificationError):
     """A model file changed on disk while it was being verified and loaded (exit 1)."""
+
+    code = "model-changed"
 
 
 class MalformedSignatureError(VerificationError):
@@ -145,6 +165,8 @@ class MalformedSignatureError(VerificationError):
 
 class UnsupportedSignatureError(MalformedSignatureError):
     """The signature uses a format, method or algorithm modelseal does not verify (exit 2)."""
+
+    code = "unsupported-signature"
 
 
 # ------------------------------------------------------------------ registry, access, server

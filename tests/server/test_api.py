@@ -9,18 +9,28 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelseal.access.principals import RevokeToken
 from modelseal.cli.main import main
-from modelseal.errors import SignatureMismatchError
-from modelseal.registry.backend import pull, push
-from modelseal.registry.errors import (
+from modelseal.client import Client as RemoteBackend
+from modelseal.client import ServerError
+from modelseal.errors import (
     AuthenticationError,
     ConflictError,
     DigestMismatchError,
     NotFoundError,
     PermissionDeniedError,
+    SignatureMismatchError,
 )
+from modelseal.registry.audit_trail import (
+    GetCheckpoint,
+    ListAuditRecords,
+    ProveConsistency,
+    ProveInclusion,
+)
+from modelseal.registry.backend import pull, push
 from modelseal.registry.models import Lineage, VersionRef
-from modelseal.server.client import RemoteBackend, ServerError
+from modelseal.registry.uploads import BeginUpload
+from modelseal.registry.versions import ListModels, ListVersions, ResolveVersion, SetAlias
 from tests.registry.fixtures import SignedModel
 from tests.server.conftest import Running
 
@@ -32,26 +42,26 @@ def test_flow_over_http(server: Running, signed_model: SignedModel, tmp_path: Pa
     ops = RemoteBackend(server.url, token=server.token_for("otto", "devops"))
     info = push(ds, sm.path, name="fraud", signature=sm.signature, public_key=sm.public_key,
                 metadata={"team": "risk"})  # fmt: skip
-    assert info.number == 1 and info.created_by == "dana"
+    assert info.version == 1 and info.created_by == "dana"
     push(ds, sm.path, name="fraud", signature=sm.signature, public_key=sm.public_key)
-    assert ml.set_alias("fraud", "staging", 2).number == 2
-    assert ops.set_alias("fraud", "production", 1).number == 1
+    assert ml.call(SetAlias(name="fraud", alias="staging", version=2)).version == 2
+    assert ops.call(SetAlias(name="fraud", alias="production", version=1)).version == 1
     got = pull(ops, VersionRef.parse("fraud@production"), tmp_path / "prod")
-    assert got.number == 1 and (tmp_path / "prod" / "config.json").exists()
-    assert [m.aliases for m in ml.list_models()] == [{"production": 1, "staging": 2}]
-    assert [v.number for v in ml.list_versions("fraud")] == [1, 2]
-    assert ml.get_version(VersionRef.parse("fraud")).number == 2
+    assert got.version == 1 and (tmp_path / "prod" / "config.json").exists()
+    assert [m.aliases for m in ml.call(ListModels())] == [{"production": 1, "staging": 2}]
+    assert [v.version for v in ml.call(ListVersions(name="fraud"))] == [1, 2]
+    assert ml.call(ResolveVersion(name="fraud")).version == 2
     with pytest.raises(PermissionDeniedError, match=r"alias\.production"):
-        ml.set_alias("fraud", "production", 2)
+        ml.call(SetAlias(name="fraud", alias="production", version=2))
     with pytest.raises(PermissionDeniedError):
         pull(ds, VersionRef.parse("fraud"), tmp_path / "nope")
     with pytest.raises(NotFoundError, match="unknown model"):
-        ml.get_version(VersionRef.parse("other"))
+        ml.call(ResolveVersion(name="other"))
     with pytest.raises(NotFoundError, match="no alias"):
-        ml.get_version(VersionRef.parse("fraud@canary"))
+        ml.call(ResolveVersion(name="fraud", alias="canary"))
     # The audit trail recorded who did what, and verifies.
     co = RemoteBackend(server.url, token=server.token_for("cora", "compliance-officer"))
-    records = list(co.audit_records(export=True))
+    records = [r.model_dump() for r in co.call(ListAuditRecords(export=True))]
     moves = [
         (r["actor"], r["action"], r["outcome"]) for r in records if r["action"] == "alias.move"
     ]
@@ -62,8 +72,8 @@ def test_flow_over_http(server: Running, signed_model: SignedModel, tmp_path: Pa
     ]
     remote = [r for r in records if not r["actor"].startswith("local:")]
     assert remote and all(r["request_id"] and r["source"] == "127.0.0.1" for r in remote)
-    note = co.audit_checkpoint()
-    proof = co.audit_inclusion(0, None)
+    note = co.call(GetCheckpoint())
+    proof = co.call(ProveInclusion(index=0)).model_dump()
     from modelseal.audit import merkle
     from modelseal.audit.note import Checkpoint
     from modelseal.audit.record import AuditRecord
@@ -75,8 +85,8 @@ def test_flow_over_http(server: Running, signed_model: SignedModel, tmp_path: Pa
     assert merkle.verify_inclusion(
         0, cp.size, leaf, [bytes.fromhex(p) for p in proof["proof"]], cp.root
     )
-    consistency = co.audit_consistency(1, None)
-    assert consistency["new_size"] == cp.size
+    consistency = co.call(ProveConsistency(old=1))
+    assert consistency.new_size == cp.size
 
 
 def test_upload_rejections_over_http(
@@ -97,26 +107,26 @@ def test_upload_rejections_over_http(
     with pytest.raises(Exception, match="not a PEM public key"):
         push(ds, sm.path, name="m", signature=sm.signature, public_key=tmp_path / "k.pub")
     with pytest.raises(NotFoundError):
-        ds.list_versions("m")  # nothing half-published
+        ds.call(ListVersions(name="m"))  # nothing half-published
 
 
 def test_authentication_errors(server: Running) -> None:
     good = server.token_for("alice", "ml-engineer")
     with pytest.raises(AuthenticationError, match="unknown token"):
-        RemoteBackend(server.url, token=good[:-3] + "abc").list_models()
+        RemoteBackend(server.url, token=good[:-3] + "abc").call(ListModels())
     with pytest.raises(AuthenticationError, match="malformed token"):
-        RemoteBackend(server.url, token="hello").list_models()
+        RemoteBackend(server.url, token="hello").call(ListModels())
     with pytest.raises(AuthenticationError, match="no API token"):
         RemoteBackend(server.url, token=None)
     r = httpx.get(f"{server.url}/v1/models")
     assert r.status_code == 401 and r.json()["error"]["message"] == "authentication required"
     assert r.headers["www-authenticate"] == "Bearer"
     token_id = good.split("_")[1]
-    server.env.registry.revoke_token(server.env.admin, token_id)
+    server.env.registry.run(server.env.admin, RevokeToken(token_id=token_id))
     with pytest.raises(AuthenticationError, match="token revoked"):
-        RemoteBackend(server.url, token=good).list_models()
+        RemoteBackend(server.url, token=good).call(ListModels())
     with pytest.raises(ServerError, match="cannot reach"):
-        RemoteBackend("http://127.0.0.1:9", token=good).list_models()
+        RemoteBackend("http://127.0.0.1:9", token=good).call(ListModels())
 
 
 BAD_REQUESTS = [
@@ -219,14 +229,14 @@ def test_client_disconnect_mid_upload_leaves_nothing(
     sm = signed_model
     token = sqlite_server.token_for("dana", "data-scientist")
     client = RemoteBackend(sqlite_server.url, token=token)
-    upload = client.begin_upload(
-        "m", bundle=sm.signature.read_bytes(), public_key=sm.public_key.read_bytes(),
+    upload = client.call(BeginUpload(
+        name="m", bundle=sm.signature.read_text(), public_key=sm.public_key.read_text(),
         metadata={}, lineage=Lineage(),
-    )  # fmt: skip
+    ))  # fmt: skip
     url = urlparse(sqlite_server.url)
     with socket.create_connection((url.hostname, url.port)) as raw:
         raw.sendall(
-            f"PUT /v1/uploads/{upload.id}/files/weights/model-00001.bin HTTP/1.1\r\n"
+            f"PUT /v1/uploads/{upload.upload_id}/files/weights/model-00001.bin HTTP/1.1\r\n"
             f"Host: {url.hostname}\r\nAuthorization: Bearer {token}\r\n"
             "Content-Length: 10000000\r\n\r\n".encode()
             + b"x" * 3_000_000
@@ -236,5 +246,5 @@ def test_client_disconnect_mid_upload_leaves_nothing(
     while list(store.temporaries()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not list(store.temporaries())  # the partial blob was removed at once
-    assert client.list_models() == []  # the server is fine, nothing was published
+    assert client.call(ListModels()) == []  # the server is fine, nothing was published
     client.close()

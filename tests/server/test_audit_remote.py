@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, update
 
+from modelseal.access.principals import CreateUser
 from modelseal.audit import merkle
 from modelseal.audit.record import AuditRecord
 from modelseal.cli.main import main
@@ -30,10 +31,10 @@ def test_remote_verify(
     args = ["audit", "verify", "--server", running.url, "--token-file", str(token),
             "--vkey", str(vkey)]  # fmt: skip
     for i in range(4):
-        running.env.registry.create_user(running.env.admin, f"user{i}")
+        running.env.registry.run(running.env.admin, CreateUser(name=f"user{i}"))
     assert main(args) == 0
     assert "0 external checkpoint(s)" in capsys.readouterr().out
-    running.env.registry.create_user(running.env.admin, "later")
+    running.env.registry.run(running.env.admin, CreateUser(name="later"))
     assert main(args) == 0  # the witness from the first run is extended
     assert "1 external checkpoint(s) consistent" in capsys.readouterr().out
 

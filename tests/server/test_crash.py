@@ -17,12 +17,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelseal.access import principals
 from modelseal.audit.verify import verify_log
-from modelseal.store import db
+from modelseal.client import Client as RemoteBackend
+from modelseal.errors import NotFoundError
 from modelseal.registry.backend import pull, push
-from modelseal.registry.errors import NotFoundError
+from modelseal.registry.gc import CollectGarbage
 from modelseal.registry.models import Lineage, VersionRef
-from modelseal.server.client import RemoteBackend
+from modelseal.registry.receive import UploadFile
+from modelseal.registry.uploads import BeginUpload
+from modelseal.registry.versions import ListModels, ListVersions, ResolveVersion, SetAlias
+from modelseal.store import db
 from tests.registry.fixtures import Env, SignedModel, open_env
 
 
@@ -86,10 +91,10 @@ def crashable(db_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, Env]
 
 
 def _token(env: Env, user: str, *roles: str) -> str:
-    env.registry.create_user(env.admin, user)
+    env.registry.run(env.admin, principals.CreateUser(name=user))
     for role in roles:
-        env.registry.grant_role(env.admin, user, role)
-    return str(env.registry.create_token(env.admin, user).value)
+        env.registry.run(env.admin, principals.GrantRole(name=user, role=role))
+    return str(env.registry.run(env.admin, principals.CreateToken(name=user)).token)
 
 
 def _verify(env: Env) -> None:
@@ -108,10 +113,10 @@ def test_kill_during_upload(
     token = _token(env, "dana", "data-scientist", "ml-engineer")
     server.start()
     client = RemoteBackend(server.url, token=token)
-    upload = client.begin_upload(
-        "m", bundle=sm.signature.read_bytes(), public_key=sm.public_key.read_bytes(),
+    upload = client.call(BeginUpload(
+        name="m", bundle=sm.signature.read_text(), public_key=sm.public_key.read_text(),
         metadata={}, lineage=Lineage(),
-    )  # fmt: skip
+    ))  # fmt: skip
     sent = threading.Event()
 
     def slow_chunks() -> Iterator[bytes]:
@@ -126,7 +131,8 @@ def test_kill_during_upload(
 
     def send() -> None:
         try:
-            client.send_file(upload, "weights/model-00001.bin", slow_chunks())
+            target = UploadFile(upload_id=upload.upload_id, path="weights/model-00001.bin")
+            client.send(target, slow_chunks())
         except BaseException as exc:
             failure.append(exc)
 
@@ -137,17 +143,17 @@ def test_kill_during_upload(
     server.kill()
     # After the crash: nothing visible, the log verifies.
     with pytest.raises(NotFoundError):
-        env.registry.list_versions(env.admin, "m")
+        env.registry.run(env.admin, ListVersions(name="m"))
     _verify(env)
     server.start()
     client = RemoteBackend(server.url, token=token)
-    assert client.list_models() == []
-    report = env.registry.gc(env.admin, grace_seconds=-1)
+    assert client.call(ListModels()) == []
+    report = env.registry.run(env.admin, CollectGarbage(grace_seconds=0))
     assert report.uploads_expired == 1 and report.temporaries_deleted >= 1
     assert not list(env.registry.blobs.temporaries())
     # The same push completes after the restart.
     info = push(client, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
-    assert info.number == 1
+    assert info.version == 1
     pull(client, VersionRef.parse("m"), tmp_path / "out")
     _verify(env)
 
@@ -170,7 +176,7 @@ def test_kill_during_alias_moves(
         i = 0
         while not stop.is_set() and i < 5000:
             try:
-                mover_client.set_alias("m", "production", 1 + i % 2)
+                mover_client.call(SetAlias(name="m", alias="production", version=1 + i % 2))
             except Exception:
                 return
             done.append(1 + i % 2)
@@ -187,11 +193,11 @@ def test_kill_during_alias_moves(
     # (at most one more committed whose answer the crash swallowed).
     with db.reading(env.engine()) as conn:
         moves = [r for r in env.registry.audit.records(conn) if r.action == "alias.move"]
-    current = env.registry.get_version(env.admin, VersionRef.parse("m@production")).number
+    current = env.registry.run(env.admin, ResolveVersion(name="m", alias="production")).version
     assert moves and current == moves[-1].details["to"]
     assert len(done) <= len(moves) <= len(done) + 1
     _verify(env)
     server.start()
     client = RemoteBackend(server.url, token=token)
-    assert client.set_alias("m", "production", 1).number == 1
+    assert client.call(SetAlias(name="m", alias="production", version=1)).version == 1
     _verify(env)

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelseal.client import Client as RemoteBackend
 from modelseal.registry.config import RegistryConfig
-from modelseal.server.client import RemoteBackend
+from modelseal.registry.versions import ListModels
 from modelseal.server.ratelimit import FailureLimiter, RateLimitedError
 from tests.registry.fixtures import open_env
 from tests.registry.test_encrypted import audit
@@ -94,7 +95,7 @@ def test_server_answers_429_after_too_many_failures(tmp_path: Path, sqlite_url: 
         assert int(limited.headers["Retry-After"]) > 0
         assert limited.json()["error"]["type"] == "RateLimitedError"
         with pytest.raises(RateLimitedError, match="too many failed authentications"):
-            RemoteBackend(running.url, token=good).list_models()
+            RemoteBackend(running.url, token=good).call(ListModels())
         reasons = [r.reason for r in audit(env) if r.outcome != "allow"]
         assert sum("too many failed authentications" in r for r in reasons) == 2
     finally:

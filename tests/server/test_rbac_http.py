@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
+from modelseal.access.principals import CreateToken, CreateUser
 from modelseal.access.roles import ROLES
 from modelseal.audit.record import AuditRecord
 from modelseal.audit.verify import verify_log
-from modelseal.store import db
 from modelseal.registry.backend import LocalBackend, push
-from tests.access.test_rbac import EXPECTED, STATE_CHANGES, fresh_public_pem
+from modelseal.store import db
+from tests.access.test_rbac import AUDITED_READS, EXPECTED, STATE_CHANGES, fresh_public_pem
 from tests.registry.fixtures import SignedModel
 from tests.server.conftest import Running
 
@@ -24,7 +25,7 @@ def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, str, Any
     reg, admin = running.env.registry, running.env.admin
 
     def new_token_id() -> str:
-        return str(reg.create_token(admin, "victim").id)
+        return str(reg.run(admin, CreateToken(name="victim")).id)
 
     bundle = {"bundle": sm.signature.read_text(), "public_key": sm.public_key.read_text()}
     return {
@@ -43,7 +44,7 @@ def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, str, Any
         "token-revoke": ("POST", lambda: f"/v1/tokens/{new_token_id()}/revoke", None),
         "gc": ("POST", "/v1/gc", {}),
         "trust-add": ("POST", "/v1/trust/keys",
-                      lambda: {"pem": fresh_public_pem().decode(), "name": "team key"}),
+                      lambda: {"pem": fresh_public_pem(), "name": "team key"}),
         "audit-read": ("GET", "/v1/audit/checkpoint", None),
         "audit-export": ("GET", "/v1/audit/records?export=true", None),
     }  # fmt: skip
@@ -60,11 +61,10 @@ def test_rbac_matrix_over_http(
     role: str, sqlite_server: Running, signed_model: SignedModel
 ) -> None:
     running, sm = sqlite_server, signed_model
-    local = LocalBackend.__new__(LocalBackend)
-    local.registry, local.actor = running.env.registry, running.env.admin
+    local = LocalBackend(running.env.registry, running.env.admin)
     for _ in range(2):
         push(local, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
-    running.env.registry.create_user(running.env.admin, "victim")
+    running.env.registry.run(running.env.admin, CreateUser(name="victim"))
     token = running.token_for(f"{role}-user", role)
     table = requests(running, sm)
     assert set(table) == set(itertools.chain.from_iterable(EXPECTED.values())) | {"push"}
@@ -80,7 +80,7 @@ def test_rbac_matrix_over_http(
             if not allowed:
                 assert r.json()["error"]["type"] == "PermissionDeniedError"
             after = last(running)
-            if not allowed or action in STATE_CHANGES:
+            if not allowed or action in STATE_CHANGES | AUDITED_READS:
                 assert after is not None and after != before, (role, action)
                 assert after.actor == f"{role}-user" and after.roles == (role,)
                 assert after.outcome == ("allowed" if allowed else "denied")

@@ -9,10 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from modelseal.client import Client as RemoteBackend
+from modelseal.errors import NotFoundError, TooLargeError
 from modelseal.registry.backend import push
-from modelseal.registry.errors import NotFoundError, TooLargeError
-from modelseal.registry.service import Registry
-from modelseal.server.client import RemoteBackend
+from modelseal.registry.core import Registry
+from modelseal.registry.versions import ListVersions
 from tests.registry.fixtures import Env, SignedModel, open_env
 from tests.server.conftest import start_server, stop_server
 
@@ -32,7 +33,7 @@ def test_over_the_cap_is_413_with_a_json_body(
         with pytest.raises(TooLargeError, match="larger than this registry accepts"):
             push(client, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
         with pytest.raises(NotFoundError):
-            client.list_versions("m")  # nothing half-published
+            client.call(ListVersions(name="m"))  # nothing half-published
 
         auth = {"Authorization": f"Bearer {token}"}
         begun = httpx.post(

@@ -13,8 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from modelseal.client import Client as RemoteBackend
+from modelseal.client import ServerError
 from modelseal.errors import InputError
-from modelseal.server.client import RemoteBackend, ServerError
+from modelseal.registry.versions import ListModels
 from tests.registry.fixtures import open_env
 from tests.server.conftest import start_server, stop_server
 
@@ -57,11 +59,11 @@ def test_tls(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.delenv("MODELSEAL_CA_BUNDLE", raising=False)
         untrusting = RemoteBackend(running.url, token=token)
         with pytest.raises(ServerError, match="cannot reach"):
-            untrusting.list_models()
+            untrusting.call(ListModels())
         untrusting.close()
         monkeypatch.setenv("MODELSEAL_CA_BUNDLE", str(cert))
         trusting = RemoteBackend(running.url, token=token)
-        assert trusting.list_models() == []
+        assert trusting.call(ListModels()) == []
         trusting.close()
         monkeypatch.setenv("MODELSEAL_CA_BUNDLE", str(tmp_path / "missing.pem"))
         with pytest.raises(InputError, match="cannot use MODELSEAL_CA_BUNDLE"):
