@@ -129,7 +129,7 @@ def test_push_and_pull_with_blobs_in_s3_over_http(
     shape: str,
     encrypted: bool,
 ) -> None:
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("AWS_DEFAULT_REGION", "us-east-1"),

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import event, insert, select
 
+from modelseal.audit.committer import GroupCommitter
 from modelseal.audit.log import AuditLog
 from modelseal.audit.note import load_or_create_signer
 from modelseal.audit.record import AuditEvent
 from modelseal.audit.verify import verify_log
 from modelseal.store import db
-from modelseal.audit.committer import GroupCommitter
 from modelseal.store.schema import audit_records, principals
 
 N = 40

@@ -208,12 +208,12 @@ def test_property_stream_round_trip_any_chunking(
 
     digest = hashlib.sha256(data).digest()
     serialization = type("S", (), {"method": "files", "hash_type": "sha256", "shard_size": 0})()
-    signed = SignedFiles(serialization, {"f": ((None, None, digest),)}, frozenset(), "0" * 64)  # type: ignore[arg-type]
+    signed = SignedFiles(serialization, {"f": ((None, None, digest),)}, frozenset(), "0" * 64)
     assert ManifestItem("f", digest).start is None
     key = ks.new_streaming_keyset()
     result = enc.PlainDigest()
     ad = enc.blob_associated_data("m", "0" * 64, "f")
-    ciphertext = b"".join(
+    ciphertext: bytes | bytearray = b"".join(
         enc.encrypted_chunks(ks.primary_streaming_key(key), lambda: io.BytesIO(data), path="f",
                              signed=signed, associated_data=ad, result=result)
     )  # fmt: skip
@@ -227,10 +227,13 @@ def test_property_stream_round_trip_any_chunking(
         pieces.append(bytes(ciphertext[at : at + cuts[i % len(cuts)]]))
         at, i = at + cuts[i % len(cuts)], i + 1
     out = io.BytesIO()
-    decrypt = lambda: enc.decrypt_file(  # noqa: E731
-        ks.decryption_keys(key), pieces, out, path="f", associated_data=ad,
-        expected_sha256=digest.hex(), expected_size=len(data),
-    )  # fmt: skip
+
+    def decrypt() -> None:
+        enc.decrypt_file(
+            ks.decryption_keys(key), pieces, out, path="f", associated_data=ad,
+            expected_sha256=digest.hex(), expected_size=len(data),
+        )  # fmt: skip
+
     if flip is None:
         decrypt()
         assert out.getvalue() == data

@@ -44,7 +44,7 @@ def s3_env(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("MODELSEAL_S3_ENDPOINT_URL", s3_endpoint)
     bucket = f"models-{tmp_path.name[-20:].lower().replace('_', '-')}".strip("-")
-    import boto3
+    import boto3  # type: ignore[import-untyped]
 
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     env = open_env(tmp_path / "home", sqlite_url, blob_url=f"s3://{bucket}/registry")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -103,7 +104,8 @@ def test_versions_are_numbered_and_blobs_deduplicated(
     registry: Env, signed_model: SignedModel
 ) -> None:
     b = backend(registry)
-    kw = {"signature": signed_model.signature, "public_key": signed_model.public_key}
+    kw: dict[str, Any] = {"signature": signed_model.signature,
+                          "public_key": signed_model.public_key}  # fmt: skip
     push(b, signed_model.path, name="m", **kw)
     before = blob_count(registry)
     push(b, signed_model.path, name="m", **kw)
@@ -123,7 +125,8 @@ def test_aliases_move_and_roll_back(
     registry: Env, signed_model: SignedModel, tmp_path: Path
 ) -> None:
     b = backend(registry)
-    kw = {"signature": signed_model.signature, "public_key": signed_model.public_key}
+    kw: dict[str, Any] = {"signature": signed_model.signature,
+                          "public_key": signed_model.public_key}  # fmt: skip
     push(b, signed_model.path, name="m", **kw)
     push(b, signed_model.path, name="m", **kw)
     b.call(SetAlias(name="m", alias="production", version=1))
@@ -154,7 +157,8 @@ def test_aliases_move_and_roll_back(
 
 def test_tombstone(registry: Env, signed_model: SignedModel, tmp_path: Path) -> None:
     b = backend(registry)
-    kw = {"signature": signed_model.signature, "public_key": signed_model.public_key}
+    kw: dict[str, Any] = {"signature": signed_model.signature,
+                          "public_key": signed_model.public_key}  # fmt: skip
     push(b, signed_model.path, name="m", **kw)
     push(b, signed_model.path, name="m", **kw)
     b.call(SetAlias(name="m", alias="staging", version=2))

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelseal.client import Client as RemoteBackend
+from modelseal.errors import RateLimitedError
 from modelseal.registry.config import RegistryConfig
 from modelseal.registry.versions import ListModels
-from modelseal.server.ratelimit import FailureLimiter, RateLimitedError
+from modelseal.server.ratelimit import FailureLimiter
 from tests.registry.fixtures import open_env
 from tests.registry.test_encrypted import audit
 from tests.server.conftest import start_server, stop_server

@@ -20,7 +20,7 @@ from tests.registry.fixtures import SignedModel
 from tests.server.conftest import Running
 
 
-def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, str, Any]]:
+def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, Any, Any]]:
     n = itertools.count()
     reg, admin = running.env.registry, running.env.admin
 
