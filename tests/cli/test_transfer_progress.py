@@ -43,7 +43,7 @@ def test_push_and_pull_show_progress_on_a_terminal(
 ) -> None:
     model = tmp_path / "model"
     model.mkdir()
-    (model / "weights.bin").write_bytes(os.urandom(48 << 20))
+    (model / "weights.bin").write_bytes(b"\x00" + os.urandom((48 << 20) - 1))  # raw weights
     sig = tmp_path / "model.sig"
     modelseal.sign(model, private_key=key_pair[0], signature=sig)
     home = tmp_path / "home"
@@ -76,7 +76,7 @@ def test_the_key_is_opened_before_the_bar_starts(
     tmp_path: Path, key_pair: tuple[Path, Path]
 ) -> None:
     model = tmp_path / "model.bin"
-    model.write_bytes(os.urandom(1 << 20))
+    model.write_bytes(b"\x00" + os.urandom((1 << 20) - 1))  # raw weights, not pickle-like
     sig = tmp_path / "model.sig"
     modelseal.sign(model, private_key=key_pair[0], signature=sig)
     env = open_env(tmp_path / "home", f"sqlite:///{tmp_path / 'r.db'}")

@@ -108,7 +108,7 @@ def test_kill_during_upload(
     server, env = crashable
     sm = signed_model
     big = sm.path / "weights" / "model-00001.bin"
-    big.write_bytes(os.urandom(12 << 20))
+    big.write_bytes(b"\x00" + os.urandom((12 << 20) - 1))  # raw weights, not pickle-like
     sm.resign()
     token = _token(env, "dana", "data-scientist", "ml-engineer")
     server.start()
