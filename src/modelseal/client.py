@@ -33,7 +33,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from modelseal import errors
-from modelseal.errors import InputError, ModelsealError, Reason
+from modelseal.errors import InputError, ModelsealError, Reason, ServerError
 from modelseal.operation import Download, Operation, item_type, output_type
 from modelseal.registry.backend import pull, push
 from modelseal.registry.models import Lineage, VersionRef
@@ -47,12 +47,6 @@ __all__ = ["Client", "ServerError"]
 
 OutT = TypeVar("OutT")
 CHUNK = 1 << 20
-
-
-class ServerError(InputError):
-    """The server could not be reached, or answered something that is not the registry API."""
-
-    code = "server-unreachable"
 
 
 class Client:

@@ -248,3 +248,84 @@ class DigestMismatchError(IntegrityError):
     """Uploaded or downloaded bytes differ from their signed digests (exit 1, HTTP 422)."""
 
     code = "digest-mismatch"
+
+
+# ------------------------------------------------------------- protect, audit, store, client
+
+
+class DecryptionError(VerificationError):
+    """Ciphertext did not authenticate: wrong key, wrong associated data, or tampering (exit 1)."""
+
+    code = "decryption-failed"
+
+
+class KeysetError(KeyFileError):
+    """A keyset file is malformed, of the wrong key type, or unusable (exit 2)."""
+
+    code = "keyset"
+
+
+class EnvelopeError(InputError):
+    """An envelope or encrypted-directory header is malformed (exit 2)."""
+
+    code = "envelope"
+
+
+class ProviderError(InputError):
+    """A key provider (local file, PKCS#11 token, AWS KMS) cannot be reached or used (exit 2)."""
+
+    code = "key-provider"
+
+
+class UnwrapError(VerificationError):
+    """A wrapped data key does not unwrap under the given key-encryption key (exit 1)."""
+
+    code = "unwrap-failed"
+
+
+class TensorFormatError(InputError):
+    """A weights file is malformed, or holds something that is not plain tensor data (exit 2)."""
+
+    code = "tensor-format"
+
+
+class AuditTamperedError(VerificationError):
+    """The audit log does not verify (exit 1); carries every finding."""
+
+    code = "audit-tampered"
+
+
+class ProofError(InputError):
+    """A proof was asked for sizes or indices the log does not have."""
+
+    code = "proof"
+
+
+class NoteError(InputError):
+    """A signed note or checkpoint is malformed, or its signature does not verify."""
+
+    code = "note"
+
+
+class BlobStoreError(InputError):
+    """The blob store cannot be reached or written."""
+
+    code = "blob-store"
+
+
+class BlobCorruptError(BlobStoreError):
+    """A stored blob's content no longer matches its digest."""
+
+    code = "blob-corrupt"
+
+
+class DatabaseError(InputError):
+    """The registry database cannot be opened, or is at an unknown schema version."""
+
+    code = "database"
+
+
+class ServerError(InputError):
+    """The server could not be reached, or answered something that is not the registry API."""
+
+    code = "server-unreachable"

@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import Engine, delete, select, update
 
 from modelseal.audit import merkle
-from modelseal.audit.log import AuditLog, ProofError
+from modelseal.audit.log import AuditLog
 from modelseal.audit.note import Checkpoint, NoteVerifier, load_or_create_signer
 from modelseal.audit.record import AuditEvent, AuditRecord
-from modelseal.audit.verify import AuditTamperedError, verify_log
+from modelseal.audit.verify import verify_log
+from modelseal.errors import AuditTamperedError, ProofError
 from modelseal.store import db
 from modelseal.store.schema import audit_head, audit_nodes, audit_records
 

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelseal.audit import note
-from modelseal.errors import KeyFileError
+from modelseal.errors import KeyFileError, NoteError
 
 # The reference vector of golang.org/x/mod/sumdb/note (note_test.go / package docs).
 GO_SKEY_SEED = base64.b64decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")[1:]
@@ -48,10 +48,10 @@ def test_verifier_key_whose_base64_holds_a_plus() -> None:
 
 def test_tampered_note_is_rejected() -> None:
     verifier = note.NoteVerifier.decode(GO_VKEY)
-    with pytest.raises(note.NoteError, match="does not verify"):
+    with pytest.raises(NoteError, match="does not verify"):
         verifier.verify(GO_NOTE.replace("cryptography", "cryptograph"))
     other = note.generate_signer("PeterNeumann")
-    with pytest.raises(note.NoteError, match="not signed by"):
+    with pytest.raises(NoteError, match="not signed by"):
         verifier.verify(other.sign(GO_TEXT))
     for bad in [
         "",
@@ -61,7 +61,7 @@ def test_tampered_note_is_rejected() -> None:
         GO_TEXT + "\n\u2014 PeterNeumann !!!\n",
         GO_TEXT + "\n\u2014 PeterNeumann AAA=\n",
     ]:
-        with pytest.raises(note.NoteError):
+        with pytest.raises(NoteError):
             verifier.verify(bad)
 
 
@@ -75,7 +75,7 @@ def test_tampered_note_is_rejected() -> None:
     ],
 )
 def test_bad_verifier_keys(vkey: str) -> None:
-    with pytest.raises(note.NoteError):
+    with pytest.raises(NoteError):
         note.NoteVerifier.decode(vkey)
 
 
@@ -90,7 +90,7 @@ def test_checkpoint_round_trip() -> None:
         "\n1\nAA==\n",
         "x\n1\n",
     ]:
-        with pytest.raises(note.NoteError):
+        with pytest.raises(NoteError):
             note.Checkpoint.parse(bad)
 
 

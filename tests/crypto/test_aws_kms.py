@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from modelseal.crypto import api, rotation
-from modelseal.crypto.errors import ProviderError, UnwrapError
 from modelseal.crypto.providers import open_provider
 from modelseal.crypto.providers.aws_kms import AwsKmsProvider
+from modelseal.errors import ProviderError, UnwrapError
 from tests.conftest import build_model
 from tests.crypto.conftest import require_module, tree
 

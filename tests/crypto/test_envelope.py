@@ -11,16 +11,17 @@ import pytest
 
 from modelseal.crypto import api, envelope, rotation
 from modelseal.crypto import keyset as ks
-from modelseal.crypto.errors import (
+from modelseal.crypto.providers import KeyProvider, open_provider
+from modelseal.crypto.providers.local import LocalProvider
+from modelseal.errors import (
     DecryptionError,
     EnvelopeError,
     KeysetError,
+    PassphraseError,
     ProviderError,
     UnwrapError,
+    UsageError,
 )
-from modelseal.crypto.providers import KeyProvider, open_provider
-from modelseal.crypto.providers.local import LocalProvider
-from modelseal.errors import PassphraseError, UsageError
 from tests.conftest import build_model
 from tests.crypto.conftest import tree
 

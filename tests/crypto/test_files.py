@@ -13,8 +13,7 @@ import pytest
 
 from modelseal.crypto import api, streaming
 from modelseal.crypto import keyset as ks
-from modelseal.crypto.errors import DecryptionError, EnvelopeError
-from modelseal.errors import InputError, OutputError, UsageError
+from modelseal.errors import DecryptionError, EnvelopeError, InputError, OutputError, UsageError
 from tests.conftest import build_model
 from tests.crypto.conftest import leftovers, tree
 

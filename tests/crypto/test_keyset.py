@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from modelseal.crypto import keyset as ks
 from modelseal.crypto import protected, wire
-from modelseal.crypto.errors import KeysetError
-from modelseal.errors import PassphraseError
+from modelseal.errors import KeysetError, PassphraseError
 
 
 def doc(keyset: ks.Keyset) -> dict[str, Any]:

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from modelseal.crypto import api, rotation
-from modelseal.crypto.errors import ProviderError, UnwrapError
 from modelseal.crypto.pkcs11_token import parse_uri
 from modelseal.crypto.providers import open_provider
-from modelseal.errors import KeyFileError
+from modelseal.errors import KeyFileError, ProviderError, UnwrapError
 from tests.conftest import build_model
 from tests.crypto.conftest import require, require_module, require_tool, tree
 

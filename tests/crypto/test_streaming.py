@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from modelseal.crypto import keyset as ks
 from modelseal.crypto import streaming
-from modelseal.crypto.errors import DecryptionError
-from modelseal.errors import InputError
+from modelseal.errors import DecryptionError, InputError
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

@@ -11,7 +11,7 @@ import pytest
 
 from modelseal.crypto import api, streaming
 from modelseal.crypto import keyset as ks
-from modelseal.crypto.errors import DecryptionError
+from modelseal.errors import DecryptionError
 from tests.crypto.conftest import KeepOpen, require_module
 
 pytestmark = pytest.mark.interop

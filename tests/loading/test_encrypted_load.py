@@ -17,8 +17,7 @@ import pytest
 import modelseal
 from modelseal.crypto import api as crypto
 from modelseal.crypto import keyset as ks
-from modelseal.crypto.errors import DecryptionError
-from modelseal.errors import IntegrityError, UnsafeModelError, UsageError
+from modelseal.errors import DecryptionError, IntegrityError, UnsafeModelError, UsageError
 from modelseal.loading.verified import load_verified
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")

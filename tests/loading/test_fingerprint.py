@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import modelseal
-from modelseal.errors import InputError, IntegrityError
+from modelseal.errors import InputError, IntegrityError, TensorFormatError
 from modelseal.hashing.fingerprint import SCHEME, fingerprint, fingerprint_tensors
-from modelseal.hashing.tensors import Tensor, TensorFormatError
+from modelseal.hashing.tensors import Tensor
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")

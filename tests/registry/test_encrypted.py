@@ -20,13 +20,14 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
 from modelseal.audit.verify import verify_log
-from modelseal.crypto.errors import DecryptionError, UnwrapError
 from modelseal.crypto.providers.local import LocalProvider
 from modelseal.errors import (
+    DecryptionError,
     DigestMismatchError,
     InputError,
     KeyRequiredError,
     PermissionDeniedError,
+    UnwrapError,
     UsageError,
     VersionTakenError,
 )
@@ -202,7 +203,7 @@ def test_property_stream_round_trip_any_chunking(
     import io
 
     from modelseal.crypto import keyset as ks
-    from modelseal.crypto.errors import DecryptionError
+    from modelseal.errors import DecryptionError
     from modelseal.hashing.manifest import ManifestItem
     from modelseal.registry.encryption import SignedFiles
 

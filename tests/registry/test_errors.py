@@ -12,8 +12,15 @@ import pytest
 
 from modelseal.access.principals import CreateToken
 from modelseal.cli.main import main
-from modelseal.client import Client, ServerError
-from modelseal.errors import ConflictError, InputError, OutputError, SignatureMismatchError
+from modelseal.client import Client
+from modelseal.errors import (
+    ConflictError,
+    DatabaseError,
+    InputError,
+    OutputError,
+    ServerError,
+    SignatureMismatchError,
+)
 from modelseal.registry.backend import LocalBackend, push
 from modelseal.registry.config import RegistryConfig
 from modelseal.registry.models import Lineage, VersionRef
@@ -50,7 +57,7 @@ def test_config_file_errors_and_precedence(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_database_url_errors() -> None:
-    with pytest.raises(db.DatabaseError, match="invalid database URL"):
+    with pytest.raises(DatabaseError, match="invalid database URL"):
         db.create_engine("postgresql+psycopg://user@host:notaport/db")
     assert db.normalize_url("postgres://u@h/d") == "postgresql+psycopg://u@h/d"
 
@@ -103,7 +110,7 @@ def test_blob_store_write_failure(registry: Env, signed_model: SignedModel) -> N
         incoming.write_text("a file where the directory was")
     else:  # pragma: no cover - root ignores permissions
         os.chmod(Path(registry.registry.blobs.root) / "incoming", 0o500)
-    from modelseal.registry.blobs import BlobStoreError
+    from modelseal.errors import BlobStoreError
 
     with pytest.raises(BlobStoreError, match="cannot write to the blob store"):
         registry.registry.blobs.put([b"data"])

@@ -7,6 +7,7 @@ import threading
 
 from sqlalchemy import inspect
 
+from modelseal.errors import DatabaseError
 from modelseal.store import db
 from modelseal.store.schema import metadata
 
@@ -46,9 +47,9 @@ def test_migrated_schema_matches_the_model(db_url: str) -> None:
 def test_bad_database_urls() -> None:
     import pytest
 
-    with pytest.raises(db.DatabaseError, match="unsupported database"):
+    with pytest.raises(DatabaseError, match="unsupported database"):
         db.create_engine("mysql://x@y/z")
     engine = db.create_engine("postgresql://nobody@127.0.0.1:1/none")
-    with pytest.raises(db.DatabaseError, match="cannot open the registry database"):
+    with pytest.raises(DatabaseError, match="cannot open the registry database"):
         db.migrate(engine)
     engine.dispose()

@@ -12,13 +12,13 @@ import pytest
 from modelseal.access.principals import RevokeToken
 from modelseal.cli.main import main
 from modelseal.client import Client as RemoteBackend
-from modelseal.client import ServerError
 from modelseal.errors import (
     AuthenticationError,
     ConflictError,
     DigestMismatchError,
     NotFoundError,
     PermissionDeniedError,
+    ServerError,
     SignatureMismatchError,
 )
 from modelseal.registry.audit_trail import (

@@ -14,8 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from modelseal.client import Client as RemoteBackend
-from modelseal.client import ServerError
-from modelseal.errors import InputError
+from modelseal.errors import InputError, ServerError
 from modelseal.registry.versions import ListModels
 from tests.registry.fixtures import open_env
 from tests.server.conftest import start_server, stop_server

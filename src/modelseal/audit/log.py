@@ -26,12 +26,8 @@ from modelseal.audit.record import (
     encode_roles,
     utc_now,
 )
-from modelseal.errors import InputError
+from modelseal.errors import ProofError
 from modelseal.store.schema import audit_head, audit_records
-
-
-class ProofError(InputError):
-    """A proof was asked for sizes or indices the log does not have."""
 
 
 def stored_records(

@@ -24,16 +24,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from modelseal.errors import InputError, KeyFileError
+from modelseal.errors import InputError, KeyFileError, NoteError
 
 ED25519_ALG = 0x01
 SIG_PREFIX = "\u2014 "  # em dash and a space
 _NAME = re.compile(r"\A[^\s+]+\Z")
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
-
-
-class NoteError(InputError):
-    """A signed note or checkpoint is malformed, or its signature does not verify."""
 
 
 def key_hash(name: str, public: bytes) -> bytes:

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from modelseal.audit import merkle
-from modelseal.audit.note import Checkpoint, NoteError, NoteVerifier
+from modelseal.audit.note import Checkpoint, NoteVerifier
 from modelseal.audit.record import AuditRecord
 from modelseal.audit.verify import Finding, LogReport
+from modelseal.errors import NoteError
 
 
 def verify_served_log(

@@ -26,14 +26,10 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from modelseal.audit import merkle
-from modelseal.audit.note import Checkpoint, NoteError, NoteVerifier
+from modelseal.audit.note import Checkpoint, NoteVerifier
 from modelseal.audit.record import AuditRecord, encode_details, encode_roles
-from modelseal.errors import Reason, VerificationError
+from modelseal.errors import AuditTamperedError, NoteError, Reason
 from modelseal.store.schema import audit_head, audit_nodes, audit_records
-
-
-class AuditTamperedError(VerificationError):
-    """The audit log does not verify (exit 1); carries every finding."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "open_provider": "modelseal.crypto.providers",
     "Envelope": "modelseal.crypto.envelope",
     "rotate": "modelseal.crypto.rotation",
-    "DecryptionError": "modelseal.crypto.errors",
+    "DecryptionError": "modelseal.errors",
 }
 
 __all__ = [
@@ -61,7 +61,6 @@ if TYPE_CHECKING:
         encrypt,
     )
     from modelseal.crypto.envelope import Envelope
-    from modelseal.crypto.errors import DecryptionError
     from modelseal.crypto.keyset import (
         Keyset,
         new_streaming_keyset,
@@ -70,6 +69,7 @@ if TYPE_CHECKING:
     )
     from modelseal.crypto.providers import KeyProvider, WrappedKey, open_provider
     from modelseal.crypto.rotation import rotate
+    from modelseal.errors import DecryptionError
 
 
 def __getattr__(name: str) -> Any:

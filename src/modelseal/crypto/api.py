@@ -38,9 +38,8 @@ from typing import Any, BinaryIO
 from modelseal.crypto import envelope as env
 from modelseal.crypto import keyset as ks
 from modelseal.crypto import streaming
-from modelseal.crypto.errors import DecryptionError, EnvelopeError
 from modelseal.crypto.providers import KeyProvider
-from modelseal.errors import InputError, OutputError, UsageError
+from modelseal.errors import DecryptionError, EnvelopeError, InputError, OutputError, UsageError
 
 PathLike = str | os.PathLike[str]
 HEADER_NAME = "modelseal-encrypted.json"

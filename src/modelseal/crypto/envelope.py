@@ -24,8 +24,8 @@ import json
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelseal.crypto import keyset as ks
-from modelseal.crypto.errors import DecryptionError, EnvelopeError
 from modelseal.crypto.providers import KeyProvider, WrappedKey
+from modelseal.errors import DecryptionError, EnvelopeError
 
 if TYPE_CHECKING:
     from modelseal.crypto.streaming import Writable
@@ -86,7 +86,7 @@ def from_dict(doc: Any, *, where: str = "envelope") -> Envelope:
 
 def from_json(data: bytes, *, where: str = "envelope") -> Envelope:
     """Parse an envelope document from JSON bytes, strictly; anything else is an
-    :class:`~modelseal.crypto.errors.EnvelopeError` naming ``where``.
+    :class:`~modelseal.errors.EnvelopeError` naming ``where``.
     """
     try:
         doc = json.loads(data)

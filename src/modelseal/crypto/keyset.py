@@ -7,7 +7,7 @@ output prefix:
 * ``AesGcmKey`` -- AES-256-GCM key-encryption keys in the local passphrase-protected provider.
 
 Parsing is strict: unknown key types, non-RAW prefixes, a missing or disabled primary and
-unsupported parameters are :class:`~modelseal.crypto.errors.KeysetError`.
+unsupported parameters are :class:`~modelseal.errors.KeysetError`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from modelseal.crypto import protected, wire
-from modelseal.crypto.errors import KeysetError
+from modelseal.errors import KeysetError
 
 STREAMING_TYPE_URL = "type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey"
 AES_GCM_TYPE_URL = "type.googleapis.com/google.crypto.tink.AesGcmKey"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from modelseal.crypto.errors import ProviderError
+from modelseal.errors import ProviderError
 
 MODULE_ENV = "MODELSEAL_PKCS11_MODULE"
 PIN_ENV = "MODELSEAL_PKCS11_PIN"

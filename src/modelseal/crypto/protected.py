@@ -24,8 +24,7 @@ import json
 import secrets
 from typing import Any
 
-from modelseal.crypto.errors import KeysetError
-from modelseal.errors import PassphraseError
+from modelseal.errors import KeysetError, PassphraseError
 
 FORMAT = "protected-keyset/v1"
 SCRYPT_DEFAULT = {"n": 1 << 15, "r": 8, "p": 1}

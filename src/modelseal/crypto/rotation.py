@@ -20,9 +20,8 @@ from typing import Any
 
 from modelseal.crypto import envelope as env
 from modelseal.crypto.api import read_envelope, write_envelope
-from modelseal.crypto.errors import ProviderError
 from modelseal.crypto.providers import KeyProvider, RotatingProvider
-from modelseal.errors import UsageError
+from modelseal.errors import ProviderError, UsageError
 
 PathLike = str | os.PathLike[str]
 

@@ -34,9 +34,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from modelseal.crypto.errors import DecryptionError
 from modelseal.crypto.keyset import NONCE_PREFIX_SIZE, TAG_SIZE, StreamingKey
-from modelseal.errors import InputError
+from modelseal.errors import DecryptionError, InputError
 
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1,

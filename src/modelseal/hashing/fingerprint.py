@@ -22,14 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from modelseal.errors import InputError, UnsupportedAlgorithmError
-from modelseal.hashing.tensors import (
-    Tensor,
-    TensorFormatError,
-    detect,
-    read_tensors,
-    weights_kind,
-)
+from modelseal.errors import InputError, TensorFormatError, UnsupportedAlgorithmError
+from modelseal.hashing.tensors import Tensor, detect, read_tensors, weights_kind
 from modelseal.hashing.walk import DEFAULT_IGNORES, IgnoreRules, list_model
 
 CHUNK = 16 << 20

@@ -24,12 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from modelseal.errors import InputError, UnsupportedAlgorithmError
+from modelseal.errors import InputError, TensorFormatError, UnsupportedAlgorithmError
 from modelseal.memio import ViewReader
-
-
-class TensorFormatError(InputError):
-    """A weights file is malformed, or holds something that is not plain tensor data (exit 2)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,19 +20,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from modelseal.errors import (
     ModelChangedError,
     Reason,
+    TensorFormatError,
     UnsafeModelError,
     UnsupportedAlgorithmError,
     UsageError,
     VerificationError,
 )
 from modelseal.hashing.engine import Buffer, FileIdentity, HashOutcome, Reader
-from modelseal.hashing.tensors import (
-    ITEMSIZE,
-    TensorFormatError,
-    detect,
-    read_tensors,
-    tensor_payload_ranges,
-)
+from modelseal.hashing.tensors import ITEMSIZE, detect, read_tensors, tensor_payload_ranges
 from modelseal.hashing.walk import open_beneath, open_root
 from modelseal.memio import ViewReader
 from modelseal.signing.api import PathLike, VerificationResult, verify_outcome

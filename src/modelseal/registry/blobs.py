@@ -23,15 +23,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from modelseal.errors import InputError
+from modelseal.errors import BlobCorruptError, BlobStoreError
 
 _DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
 CHUNK = 1 << 20
 _WRITE_BACK = 8 << 20  # start the disk write of every this many bytes while receiving more
-
-
-class BlobStoreError(InputError):
-    """The blob store cannot be reached or written."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,12 +202,6 @@ class BlobStore:
         """Delete the file at ``path`` in the store (a temporary)."""
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(path)
-
-
-class BlobCorruptError(BlobStoreError):
-    """A stored blob's content no longer matches its digest."""
-
-    pass
 
 
 def _mtime(info: dict[str, Any]) -> float:

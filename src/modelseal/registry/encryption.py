@@ -323,12 +323,12 @@ def decrypt_file(
 ) -> None:
     """Decrypt one downloaded file into ``out`` and check its plaintext digest and size.
 
-    Raises :class:`~modelseal.crypto.errors.DecryptionError` (tampered, truncated, wrong key or
+    Raises :class:`~modelseal.errors.DecryptionError` (tampered, truncated, wrong key or
     binding) or :class:`DigestMismatchError`; ``out`` then holds unauthenticated bytes that
     the caller must discard.
     """
     from modelseal.crypto import streaming
-    from modelseal.crypto.errors import DecryptionError
+    from modelseal.errors import DecryptionError
 
     writer = _HashingWriter(out)
     try:
@@ -379,7 +379,7 @@ def unwrap_data_key(
     """The decryption keys of a version, after checking the envelope was made for it."""
     from modelseal.crypto import envelope as env
     from modelseal.crypto import keyset as ks
-    from modelseal.crypto.errors import UnwrapError
+    from modelseal.errors import UnwrapError
 
     ad = version_associated_data(model, number, root_digest)
     try:

@@ -15,15 +15,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 
-from modelseal.errors import InputError
+from modelseal.errors import DatabaseError
 
 HEAD_REVISION = "0004"
 WRITE_OPTION = "modelseal_write"
 _MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class DatabaseError(InputError):
-    """The registry database cannot be opened, or is at an unknown schema version."""
 
 
 def normalize_url(url: str) -> str:

@@ -14,7 +14,7 @@ import dataclasses
 from importlib import import_module
 from typing import Protocol, runtime_checkable
 
-from modelseal.crypto.errors import ProviderError
+from modelseal.errors import ProviderError
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -43,7 +43,7 @@ class KeyProvider(Protocol):
         ...
 
     def unwrap(self, wrapped: WrappedKey, *, context: bytes) -> bytes:
-        """Decrypt; raises :class:`~modelseal.crypto.errors.UnwrapError` if it does not verify."""
+        """Decrypt; raises :class:`~modelseal.errors.UnwrapError` if it does not verify."""
         ...
 
 

@@ -17,9 +17,8 @@ import base64
 from typing import Any
 from urllib.parse import parse_qs
 
-from modelseal.crypto.errors import ProviderError, UnwrapError
 from modelseal.crypto.providers import WrappedKey
-from modelseal.errors import UsageError
+from modelseal.errors import ProviderError, UnwrapError, UsageError
 
 NAME = "aws-kms"
 PENDING_DELETION_DAYS = 7

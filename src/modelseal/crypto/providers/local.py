@@ -15,8 +15,8 @@ import threading
 from pathlib import Path
 
 from modelseal.crypto import keyset as ks
-from modelseal.crypto.errors import ProviderError, UnwrapError
 from modelseal.crypto.providers import WrappedKey
+from modelseal.errors import ProviderError, UnwrapError
 
 NAME = "local"
 

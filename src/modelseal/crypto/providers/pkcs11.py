@@ -13,9 +13,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from modelseal.crypto.errors import ProviderError, UnwrapError
 from modelseal.crypto.pkcs11_token import Pkcs11Uri, parse_uri, require_binding, session
 from modelseal.crypto.providers import WrappedKey
+from modelseal.errors import ProviderError, UnwrapError
 
 NAME = "pkcs11"
 
