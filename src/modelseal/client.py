@@ -81,7 +81,7 @@ class Client:
                     f"cannot use {source} {os.fspath(bundle)!r}: {exc}",
                     hint="point it at a PEM file of CA certificates",
                 ) from None
-        self.url = url.rstrip("/")
+        self.url = _check_url(url)
         self.http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
@@ -197,18 +197,25 @@ class Client:
         self, operation: Operation[Any], url: str, params: dict[str, Any] | None
     ) -> Iterator[Any]:
         adapter = _item_adapter(type(operation))
-        with self.http.stream("GET", url, params=params) as response:
-            if response.status_code >= 400:
-                response.read()
-                _raise(response)
-            for line in response.iter_lines():
-                if line.strip():
-                    try:
-                        yield adapter.validate_json(line)
-                    except ValidationError:
-                        raise ServerError(
-                            "the registry sent a malformed record", hint="check the server"
-                        ) from None
+        try:
+            with self.http.stream("GET", url, params=params) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise(response)
+                for line in response.iter_lines():
+                    if line.strip():
+                        try:
+                            yield adapter.validate_json(line)
+                        except ValidationError:
+                            raise ServerError(
+                                "the registry sent a malformed record", hint="check the server"
+                            ) from None
+        except httpx.HTTPError as exc:
+            raise ServerError(
+                f"cannot reach the registry at {self.url}: {type(exc).__name__}",
+                hint="check the server's URL and that it is running",
+                topic="server-url",
+            ) from None
 
     def _download(self, url: str, params: dict[str, Any] | None) -> Download:
         request = self.http.build_request("GET", url, params=params)
@@ -236,6 +243,24 @@ class Client:
                 response.close()
 
         return Download(size, chunks())
+
+
+def _check_url(url: str) -> str:
+    """``url`` without a trailing slash, if it is an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InputError(
+            f"invalid registry server URL {url!r}",
+            hint="give an http:// or https:// URL, e.g. https://registry.example:8470",
+            topic="server-url",
+        )
+    return url.strip().rstrip("/")
 
 
 def _split(operation: Operation[Any]) -> tuple[str, dict[str, Any]]:

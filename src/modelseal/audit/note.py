@@ -205,7 +205,14 @@ def write_signer(signer: NoteSigner, key_path: Path) -> None:
     verifier key beside it (``.vkey``)."""
     from modelseal.fsutil import atomic_write
 
-    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise KeyFileError(
+            f"cannot create the audit log key's folder {str(key_path.parent)!r}: "
+            f"{exc.strerror}",
+            hint="check the registry home and the audit key path",
+        ) from None
     pem = signer.key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -225,7 +232,7 @@ def load_signer(key_path: Path) -> NoteSigner:
     except OSError as exc:
         raise KeyFileError(
             f"cannot read the audit log key {str(key_path)!r}: {exc.strerror}",
-            hint="check MODELSEAL_AUDIT_KEY or run the registry once to create it",
+            hint="check the audit key path, or open the registry once to create it",
         ) from None
     if st.st_mode & 0o077:
         raise KeyFileError(

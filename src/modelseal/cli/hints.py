@@ -39,7 +39,14 @@ def cli_hint(error: ModelsealError) -> str:
     return BY_TOPIC.get(topic, error.hint)
 
 
+# The longest message the CLI prints (a hostile argument is quoted in it: keep the line a line).
+MAX_MESSAGE = 500
+
+
 def one_line(error: ModelsealError) -> str:
     """The single line the CLI prints for ``error`` (after ``modelseal: error:``)."""
     hint = cli_hint(error)
-    return f"{error.message}; {hint}" if hint else error.message
+    message = error.message
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 20] + " … " + message[-17:]
+    return f"{message}; {hint}" if hint else message

@@ -52,10 +52,14 @@ def config_from(kwargs: dict[str, Any]) -> RegistryConfig:
     token_file = kwargs.pop("token_file", None)
     if token_file:
         try:
-            token = Path(token_file).read_text().strip()
+            token = Path(token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise InputError(
                 f"cannot read token file {token_file!r}: {exc.strerror}", hint="check the path"
+            ) from None
+        except UnicodeDecodeError:
+            raise InputError(
+                f"token file {token_file!r} does not hold a token", hint="check the path"
             ) from None
     return RegistryConfig.resolve(
         home=kwargs.pop("home", None),

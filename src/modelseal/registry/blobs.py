@@ -61,8 +61,14 @@ class BlobStore:
             self.fs = fsspec.filesystem("file")
             self.root = str(Path(path).expanduser().resolve())
             self.local = True
-            Path(self.root, "incoming").mkdir(parents=True, exist_ok=True)
-            Path(self.root, "sha256").mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.root, "incoming").mkdir(parents=True, exist_ok=True)
+                Path(self.root, "sha256").mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BlobStoreError(
+                    f"cannot use {path!r} as the blob store: {exc.strerror}",
+                    hint="give a folder the registry may write to, or an s3:// URL",
+                ) from None
 
     def path(self, digest: str) -> str:
         """Where blob ``digest`` lives in the store."""
