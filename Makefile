@@ -56,6 +56,7 @@ check: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/gen_openapi.py --check
+	$(BIN)/python scripts/gen_policy_schema.py --check
 	$(BIN)/mypy
 
 test: check system-deps services

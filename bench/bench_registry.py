@@ -94,9 +94,9 @@ MODES = (
 
 
 def bench_appends(tmp: Path, count: int) -> dict[str, Any]:
+    from modelseal.audit.committer import GroupCommitter
     from modelseal.audit.record import AuditRecord
     from modelseal.store import db
-    from modelseal.audit.committer import GroupCommitter
 
     out: dict[str, Any] = {"appends": count}
     log = _log(tmp)
@@ -338,7 +338,7 @@ def bench_push(tmp: Path, gib: float, runs: int) -> dict[str, Any]:
     from modelseal.access.roles import Principal
     from modelseal.registry.backend import LocalBackend, push
     from modelseal.registry.config import RegistryConfig
-    from modelseal.registry.service import Registry
+    from modelseal.registry.core import Registry
     from modelseal.signing.keys import generate_key, write_key_pair
 
     total = int(gib * (1 << 30))
@@ -361,7 +361,7 @@ def bench_push(tmp: Path, gib: float, runs: int) -> dict[str, Any]:
     def open_store(i: int) -> None:
         home = tmp / f"home{i}"
         config = RegistryConfig.resolve(home=home, db_url=f"sqlite:///{home / 'r.db'}")
-        backends[i] = LocalBackend(config)
+        backends[i] = LocalBackend.open(config)
 
     def embedded(i: int) -> None:
         push(backends[i], model, name="big", signature=tmp / "model.sig",
@@ -376,16 +376,19 @@ def bench_push(tmp: Path, gib: float, runs: int) -> dict[str, Any]:
     # Through the HTTP server on loopback, in its own process (as deployed).
     import subprocess
 
-    from modelseal.server.client import RemoteBackend
+    from modelseal.access import principals
+    from modelseal.client import Client
+    from modelseal.registry.gc import CollectGarbage
+    from modelseal.registry.versions import DeleteVersion
 
     home = tmp / "server-home"
     db_url = f"sqlite:///{home / 'r.db'}"
     config = RegistryConfig.resolve(home=home, db_url=db_url)
     registry = Registry.open(config)
     admin = Principal("bench", superuser=True)
-    registry.create_user(admin, "pusher")
-    registry.grant_role(admin, "pusher", "data-scientist")
-    token = registry.create_token(admin, "pusher").value
+    registry.run(admin, principals.CreateUser(name="pusher"))
+    registry.run(admin, principals.GrantRole(name="pusher", role="data-scientist", scope="*"))
+    token = str(registry.run(admin, principals.CreateToken(name="pusher")).token)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -403,15 +406,15 @@ def bench_push(tmp: Path, gib: float, runs: int) -> dict[str, Any]:
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        client = RemoteBackend(f"http://127.0.0.1:{port}", token=token, timeout=600)
+        client = Client(f"http://127.0.0.1:{port}", token=token, timeout=600)
 
         def remote(i: int) -> None:
             push(client, model, name=f"big{i}", signature=tmp / "model.sig",
                  public_key=tmp / "k.pub")  # fmt: skip
 
         def delete(i: int) -> None:
-            registry.delete_version(admin, f"big{i}", 1, reason="bench")
-            registry.gc(admin, grace_seconds=-1)
+            registry.run(admin, DeleteVersion(name=f"big{i}", number=1, reason="bench"))
+            registry.run(admin, CollectGarbage(grace_seconds=0))
 
         http = _median_time(remote, runs, cleanup=delete)
         client.close()

@@ -1,7 +1,7 @@
 """Write the registry's OpenAPI document to docs/openapi.json, or check that it is current.
 
-    python scripts/gen_openapi.py           # regenerate
-    python scripts/gen_openapi.py --check   # exit 1 if docs/openapi.json differs from the app
+python scripts/gen_openapi.py           # regenerate
+python scripts/gen_openapi.py --check   # exit 1 if docs/openapi.json differs from the app
 """
 
 from __future__ import annotations

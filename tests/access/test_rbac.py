@@ -18,6 +18,7 @@ from modelseal.registry import audit_trail, gc, trusted_keys, uploads, versions
 from modelseal.registry.backend import LocalBackend, push
 from modelseal.store import db
 from modelseal.store.schema import tokens as tokens_table
+from tests.policy.fixtures import admit
 from tests.registry.fixtures import Env, SignedModel
 
 # The role table, written out independently of the implementation.
@@ -90,6 +91,7 @@ def seed(env: Env, sm: SignedModel) -> None:
     b = LocalBackend(env.registry, env.admin)
     for _ in range(2):
         push(b, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
+    admit(env.registry, env.admin, sm, "m", 1, 2)
     env.registry.run(env.admin, ops.CreateUser(name="victim"))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,21 @@ from modelseal.access.roles import ROLES, Grant, Principal
 from modelseal.client import Client
 from modelseal.crypto.providers.local import LocalProvider
 from modelseal.operation import Download, Operation
-from modelseal.registry import audit_trail, catalogue, datakeys, gc, trusted_keys, uploads
+from modelseal.registry import (
+    attestations,
+    audit_trail,
+    catalogue,
+    datakeys,
+    gc,
+    trusted_keys,
+    uploads,
+)
 from modelseal.registry import versions as version_ops
 from modelseal.registry.backend import Backend, LocalBackend, push
 from modelseal.registry.keys import rotate_version_keys
 from modelseal.registry.models import Lineage
 from modelseal.registry.receive import UploadFile
+from tests.policy import fixtures as gate_fixtures
 from tests.registry.fixtures import (
     SignedModel,
     drop_pg_schema,
@@ -93,7 +103,7 @@ def _mask(value: Any) -> Any:
     return value
 
 
-def scenario(run: Recorder, model: SignedModel, kek: LocalProvider) -> None:
+def scenario(run: Recorder, model: SignedModel, kek: LocalProvider, gate: Evidence) -> None:
     """Every operation of the catalogue, in an order that gives each something to work on."""
     pem = model.public_key.read_text()
     added = run(trusted_keys.AddTrustedKey(pem=pem, name="ci signer"))
@@ -108,6 +118,11 @@ def scenario(run: Recorder, model: SignedModel, kek: LocalProvider) -> None:
         run.send(UploadFile(upload_id=started.upload_id, path=path), data)
     run(uploads.GetUploadState(upload_id=started.upload_id))
     run(uploads.PublishUpload(upload_id=started.upload_id))
+    # The gate's signed decision, stored with the version, lets it into production.
+    run(trusted_keys.AddTrustedKey(pem=gate.public_pem, name="release gate", purpose="gate"))
+    run(attestations.AttachAttestation(name="fraud", number=1, bundle=gate.bundle))
+    run(attestations.ListAttestations(name="fraud", number=1))
+    run(version_ops.SetAlias(name="fraud", alias="production", version=1))
     # An abandoned push, and an encrypted one.
     dropped = run(
         uploads.BeginUpload(name="fraud", bundle=model.signature.read_text(), public_key=pem)
@@ -186,7 +201,15 @@ def _everything() -> tuple[Grant, ...]:
     return tuple(Grant(role) for role in sorted(ROLES))  # as authentication lists them
 
 
-Sides = tuple[Recorder, Recorder, SignedModel, tuple[LocalProvider, LocalProvider]]
+@dataclass(frozen=True)
+class Evidence:
+    """A passing gate decision for the scenario's model, and the gate's public key."""
+
+    bundle: str
+    public_pem: str
+
+
+Sides = tuple[Recorder, Recorder, SignedModel, tuple[LocalProvider, LocalProvider], Evidence]
 
 
 @pytest.fixture
@@ -194,6 +217,10 @@ def both(db_url: str, tmp_path: Path, key_pair: tuple[Path, Path]) -> Iterator[S
     """Two fresh registries on ``db_url``'s kind: one used in process, one behind a server,
     each with the same user holding every role."""
     model = make_signed_model(tmp_path / "m", key_pair)
+    gate_private, gate_public = gate_fixtures.gate_key(tmp_path / "gate")
+    decision = gate_fixtures.decide(model.path, model.signature, model.public_key)
+    assert decision.passed, decision.failures
+    evidence = Evidence(gate_fixtures.bundle(decision, gate_private), gate_public.read_text())
     keks = (LocalProvider.create(tmp_path / "kek-local.json", passphrase=None),
             LocalProvider.create(tmp_path / "kek-remote.json", passphrase=None))  # fmt: skip
     schema, other_url = _other_database(db_url, tmp_path)
@@ -206,7 +233,8 @@ def both(db_url: str, tmp_path: Path, key_pair: tuple[Path, Path]) -> Iterator[S
     client = Client(running.url, token=tokens[1])
     actor = Principal(USER, _everything())
     try:
-        yield Recorder(LocalBackend(local_env.registry, actor)), Recorder(client), model, keks
+        yield (Recorder(LocalBackend(local_env.registry, actor)), Recorder(client), model, keks,
+               evidence)
     finally:
         client.close()
         stop_server(running)
@@ -231,9 +259,9 @@ def _other_database(url: str, tmp_path: Path) -> tuple[str | None, str]:
 
 
 def test_every_operation_answers_the_same_in_process_and_over_http(both: Sides) -> None:
-    local, remote, model, keks = both
-    scenario(local, model, keks[0])
-    scenario(remote, model, keks[1])
+    local, remote, model, keks, evidence = both
+    scenario(local, model, keks[0], evidence)
+    scenario(remote, model, keks[1], evidence)
     every = {op.__name__ for op in catalogue.operations()}
     assert local.ran == every, f"the scenario misses {sorted(every - local.ran)}"
     assert remote.ran == every

@@ -209,8 +209,7 @@ def write_signer(signer: NoteSigner, key_path: Path) -> None:
         key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise KeyFileError(
-            f"cannot create the audit log key's folder {str(key_path.parent)!r}: "
-            f"{exc.strerror}",
+            f"cannot create the audit log key's folder {str(key_path.parent)!r}: {exc.strerror}",
             hint="check the registry home and the audit key path",
         ) from None
     pem = signer.key.private_bytes(

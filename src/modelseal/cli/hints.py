@@ -16,6 +16,7 @@ BY_TOPIC = {
     "trusted-keys": "see 'modelseal registry trust list'",
     "push-encryption": "push with --kek URI",
     "pull-encryption": "pull with --kek URI (the key-encryption key it was pushed with)",
+    "gate-keys": "trust the gate's key with 'modelseal registry trust add KEY --purpose gate'",
     "push-scan": "run 'modelseal scan' on the model to see each finding",
     "max-file-bytes": "ask the registry's admin to raise max_file_bytes (MODELSEAL_MAX_FILE_BYTES)",
     "server-url": "check --server and that the server is running",
@@ -33,6 +34,12 @@ def cli_hint(error: ModelsealError) -> str:
         return (
             f"see 'modelseal versions scan-report {name}:{number}'; a security engineer "
             f"releases it with 'modelseal versions release {name} {number} --reason ...'"
+        )
+    if topic.startswith("gate:"):
+        _, name, number = topic.split(":", 2)
+        return (
+            f"run 'modelseal gate {name}:{number} --policy POLICY --attest OUT' and "
+            f"'modelseal attest attach {name}:{number} OUT' first"
         )
     if topic.startswith("aliases:"):
         return f"see 'modelseal alias list {topic.partition(':')[2]}'"

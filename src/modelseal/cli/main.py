@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "user": ("modelseal.cli.access", "user", "Manage users."),
     "token": ("modelseal.cli.access", "token", "Manage API tokens."),
     "role": ("modelseal.cli.access", "role", "Grant and revoke roles."),
+    "gate": ("modelseal.cli.gate", "gate", "Check a model against a policy before production."),
+    "attest": ("modelseal.cli.gate", "attest", "Verify, attach and list gate decisions."),
+    "env": ("modelseal.cli.gate", "environment", "Capture a Python environment for the gate."),
 }
 
 

@@ -3,6 +3,8 @@ line, on the embedded store (default) or a registry server (``--server``)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -117,10 +119,17 @@ def trust() -> None:
 @trust.command("add")
 @click.argument("public_key", type=click.Path(path_type=str))
 @click.option("--name", required=True, help="Whose key this is.")
+@click.option(
+    "--purpose",
+    type=click.Choice(["signer", "gate"]),
+    default="signer",
+    show_default=True,
+    help="signer: may sign pushed models; gate: may sign gate decisions (protected aliases).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @store_options
 @with_backend
-def trust_add(backend: Any, public_key: str, name: str, as_json: bool) -> None:
+def trust_add(backend: Any, public_key: str, name: str, purpose: str, as_json: bool) -> None:
     """Trust PUBLIC_KEY for pushes; once any key is trusted, only trusted keys may sign."""
     from pathlib import Path
 
@@ -134,8 +143,9 @@ def trust_add(backend: Any, public_key: str, name: str, as_json: bool) -> None:
         ) from None
     from modelseal.registry.trusted_keys import AddTrustedKey
 
-    added = backend.call(AddTrustedKey(pem=pem.decode("utf-8", errors="replace"), name=name))
-    report(as_json, added, f"trusted key {added.id} ({added.name})")
+    pem_text = pem.decode("utf-8", errors="replace")
+    added = backend.call(AddTrustedKey(pem=pem_text, name=name, purpose=purpose))
+    report(as_json, added, f"trusted {purpose} key {added.id} ({added.name})")
 
 
 @trust.command("remove")
@@ -189,6 +199,12 @@ def trust_list(backend: Any, as_json: bool) -> None:
     metavar="KEY=VALUE",
     help="Metadata to record (repeatable).",
 )
+@click.option(
+    "--environment",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The training environment (from 'modelseal env capture'), recorded for the gate.",
+)
 @click.option("--training-data", default=None, help="Lineage: digest of the training data.")
 @click.option("--code-revision", default=None, help="Lineage: code revision (e.g. a git SHA).")
 @click.option("--parent", type=int, default=None, help="Lineage: parent version number.")
@@ -217,6 +233,7 @@ def push(
     signature: str,
     public_key: str | None,
     metadata: tuple[str, ...],
+    environment: str | None,
     training_data: str | None,
     code_revision: str | None,
     parent: int | None,
@@ -238,6 +255,9 @@ def push(
         if not sep or not key:
             raise UsageError(f"invalid --metadata {pair!r}", hint="use KEY=VALUE")
         meta[key] = value
+    recorded: dict[str, Any] = dict(meta)
+    if environment is not None:
+        recorded["environment"] = _environment(environment)
     encrypt_with = encrypt_with or encrypt_with_old  # --encrypt-with: the old name of --kek
     if encrypt_with is not None and no_encrypt:
         raise UsageError("--kek and --no-encrypt are exclusive", hint="choose one")
@@ -249,7 +269,7 @@ def push(
         kek = open_kek(uri, passphrase_file) if uri else None  # any prompt before the bar
         info = do_push(
             backend, model_path, name=name, signature=signature, public_key=public_key,
-            metadata=meta, lineage=Lineage(training_data, code_revision, parent), kek=kek,
+            metadata=recorded, lineage=Lineage(training_data, code_revision, parent), kek=kek,
             progress=progress,
         )  # fmt: skip
     if as_json:
@@ -258,6 +278,20 @@ def push(
         sealed = " (encrypted)" if info.encrypted else ""
         digest = info.root_digest.sha256
         click.echo(f"published {info.model}:{info.version}  sha256:{digest}{sealed}")
+
+
+def _environment(path: str) -> dict[str, Any]:
+    """An environment document, checked, for the version's metadata."""
+    from modelseal.errors import InputError
+    from modelseal.policy.environment import read_environment
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(
+            f"cannot read environment {path!r}: {exc}", hint="check the path"
+        ) from None
+    return read_environment(data, path).model_dump()
 
 
 @click.command()

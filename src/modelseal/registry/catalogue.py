@@ -20,6 +20,7 @@ MODULES = (
     "modelseal.registry.gc",
     "modelseal.registry.trusted_keys",
     "modelseal.registry.datakeys",
+    "modelseal.registry.attestations",
     "modelseal.registry.audit_trail",
     "modelseal.access.principals",
 )

@@ -51,6 +51,10 @@ class RegistryConfig:
     # Registry side: what happens to a pushed version whose scan is not clean ("refuse": not
     # published; "quarantine": published but not downloadable or aliasable until released).
     push_scan: str = "refuse"
+    # Registry side: aliases that move only with a passing, signed gate decision for the exact
+    # digest (enforced once a gate key is trusted), and the policy digest decisions must carry.
+    protected_aliases: tuple[str, ...] = ("production",)
+    gate_policy_digest: str | None = None
 
     @property
     def witness_path(self) -> Path:
@@ -121,7 +125,40 @@ class RegistryConfig:
                 pick(None, "MODELSEAL_FORWARDED_ALLOW_IPS", "forwarded_allow_ips")
             ),
             push_scan=_policy(pick(None, "MODELSEAL_PUSH_SCAN", "push_scan")),
+            protected_aliases=_aliases(
+                pick(None, "MODELSEAL_PROTECTED_ALIASES", "protected_aliases")
+            ),
+            gate_policy_digest=_digest(
+                pick(None, "MODELSEAL_GATE_POLICY_DIGEST", "gate_policy_digest")
+            ),
         )
+
+
+def _aliases(value: Any) -> tuple[str, ...]:
+    from modelseal.registry.models import check_alias
+
+    if value is None:
+        return ("production",)
+    items = value if isinstance(value, list) else str(value).split(",")
+    try:
+        return tuple(check_alias(str(item).strip()) for item in items if str(item).strip())
+    except InputError as exc:
+        raise InputError(
+            f"invalid protected_aliases: {exc.message}", hint="list alias names, e.g. production"
+        ) from None
+
+
+def _digest(value: Any) -> str | None:
+    import re
+
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip().lower().removeprefix("sha256:")
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise InputError(
+            "invalid gate_policy_digest", hint="the policy file's SHA-256, 64 hex digits"
+        )
+    return text
 
 
 def _policy(value: Any) -> str:

@@ -47,11 +47,17 @@ class Registry:
         require_encryption: bool = False,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         push_scan: str = "refuse",
+        protected_aliases: tuple[str, ...] = ("production",),
+        gate_policy_digest: str | None = None,
     ) -> None:
         from modelseal.registry.push_scan import check_policy
 
         self.engine = engine
         self.push_scan = check_policy(push_scan)
+        # Aliases that move only with a passing gate decision (once a gate key is trusted), made
+        # under this policy digest if one is set.
+        self.protected_aliases = tuple(protected_aliases)
+        self.gate_policy_digest = gate_policy_digest
         self.blobs = blobs
         self.audit = audit
         self.trust = trust or Trust()
@@ -78,6 +84,8 @@ class Registry:
             require_encryption=config.require_encryption,
             max_file_bytes=config.max_file_bytes,
             push_scan=config.push_scan,
+            protected_aliases=config.protected_aliases,
+            gate_policy_digest=config.gate_policy_digest,
         )
 
     def close(self) -> None:
@@ -127,10 +135,19 @@ class RegistrySession(Session):
         """Where file contents live."""
         return self.registry.blobs
 
+    def gate_keys(self) -> list[Any]:
+        """The public keys trusted to sign gate decisions (empty: the gate is not required)."""
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        with self.reading() as conn:
+            query = select(trusted_keys.c.pem).where(trusted_keys.c.purpose == "gate")
+            return [load_pem_public_key(p.encode()) for p in conn.execute(query).scalars()]
+
     def trust_now(self) -> Trust:
         """The configured trust plus the signer keys added through the registry."""
         with self.reading() as conn:
-            pems = tuple(r.encode() for r in conn.execute(select(trusted_keys.c.pem)).scalars())
+            query = select(trusted_keys.c.pem).where(trusted_keys.c.purpose == "signer")
+            pems = tuple(r.encode() for r in conn.execute(query).scalars())
         trust = self.registry.trust
         return dataclasses.replace(trust, pinned=trust.pinned + pems)
 

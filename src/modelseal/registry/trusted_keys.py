@@ -3,7 +3,7 @@ only trusted keys may sign what is pushed."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from sqlalchemy import delete, insert, select
@@ -21,8 +21,11 @@ class AddTrustedKey(Operation[TrustedKey]):
     """Trust a signer's public key for pushes."""
 
     route: ClassVar[Route] = Route("POST", "/v1/trust/keys", tag="trust", errors=(403, 409))
-    pem: str = Field(max_length=20000, description="The signer's PEM public key.")
+    pem: str = Field(max_length=20000, description="The PEM public key.")
     name: str = Field(min_length=1, max_length=200, description="Whose key this is.")
+    purpose: Literal["signer", "gate"] = Field(
+        "signer", description="signer: may sign pushed models; gate: may sign gate decisions."
+    )
 
     def run(self, session: RegistrySession) -> TrustedKey:
         """The key's id (the first 16 hex digits of its hint) and name."""
@@ -50,12 +53,12 @@ class AddTrustedKey(Operation[TrustedKey]):
             conn.execute(
                 insert(trusted_keys).values(
                     id=key_id, name=name, pem=public_pem(key).decode("ascii"),
-                    added_at=utc_now(), added_by=session.actor.name,
+                    added_at=utc_now(), added_by=session.actor.name, purpose=self.purpose,
                 )
             )  # fmt: skip
             session.record(conn, "trust.add", resource, decision, digest=f"sha256:{hint}",
-                           details={"name": name})  # fmt: skip
-        return TrustedKey(id=key_id, name=name)
+                           details={"name": name, "purpose": self.purpose})  # fmt: skip
+        return TrustedKey(id=key_id, name=name, purpose=self.purpose)
 
 
 class RemoveTrustedKey(Operation[KeyStatus]):
@@ -94,5 +97,13 @@ class ListTrustedKeys(Operation[list[TrustedKey]]):
         session.require(roles.TRUST, "trust.list", "trust/keys")
         with session.reading() as conn:
             rows = conn.execute(select(trusted_keys).order_by(trusted_keys.c.id)).mappings()
-            return [TrustedKey(id=r["id"], name=r["name"], added_at=r["added_at"],
-                               added_by=r["added_by"]) for r in rows]  # fmt: skip
+            return [
+                TrustedKey(
+                    id=r["id"],
+                    name=r["name"],
+                    added_at=r["added_at"],
+                    added_by=r["added_by"],
+                    purpose=r["purpose"],
+                )
+                for r in rows
+            ]

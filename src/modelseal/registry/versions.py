@@ -201,6 +201,12 @@ class SetAlias(Operation[VersionView]):
         resource = f"model/{name}/aliases/{alias}"
         permission = roles.alias_permission(alias)
         decision = session.require(permission, "alias.move", resource, name)
+        if alias in session.registry.protected_aliases:
+            from modelseal.registry.attestations import require_decision
+
+            with session.reading() as conn:
+                wanted = reads.version(conn, name, reads.model_id(conn, name), number)
+            require_decision(session, wanted, alias, resource)
         with session.transaction() as conn:
             mid = reads.model_id(conn, name, lock=True)
             target = reads.version(conn, name, mid, number)

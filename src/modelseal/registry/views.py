@@ -297,6 +297,7 @@ class TrustedKey(View):
     name: str
     added_at: str | None = None
     added_by: str | None = None
+    purpose: str = "signer"
 
 
 class KeyStatus(View):

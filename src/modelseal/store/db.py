@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from modelseal.errors import DatabaseError
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 WRITE_OPTION = "modelseal_write"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 

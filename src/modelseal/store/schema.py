@@ -191,6 +191,24 @@ trusted_keys = Table(
     Column("pem", Text, nullable=False),
     Column("added_at", TIME, nullable=False),
     Column("added_by", NAME, nullable=False),
+    # "signer": may sign pushed models; "gate": may sign gate decisions.
+    Column("purpose", String(16), nullable=False, server_default="signer"),
+)
+
+# Signed evidence stored with a version (today: gate decisions, as in-toto attestation bundles).
+attestations = Table(
+    "attestations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("version_id", Integer, ForeignKey("versions.id"), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
+    Column("bundle", Text, nullable=False),
+    Column("bundle_sha256", DIGEST, nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("policy_digest", DIGEST, nullable=False),
+    Column("keyid", DIGEST, nullable=False),
+    Column("created_at", TIME, nullable=False),
+    Column("created_by", NAME, nullable=False),
 )
 
 # The wrapped data key of an encrypted version (envelope/v1 fields). The key-encryption key is
