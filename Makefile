@@ -57,6 +57,7 @@ check: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/lint-imports
 	$(BIN)/python scripts/gen_openapi.py --check
 	$(BIN)/python scripts/gen_policy_schema.py --check
+	$(BIN)/python scripts/gen_cli_docs.py --check
 	$(BIN)/mypy
 
 test: check system-deps services
