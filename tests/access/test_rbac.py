@@ -14,25 +14,26 @@ from modelseal.access import tokens
 from modelseal.access.roles import ROLES, Grant, Principal
 from modelseal.audit.record import AuditRecord
 from modelseal.errors import PermissionDeniedError
-from modelseal.registry import audit_trail, gc, trusted_keys, uploads, versions
+from modelseal.registry import attestations, audit_trail, gc, trusted_keys, uploads, versions
 from modelseal.registry.backend import LocalBackend, push
 from modelseal.store import db
 from modelseal.store.schema import tokens as tokens_table
+from tests.policy import fixtures as gate_fixtures
 from tests.policy.fixtures import admit
 from tests.registry.fixtures import Env, SignedModel
 
 # The role table, written out independently of the implementation.
 EXPECTED: dict[str, set[str]] = {
-    "data-scientist": {"read", "versions", "push"},
-    "ml-engineer": {"read", "versions", "download", "alias-staging", "alias-other"},
-    "devops": {"read", "versions", "download", "alias-production"},
+    "data-scientist": {"read", "versions", "push", "attest"},
+    "ml-engineer": {"read", "versions", "download", "alias-staging", "alias-other", "attest"},
+    "devops": {"read", "versions", "download", "alias-production", "attest"},
     "security-engineer": {"read", "versions", "delete", "audit-read", "trust-add"},
     "compliance-officer": {"read", "versions", "audit-read", "audit-export"},
     "admin": {"user-create", "role-grant", "token-create", "token-revoke", "gc"},
 }
 STATE_CHANGES = {
     "alias-staging", "alias-production", "alias-other", "delete", "user-create", "role-grant",
-    "token-create", "token-revoke", "gc", "trust-add",
+    "token-create", "token-revoke", "gc", "trust-add", "attest",
 }  # fmt: skip
 # Reads that are audited when allowed (a download hands out the model's bytes).
 AUDITED_READS = {"download"}
@@ -47,6 +48,11 @@ def fresh_public_pem() -> str:
 def actions(env: Env, sm: SignedModel) -> dict[str, Callable[[Principal], Any]]:
     reg = env.registry
     counter = iter(range(1000))
+
+    private, _ = gate_fixtures.gate_key(sm.path.parent / "gate-key")
+    evidence = gate_fixtures.bundle(
+        gate_fixtures.decide(sm.path, sm.signature, sm.public_key), private
+    )
 
     def token_for_victim() -> str:
         return str(reg.run(env.admin, ops.CreateToken(name="victim")).id)
@@ -66,6 +72,8 @@ def actions(env: Env, sm: SignedModel) -> dict[str, Callable[[Principal], Any]]:
                                                                   version=1)),
         "alias-other": lambda p: reg.run(p, versions.SetAlias(name="m", alias="canary",
                                                              version=1)),
+        "attest": lambda p: reg.run(p, attestations.AttachAttestation(name="m", number=1,
+                                                                      bundle=evidence)),
         "delete": lambda p: reg.run(p, versions.DeleteVersion(name="m", number=2,
                                                                reason="revoked")),
         "user-create": lambda p: reg.run(p, ops.CreateUser(name=f"newuser{next(counter)}")),

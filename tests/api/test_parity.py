@@ -233,8 +233,13 @@ def both(db_url: str, tmp_path: Path, key_pair: tuple[Path, Path]) -> Iterator[S
     client = Client(running.url, token=tokens[1])
     actor = Principal(USER, _everything())
     try:
-        yield (Recorder(LocalBackend(local_env.registry, actor)), Recorder(client), model, keks,
-               evidence)
+        yield (
+            Recorder(LocalBackend(local_env.registry, actor)),
+            Recorder(client),
+            model,
+            keks,
+            evidence,
+        )
     finally:
         client.close()
         stop_server(running)

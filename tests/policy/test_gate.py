@@ -4,8 +4,8 @@ policy is unusable input (exit 2) naming the bad field."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 

@@ -8,6 +8,7 @@ scoped to ``*``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from fnmatch import fnmatchcase
 
 from modelseal.errors import UsageError
@@ -20,6 +21,9 @@ ALIAS_STAGING = "alias.staging"
 ALIAS_PRODUCTION = "alias.production"
 ALIAS_OTHER = "alias.other"
 DELETE = "version.delete"
+# Store a gate decision with a version (it must verify with a trusted gate key, so this
+# permission adds evidence but cannot forge it).
+ATTEST = "attestation.attach"
 # Global permissions.
 AUDIT_READ = "audit.read"
 AUDIT_EXPORT = "audit.export"
@@ -28,17 +32,19 @@ TRUST = "trust.manage"
 GC = "registry.gc"
 
 MODEL_PERMISSIONS = frozenset(
-    {READ, PUSH, DOWNLOAD, ALIAS_STAGING, ALIAS_PRODUCTION, ALIAS_OTHER, DELETE}
+    {READ, PUSH, DOWNLOAD, ALIAS_STAGING, ALIAS_PRODUCTION, ALIAS_OTHER, DELETE, ATTEST}
 )
 GLOBAL_PERMISSIONS = frozenset({AUDIT_READ, AUDIT_EXPORT, ACCESS_ADMIN, TRUST, GC})
 
 ROLES: dict[str, frozenset[str]] = {
     # Register and upload versions of their (scoped) models, and read them.
-    "data-scientist": frozenset({READ, PUSH}),
-    # Read, download, move `staging` and other non-production aliases.
-    "ml-engineer": frozenset({READ, DOWNLOAD, ALIAS_STAGING, ALIAS_OTHER}),
-    # Move `production` (a deployment needs the bytes: read and download too).
-    "devops": frozenset({READ, DOWNLOAD, ALIAS_PRODUCTION}),
+    # Attach the gate's decisions to them.
+    "data-scientist": frozenset({READ, PUSH, ATTEST}),
+    # Read, download, move `staging` and other non-production aliases; attach gate decisions.
+    "ml-engineer": frozenset({READ, DOWNLOAD, ALIAS_STAGING, ALIAS_OTHER, ATTEST}),
+    # Move `production` and the other protected aliases (a deployment needs the bytes: read
+    # and download too); attach gate decisions.
+    "devops": frozenset({READ, DOWNLOAD, ALIAS_PRODUCTION, ATTEST}),
     # Keys, trust, revocation (tombstoning versions), scan; read the registry and the audit.
     "security-engineer": frozenset({READ, DELETE, TRUST, AUDIT_READ}),
     # Read-only registry and audit, and export.
@@ -50,8 +56,11 @@ ROLES: dict[str, frozenset[str]] = {
 PROTECTED_ALIASES = {"staging": ALIAS_STAGING, "production": ALIAS_PRODUCTION}
 
 
-def alias_permission(alias: str) -> str:
-    """The permission that moving ``alias`` needs (staging, production, other)."""
+def alias_permission(alias: str, protected: Collection[str] = ()) -> str:
+    """The permission that moving ``alias`` needs: staging, production (also for every alias
+    the registry protects with the gate), other."""
+    if alias in protected:
+        return ALIAS_PRODUCTION
     return PROTECTED_ALIASES.get(alias, ALIAS_OTHER)
 
 

@@ -67,7 +67,7 @@ class AttachAttestation(Operation[AttestationView]):
         from modelseal.signing import intoto as evidence
 
         resource = f"model/{self.name}/versions/{self.number}"
-        decision = session.require(roles.PUSH, "attestation.attach", resource, self.name)
+        decision = session.require(roles.ATTEST, "attestation.attach", resource, self.name)
         keys = session.gate_keys()
         if not keys:
             raise InputError(
@@ -82,14 +82,22 @@ class AttachAttestation(Operation[AttestationView]):
         except ModelsealError as exc:
             session.deny("attestation.attach", resource, exc)
         result = "PASSED" if verified.passed else "FAILED"
+        digest = hashlib.sha256(self.bundle.encode("utf-8")).hexdigest()
         with session.transaction() as conn:
             mid = reads.model_id(conn, self.name, lock=True)
             target = reads.version(conn, self.name, mid, self.number)
+            version_id = _version_id(conn, mid, self.number)
+            stored = conn.execute(
+                select(attestations).where(attestations.c.version_id == version_id,
+                                           attestations.c.bundle_sha256 == digest)
+            ).mappings().first()  # fmt: skip
+            if stored is not None:  # the same evidence again: stored once
+                return _view(self.name, self.number, dict(stored), with_bundle=False)
             row = {
-                "version_id": _version_id(conn, mid, self.number),
+                "version_id": version_id,
                 "kind": DECISION,
                 "bundle": self.bundle,
-                "bundle_sha256": hashlib.sha256(self.bundle.encode("utf-8")).hexdigest(),
+                "bundle_sha256": digest,
                 "result": result,
                 "policy_digest": verified.policy_digest,
                 "keyid": verified.keyid,

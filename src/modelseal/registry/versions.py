@@ -199,7 +199,7 @@ class SetAlias(Operation[VersionView]):
         """Move the alias; the version it now points at."""
         name, alias, number = self.name, self.alias, self.version
         resource = f"model/{name}/aliases/{alias}"
-        permission = roles.alias_permission(alias)
+        permission = roles.alias_permission(alias, session.registry.protected_aliases)
         decision = session.require(permission, "alias.move", resource, name)
         if alias in session.registry.protected_aliases:
             from modelseal.registry.attestations import require_decision
@@ -246,7 +246,12 @@ class RemoveAlias(Operation[Status]):
         """Drop the alias."""
         name, alias = self.name, self.alias
         resource = f"model/{name}/aliases/{alias}"
-        decision = session.require(roles.alias_permission(alias), "alias.remove", resource, name)
+        decision = session.require(
+            roles.alias_permission(alias, session.registry.protected_aliases),
+            "alias.remove",
+            resource,
+            name,
+        )
         with session.transaction() as conn:
             mid = reads.model_id(conn, name, lock=True)
             previous = conn.execute(
