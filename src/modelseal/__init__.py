@@ -12,6 +12,8 @@ The public API (imported lazily so ``import modelseal`` stays cheap):
 * :func:`fingerprint` -- a digest of the weights themselves, the same in every format.
 * :func:`encrypt`, :func:`decrypt`, :func:`decrypt_to_memory` -- encryption at rest (Tink
   streaming AEAD, envelope keys from a provider); more in :mod:`modelseal.crypto`.
+* :func:`gate` -- judge a model against a policy (signature, scan, metrics, environment,
+  rules); returns a :class:`GateDecision`, signed as evidence by ``modelseal gate --attest``.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ _EXPORTS: dict[str, str] = {
     "encrypt": "modelseal.crypto.api",
     "decrypt": "modelseal.crypto.api",
     "decrypt_to_memory": "modelseal.crypto.api",
+    "gate": "modelseal.policy.gate",
+    "GateDecision": "modelseal.policy.decision",
 }
 
 __all__ = [
+    "GateDecision",
     "HashOptions",
     "Manifest",
     "SignResult",
@@ -50,6 +55,7 @@ __all__ = [
     "digest",
     "encrypt",
     "fingerprint",
+    "gate",
     "generate_key",
     "load",
     "scan",
@@ -63,6 +69,8 @@ if TYPE_CHECKING:
     from modelseal.hashing.fingerprint import fingerprint
     from modelseal.hashing.manifest import Manifest
     from modelseal.loading.verified import VerifiedModel, load
+    from modelseal.policy.decision import GateDecision
+    from modelseal.policy.gate import gate
     from modelseal.signing.api import SignResult, VerificationResult, digest, sign, verify
     from modelseal.signing.keys import generate_key
 

@@ -467,3 +467,35 @@ def test_split_signing_matches_sign(
     whole = modelseal.sign(model_dir, private_key=key_pair[0], signature=sig)
     assert split.manifest == whole.manifest
     assert modelseal.verify(model_dir, signature=sig, public_key=key_pair[1])
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [("yaml", "pip install 'modelseal[gate]'"), ("sqlalchemy.orm", "modelseal[registry]")],
+)
+def test_a_missing_optional_package_names_its_extra(
+    run_cli: Run, model_dir: Path, monkeypatch: pytest.MonkeyPatch, module: str, expected: str
+) -> None:
+    import modelseal.signing.api as api
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+    monkeypatch.setattr(api, "digest", missing)
+    monkeypatch.delenv("MODELSEAL_DEBUG", raising=False)
+    code, _, err = run_cli("digest", model_dir)
+    assert_one_line_error(code, err, 2, f"needs the {module.split('.')[0]} package", expected)
+
+
+def test_a_missing_module_that_is_not_optional_is_a_bug(
+    run_cli: Run, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelseal.signing.api as api
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise ModuleNotFoundError("No module named 'modelseal.gone'", name="modelseal.gone")
+
+    monkeypatch.setattr(api, "digest", missing)
+    monkeypatch.delenv("MODELSEAL_DEBUG", raising=False)
+    code, _, err = run_cli("digest", model_dir)
+    assert_one_line_error(code, err, 3, "internal error: ModuleNotFoundError")

@@ -79,12 +79,13 @@ def gate(
     from modelseal.errors import UsageError
     from modelseal.policy.document import load_policy
     from modelseal.policy.gate import gate as run_gate
+    from modelseal.policy.gate import is_reference
 
     if attest is not None and gate_key is None:
         raise UsageError("--attest needs --gate-key", hint="give the gate's private key")
     loaded = load_policy(policy)  # a malformed policy stops here, before anything is read
     key = _gate_key(gate_key, passphrase_file) if gate_key else None
-    backend = None if Path(model).exists() else open_backend(config_from(store))
+    backend = open_backend(config_from(store)) if is_reference(model) else None
     try:
         decision = run_gate(
             model,

@@ -57,3 +57,43 @@ def one_line(error: ModelsealError) -> str:
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 20] + " … " + message[-17:]
     return f"{message}; {hint}" if hint else message
+
+
+# Optional packages and the extra that installs each (a command that needs one says so).
+EXTRA_OF_MODULE = {
+    "pydantic": "gate",
+    "yaml": "gate",
+    "cel": "gate",
+    "pyarrow": "gate",
+    "sqlalchemy": "registry",
+    "alembic": "registry",
+    "fastapi": "registry",
+    "uvicorn": "registry",
+    "httpx": "registry",
+    "psycopg": "registry",
+    "fsspec": "registry",
+    "s3fs": "registry",
+    "argon2": "crypto",
+    "pkcs11": "crypto",
+    "boto3": "crypto",
+    "numpy": "numpy",
+    "torch": "torch",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "sklearn": "sklearn",
+    "joblib": "sklearn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "keras": "keras",
+    "sigstore": "sigstore",
+}
+
+
+def missing_package(error: ModuleNotFoundError) -> str | None:
+    """The line for a command that needs an optional package that is not installed (``None``
+    if the missing module is not one of modelseal's optional packages: then it is a bug)."""
+    top = (error.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    if extra is None:
+        return None
+    return f"this command needs the {top} package; install it: pip install 'modelseal[{extra}]'"

@@ -139,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, not a traceback
         if os.environ.get("MODELSEAL_DEBUG"):
             raise
+        if isinstance(exc, ModuleNotFoundError):  # an optional package is not installed
+            from modelseal.cli.hints import missing_package
+
+            line = missing_package(exc)
+            if line is not None:
+                return _fail(line, EXIT_USAGE, "missing-package", wants_json)
         message = (
             f"internal error: {type(exc).__name__}: {exc}; "
             "rerun with MODELSEAL_DEBUG=1 and report it"

@@ -67,6 +67,23 @@ def gate(
     )
 
 
+def is_reference(model: PathLike) -> bool:
+    """Whether ``model`` names a registry version (``NAME[:VERSION|@ALIAS]``) rather than a
+    model on disk; :class:`InputError` if it is neither an existing path nor a reference."""
+    from modelseal.registry.models import VersionRef
+
+    if Path(model).exists():
+        return False
+    try:
+        VersionRef.parse(str(model))
+    except ModelsealError:
+        raise InputError(
+            f"{str(model)!r} is neither a model path that exists nor a registry reference",
+            hint="give a model folder or file, or NAME[:VERSION|@ALIAS]",
+        ) from None
+    return True
+
+
 class Subject:
     """The model being gated, on disk, with its bundle and what the registry recorded."""
 
@@ -200,7 +217,7 @@ def _resolve(
 ) -> Iterator[Subject]:
     path = Path(model)
     trained = _environment(environment)
-    if path.exists():
+    if not is_reference(model):
         if signature is None:
             raise UsageError(
                 f"gating {str(path)!r} needs its signature",

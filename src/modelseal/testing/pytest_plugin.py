@@ -17,6 +17,10 @@ used. Fixtures:
     ``trust`` (a public key file, or a list of CA certificate files for certificate
     signatures) and scans clean, exactly as :func:`modelseal.load` does.
 
+The gate as tests: ``pytest --modelseal-policy POLICY --modelseal-model REF`` adds one test
+item per check of the policy (see :mod:`modelseal.testing.gate_items`); ``--junitxml`` gives
+every CI a report of each check.
+
 Example::
 
     def test_my_model_is_signed(modelseal_sign, modelseal_keys, verified_model):
@@ -41,6 +45,23 @@ if TYPE_CHECKING:
 
 OutT = TypeVar("OutT")
 PathLike = str | os.PathLike[str]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The ``--modelseal-*`` options of the gate."""
+    from modelseal.testing.gate_items import add_options
+
+    add_options(parser)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """With ``--modelseal-policy``: one item per check of the policy, first."""
+    if config.getoption("modelseal_policy", None):
+        from modelseal.testing.gate_items import add_items
+
+        add_items(session, config, items)
 
 
 @dataclasses.dataclass(frozen=True)
