@@ -82,7 +82,8 @@ class HashOptions:
         if self.shard_size is not None and self.shard_size < _MIN_SHARD:
             raise UsageError(
                 f"shard size {self.shard_size} is too small",
-                hint=f"use at least {_MIN_SHARD} bytes (e.g. --shard-size 256MiB)",
+                hint="use a positive shard size (e.g. 256 MiB)",
+                topic="shard-size",
             )
         if self.reader not in ("mmap", "read", "capture", "map"):
             raise UsageError(
@@ -170,12 +171,13 @@ def raise_for_unhashable(outcome: HashOutcome) -> None:
     if refusals:
         first = refusals[0]
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
-        hint = (
-            "pass --allow-symlinks to include links that stay inside the model"
-            if first.code == "symlink" and "not allowed" in first.message
-            else "remove it from the model or ignore it with --ignore"
+        if first.code == "symlink" and "not allowed" in first.message:
+            hint, topic = "allow symbolic links that stay inside the model", "symlinks"
+        else:
+            hint, topic = "remove it from the model or ignore it", "unhashable"
+        raise ModelPathError(
+            f"cannot hash {first.name!r}: {first.message}{more}", hint=hint, topic=topic
         )
-        raise ModelPathError(f"cannot hash {first.name!r}: {first.message}{more}", hint=hint)
     if failures:
         first_failure = failures[0]
         raise ModelPathError(

@@ -87,11 +87,15 @@ def read_bundle(path: str | os.PathLike[str]) -> OmsBundle:
             data = fh.read(MAX_BUNDLE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(
-            f"signature file {str(p)!r} does not exist", hint="check the --signature path"
+            f"signature file {str(p)!r} does not exist",
+            hint="check the signature path",
+            topic="signature-path",
         ) from None
     except IsADirectoryError:
         raise InputError(
-            f"signature path {str(p)!r} is a directory", hint="point --signature at the bundle file"
+            f"signature path {str(p)!r} is a directory",
+            hint="give the path of the signature bundle file",
+            topic="signature-file",
         ) from None
     except OSError as exc:
         raise InputError(
@@ -124,7 +128,8 @@ def parse_bundle(data: bytes) -> OmsBundle:
             raise UnsupportedSignatureError(
                 "bundle signs a message digest, not an OMS statement",
                 reasons=[Reason("unsupported-algorithm", "messageSignature bundle")],
-                hint="sign the model with 'modelseal sign' or 'model_signing sign'",
+                hint="sign the model with an OpenSSF Model Signing v1.0 signer",
+                topic="oms-signer",
             )
         raise _malformed("no dsseEnvelope")
     payload = _b64(envelope.get("payload"), "dsseEnvelope.payload")

@@ -148,7 +148,11 @@ def write_key_pair(
     """Write the private key (PKCS#8 PEM, encrypted when ``passphrase`` is given, mode 0600) and
     the public key beside it; both atomically."""
     if passphrase is not None and not passphrase:
-        raise PassphraseError("empty passphrase", hint="give a passphrase or use --no-passphrase")
+        raise PassphraseError(
+            "empty passphrase",
+            hint="give a passphrase, or none to write the key unencrypted",
+            topic="new-key-passphrase",
+        )
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase)
         if passphrase
@@ -189,7 +193,8 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = No
             return load_private_key(path, None)  # a passphrase for a plain key does no harm
         raise PassphraseError(
             f"private key {str(path)!r} is passphrase-protected",
-            hint="set MODELSEAL_PASSPHRASE, pass --passphrase-file, or run in a terminal",
+            hint="give the key's passphrase",
+            topic="key-passphrase",
         ) from None
     except ValueError as exc:
         text = str(exc).lower()

@@ -109,8 +109,8 @@ def parse_bundle_certificates(ders: Sequence[bytes]) -> list[x509.Certificate]:
         ) from None
 
 
-def _fail(code: str, message: str, hint: str) -> CertificateError:
-    return CertificateError(message, reasons=[Reason(code, message)], hint=hint)
+def _fail(code: str, message: str, hint: str, topic: str = "") -> CertificateError:
+    return CertificateError(message, reasons=[Reason(code, message)], hint=hint, topic=topic)
 
 
 def verify_chain(
@@ -155,7 +155,8 @@ def verify_chain(
             "certificate-untrusted",
             f"signing certificate {leaf.subject.rfc4514_string()!r} does not chain to a trust "
             f"anchor ({exc})",
-            "pass the issuing CA with --trust-anchor, or do not trust this signer",
+            "give the issuing CA as a trust anchor, or do not trust this signer",
+            topic="untrusted-chain",
         ) from None
     from cryptography.hazmat.primitives import hashes
 
