@@ -20,6 +20,7 @@ from typing import Literal
 
 from modelseal.errors import ModelPathError, UsageError
 from modelseal.hashing.algorithms import canonical_hash_name, new_hasher
+from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError
 from modelseal.hashing.manifest import Manifest, ManifestItem, Method, Serialization
 from modelseal.hashing.walk import (
     DEFAULT_IGNORES,
@@ -364,6 +365,8 @@ def _hash_region(
         fd = os.dup(root_fd) if is_file else open_beneath(root_fd, task.entry.source)
     except FileNotFoundError:
         raise HashFailure(name, "disappeared while hashing") from None
+    except NotRegularFileError:
+        raise HashFailure(name, f"is {NOT_REGULAR}") from None
     except OSError as exc:
         raise HashFailure(name, f"cannot open safely ({exc.strerror or exc})") from None
     try:
@@ -412,6 +415,9 @@ def _map_files(
                 fd = os.dup(root_fd) if listing.is_file else open_beneath(root_fd, entry.source)
             except FileNotFoundError:
                 failures.append(HashFailure(name, "disappeared while hashing"))
+                continue
+            except NotRegularFileError:
+                failures.append(HashFailure(name, f"is {NOT_REGULAR}"))
                 continue
             except OSError as exc:
                 failures.append(HashFailure(name, f"cannot open safely ({exc.strerror or exc})"))

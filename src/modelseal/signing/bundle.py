@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from modelseal.errors import InputError, MalformedSignatureError, Reason, UnsupportedSignatureError
+from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, read_regular
 from modelseal.signing.dsse import IN_TOTO_PAYLOAD_TYPE
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -83,8 +84,7 @@ def read_bundle(path: str | os.PathLike[str]) -> OmsBundle:
     :class:`MalformedSignatureError`."""
     p = Path(path)
     try:
-        with p.open("rb") as fh:
-            data = fh.read(MAX_BUNDLE_BYTES + 1)
+        data = read_regular(p, MAX_BUNDLE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(
             f"signature file {str(p)!r} does not exist",
@@ -94,6 +94,12 @@ def read_bundle(path: str | os.PathLike[str]) -> OmsBundle:
     except IsADirectoryError:
         raise InputError(
             f"signature path {str(p)!r} is a directory",
+            hint="give the path of the signature bundle file",
+            topic="signature-file",
+        ) from None
+    except NotRegularFileError:
+        raise InputError(
+            f"signature path {str(p)!r} is {NOT_REGULAR}",
             hint="give the path of the signature bundle file",
             topic="signature-file",
         ) from None
