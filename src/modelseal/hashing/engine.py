@@ -166,6 +166,11 @@ def hash_model(
     return outcome.manifest
 
 
+def shown_name(name: str, outcome: HashOutcome) -> str:
+    """``name`` as messages show it: a single-file model's ``"."`` is the file's own name."""
+    return outcome.manifest.model_name if name == "." else name
+
+
 def raise_for_unhashable(outcome: HashOutcome) -> None:
     """Raise :class:`ModelPathError` for the first entry that could not be hashed."""
     refusals, failures = outcome.refusals, outcome.failures
@@ -177,12 +182,14 @@ def raise_for_unhashable(outcome: HashOutcome) -> None:
         else:
             hint, topic = "remove it from the model or ignore it", "unhashable"
         raise ModelPathError(
-            f"cannot hash {first.name!r}: {first.message}{more}", hint=hint, topic=topic
+            f"cannot hash {shown_name(first.name, outcome)!r}: {first.message}{more}",
+            hint=hint,
+            topic=topic,
         )
     if failures:
         first_failure = failures[0]
         raise ModelPathError(
-            f"cannot hash {first_failure.name!r}: {first_failure.message}",
+            f"cannot hash {shown_name(first_failure.name, outcome)!r}: {first_failure.message}",
             hint="make sure nothing modifies the model while it is hashed",
         )
 
@@ -347,8 +354,11 @@ def _hash_listing(
                 results = list(ex.map(run, tasks))
     finally:
         os.close(root_fd)
-    failures.sort(key=lambda f: f.name)
-    return [r for r in results if r is not None], tuple(failures)
+    # One failure per file, however many of its shards failed.
+    first_failures: dict[str, HashFailure] = {}
+    for failure in sorted(failures, key=lambda f: f.name):
+        first_failures.setdefault(failure.name, failure)
+    return [r for r in results if r is not None], tuple(first_failures.values())
 
 
 def _hash_region(
