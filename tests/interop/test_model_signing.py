@@ -205,7 +205,7 @@ def test_signature_inside_the_model_directory(
     assert result.returncode == 0, result.stderr
     code, out, err = run_cli("verify", model, "--signature", sig, "--public-key", pub)
     assert code == 0, err
-    assert f"{len(MODEL_FILES)} resources match" in out
+    assert f"{len(MODEL_FILES)} files match" in out
 
 
 def test_model_signing_rejects_tampered_modelseal_bundles(
@@ -332,7 +332,7 @@ def test_modelseal_verifies_model_signing_single_file_and_inside_signature(
     )
     code, out, err = run_cli("verify", single, "--signature", sig, "--public-key", pub)
     assert code == 0, err
-    assert "1 resources match" in out
+    assert "1 file matches" in out
     inside = model / "model.sig"  # model_signing ignores its own signature file when hashing
     assert (
         model_signing("sign", "key", model, "--private_key", priv, "--signature", inside).returncode
@@ -340,7 +340,7 @@ def test_modelseal_verifies_model_signing_single_file_and_inside_signature(
     )
     code, out, err = run_cli("verify", model, "--signature", inside, "--public-key", pub)
     assert code == 0, err
-    assert f"{len(MODEL_FILES)} resources match" in out
+    assert f"{len(MODEL_FILES)} files match" in out
 
 
 SERIALIZATIONS: dict[str, tuple[str, PeerHash, int | None]] = {
@@ -458,7 +458,7 @@ def test_modelseal_honours_model_signing_ignore_paths(
     (model / "nested" / "deeper" / "new.txt").write_text("new\n")
     code, out, err = run_cli("verify", model, "--signature", sig, "--public-key", pub)
     assert code == 0, err
-    assert f"{len(MODEL_FILES) - 1} resources match" in out
+    assert f"{len(MODEL_FILES) - 1} files match" in out
     (model / "config.json").write_text("{}")
     code, out, err = run_cli("verify", model, "--signature", sig, "--public-key", pub, "--json")
     assert code == 1
@@ -483,7 +483,7 @@ def test_symlinks_and_git_paths_both_ways(
     (model / ".git" / "config").write_text("[core]\n\tbare = false\n")
     code, out, err = run_cli("verify", model, "--signature", sig, "--public-key", pub)
     assert code == 0, err
-    assert f"{len(MODEL_FILES) + 1} resources match" in out
+    assert f"{len(MODEL_FILES) + 1} files match" in out
     # modelseal -> model_signing, with git paths signed too.
     sig = tmp_path / "seal.sig"
     code, _, err = run_cli(

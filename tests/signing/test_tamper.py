@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import modelseal
@@ -126,8 +126,7 @@ def test_rename_add_remove_are_detected(
     signed: dict[str, Path], key_pair: tuple[Path, Path], mode: str, target: str, new: str
 ) -> None:
     for model in _copy(signed):
-        if (model / new).exists():
-            return
+        assume(not (model / new).exists())  # never pass by testing nothing
         os.rename(model / target, model / new)
         assert _reasons(model, signed[mode], key_pair[1]) == [("renamed", target)]
         os.rename(model / new, model / target)

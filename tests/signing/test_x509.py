@@ -16,6 +16,8 @@ from typing import TypedDict
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import modelseal
@@ -228,13 +230,39 @@ def _negative_serial_pem(cert: x509.Certificate) -> bytes:
     """``cert`` with its serial number made negative (as some old CAs in system stores have);
     the signature no longer matches, but it parses (with a deprecation warning)."""
     der = cert.public_bytes(serialization.Encoding.DER)
-    serial = cert.serial_number.to_bytes((cert.serial_number.bit_length() + 7) // 8, "big")
+    # DER's INTEGER content: two's complement, so a 0x00 leads when the top bit is set (random
+    # serials have a multiple of 8 bits about 1 time in 256).
+    serial = cert.serial_number.to_bytes(cert.serial_number.bit_length() // 8 + 1, "big")
     field = bytes([0x02, len(serial)]) + serial
     assert der.count(field) == 1
-    der = der.replace(field, bytes([0x02, len(serial), 0xFF]) + serial[1:])
+    # 0x80 first: negative whatever the serial, and still the minimal (DER) encoding.
+    der = der.replace(field, bytes([0x02, len(serial), 0x80]) + serial[1:])
     body = base64.encodebytes(der).replace(b"\n", b"")
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+@pytest.mark.parametrize("bits", [159, 152, 8, 7])
+def test_negative_serial_helper_works_for_every_serial_length(pki: Pki, bits: int) -> None:
+    """A random serial has a multiple of 8 bits (its DER form then starts with 0x00) about one
+    time in 256; the helper must make it negative then too, not fail the test by chance."""
+    import warnings
+
+    serial = (1 << (bits - 1)) | 0x5A
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(pki.root.cert.subject)
+        .issuer_name(pki.root.cert.subject)
+        .public_key(pki.root.cert.public_key())
+        .serial_number(serial)
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + DAY)
+        .sign(pki.root.key, None if isinstance(pki.root.key, Ed25519PrivateKey) else SHA256())
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        negative = x509.load_pem_x509_certificate(_negative_serial_pem(cert))
+        assert negative.serial_number < 0
 
 
 JUNK_PEM = b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"

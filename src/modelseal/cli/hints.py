@@ -21,6 +21,25 @@ BY_TOPIC = {
     "max-file-bytes": "ask the registry's admin to raise max_file_bytes (MODELSEAL_MAX_FILE_BYTES)",
     "server-url": "check --server and that the server is running",
     "server-token": "set MODELSEAL_TOKEN or pass --token-file",
+    # signing and hashing
+    "certificate-chain-without-leaf": "pass the leaf certificate too (--certificate)",
+    "nothing-to-sign": "check the model path and the --ignore patterns",
+    "leaf-certificate-alone": (
+        "give the signing (leaf) certificate alone; the rest go to --certificate-chain"
+    ),
+    "verify-with-trust-anchor": "verify it with --trust-anchor CA.pem",
+    "verify-with-public-key": "verify it with --public-key KEY.pub",
+    "verify-with-public-key-alone": "verify it with --public-key alone",
+    "untrusted-chain": "pass the issuing CA with --trust-anchor, or do not trust this signer",
+    "signature-path": "check the --signature path",
+    "signature-file": "point --signature at the bundle file",
+    "oms-signer": "sign the model with 'modelseal sign' or 'model_signing sign'",
+    "new-key-passphrase": "give a passphrase or use --no-passphrase",
+    "key-passphrase": "set MODELSEAL_PASSPHRASE, pass --passphrase-file, or run in a terminal",
+    "symlinks": "pass --allow-symlinks to include links that stay inside the model",
+    "unhashable": "remove it from the model or ignore it with --ignore",
+    "shard-size": "use a positive size (e.g. --shard-size 256MiB)",
+    "duplicate-tensor-names": "fingerprint the files one by one, or use --ignore-names",
 }
 
 

@@ -131,10 +131,10 @@ def sign(
         emit_json(result.to_dict())
     else:
         count = len(result.manifest.items)
-        kind = "shards" if result.manifest.serialization.method == "shards" else "files"
+        kind = "shard" if result.manifest.serialization.method == "shards" else "file"
         click.echo(
-            f"signed {model_path} ({count} {kind}, {result.manifest.serialization.hash_type}) "
-            f"with {result.signer}"
+            f"signed {model_path} ({count} {kind}{'' if count == 1 else 's'}, "
+            f"{result.manifest.serialization.hash_type}) with {result.signer}"
         )
         click.echo(f"root digest sha256:{result.root_digest}")
         click.echo(f"signature written to {signature}")

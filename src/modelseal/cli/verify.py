@@ -76,7 +76,9 @@ def verify(
         emit_json(result.to_dict())
     else:
         count = len(result.manifest.items)
-        click.echo(f"verified {model_path}: {count} resources match, signed by {result.signer}")
+        kind = "shard" if result.manifest.serialization.method == "shards" else "file"
+        agree = f"{kind} matches" if count == 1 else f"{kind}s match"
+        click.echo(f"verified {model_path}: {count} {agree}, signed by {result.signer}")
         click.echo(f"root digest sha256:{result.root_digest}")
         if result.fingerprint is not None:
             click.echo(f"weights fingerprint {result.fingerprint['digest']} matches")

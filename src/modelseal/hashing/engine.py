@@ -20,6 +20,7 @@ from typing import Literal
 
 from modelseal.errors import ModelPathError, UsageError
 from modelseal.hashing.algorithms import canonical_hash_name, new_hasher
+from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError
 from modelseal.hashing.manifest import Manifest, ManifestItem, Method, Serialization
 from modelseal.hashing.walk import (
     DEFAULT_IGNORES,
@@ -82,7 +83,8 @@ class HashOptions:
         if self.shard_size is not None and self.shard_size < _MIN_SHARD:
             raise UsageError(
                 f"shard size {self.shard_size} is too small",
-                hint=f"use at least {_MIN_SHARD} bytes (e.g. --shard-size 256MiB)",
+                hint="use a positive shard size (e.g. 256 MiB)",
+                topic="shard-size",
             )
         if self.reader not in ("mmap", "read", "capture", "map"):
             raise UsageError(
@@ -164,22 +166,30 @@ def hash_model(
     return outcome.manifest
 
 
+def shown_name(name: str, outcome: HashOutcome) -> str:
+    """``name`` as messages show it: a single-file model's ``"."`` is the file's own name."""
+    return outcome.manifest.model_name if name == "." else name
+
+
 def raise_for_unhashable(outcome: HashOutcome) -> None:
     """Raise :class:`ModelPathError` for the first entry that could not be hashed."""
     refusals, failures = outcome.refusals, outcome.failures
     if refusals:
         first = refusals[0]
         more = f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""
-        hint = (
-            "pass --allow-symlinks to include links that stay inside the model"
-            if first.code == "symlink" and "not allowed" in first.message
-            else "remove it from the model or ignore it with --ignore"
+        if first.code == "symlink" and "not allowed" in first.message:
+            hint, topic = "allow symbolic links that stay inside the model", "symlinks"
+        else:
+            hint, topic = "remove it from the model or ignore it", "unhashable"
+        raise ModelPathError(
+            f"cannot hash {shown_name(first.name, outcome)!r}: {first.message}{more}",
+            hint=hint,
+            topic=topic,
         )
-        raise ModelPathError(f"cannot hash {first.name!r}: {first.message}{more}", hint=hint)
     if failures:
         first_failure = failures[0]
         raise ModelPathError(
-            f"cannot hash {first_failure.name!r}: {first_failure.message}",
+            f"cannot hash {shown_name(first_failure.name, outcome)!r}: {first_failure.message}",
             hint="make sure nothing modifies the model while it is hashed",
         )
 
@@ -344,8 +354,11 @@ def _hash_listing(
                 results = list(ex.map(run, tasks))
     finally:
         os.close(root_fd)
-    failures.sort(key=lambda f: f.name)
-    return [r for r in results if r is not None], tuple(failures)
+    # One failure per file, however many of its shards failed.
+    first_failures: dict[str, HashFailure] = {}
+    for failure in sorted(failures, key=lambda f: f.name):
+        first_failures.setdefault(failure.name, failure)
+    return [r for r in results if r is not None], tuple(first_failures.values())
 
 
 def _hash_region(
@@ -362,6 +375,8 @@ def _hash_region(
         fd = os.dup(root_fd) if is_file else open_beneath(root_fd, task.entry.source)
     except FileNotFoundError:
         raise HashFailure(name, "disappeared while hashing") from None
+    except NotRegularFileError:
+        raise HashFailure(name, f"is {NOT_REGULAR}") from None
     except OSError as exc:
         raise HashFailure(name, f"cannot open safely ({exc.strerror or exc})") from None
     try:
@@ -410,6 +425,9 @@ def _map_files(
                 fd = os.dup(root_fd) if listing.is_file else open_beneath(root_fd, entry.source)
             except FileNotFoundError:
                 failures.append(HashFailure(name, "disappeared while hashing"))
+                continue
+            except NotRegularFileError:
+                failures.append(HashFailure(name, f"is {NOT_REGULAR}"))
                 continue
             except OSError as exc:
                 failures.append(HashFailure(name, f"cannot open safely ({exc.strerror or exc})"))

@@ -113,7 +113,8 @@ def _unique(tensors: Sequence[Tensor], where: str) -> None:
         if tensor.name in seen:
             raise InputError(
                 f"tensor {tensor.name!r} occurs twice in {where!r}",
-                hint="fingerprint the files one by one, or use --ignore-names",
+                hint="fingerprint the files one by one, or count tensors by content alone",
+                topic="duplicate-tensor-names",
             )
         seen.add(tensor.name)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from modelseal.errors import InputError, TensorFormatError, UnsupportedAlgorithmError
+from modelseal.hashing.inputs import open_regular
 from modelseal.memio import ViewReader
 
 
@@ -94,7 +95,7 @@ def _fail(path: Path | str, message: str) -> TensorFormatError:
 def weights_kind(path: Path) -> str | None:
     """The weights format of the file at ``path``, or ``None`` if it is some other file."""
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(open_regular(path), "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size < 9:
                 return None
@@ -205,7 +206,7 @@ def read_tensors(
     buffer: bytes | memoryview | mmap.mmap = b""
     if data is None:
         try:
-            with open(p, "rb") as fh:
+            with os.fdopen(open_regular(p), "rb") as fh:
                 if os.fstat(fh.fileno()).st_size:
                     buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         except OSError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from modelseal.errors import ModelPathError
+from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, open_regular
 
 # Ignored at the model root unless the signer opts out (OMS / model_signing defaults).
 DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
@@ -175,7 +176,7 @@ def _classify(
     elif stat.S_ISREG(lst.st_mode):
         files.append(FileEntry(rel, rel, lst.st_size))
     else:
-        refusals.append(Refusal(rel, "special", "is not a regular file (device, FIFO or socket)"))
+        refusals.append(Refusal(rel, "special", f"is {NOT_REGULAR}"))
 
 
 def _is_utf8(name: str) -> bool:
@@ -187,10 +188,16 @@ def _is_utf8(name: str) -> bool:
 
 
 def open_root(root: Path, is_file: bool) -> int:
-    """A descriptor for the model root (its directory, or the model file itself)."""
-    flags = os.O_RDONLY | _O_CLOEXEC | (0 if is_file else _O_DIRECTORY)
+    """A descriptor for the model root (its directory, or the model file itself), opened without
+    blocking: a root that is no longer a regular file (or a directory) is a ModelPathError."""
+    flags = os.O_RDONLY | (0 if is_file else _O_DIRECTORY)
     try:
-        return os.open(root, flags)
+        return open_regular(root, flags, directory_ok=not is_file)
+    except NotRegularFileError:
+        raise ModelPathError(
+            f"cannot open model path {str(root)!r}: {NOT_REGULAR}",
+            hint="point at a model file or a model directory",
+        ) from None
     except OSError as exc:
         raise ModelPathError(
             f"cannot open model path {str(root)!r}: {exc.strerror}",
@@ -199,7 +206,8 @@ def open_root(root: Path, is_file: bool) -> int:
 
 
 def open_beneath(root_fd: int, relpath: str) -> int:
-    """Open ``relpath`` read-only below ``root_fd`` without following any symlink on the way."""
+    """Open ``relpath`` read-only below ``root_fd`` without following any symlink on the way and
+    without blocking; anything but a regular file is a :class:`NotRegularFileError`."""
     parts: Sequence[str] = relpath.split("/")
     dir_fd = root_fd
     opened: list[int] = []
@@ -214,14 +222,11 @@ def open_beneath(root_fd: int, relpath: str) -> int:
         last = parts[-1]
         if last in ("", ".", ".."):
             raise OSError(0, f"invalid path component {last!r}")
-        fd = os.open(last, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=dir_fd)
+        # Non-blocking: a FIFO swapped in since the listing must not hang the open.
+        return open_regular(last, os.O_RDONLY | _O_NOFOLLOW, dir_fd=dir_fd)
     finally:
         for d in opened:
             os.close(d)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise OSError(0, "not a regular file")
-    return fd
 
 
 def relative_inside(

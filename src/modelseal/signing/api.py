@@ -251,7 +251,8 @@ def _identity(
     if chain and certificate is None:
         raise UsageError(
             "a certificate chain was given without a signing certificate",
-            hint="pass the leaf certificate too (--certificate)",
+            hint="give the signing (leaf) certificate as well",
+            topic="certificate-chain-without-leaf",
         )
     if certificate is not None:
         certificates, identity = _signing_chain(public, certificate, chain)
@@ -280,7 +281,8 @@ def sign_outcome(
     if not manifest.items:
         raise ModelPathError(
             f"nothing to sign in {str(model_path)!r}: no files (or all of them ignored)",
-            hint="check the model path and the --ignore patterns",
+            hint="check the model path and the ignore patterns",
+            topic="nothing-to-sign",
         )
     extensions = dict(extensions or {})
     own_ext = dict(extensions.get(EXTENSION_KEY, {}))
@@ -324,7 +326,8 @@ def _signing_chain(
     if len(leaf_certs) != 1:
         raise KeyFileError(
             f"certificate file {str(certificate)!r} holds {len(leaf_certs)} certificates",
-            hint="give the signing (leaf) certificate alone; the rest go to --certificate-chain",
+            hint="give the signing (leaf) certificate alone; the rest go in the certificate chain",
+            topic="leaf-certificate-alone",
         )
     leaf = leaf_certs[0]
     if public_pem(leaf.public_key()) != public_pem(public):  # type: ignore[arg-type]
@@ -527,7 +530,9 @@ def _authenticate(
     if bundle.certificates:
         if not trust_anchors:
             raise UsageError(
-                "this signature is certificate-based", hint="verify it with --trust-anchor CA.pem"
+                "this signature is certificate-based",
+                hint="verify it with trust anchors: the CA certificates its chain must lead to",
+                topic="verify-with-trust-anchor",
             )
         from modelseal.signing.trust import (
             load_certificates,
@@ -554,12 +559,16 @@ def _authenticate(
                 )
     else:
         if public_key is None:
-            hint = "verify it with --public-key KEY.pub"
-            raise UsageError("this signature is key-based", hint=hint)
+            raise UsageError(
+                "this signature is key-based",
+                hint="verify it with the signer's public key",
+                topic="verify-with-public-key",
+            )
         if trust_anchors:
             raise UsageError(
                 "this signature is key-based: trust anchors cannot vouch for it",
-                hint="verify it with --public-key alone",
+                hint="verify it with the signer's public key alone",
+                topic="verify-with-public-key-alone",
             )
         key = _load_key(public_key)
         identity = f"{describe(key)} key {key_hint(key)[:16]}"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from modelseal.errors import InputError, MalformedSignatureError, Reason, UnsupportedSignatureError
+from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, read_regular
 from modelseal.signing.dsse import IN_TOTO_PAYLOAD_TYPE
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -83,15 +84,24 @@ def read_bundle(path: str | os.PathLike[str]) -> OmsBundle:
     :class:`MalformedSignatureError`."""
     p = Path(path)
     try:
-        with p.open("rb") as fh:
-            data = fh.read(MAX_BUNDLE_BYTES + 1)
+        data = read_regular(p, MAX_BUNDLE_BYTES + 1)
     except FileNotFoundError:
         raise InputError(
-            f"signature file {str(p)!r} does not exist", hint="check the --signature path"
+            f"signature file {str(p)!r} does not exist",
+            hint="check the signature path",
+            topic="signature-path",
         ) from None
     except IsADirectoryError:
         raise InputError(
-            f"signature path {str(p)!r} is a directory", hint="point --signature at the bundle file"
+            f"signature path {str(p)!r} is a directory",
+            hint="give the path of the signature bundle file",
+            topic="signature-file",
+        ) from None
+    except NotRegularFileError:
+        raise InputError(
+            f"signature path {str(p)!r} is {NOT_REGULAR}",
+            hint="give the path of the signature bundle file",
+            topic="signature-file",
         ) from None
     except OSError as exc:
         raise InputError(
@@ -124,7 +134,8 @@ def parse_bundle(data: bytes) -> OmsBundle:
             raise UnsupportedSignatureError(
                 "bundle signs a message digest, not an OMS statement",
                 reasons=[Reason("unsupported-algorithm", "messageSignature bundle")],
-                hint="sign the model with 'modelseal sign' or 'model_signing sign'",
+                hint="sign the model with an OpenSSF Model Signing v1.0 signer",
+                topic="oms-signer",
             )
         raise _malformed("no dsseEnvelope")
     payload = _b64(envelope.get("payload"), "dsseEnvelope.payload")

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from modelseal.errors import Reason
-from modelseal.hashing.engine import HashOutcome
+from modelseal.hashing.engine import HashOutcome, shown_name
 from modelseal.hashing.manifest import Manifest, ManifestItem
 
 
@@ -31,7 +31,9 @@ def diff_manifests(
     """Every difference between ``expected`` (signed) and ``outcome`` (on disk), file by file.
 
     ``signed_empty_files`` lists the empty files a ``shards`` signature covered (modelseal
-    records them; OMS itself has no entry for an empty file in that method).
+    records them; OMS itself has no entry for an empty file in that method). A reason's
+    ``path`` is the resource path as signed (``"."`` for a single file); its message names the
+    file as it is on disk.
     """
     reasons: list[Reason] = []
     actual = outcome.manifest
@@ -39,14 +41,12 @@ def diff_manifests(
     present = {f.name: f.size for f in outcome.files}
     blocked = {r.name for r in outcome.refusals} | {f.name for f in outcome.failures}
     for refusal in outcome.refusals:
-        reasons.append(
-            Reason(refusal.code, f"{refusal.name}: {refusal.message}", path=refusal.name)
-        )
+        shown = shown_name(refusal.name, outcome)
+        reasons.append(Reason(refusal.code, f"{shown}: {refusal.message}", path=refusal.name))
     for failure in outcome.failures:
-        reasons.append(
-            Reason("unreadable", f"{failure.name}: {failure.message}", path=failure.name)
-        )
-    if set(exp) == {"."} and "." not in act and present:
+        shown = shown_name(failure.name, outcome)
+        reasons.append(Reason("unreadable", f"{shown}: {failure.message}", path=failure.name))
+    if set(exp) == {"."} and "." not in present and present:
         reasons.append(
             Reason(
                 "missing", "the signature covers a single file, but the model path is a directory"
@@ -67,7 +67,7 @@ def diff_manifests(
         if path not in present:
             exp.setdefault(path, [])
         elif present[path] != 0:
-            reasons.append(_size_changed(path, 0, present[path]))
+            reasons.append(_size_changed(path, shown_name(path, outcome), 0, present[path]))
     missing = sorted(p for p in exp if p not in present and p not in blocked)
     extra = sorted(p for p in act if p not in exp and p not in empty)
     if signed_empty_files is not None:
@@ -94,16 +94,17 @@ def diff_manifests(
         reasons.append(Reason("extra", f"{path}: file is not covered by the signature", path=path))
     sharded = expected.serialization.method == "shards"
     for path in sorted(p for p in exp if p in present and p not in blocked and p not in empty):
-        reason = _compare_file(path, exp[path], act.get(path, []), sharded)
+        shown = shown_name(path, outcome)
+        reason = _compare_file(path, shown, exp[path], act.get(path, []), sharded)
         if reason is not None:
             reasons.append(reason)
     return reasons
 
 
-def _size_changed(path: str, old: int, new: int) -> Reason:
+def _size_changed(path: str, shown: str, old: int, new: int) -> Reason:
     return Reason(
         "modified",
-        f"{path}: size changed from {old} to {new} bytes",
+        f"{shown}: size changed from {old} to {new} bytes",
         path=path,
         expected=str(old),
         actual=str(new),
@@ -111,26 +112,26 @@ def _size_changed(path: str, old: int, new: int) -> Reason:
 
 
 def _compare_file(
-    path: str, expected: list[ManifestItem], actual: list[ManifestItem], sharded: bool
+    path: str, shown: str, expected: list[ManifestItem], actual: list[ManifestItem], sharded: bool
 ) -> Reason | None:
     if _fingerprint(expected) == _fingerprint(actual):
         return None
     if not sharded:
         return Reason(
             "modified",
-            f"{path}: content changed",
+            f"{shown}: content changed",
             path=path,
             expected=expected[0].digest.hex(),
             actual=actual[0].digest.hex(),
         )
     old_size, new_size = _size(expected), _size(actual)
     if old_size != new_size:
-        return _size_changed(path, old_size, new_size)
+        return _size_changed(path, shown, old_size, new_size)
     for old, new in zip(expected, actual, strict=True):
         if old.digest != new.digest:
             return Reason(
                 "modified",
-                f"{path}: content changed in bytes {old.start}..{old.end}",
+                f"{shown}: content changed in bytes {old.start}..{old.end}",
                 path=old.name,
                 expected=old.digest.hex(),
                 actual=new.digest.hex(),

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from modelseal.errors import KeyFileError, PassphraseError, UnsupportedAlgorithmError
 from modelseal.fsutil import atomic_write
+from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, read_regular
 
 PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey: TypeAlias = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
@@ -148,7 +149,11 @@ def write_key_pair(
     """Write the private key (PKCS#8 PEM, encrypted when ``passphrase`` is given, mode 0600) and
     the public key beside it; both atomically."""
     if passphrase is not None and not passphrase:
-        raise PassphraseError("empty passphrase", hint="give a passphrase or use --no-passphrase")
+        raise PassphraseError(
+            "empty passphrase",
+            hint="give a passphrase, or none to write the key unencrypted",
+            topic="new-key-passphrase",
+        )
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase)
         if passphrase
@@ -167,12 +172,15 @@ def write_key_pair(
 
 def _read(path: str | os.PathLike[str], what: str) -> bytes:
     try:
-        with open(path, "rb") as fh:
-            return fh.read(1 << 20)
+        return read_regular(path, 1 << 20)
     except FileNotFoundError:
         raise KeyFileError(f"{what} {str(path)!r} does not exist", hint="check the path") from None
     except IsADirectoryError:
         raise KeyFileError(f"{what} {str(path)!r} is a directory", hint="give a PEM file") from None
+    except NotRegularFileError:
+        raise KeyFileError(
+            f"{what} {str(path)!r} is {NOT_REGULAR}", hint="give a PEM file"
+        ) from None
     except OSError as exc:
         raise KeyFileError(
             f"cannot read {what} {str(path)!r}: {exc.strerror}", hint="check its permissions"
@@ -189,7 +197,8 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = No
             return load_private_key(path, None)  # a passphrase for a plain key does no harm
         raise PassphraseError(
             f"private key {str(path)!r} is passphrase-protected",
-            hint="set MODELSEAL_PASSPHRASE, pass --passphrase-file, or run in a terminal",
+            hint="give the key's passphrase",
+            topic="key-passphrase",
         ) from None
     except ValueError as exc:
         text = str(exc).lower()

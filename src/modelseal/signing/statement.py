@@ -20,6 +20,8 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
 _LEGACY_PREDICATE_TYPE = "https://model_signing/Digests/v0.1"
 _HEX = re.compile(r"\A[0-9a-f]*\Z")
+# A shard's name: its path, then its byte range as ASCII decimal numbers.
+_SHARD_NAME = re.compile(r"\A(?P<path>.*):(?P<start>[0-9]+):(?P<end>[0-9]+)\Z", re.S)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +105,9 @@ def parse_payload(payload: bytes) -> SignedStatement:
     if len(set(names)) != len(names):
         raise _malformed("a resource is listed twice")
     _check_single_file(items)
+    if serialization.method == "shards":
+        assert serialization.shard_size is not None
+        _check_tiling(items, serialization.shard_size)
     computed = root_digest(item.digest for item in items)
     if not hmac.compare_digest(computed.hex(), subject_digest.lower()):
         raise MalformedSignatureError(
@@ -172,10 +177,14 @@ def _parse_resource(raw: Any, serialization: Serialization, index: int) -> Manif
     digest = bytes.fromhex(digest_hex)
     if serialization.method == "files":
         return ManifestItem(_check_path(name, where), digest)
-    parts = name.rsplit(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+    match = _SHARD_NAME.match(name)
+    if match is None:
         raise _malformed(f"{where} name {name!r} is not 'path:start:end'")
-    start, end = int(parts[1]), int(parts[2])
+    path, start, end = match["path"], int(match["start"]), int(match["end"])
+    if name != f"{path}:{start}:{end}":  # e.g. a leading zero: not the name OMS gives the range
+        raise _inconsistent(
+            f"{where} name {name!r} does not name its byte range {start}..{end}", name
+        )
     assert serialization.shard_size is not None
     if (
         not start < end
@@ -185,7 +194,7 @@ def _parse_resource(raw: Any, serialization: Serialization, index: int) -> Manif
         raise _malformed(
             f"{where} shard {name!r} does not fit shard size {serialization.shard_size}"
         )
-    return ManifestItem(_check_path(parts[0], where), digest, start, end)
+    return ManifestItem(_check_path(path, where), digest, start, end)
 
 
 def _check_path(path: str, where: str) -> str:
@@ -201,6 +210,41 @@ def _check_path(path: str, where: str) -> str:
     ):
         raise _malformed(f"{where} path {path!r} is not a normalized relative path")
     return path
+
+
+def _inconsistent(message: str, path: str | None = None) -> MalformedSignatureError:
+    return MalformedSignatureError(
+        f"signed manifest is inconsistent: {message}",
+        reasons=[Reason("inconsistent-manifest", message, path=path)],
+        hint="the signer is faulty; do not trust this signature",
+    )
+
+
+def _check_tiling(items: list[ManifestItem], shard_size: int) -> None:
+    """Each file's shards must cover it from byte 0 with no gap and no overlap, every one but
+    the last exactly ``shard_size`` long: the only layout a signer hashing the file makes."""
+    by_path: dict[str, list[ManifestItem]] = {}
+    for item in items:
+        by_path.setdefault(item.path, []).append(item)
+    for path, shards in by_path.items():
+        shards.sort(key=lambda i: (i.start or 0, i.end or 0))
+        position = 0
+        for index, shard in enumerate(shards):
+            start, end = shard.start or 0, shard.end or 0
+            if start != position:
+                found = "overlaps the one before" if start < position else f"starts at {start}"
+                raise _inconsistent(
+                    f"the shards of {path!r} do not tile the file: the shard after byte "
+                    f"{position} {found} ({shard.name!r})",
+                    shard.name,
+                )
+            if end - start != shard_size and index != len(shards) - 1:
+                raise _inconsistent(
+                    f"the shards of {path!r} do not tile the file: {shard.name!r} is shorter "
+                    f"than the shard size {shard_size} but is not the file's last shard",
+                    shard.name,
+                )
+            position = end
 
 
 def _check_single_file(items: list[ManifestItem]) -> None:

@@ -22,6 +22,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from modelseal.errors import CertificateError, InputError, MalformedSignatureError, Reason
+from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, read_regular
 from modelseal.signing.keys import PublicKey, check_supported
 
 _ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
@@ -50,8 +51,11 @@ def load_certificates(paths: Iterable[str | os.PathLike[str]], what: str) -> lis
     certs: list[x509.Certificate] = []
     for path in paths:
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(16 << 20)
+            data = read_regular(path, 16 << 20)
+        except NotRegularFileError:
+            raise InputError(
+                f"{what} {str(path)!r} is {NOT_REGULAR}", hint="give a PEM certificate file"
+            ) from None
         except OSError as exc:
             raise InputError(
                 f"cannot read {what} {str(path)!r}: {exc.strerror}", hint="check the path"
@@ -109,8 +113,8 @@ def parse_bundle_certificates(ders: Sequence[bytes]) -> list[x509.Certificate]:
         ) from None
 
 
-def _fail(code: str, message: str, hint: str) -> CertificateError:
-    return CertificateError(message, reasons=[Reason(code, message)], hint=hint)
+def _fail(code: str, message: str, hint: str, topic: str = "") -> CertificateError:
+    return CertificateError(message, reasons=[Reason(code, message)], hint=hint, topic=topic)
 
 
 def verify_chain(
@@ -155,7 +159,8 @@ def verify_chain(
             "certificate-untrusted",
             f"signing certificate {leaf.subject.rfc4514_string()!r} does not chain to a trust "
             f"anchor ({exc})",
-            "pass the issuing CA with --trust-anchor, or do not trust this signer",
+            "give the issuing CA as a trust anchor, or do not trust this signer",
+            topic="untrusted-chain",
         ) from None
     from cryptography.hazmat.primitives import hashes
 
