@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import modelseal
-from modelseal.hashing.inputs import NOT_REGULAR
+from modelseal.fsinput import NOT_REGULAR
 from modelseal.signing.trust import load_certificates
 from tests.conftest import build_model
 from tests.hashing.test_special_files import outcome_within

@@ -265,7 +265,9 @@ def test_map_file_changed_after_verification_is_refused(
             return
         with open(path, "r+b") as fh:
             fh.seek(size // 2)
-            fh.write(b"\x7f\x7f\x7f\x7f")
+            old = fh.read(4)
+            fh.seek(size // 2)
+            fh.write(bytes(b ^ 0x7F for b in old))  # always a change
         st = path.stat()  # make the change visible to a coarse clock too
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 

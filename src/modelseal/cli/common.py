@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from modelseal.errors import PassphraseError, UsageError
+from modelseal.fsinput import open_regular
 from modelseal.sizes import parse_size
 
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def read_passphrase(passphrase_file: str | None, *, confirm: bool = False) -> by
     """
     if passphrase_file is not None:
         try:
-            with open(passphrase_file, "rb") as fh:
+            with os.fdopen(open_regular(passphrase_file), "rb") as fh:
                 value = fh.read(4096).rstrip(b"\r\n")
         except OSError as exc:
             raise PassphraseError(

@@ -177,7 +177,9 @@ def _fail(
 
         body: dict[str, Any] = {"code": kind, "message": line, "exit_code": code}
         if error is not None:
-            body.update(type=type(error).__name__, message=error.message, hint=error.hint,
+            from modelseal.cli.hints import cli_hint
+
+            body.update(type=type(error).__name__, message=error.message, hint=cli_hint(error),
                         reasons=[r.to_dict() for r in getattr(error, "reasons", ())])  # fmt: skip
         click.echo(json.dumps({"error": body}, indent=2, sort_keys=True))
     return code

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Literal
 
 from modelseal.errors import ModelPathError, UsageError
+from modelseal.fsinput import NOT_REGULAR, NotRegularFileError
 from modelseal.hashing.algorithms import canonical_hash_name, new_hasher
-from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError
 from modelseal.hashing.manifest import Manifest, ManifestItem, Method, Serialization
 from modelseal.hashing.walk import (
     DEFAULT_IGNORES,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from modelseal.errors import InputError, TensorFormatError, UnsupportedAlgorithmError
-from modelseal.hashing.inputs import open_regular
+from modelseal.fsinput import open_regular
 from modelseal.memio import ViewReader
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from modelseal.errors import ModelPathError
-from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, open_regular
+from modelseal.fsinput import NOT_REGULAR, NotRegularFileError, open_regular
 
 # Ignored at the model root unless the signer opts out (OMS / model_signing defaults).
 DEFAULT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")

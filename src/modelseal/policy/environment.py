@@ -67,15 +67,30 @@ def capture(lock: str | Path | None = None) -> Environment:
 
     packages: dict[str, Package] = {}
     for dist in metadata.distributions():
-        name = dist.metadata["Name"]
+        name, version = _name_version(dist.read_text("METADATA") or dist.read_text("PKG-INFO"))
         if not name:
             continue
         record = dist.read_text("RECORD") or ""
         digest = hashlib.sha256(record.encode("utf-8")).hexdigest() if record else ""
         packages[normalise(name)] = Package(
-            version=dist.version, hashes=[f"sha256:{digest}"] if digest else []
+            version=version, hashes=[f"sha256:{digest}"] if digest else []
         )
     return Environment(python=python, platform=where, source="installed", packages=packages)
+
+
+def _name_version(text: str | None) -> tuple[str, str]:
+    """Name and Version from a distribution's core metadata headers (read directly: the email
+    parser the standard library uses costs milliseconds per package)."""
+    name = version = ""
+    for line in (text or "").splitlines():
+        if not line.strip():
+            break  # the headers end at the first empty line
+        key, _, value = line.partition(":")
+        if key == "Name":
+            name = value.strip()
+        elif key == "Version":
+            version = value.strip()
+    return name, version
 
 
 def read_environment(data: Any, where: str) -> Environment:

@@ -108,6 +108,7 @@ def _checks(
     baseline: str | None,
     backend: Backend | None,
 ) -> tuple[list[CheckResult], str, dict[str, Any]]:
+    from modelseal.hashing.tensors import tensor_payload_ranges
     from modelseal.signing.api import verify_outcome
 
     section = loaded.policy
@@ -121,7 +122,11 @@ def _checks(
                 signature=subject.bundle,
                 public_key=signer.public_key,
                 trust_anchors=signer.anchors,
-                reader="capture",
+                # Every byte read once: files are hashed from private memory that the scan
+                # then reads, so what is scanned is what was verified. Raw tensor values
+                # (which no scan rule interprets) stay shared with the page cache: no copy.
+                reader="map",
+                shared_ranges=tensor_payload_ranges,
             )
             digest, signer_name, buffers = result.root_digest, result.signer, outcome.captured
         except ModelsealError as exc:
@@ -144,8 +149,12 @@ def _checks(
         metrics = _metrics(loaded, subject, data, baseline, backend)
         checks.append(metrics)
         measured = metrics.details.get("values", {})
-    deployed = env.capture()
-    if section.environment is not None:
+    # Capturing the installed packages costs a read of every distribution's metadata: only
+    # when the policy compares environments or a rule looks at them.
+    wanted = section.environment is not None or any("environment" in r.expression
+                                                    for r in section.rules)  # fmt: skip
+    deployed = env.capture() if wanted else None
+    if section.environment is not None and deployed is not None:
         checks.append(env.compare(section.environment, subject.trained, deployed))
     context = _context(subject, digest, signer_name, report, measured, deployed)
     return checks, digest, context

@@ -19,6 +19,7 @@ from modelseal.errors import (
     KeyRequiredError,
     VersionTakenError,
 )
+from modelseal.fsinput import open_regular
 from modelseal.operation import Operation
 from modelseal.registry.config import RegistryConfig
 from modelseal.registry.models import Lineage, VersionRef
@@ -232,7 +233,7 @@ def _scan_before_encrypting(upload: UploadView, root: Path) -> None:
 
 def _open_model_file(path: Path) -> BinaryIO:
     try:
-        return open(path, "rb")
+        return os.fdopen(open_regular(path), "rb")
     except OSError as exc:
         raise InputError(
             f"cannot read {str(path)!r}: {exc.strerror}", hint="check the model files"

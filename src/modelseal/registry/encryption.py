@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modelseal.errors import DigestMismatchError, InputError, Reason
+from modelseal.registry.models import shown
 
 if TYPE_CHECKING:
     from modelseal.crypto.envelope import Envelope
@@ -142,7 +143,7 @@ class SignedFiles:
 def mismatch(path: str) -> DigestMismatchError:
     """The error for a file whose plaintext differs from its signed digest."""
     return DigestMismatchError(
-        f"{path!r} does not match its signed digest",
+        f"{shown(path)} does not match its signed digest",
         reasons=[Reason("modified", f"{path} differs from the signed manifest", path)],
         hint="the file changed after signing or in transit; push the signed files",
     )
@@ -341,7 +342,7 @@ def decrypt_file(
         )
     except DecryptionError as exc:
         raise DecryptionError(
-            f"{path!r}: {exc.message}",
+            f"{shown(path)}: {exc.message}",
             hint="the registry's ciphertext was altered or belongs elsewhere; do not use it",
         ) from None
     if writer.sha256.hexdigest() != expected_sha256 or writer.size != expected_size:

@@ -156,3 +156,9 @@ class VersionInfo:
     def encrypted(self) -> bool:
         """Whether its files are stored encrypted."""
         return self.envelope is not None
+
+
+def shown(path: str) -> str:
+    """A signed resource path as messages show it: quoted, or "the model file" for the ``"."``
+    of a single-file model."""
+    return "the model file" if path == "." else repr(path)

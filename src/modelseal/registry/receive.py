@@ -22,6 +22,7 @@ from modelseal.operation import Operation, Route
 from modelseal.registry.blobs import StoredBlob
 from modelseal.registry.core import RegistrySession
 from modelseal.registry.ingest import StreamingItems
+from modelseal.registry.models import shown
 from modelseal.registry.signature import empty_files
 from modelseal.registry.uploads import checked_signature, expected_files, upload_row
 from modelseal.registry.views import ReceivedFile
@@ -53,7 +54,7 @@ class UploadFile(Operation[ReceivedFile]):
         expected = expected_files(checked)
         if path not in expected:
             raise InputError(
-                f"{path!r} is not a file of the signed model",
+                f"{shown(path)} is not a file of the signed model",
                 hint="push exactly the files the signature lists",
             )
         receipt = _Receipt(session, upload_id, path, f"model/{row['model_name']}")
@@ -71,7 +72,7 @@ class UploadFile(Operation[ReceivedFile]):
             receipt.too_large()
         except _TooLongError as exc:
             receipt.refuse(DigestMismatchError(
-                f"{path!r} is longer than its signed size ({exc.limit} bytes)",
+                f"{shown(path)} is longer than its signed size ({exc.limit} bytes)",
                 reasons=[Reason("modified", f"{path} is longer than signed", path)],
                 hint="push the signed files",
             ))  # fmt: skip
@@ -81,7 +82,7 @@ class UploadFile(Operation[ReceivedFile]):
             got, want = [(None, None, b"")] * (blob.size > 0), []
         if got != want:
             receipt.refuse(DigestMismatchError(
-                f"{path!r} does not match its signed digest",
+                f"{shown(path)} does not match its signed digest",
                 reasons=[Reason("modified", f"{path} differs from the signed manifest", path)],
                 hint="the file changed after signing or in transit; push the signed files",
             ))  # fmt: skip
@@ -103,7 +104,7 @@ class _Receipt:
     def too_large(self) -> NoReturn:
         cap = self.session.registry.max_file_bytes
         self.refuse(TooLargeError(
-            f"{self.path!r} is larger than this registry accepts ({cap} bytes)",
+            f"{shown(self.path)} is larger than this registry accepts ({cap} bytes)",
             hint="ask the registry's administrator to raise max_file_bytes",
                 topic="max-file-bytes",
         ))  # fmt: skip
@@ -137,7 +138,7 @@ class _Receipt:
             self.too_large()
         except _TooLongError:
             self.refuse(DigestMismatchError(
-                f"{path!r} is longer than its signed size ({limit} bytes)",
+                f"{shown(path)} is longer than its signed size ({limit} bytes)",
                 reasons=[Reason("modified", f"{path} is longer than signed", path)],
                 hint="push the signed files",
             ))  # fmt: skip
@@ -146,7 +147,7 @@ class _Receipt:
         plain = enc.plaintext_size(blob.size)
         if plain is None or (limit is not None and plain != limit):
             self.refuse(DigestMismatchError(
-                f"{path!r}: the ciphertext's length does not fit "
+                f"{shown(path)}: the ciphertext's length does not fit "
                 + ("a streaming ciphertext" if plain is None else "the signed size"),
                 reasons=[Reason("modified", f"{path} has the wrong ciphertext length", path)],
                 hint="push the signed files with the same modelseal version",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from modelseal.errors import InputError, OutputError
+from modelseal.fsinput import open_regular
 from modelseal.registry.views import FileView, VersionView
 
 CHUNK = 1 << 20
@@ -39,7 +40,7 @@ def model_file(model_path: Path, relpath: str) -> Path:
 def read_chunks(path: Path, chunk: int = CHUNK) -> Iterator[bytes]:
     """The bytes of ``path`` in chunks; :class:`InputError` if it cannot be read."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
+        handle = os.fdopen(open_regular(path), "rb")
     except OSError as exc:
         raise InputError(
             f"cannot read {str(path)!r}: {exc.strerror}", hint="check the model files"

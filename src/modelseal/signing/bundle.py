@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from modelseal.errors import InputError, MalformedSignatureError, Reason, UnsupportedSignatureError
-from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, read_regular
+from modelseal.fsinput import NOT_REGULAR, NotRegularFileError, read_regular
 from modelseal.signing.dsse import IN_TOTO_PAYLOAD_TYPE
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"

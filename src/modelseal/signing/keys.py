@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from modelseal.errors import KeyFileError, PassphraseError, UnsupportedAlgorithmError
+from modelseal.fsinput import NOT_REGULAR, NotRegularFileError, read_regular
 from modelseal.fsutil import atomic_write
-from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, read_regular
 
 PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 PublicKey: TypeAlias = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey

@@ -22,7 +22,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from modelseal.errors import CertificateError, InputError, MalformedSignatureError, Reason
-from modelseal.hashing.inputs import NOT_REGULAR, NotRegularFileError, read_regular
+from modelseal.fsinput import NOT_REGULAR, NotRegularFileError, read_regular
 from modelseal.signing.keys import PublicKey, check_supported
 
 _ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
