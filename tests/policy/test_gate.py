@@ -278,3 +278,49 @@ def test_policies_parse_from_python(tmp_path: Path) -> None:
     assert policy.scan is not None and policy.scan.max_severity == "high"
     path = _policy(tmp_path, "name: x\n")
     assert load_policy(path).policy.name == "x"
+
+
+def test_a_waiver_holds_only_for_the_files_it_names(
+    tmp_path: Path, key_pair: tuple[Path, Path]
+) -> None:
+    model, signature = _signed(tmp_path, key_pair, malicious=True)
+    keys = f"signature: {{keys: [{{name: ci, path: {key_pair[1]}}}]}}"
+    decision = gate(model, policy=_policy(tmp_path, keys), signature=signature)
+    scan = next(c for c in decision.checks if c.check == "scan")
+    rule = scan.lines[0].split("(critical, ")[1].rstrip(")")
+    elsewhere = _policy(
+        tmp_path,
+        keys
+        + f"""
+scan:
+  waivers: [{{rule: {rule}, path: "weights/*", reason: "not this file", expires: 2999-01-01}}]
+""",
+    )
+    scan = next(c for c in gate(model, policy=elsewhere, signature=signature).checks
+                if c.check == "scan")  # fmt: skip
+    assert not scan.passed and scan.lines[0].startswith("scan: required no finding; found extra")
+    here = _policy(
+        tmp_path,
+        keys
+        + f"""
+scan:
+  waivers: [{{rule: {rule}, path: "*.pkl", reason: "fixture", expires: 2999-01-01}}]
+""",
+    )
+    assert gate(model, policy=here, signature=signature).passed
+
+
+def test_allowed_globals_let_a_team_s_own_classes_through(
+    tmp_path: Path, key_pair: tuple[Path, Path]
+) -> None:
+    model = _model(tmp_path)
+    # A pickle of a class from the team's own package (protocol 2: GLOBAL, EMPTY_TUPLE, NEWOBJ).
+    (model / "head.pkl").write_bytes(b"\x80\x02cteam_models.heads\nLinearHead\n)\x81}b.")
+    signature = tmp_path / "model.sig"
+    modelseal.sign(model, private_key=key_pair[0], signature=signature)
+    keys = f"signature: {{keys: [{{name: ci, path: {key_pair[1]}}}]}}"
+    strict = gate(model, policy=_policy(tmp_path, keys), signature=signature)
+    assert not strict.passed
+    assert any("team_models.heads" in line for line in strict.failures)
+    allowed = _policy(tmp_path, keys + "\nscan: {allow: [team_models.heads.LinearHead]}\n")
+    assert gate(model, policy=allowed, signature=signature).passed

@@ -65,7 +65,8 @@ class SignaturePolicy(_Section):
 class Waiver(_Section):
     """A scan rule waived, with why and until when."""
 
-    rule: str
+    rule: str = Field(description="The scan rule id (as in 'modelseal scan --json').")
+    path: str = Field("*", description="Glob on the file the finding is in (default: any).")
     reason: str = Field(min_length=1)
     expires: dt.date = Field(description="The last day the waiver holds (YYYY-MM-DD).")
 
@@ -77,6 +78,10 @@ class ScanPolicy(_Section):
         None, description="Findings above this fail the gate; none means no finding may remain."
     )
     waivers: list[Waiver] = Field(default_factory=list)
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Pickle globals your models legitimately import (module.name, module.*).",
+    )
 
 
 class EnvironmentPolicy(_Section):

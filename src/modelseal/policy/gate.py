@@ -141,7 +141,7 @@ def _checks(
             if name == "scan" or getattr(section, name) is not None:
                 checks.append(CheckResult(check=name, passed=False, lines=[f"{name}: {reason}"]))
         return checks, digest, _context(subject, digest, signer_name, {}, {}, None)
-    report = scan_check.scan_buffers(buffers)
+    report = scan_check.scan_buffers(buffers, section.scan.allow if section.scan else ())
     checks.append(scan_check.judge(section.scan, report, today))
     del buffers
     measured: dict[str, Any] = {}

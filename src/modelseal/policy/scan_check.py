@@ -5,19 +5,21 @@ not be scanned always fails."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from modelseal.policy.decision import CheckResult
-from modelseal.policy.document import SEVERITIES, ScanPolicy
+from modelseal.policy.document import SEVERITIES, ScanPolicy, Waiver
 
 
-def scan_buffers(buffers: Mapping[str, Any]) -> dict[str, Any]:
-    """Scan the verified bytes (file name -> buffer) as one report (``modelseal scan --json``)."""
+def scan_buffers(buffers: Mapping[str, Any], allow: Sequence[str] = ()) -> dict[str, Any]:
+    """Scan the verified bytes (file name -> buffer) as one report (``modelseal scan --json``);
+    ``allow`` extends the pickle globals allowed (see ``modelseal scan --allow``)."""
     from modelseal.scanning.allowlist import Allowlist
     from modelseal.scanning.engine import Options, scan_bytes
 
-    options = Options(allowlist=Allowlist())
+    options = Options(allowlist=Allowlist().extended(allow))
     files = [scan_bytes(buffers[name], options, name=name).to_dict() for name in sorted(buffers)]
     findings = sum(len(f["findings"]) for f in files)
     unscannable = sum(len(f["unscannable"]) for f in files)
@@ -30,7 +32,7 @@ def judge(policy: ScanPolicy | None, report: Mapping[str, Any], today: dt.date) 
     section = policy or ScanPolicy()
     limit = section.max_severity
     allowed = SEVERITIES.index(limit) if limit is not None else -1
-    waivers = {w.rule: w for w in section.waivers}
+    waivers = section.waivers
     lines: list[str] = []
     failed: list[str] = []
     waived: list[str] = []
@@ -42,7 +44,7 @@ def judge(policy: ScanPolicy | None, report: Mapping[str, Any], today: dt.date) 
             severity = str(finding.get("severity", "critical"))
             rule = str(finding.get("rule", "?"))
             what = f"{path}: {finding.get('subject', '?')} ({severity}, {rule})"
-            waiver = waivers.get(rule)
+            waiver = _waiver(waivers, rule, str(path))
             if waiver is not None and waiver.expires >= today:
                 waived.append(f"scan: waived until {waiver.expires}: {what}: {waiver.reason}")
             elif waiver is not None:
@@ -66,3 +68,9 @@ def judge(policy: ScanPolicy | None, report: Mapping[str, Any], today: dt.date) 
 def _rank(severity: str) -> int:
     """A severity's rank; an unknown one ranks above critical (fail closed)."""
     return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def _waiver(waivers: Sequence[Waiver], rule: str, path: str) -> Waiver | None:
+    """The waiver for ``rule`` on ``path``: a current one if any, else an expired one."""
+    matching = [w for w in waivers if w.rule == rule and fnmatchcase(path, w.path)]
+    return max(matching, key=lambda w: w.expires, default=None)
