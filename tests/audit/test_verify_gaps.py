@@ -22,6 +22,7 @@ from modelseal.registry.trusted_keys import AddTrustedKey
 from modelseal.registry.versions import DeleteVersion, SetAlias
 from modelseal.store import db
 from modelseal.store.schema import aliases, audit_records, trusted_keys, versions
+from tests.policy.fixtures import admit
 from tests.registry.fixtures import Env, SignedModel
 
 
@@ -111,6 +112,7 @@ def pushed(registry: Env, signed_model: SignedModel) -> Env:
     for _ in range(2):
         push(backend, signed_model.path, name="fraud", signature=signed_model.signature,
              public_key=signed_model.public_key)  # fmt: skip
+    admit(registry.registry, registry.admin, signed_model, "fraud", 2)
     backend.call(SetAlias(name="fraud", alias="production", version=2))
     backend.call(DeleteVersion(name="fraud", number=1, reason="superseded"))
     backend.call(AddTrustedKey(pem=signed_model.public_key.read_text(), name="ci"))

@@ -103,8 +103,28 @@ def test_pull_replaces_only_with_force(run_cli: Run, published: Path, tmp_path: 
     assert not [p for p in tmp_path.iterdir() if ".replaced-" in p.name or ".partial-" in p.name]
 
 
-def test_aliases_can_be_listed_and_removed(run_cli: Run, published: Path) -> None:
+def test_aliases_can_be_listed_and_removed(
+    run_cli: Run, published: Path, key_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
     home = ("--home", published)
+    assert run_cli("alias", "set", "m", "canary", "2", *home)[0] == 0
+    code, out, _ = run_cli("alias", "list", "m", "--json", *home)
+    assert [(a["alias"], a["version"]) for a in json.loads(out)] == [("canary", 2)]
+    assert run_cli("alias", "remove", "m", "canary", *home)[0] == 0
+    # production is protected by the gate: refused until a gate key is trusted and a passing
+    # decision for this version is attached (tests/policy covers the gate itself).
+    code, _, err = run_cli("alias", "set", "m", "production", "2", *home)
+    assert code == 1 and "production is protected" in err
+    assert run_cli("keygen", "--private-key", tmp_path / "gate", "--public-key",
+                   tmp_path / "gate.pub", "--no-passphrase")[0] == 0  # fmt: skip
+    assert run_cli("registry", "trust", "add", tmp_path / "gate.pub", "--name", "gate",
+                   "--purpose", "gate", *home)[0] == 0  # fmt: skip
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"signature: {{keys: [{{name: ci, path: {key_pair[1]}}}]}}\n")
+    code, _, err = run_cli("gate", "m:2", "--policy", policy, "--attest", tmp_path / "m2.att",
+                           "--gate-key", tmp_path / "gate", *home)  # fmt: skip
+    assert code == 0, err
+    assert run_cli("attest", "attach", "m:2", tmp_path / "m2.att", *home)[0] == 0
     assert run_cli("alias", "set", "m", "production", "2", *home)[0] == 0
     code, out, _ = run_cli("alias", "list", "m", "--json", *home)
     listed = json.loads(out)

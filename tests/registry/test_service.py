@@ -36,6 +36,7 @@ from modelseal.registry.versions import (
 )
 from modelseal.signing.keys import generate_key, write_key_pair
 from modelseal.store import db
+from tests.policy.fixtures import admit
 from tests.registry.fixtures import Env, SignedModel, make_signed_model
 
 
@@ -129,6 +130,7 @@ def test_aliases_move_and_roll_back(
                           "public_key": signed_model.public_key}  # fmt: skip
     push(b, signed_model.path, name="m", **kw)
     push(b, signed_model.path, name="m", **kw)
+    admit(registry.registry, registry.admin, signed_model, "m", 1, 2)
     b.call(SetAlias(name="m", alias="production", version=1))
     b.call(SetAlias(name="m", alias="production", version=2))
     assert resolve(b, "m@production") == 2

@@ -13,11 +13,14 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from modelseal.audit.verify import verify_log
 from modelseal.errors import ConflictError, NotFoundError
+from modelseal.registry.attestations import AttachAttestation
 from modelseal.registry.receive import UploadFile
 from modelseal.registry.replay import check_live_state
+from modelseal.registry.trusted_keys import AddTrustedKey
 from modelseal.registry.uploads import BeginUpload, PublishUpload
 from modelseal.registry.versions import DeleteVersion, ListVersions, ResolveVersion, SetAlias
 from modelseal.store import db
+from tests.policy import fixtures as gate_fixtures
 from tests.registry.fixtures import make_signed_model, open_env
 
 ALIASES = ("staging", "production", "canary")
@@ -41,6 +44,14 @@ class RegistryMachine(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="ms-stateful-"))
         self.env = open_env(self.tmp / "home", f"sqlite:///{self.tmp / 'r.db'}")
         self.model = make_signed_model(self.tmp, _keys())
+        # Every version gets the gate's passing decision, so production moves like any alias.
+        private, public = gate_fixtures.gate_key(self.tmp / "gate")
+        self.env.registry.run(self.env.admin, AddTrustedKey(pem=public.read_text(), name="gate",
+                                                            purpose="gate"))  # fmt: skip
+        sm = self.model
+        self.evidence = gate_fixtures.bundle(
+            gate_fixtures.decide(sm.path, sm.signature, sm.public_key), private
+        )
         self.versions: dict[int, bool] = {}  # number -> live
         self.aliases: dict[str, int] = {}
 
@@ -58,6 +69,7 @@ class RegistryMachine(RuleBasedStateMachine):
                         [(sm.path / path).read_bytes()])  # fmt: skip
         info = reg.run(admin, PublishUpload(upload_id=up.upload_id))
         assert info.version == len(self.versions) + 1
+        reg.run(admin, AttachAttestation(name="m", number=info.version, bundle=self.evidence))
         self.versions[info.version] = True
 
     @rule(alias=st.sampled_from(ALIASES), pick=st.integers(0, 20))

@@ -31,6 +31,7 @@ from modelseal.registry.backend import pull, push
 from modelseal.registry.models import Lineage, VersionRef
 from modelseal.registry.uploads import BeginUpload
 from modelseal.registry.versions import ListModels, ListVersions, ResolveVersion, SetAlias
+from tests.policy.fixtures import admit
 from tests.registry.fixtures import SignedModel
 from tests.server.conftest import Running
 
@@ -44,6 +45,7 @@ def test_flow_over_http(server: Running, signed_model: SignedModel, tmp_path: Pa
                 metadata={"team": "risk"})  # fmt: skip
     assert info.version == 1 and info.created_by == "dana"
     push(ds, sm.path, name="fraud", signature=sm.signature, public_key=sm.public_key)
+    admit(server.env.registry, server.env.admin, sm, "fraud", 1)  # the gate's decision for v1
     assert ml.call(SetAlias(name="fraud", alias="staging", version=2)).version == 2
     assert ops.call(SetAlias(name="fraud", alias="production", version=1)).version == 1
     got = pull(ops, VersionRef.parse("fraud@production"), tmp_path / "prod")

@@ -28,6 +28,7 @@ from modelseal.registry.receive import UploadFile
 from modelseal.registry.uploads import BeginUpload
 from modelseal.registry.versions import ListModels, ListVersions, ResolveVersion, SetAlias
 from modelseal.store import db
+from tests.policy.fixtures import admit
 from tests.registry.fixtures import Env, SignedModel, open_env
 
 
@@ -168,6 +169,7 @@ def test_kill_during_alias_moves(
     client = RemoteBackend(server.url, token=token)
     for _ in range(2):
         push(client, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
+    admit(env.registry, env.admin, sm, "m", 1, 2)  # production needs the gate's decisions
     done: list[int] = []
     stop = threading.Event()
 

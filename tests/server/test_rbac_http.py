@@ -16,6 +16,7 @@ from modelseal.audit.verify import verify_log
 from modelseal.registry.backend import LocalBackend, push
 from modelseal.store import db
 from tests.access.test_rbac import AUDITED_READS, EXPECTED, STATE_CHANGES, fresh_public_pem
+from tests.policy import fixtures as gate_fixtures
 from tests.registry.fixtures import SignedModel
 from tests.server.conftest import Running
 
@@ -28,6 +29,9 @@ def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, Any, Any
         return str(reg.run(admin, CreateToken(name="victim")).id)
 
     bundle = {"bundle": sm.signature.read_text(), "public_key": sm.public_key.read_text()}
+    private, _ = gate_fixtures.gate_key(sm.path.parent / "gate-key")
+    decision = gate_fixtures.decide(sm.path, sm.signature, sm.public_key)
+    evidence = {"bundle": gate_fixtures.bundle(decision, private)}
     return {
         "read": ("GET", "/v1/models/m/resolve?version=1", None),
         "versions": ("GET", "/v1/models/m/versions", None),
@@ -36,6 +40,7 @@ def requests(running: Running, sm: SignedModel) -> dict[str, tuple[str, Any, Any
         "alias-staging": ("PUT", "/v1/models/m/aliases/staging", {"version": 1}),
         "alias-production": ("PUT", "/v1/models/m/aliases/production", {"version": 1}),
         "alias-other": ("PUT", "/v1/models/m/aliases/canary", {"version": 1}),
+        "attest": ("POST", "/v1/models/m/versions/1/attestations", evidence),
         "delete": ("POST", "/v1/models/m/versions/2/delete", {"reason": "revoked"}),
         "user-create": ("POST", "/v1/users", lambda: {"name": f"new{next(n)}"}),
         "role-grant": ("POST", "/v1/users/victim/roles",
@@ -64,6 +69,7 @@ def test_rbac_matrix_over_http(
     local = LocalBackend(running.env.registry, running.env.admin)
     for _ in range(2):
         push(local, sm.path, name="m", signature=sm.signature, public_key=sm.public_key)
+    gate_fixtures.admit(running.env.registry, running.env.admin, sm, "m", 1, 2)
     running.env.registry.run(running.env.admin, CreateUser(name="victim"))
     token = running.token_for(f"{role}-user", role)
     table = requests(running, sm)

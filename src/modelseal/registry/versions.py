@@ -206,15 +206,12 @@ class SetAlias(Operation[VersionView]):
 
             with session.reading() as conn:
                 wanted = reads.version(conn, name, reads.model_id(conn, name), number)
+            _check_movable(wanted)  # a deleted or held version: say that, not "no decision"
             require_decision(session, wanted, alias, resource)
         with session.transaction() as conn:
             mid = reads.model_id(conn, name, lock=True)
             target = reads.version(conn, name, mid, number)
-            if target.deleted:
-                raise ConflictError(
-                    f"version {name}:{number} was deleted", hint="point the alias at a live version"
-                )
-            _refuse_quarantined(target, "given an alias")
+            _check_movable(target)
             previous = conn.execute(
                 select(aliases.c.version).where(aliases.c.model_id == mid, aliases.c.name == alias)
             ).scalar()
@@ -231,6 +228,16 @@ class SetAlias(Operation[VersionView]):
                            digest=f"sha256:{target.root_digest}",
                            details={"alias": alias, "from": previous, "to": number})  # fmt: skip
             return VersionView.of(reads.version(conn, name, mid, number))
+
+
+def _check_movable(target: VersionInfo) -> None:
+    """An alias may point at ``target`` only if it is live and not quarantined."""
+    if target.deleted:
+        raise ConflictError(
+            f"version {target.model}:{target.number} was deleted",
+            hint="point the alias at a live version",
+        )
+    _refuse_quarantined(target, "given an alias")
 
 
 class RemoveAlias(Operation[Status]):
