@@ -3,6 +3,7 @@ trust anchors, and certificate-signed pulls verified against a given anchor."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def test_trusted_keys_managed_in_the_registry(
     write_key_pair(generate_key("ed25519"), other.with_suffix(".pem"), other.with_suffix(".pub"),
                    passphrase=None)  # fmt: skip
     assert main(["registry", "trust", "add", str(other.with_suffix(".pub")), "--name", "ops"]) == 0
-    key_id = capsys.readouterr().out.split()[2]
+    added = re.fullmatch(r"trusted signer key ([0-9a-f]+) \(ops\)\n", capsys.readouterr().out)
+    assert added is not None
+    key_id = added.group(1)
     assert main(["registry", "trust", "list"]) == 0
     assert "ops" in capsys.readouterr().out
     b = _local(home, sqlite_url)

@@ -125,6 +125,12 @@ def compare(
             f"(the policy requires the {section.python} version to match)"
         )
     wanted = _wanted(section.packages, trained, deployed)
+    kinds = {_hash_kind(trained), _hash_kind(deployed)}
+    if section.hashes and len(kinds) > 1:  # a wheel's hash and an install's RECORD never match
+        lines.append(
+            f"environment: required file hashes of the same kind; the training environment "
+            f"has {_hash_kind(trained)} hashes, this one {_hash_kind(deployed)} hashes"
+        )
     for name in wanted:
         mine, theirs = trained.packages.get(name), deployed.packages.get(name)
         if mine is None or theirs is None:
@@ -132,12 +138,10 @@ def compare(
             lines.append(f"environment: {name} is missing from the {side} environment")
         elif mine.version != theirs.version:
             lines.append(f"environment: {name} {mine.version} at training, {theirs.version} here")
-        elif (
-            section.hashes
-            and mine.hashes
-            and theirs.hashes
-            and not (set(mine.hashes) & set(theirs.hashes))
-        ):
+        elif section.hashes and len(kinds) == 1 and not (mine.hashes and theirs.hashes):
+            side = "training" if not mine.hashes else "deployment"
+            lines.append(f"environment: {name} has no recorded hash in the {side} environment")
+        elif section.hashes and len(kinds) == 1 and not set(mine.hashes) & set(theirs.hashes):
             lines.append(f"environment: {name} {mine.version}: different files (hashes differ)")
     details = {
         "trained_python": trained.python,
@@ -157,6 +161,11 @@ def compare(
     )
 
 
+def _hash_kind(environment: Environment) -> str:
+    """What a package's hashes are of: a lock file's (the wheels) or an install's (RECORD)."""
+    return "lock-file" if environment.source.startswith("lock:") else "installed"
+
+
 def _same_python(trained: str, deployed: str, level: str) -> bool:
     parts = {"exact": 3, "minor": 2, "major": 1, "any": 0}[level]
     return trained.split(".")[:parts] == deployed.split(".")[:parts]
@@ -169,13 +178,19 @@ def _wanted(names: Iterable[str], trained: Environment, deployed: Environment) -
     return sorted(set(chosen))
 
 
+MAX_LOCK_BYTES = 16 << 20
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;\\]+)")
 _HASH = re.compile(r"--hash[= ](sha256:[0-9a-fA-F]{64})")
 
 
 def _from_requirements(path: Path) -> dict[str, Package]:
+    from modelseal.fsinput import read_regular
+
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_regular(path, MAX_LOCK_BYTES + 1)
+        if len(data) > MAX_LOCK_BYTES:
+            raise InputError(f"lock file {str(path)!r} is larger than 16 MiB", hint="check it")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(
             f"cannot read lock file {str(path)!r}: {exc}",
