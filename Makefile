@@ -41,7 +41,7 @@ services:
 	@bash scripts/services.sh
 
 # The demo also scans, loads, encrypts and uses the embedded registry.
-DEMO_EXTRAS ?= numpy,crypto,registry
+DEMO_EXTRAS ?= numpy,crypto,registry,gate
 $(VENV)/.ready-demo-$(DEMO_EXTRAS): $(VENV)/.ready-base pyproject.toml
 	$(PIP) install --quiet -e ".[$(DEMO_EXTRAS)]"
 	touch $@

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # modelseal demo: make a small real model, make a key, sign, verify, tamper one byte, verify again;
-# then scan, load from the verified bytes, encrypt at rest, and publish to the embedded registry.
+# then scan, load from the verified bytes, encrypt at rest, publish to the embedded registry, and
+# promote to production only with the gate's signed decision.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=demo/out
@@ -94,9 +95,56 @@ expect 1 modelseal load-check "$OUT/tiny-mlp.enc" --signature "$OUT/tiny-mlp.sig
 
 say "11. The registry (embedded: SQLite and a local folder in \$MODELSEAL_HOME, no server)"
 export MODELSEAL_HOME="$OUT/home"
-expect 0 modelseal push "$OUT/tiny-mlp" --name tiny-mlp --signature "$OUT/tiny-mlp.sig" --public-key "$OUT/signer.pub"
+run modelseal env capture --output "$OUT/environment.json"
+expect 0 modelseal push "$OUT/tiny-mlp" --name tiny-mlp --signature "$OUT/tiny-mlp.sig" \
+  --public-key "$OUT/signer.pub" --environment "$OUT/environment.json" --metadata owner=demo-team
+
+say "12. A second version from a compromised training job: backdoored weights, signed with a key nobody trusts"
+cp -r "$OUT/tiny-mlp" "$OUT/tiny-mlp-rogue"
+python - "$OUT/tiny-mlp-rogue/model.safetensors" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as fh:  # the attacker's change to one weight
+    fh.seek(8192)
+    byte = fh.read(1)
+    fh.seek(8192)
+    fh.write(bytes([byte[0] ^ 0x40]))
+PY
+run modelseal keygen --private-key "$OUT/rogue.key" --public-key "$OUT/rogue.pub" --no-passphrase
+run modelseal sign "$OUT/tiny-mlp-rogue" --private-key "$OUT/rogue.key" --signature "$OUT/rogue.sig"
+expect 0 modelseal push "$OUT/tiny-mlp-rogue" --name tiny-mlp --signature "$OUT/rogue.sig" \
+  --public-key "$OUT/rogue.pub" --environment "$OUT/environment.json" --metadata owner=demo-team
+
+say "13. production is protected: nothing moves there without the gate's signed decision"
+expect 1 modelseal alias set tiny-mlp production 1
+run modelseal keygen --private-key "$OUT/gate.key" --public-key "$OUT/gate.pub"
+expect 0 modelseal registry trust add "$OUT/gate.pub" --name "release gate" --purpose gate
+cat > "$OUT/release.yaml" <<YAML
+version: 1
+name: release
+signature:
+  keys: [{name: training CI, path: signer.pub}]
+scan: {max_severity: low}
+environment: {python: minor, packages: [modelseal, numpy]}
+rules:
+  - {name: owned, expression: 'has(metadata.owner)', message: "the model has no owner"}
+YAML
+run cat "$OUT/release.yaml"
+
+say "14. The gate on the rogue version: it fails (exit 1), and says why"
+expect 1 modelseal gate tiny-mlp:2 --policy "$OUT/release.yaml" \
+  --attest "$OUT/v2.intoto.jsonl" --gate-key "$OUT/gate.key"
+expect 0 modelseal attest attach tiny-mlp:2 "$OUT/v2.intoto.jsonl"
+echo "its FAILED decision is stored, and production refuses version 2:"
+expect 1 modelseal alias set tiny-mlp production 2
+
+say "15. The gate on the good version: it passes; attach the signed decision, then promote"
+expect 0 modelseal gate tiny-mlp:1 --policy "$OUT/release.yaml" \
+  --attest "$OUT/v1.intoto.jsonl" --gate-key "$OUT/gate.key"
+digest=$(modelseal versions show tiny-mlp:1 --json | python -c 'import json,sys; print(json.load(sys.stdin)["root_digest"]["sha256"])')
+expect 0 modelseal attest verify "$OUT/v1.intoto.jsonl" --public-key "$OUT/gate.pub" --digest "$digest"
+expect 0 modelseal attest attach tiny-mlp:1 "$OUT/v1.intoto.jsonl"
 expect 0 modelseal alias set tiny-mlp production 1
-expect 0 modelseal pull tiny-mlp@production "$OUT/deployed"
+expect 0 modelseal pull tiny-mlp@production "$OUT/deployed" --public-key "$OUT/signer.pub"
 run modelseal versions list tiny-mlp
 echo "every change above is a record in a Merkle log; verify it end to end:"
 expect 0 modelseal audit verify
