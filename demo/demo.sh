@@ -4,7 +4,7 @@
 # promote to production only with the gate's signed decision.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=demo/out
+OUT=${MODELSEAL_DEMO_OUT:-demo/out}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
