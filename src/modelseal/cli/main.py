@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gate": ("modelseal.cli.gate", "gate", "Check a model against a policy before production."),
     "attest": ("modelseal.cli.gate", "attest", "Verify, attach and list gate decisions."),
     "env": ("modelseal.cli.gate", "environment", "Capture a Python environment for the gate."),
+    "bom": ("modelseal.cli.bom", "bom", "Write a CycloneDX ML-BOM of a verified model."),
 }
 
 

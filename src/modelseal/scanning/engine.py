@@ -54,6 +54,7 @@ class Context:
         self.formats: list[str] = []
         self.budget = Budget(options.max_expanded)
         self.fallback_pickle = False  # set when content of no known format parsed as a pickle
+        self.last_json_kind = "json"  # what the JSON scanner recognised ("keras-config")
 
     def find(
         self, rule: str, severity: Severity, location: Location, subject: str, message: str
@@ -116,6 +117,7 @@ _SCANNERS: dict[str, tuple[str, str]] = {
     "protobuf": ("protobuf", "scan_protobuf"),
     "lightgbm": ("lightgbm", "scan_lightgbm"),
     "native": ("native", "scan_native"),
+    "json": ("keras", "scan_json"),
 }
 
 
@@ -151,12 +153,10 @@ def scan_stream(
     fmt = sniff(head, size)
     if fmt in DATA_FORMATS:
         if fmt == "json":
-            from modelseal.scanning.formats import keras
-
-            if keras.looks_like_keras_config(head):
-                keras.scan_keras_json(ctx, stream, size, location)
-                ctx.saw("keras-config")
-                return "keras-config"
+            # Recognised by content: a Keras config is scanned, other JSON is data.
+            ctx.last_json_kind = "json"
+            _scanner("json")(ctx, stream, size, location, depth)
+            return ctx.last_json_kind
         return fmt
     ctx.fallback_pickle = False
     try:

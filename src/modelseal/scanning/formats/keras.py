@@ -21,6 +21,18 @@ def looks_like_keras_config(head: bytes) -> bool:
     return b'"class_name"' in head and (b'"config"' in head or b'"module"' in head)
 
 
+def scan_json(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int = 0
+) -> None:
+    """Scan a JSON file that is a Keras model config; other JSON is data and passes."""
+    head = stream.read(4096)
+    stream.seek(-len(head), 1)
+    if looks_like_keras_config(head):
+        scan_keras_json(ctx, stream, size, location)
+        ctx.saw("keras-config")
+        ctx.last_json_kind = "keras-config"
+
+
 def scan_keras_json(ctx: Context, stream: BinaryIO, size: int | None, location: Location) -> None:
     if size is not None and size > MAX_CONFIG:
         ctx.fail(location, f"Keras config larger than {MAX_CONFIG} bytes")
