@@ -43,7 +43,11 @@ SEGMENT = 1 << 20
 
 def tink_peer(operation: str, keyset: str, src: str, dst: str) -> None:
     """The tink side of the benchmark, run as its own process (``--tink-peer``)."""
-    from tink import JsonKeysetReader, cleartext_keyset_handle, streaming_aead
+    from tink import (  # type: ignore[import-untyped]
+        JsonKeysetReader,
+        cleartext_keyset_handle,
+        streaming_aead,
+    )
 
     streaming_aead.register()
     with open(keyset, encoding="utf-8") as fh:

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         check = modelseal.gate(model, policy=policy, signature=signature)
         if not check.passed:
             raise c.BenchError(f"the benchmark's model did not pass the gate: {check.failures}")
-        fns = {
+        fns: dict[str, Callable[[], Any]] = {
             "verify": functools.partial(
                 modelseal.verify, model, signature=signature, public_key=tmp / "k.pub"
             ),

@@ -86,7 +86,7 @@ def test_a_full_bom_is_valid_cyclonedx_1_6() -> None:
     assert document["dependencies"][0] == {"ref": "model", "dependsOn": refs}
 
 
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+text = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
 
 

@@ -91,7 +91,7 @@ versions = st.tuples(*(st.integers(0, 20) for _ in range(3))).map(lambda t: ".".
 @given(versions, versions, st.sampled_from(["exact", "minor", "major", "any"]))
 def test_python_versions_match_to_the_level_the_policy_asks(a: str, b: str, level: str) -> None:
     parts = {"exact": 3, "minor": 2, "major": 1, "any": 0}[level]
-    result = compare(EnvironmentPolicy(python=level), _env(python=a), _env(python=b))  # type: ignore[arg-type]
+    result = compare(EnvironmentPolicy(python=level), _env(python=a), _env(python=b))
     assert result.passed == (a.split(".")[:parts] == b.split(".")[:parts])
     if not result.passed:
         assert result.lines == [
