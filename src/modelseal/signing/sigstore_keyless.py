@@ -1,0 +1,488 @@
+"""Sigstore keyless signatures, verified offline against a trusted root the caller gives.
+
+A keyless OMS bundle carries a short-lived Fulcio certificate (the signer's OIDC identity in its
+subject alternative name, the OIDC issuer in an extension) and a Rekor transparency-log entry.
+The ``sigstore`` library checks, from the trusted root file alone (no TUF refresh, no Rekor or
+Fulcio request): the certificate chain to the root's Fulcio CAs at the time the log recorded the
+signature, the certificate's SCT against the root's CT logs, the log entry's inclusion proof,
+checkpoint and signed entry timestamp against the root's Rekor keys, the entry's consistency
+with the envelope, and the DSSE signature. On top of it modelseal checks that the signer is one
+of the given identities (the issuer exact, the identity exact or a regular expression matching
+all of it), and that the trusted root's Fulcio CA, Rekor key and CT log were each valid at the
+signing time (``sigstore`` only refuses keys whose validity starts in the future). The model's
+files are then compared with the signed manifest by the caller, as for any signature.
+
+The certificate lived minutes; it is judged at the time the log recorded the signature, so an
+old bundle still verifies offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from modelseal.errors import (
+    CertificateError,
+    InputError,
+    MalformedSignatureError,
+    Reason,
+    SignatureMismatchError,
+    UsageError,
+)
+from modelseal.fsinput import NOT_REGULAR, NotRegularFileError, read_regular
+from modelseal.signing.bundle import OmsBundle
+from modelseal.signing.dsse import IN_TOTO_PAYLOAD_TYPE
+
+PathLike = str | os.PathLike[str]
+MAX_TRUSTED_ROOT_BYTES = 4 << 20
+TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+# Fulcio's OIDC issuer extensions: the raw value (v1) and a DER UTF8String (v2).
+_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
+_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
+_SAN_OTHERNAME = "1.3.6.1.4.1.57264.1.7"
+_INSTALL = "install it: pip install 'modelseal[sigstore]'"
+
+
+@dataclasses.dataclass(frozen=True)
+class SigstoreIdentity:
+    """A signer trusted by its OIDC identity: ``issuer`` (exact) and either ``identity`` (the
+    certificate's subject alternative name, exact) or ``identity_pattern`` (a Python regular
+    expression that must match the whole name, as :func:`re.fullmatch`)."""
+
+    issuer: str
+    identity: str | None = None
+    identity_pattern: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.identity is None) == (self.identity_pattern is None):
+            raise UsageError(
+                "a Sigstore identity needs exactly one of an identity and an identity pattern",
+                hint="give the exact identity (e-mail, URI) or a regular expression for it",
+                topic="sigstore-identity",
+            )
+        if not self.issuer:
+            raise UsageError(
+                "a Sigstore identity needs its OIDC issuer",
+                hint="give the issuer URL, e.g. https://token.actions.githubusercontent.com",
+                topic="sigstore-issuer",
+            )
+        if self.identity_pattern is not None:
+            try:
+                re.compile(self.identity_pattern)
+            except re.error as exc:
+                raise UsageError(
+                    f"identity pattern {self.identity_pattern!r} is not a regular expression "
+                    f"({exc})",
+                    hint="fix the pattern (Python re syntax, matched against the whole identity)",
+                    topic="sigstore-identity",
+                ) from None
+
+    def matches(self, names: Iterable[str], issuer: str | None) -> str | None:
+        """The first of ``names`` this identity accepts under ``issuer``, or ``None``."""
+        if issuer != self.issuer:
+            return None
+        for name in names:
+            if self.identity is not None and name == self.identity:
+                return name
+            if self.identity_pattern is not None and re.fullmatch(self.identity_pattern, name):
+                return name
+        return None
+
+    def describe(self) -> str:
+        """The identity as a user reads it in a message."""
+        if self.identity is not None:
+            return f"{self.identity!r} from {self.issuer}"
+        return f"an identity matching /{self.identity_pattern}/ from {self.issuer}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SigstoreTrust:
+    """How to verify a keyless bundle: the trusted root file and the identities accepted
+    (any one of them)."""
+
+    trusted_root: PathLike
+    identities: tuple[SigstoreIdentity, ...]
+
+    def __post_init__(self) -> None:
+        if not self.identities:
+            raise UsageError(
+                "Sigstore verification needs at least one trusted identity",
+                hint="give the signer's identity and OIDC issuer",
+                topic="sigstore-identity",
+            )
+
+
+def read_trusted_root(path: PathLike) -> bytes:
+    """The bytes of a Sigstore trusted_root.json; unreadable or not one -> :class:`InputError`."""
+    where = str(path)
+    hint = (
+        "give the trusted_root.json of the Sigstore instance that signed (from its TUF repository)"
+    )
+    try:
+        data = read_regular(path, MAX_TRUSTED_ROOT_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(
+            f"trusted root {where!r} does not exist", hint=hint, topic="trusted-root"
+        ) from None
+    except IsADirectoryError:
+        raise InputError(f"trusted root {where!r} is a directory", hint=hint) from None
+    except NotRegularFileError:
+        raise InputError(f"trusted root {where!r} is {NOT_REGULAR}", hint=hint) from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot read trusted root {where!r}: {exc.strerror}", hint="check the path"
+        ) from None
+    if len(data) > MAX_TRUSTED_ROOT_BYTES:
+        raise InputError(f"trusted root {where!r} is larger than 4 MiB", hint=hint)
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"trusted root {where!r} is not JSON", hint=hint) from None
+    if not isinstance(document, dict) or document.get("mediaType") != TRUSTED_ROOT_MEDIA_TYPE:
+        raise InputError(
+            f"trusted root {where!r} is not a Sigstore trusted root "
+            f"(mediaType is not {TRUSTED_ROOT_MEDIA_TYPE})",
+            hint=hint,
+        )
+    return data
+
+
+def _sigstore() -> Any:
+    """The ``sigstore`` modules, imported on first use."""
+    try:
+        import sigstore.errors
+        import sigstore.models
+        import sigstore.verify
+    except ModuleNotFoundError:
+        raise UsageError(
+            "Sigstore verification needs the sigstore package",
+            hint=_INSTALL,
+            topic="missing-package",
+        ) from None
+    return sigstore
+
+
+def _verifier(path: PathLike, data: bytes) -> Any:
+    sigstore = _sigstore()
+    from sigstore_models.trustroot import v1 as trustroot_v1
+
+    try:
+        root = sigstore.models.TrustedRoot(trustroot_v1.TrustedRoot.from_json(data))
+        return sigstore.verify.Verifier(trusted_root=root)
+    except (sigstore.errors.Error, ValueError, TypeError, KeyError) as exc:
+        raise InputError(
+            f"trusted root {str(path)!r} cannot be used: {_one_line(exc)}",
+            hint="give a complete Sigstore trusted_root.json (Fulcio CAs, Rekor and CT logs)",
+        ) from None
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _malformed(message: str) -> MalformedSignatureError:
+    return MalformedSignatureError(
+        f"malformed signature: {message}",
+        reasons=[Reason("malformed", message)],
+        hint="the signature file is damaged or is not a Sigstore bundle",
+    )
+
+
+def _fail(code: str, message: str, hint: str) -> CertificateError:
+    return CertificateError(message, reasons=[Reason(code, message)], hint=hint)
+
+
+class _IdentityPolicy:
+    """A ``sigstore`` verification policy accepting any of ``identities`` (it runs after the
+    chain and SCT checks: a certificate it sees is genuine)."""
+
+    def __init__(self, identities: Sequence[SigstoreIdentity]) -> None:
+        self.identities = identities
+        self.signer: str | None = None
+        self.refused: str | None = None
+
+    def verify(self, cert: Any) -> None:
+        names, issuer = certificate_identity(cert)
+        for trusted in self.identities:
+            name = trusted.matches(names, issuer)
+            if name is not None:
+                self.signer = f"{name} (issuer {issuer})"
+                return
+        shown = ", ".join(repr(n) for n in names) or "no identity"
+        self.refused = (
+            f"Sigstore signer {shown} from issuer {issuer!r} is not trusted "
+            f"(trusted: {', '.join(t.describe() for t in self.identities)})"
+        )
+        raise _sigstore().errors.VerificationError(self.refused)
+
+
+def certificate_identity(cert: Any) -> tuple[list[str], str | None]:
+    """A Fulcio certificate's identities (e-mail, URI and Sigstore other-name SANs) and its
+    OIDC issuer (``None`` if absent; both extensions must agree when both are present)."""
+    from cryptography import x509
+
+    names: list[str] = []
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        names += san.get_values_for_type(x509.RFC822Name)
+        names += san.get_values_for_type(x509.UniformResourceIdentifier)
+        for other in san.get_values_for_type(x509.OtherName):
+            if other.type_id.dotted_string == _SAN_OTHERNAME:
+                names.append(_der_utf8(other.value) or other.value.decode("utf-8", "replace"))
+    found: set[str] = set()
+    for ext in cert.extensions:
+        value = getattr(ext.value, "value", None)
+        if not isinstance(value, bytes):
+            continue
+        if ext.oid.dotted_string == _ISSUER_V1:
+            found.add(value.decode("utf-8", "replace"))
+        elif ext.oid.dotted_string == _ISSUER_V2:
+            found.add(_der_utf8(value) or "")
+    return names, (found.pop() if len(found) == 1 else None)
+
+
+def _der_utf8(value: bytes) -> str | None:
+    """A DER UTF8String's text (``None`` if ``value`` is not exactly one)."""
+    if len(value) < 2 or value[0] != 0x0C:
+        return None
+    length, start = value[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or len(value) < 2 + count:
+            return None
+        length, start = int.from_bytes(value[2 : 2 + count], "big"), 2 + count
+    if len(value) != start + length:
+        return None
+    try:
+        return value[start:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def authenticate_sigstore(bundle: OmsBundle, trust: SigstoreTrust) -> str:
+    """Verify a keyless bundle's certificate, transparency-log entry and DSSE signature
+    offline against ``trust`` (see the module docstring) and return who signed.
+
+    A missing or unusable trusted root is an :class:`InputError`; a bundle that is not a
+    Sigstore keyless bundle a :class:`UsageError` or :class:`MalformedSignatureError` (exit
+    2); an untrusted chain, a bad log entry, an identity the trust does not accept or a bad
+    signature a :class:`CertificateError` or :class:`SignatureMismatchError` (exit 1).
+    """
+    root_bytes = read_trusted_root(trust.trusted_root)
+    if not bundle.certificates:
+        raise UsageError(
+            "this signature is key-based, not Sigstore keyless",
+            hint="verify it with the signer's public key",
+            topic="verify-with-public-key",
+        )
+    raw = _bundle_json(bundle)
+    entries = raw.get("verificationMaterial", {}).get("tlogEntries")
+    if not entries:
+        raise UsageError(
+            "this certificate-based signature has no transparency log entry: it is not a "
+            "Sigstore keyless signature",
+            hint="verify it with trust anchors: the CA certificates its chain must lead to",
+            topic="sigstore-not-keyless",
+        )
+    verifier = _verifier(trust.trusted_root, root_bytes)
+    sigstore = _sigstore()
+    try:
+        parsed = sigstore.models.Bundle.from_json(bundle.source)
+    except (sigstore.errors.Error, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise _malformed(f"not a valid Sigstore bundle ({_one_line(exc)})") from None
+    policy = _IdentityPolicy(trust.identities)
+    try:
+        payload_type, payload = verifier.verify_dsse(parsed, policy)
+    except sigstore.errors.VerificationError as exc:
+        raise _verification_failure(exc, policy, trust.trusted_root) from None
+    except (sigstore.errors.Error, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise _malformed(f"the Sigstore bundle cannot be verified ({_one_line(exc)})") from None
+    # Fail closed should the two parsers ever read the envelope differently.
+    if payload_type != IN_TOTO_PAYLOAD_TYPE or payload != bundle.payload:
+        raise _malformed("the Sigstore-verified payload is not the bundle's statement")
+    _check_root_validity(root_bytes, raw, bundle.certificates[0], trust.trusted_root)
+    if policy.signer is None:  # verify_dsse returns only after the policy accepted a signer
+        raise _malformed("the Sigstore verifier did not check the signer's identity")
+    return f"sigstore {policy.signer}"
+
+
+def _bundle_json(bundle: OmsBundle) -> dict[str, Any]:
+    if not bundle.source:
+        raise UsageError(
+            "a Sigstore bundle must be verified from the JSON it was read from",
+            hint="pass the signature file's path (or a bundle parsed from its bytes)",
+        )
+    try:
+        # A key given twice could be read one way here and another way by sigstore's parser.
+        raw = json.loads(bundle.source, object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _malformed(_one_line(exc)) from None
+    material = raw.get("verificationMaterial") if isinstance(raw, dict) else None
+    if not isinstance(material, dict):
+        raise _malformed("no verificationMaterial")
+    return dict(raw)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicated = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"the bundle gives the field {duplicated!r} twice")
+    return dict(pairs)
+
+
+def _verification_failure(
+    exc: BaseException, policy: _IdentityPolicy, root: PathLike
+) -> CertificateError | SignatureMismatchError:
+    if policy.refused is not None:
+        return _fail(
+            "identity-mismatch",
+            policy.refused,
+            "verify with the identity and issuer that signed, or do not trust this model",
+        )
+    text = _one_line(exc)
+    where = f"trusted root {str(root)!r}"
+    if "certificate chain" in text:
+        return _fail(
+            "certificate-untrusted",
+            f"Sigstore certificate does not chain to a Fulcio CA of {where} at signing time "
+            f"({text})",
+            "give the trusted root of the Sigstore instance that signed, or do not trust it",
+        )
+    if "SCT" in text:
+        return _fail(
+            "sct-invalid",
+            f"Sigstore certificate's timestamp (SCT) does not verify against {where} ({text})",
+            "give the trusted root of the Sigstore instance that signed, or do not trust it",
+        )
+    if "log entry" in text or "checkpoint" in text or "inclusion" in text:
+        return _fail(
+            "tlog-invalid",
+            f"Sigstore transparency log entry does not verify against {where} ({text})",
+            "the bundle was altered or comes from another log; do not use this model",
+        )
+    if "expired at time of signing" in text:
+        return _fail(
+            "certificate-expired",
+            f"Sigstore certificate was not valid when the log recorded the signature ({text})",
+            "do not use this model",
+        )
+    message = f"Sigstore signature does not verify: {text}"
+    return SignatureMismatchError(
+        message, reasons=[Reason("bad-signature", message)], hint="do not use this model"
+    )
+
+
+def _check_root_validity(
+    root_bytes: bytes, raw: dict[str, Any], leaf_der: bytes, root: PathLike
+) -> None:
+    """The trusted root's Rekor key, Fulcio CA and CT log were valid when the log recorded
+    the signature (Rekor v1 entries, whose integrated time ``sigstore`` verified)."""
+    from cryptography import x509
+
+    document = json.loads(root_bytes)
+    entry = raw["verificationMaterial"]["tlogEntries"][0]  # sigstore verified exactly one
+    if not isinstance(entry, dict) or "integratedTime" not in entry:
+        return  # a Rekor v2 entry: its time came from a timestamp authority sigstore checked
+    when = dt.datetime.fromtimestamp(int(entry["integratedTime"]), dt.UTC)
+    where = f"trusted root {str(root)!r}"
+    log_id = _b64(_field(entry, "logId", "keyId"))
+    tlog = [t for t in _items(document, "tlogs") if _b64(_field(t, "logId", "keyId")) == log_id]
+    at = f"{when:%Y-%m-%dT%H:%M:%SZ}"
+    if not any(_valid_at(_field(t, "publicKey", "validFor"), when) for t in tlog):
+        raise _expired(f"the Rekor key of {where} was not valid at the signing time {at}")
+    leaf = x509.load_der_x509_certificate(leaf_der)
+    cas = [a for a in _items(document, "certificateAuthorities") if _issued_leaf(a, leaf)]
+    if not any(_valid_at(a.get("validFor"), when) for a in cas):
+        raise _expired(
+            f"the Fulcio CA of {where} that issued the certificate was not valid at the "
+            f"signing time {at}"
+        )
+    try:
+        scts = leaf.extensions.get_extension_for_class(
+            x509.PrecertificateSignedCertificateTimestamps
+        ).value
+    except x509.ExtensionNotFound:
+        return
+    for sct in scts:
+        stamped = sct.timestamp.replace(tzinfo=dt.UTC)
+        logs = [
+            c for c in _items(document, "ctlogs") if _b64(_field(c, "logId", "keyId")) == sct.log_id
+        ]
+        if not any(_valid_at(_field(c, "publicKey", "validFor"), stamped) for c in logs):
+            raise _expired(
+                f"the CT log of {where} was not valid when it stamped the certificate "
+                f"({stamped:%Y-%m-%dT%H:%M:%SZ})"
+            )
+
+
+def _items(document: Any, key: str) -> list[dict[str, Any]]:
+    """The objects listed under ``key`` (anything else in the list is skipped)."""
+    value = document.get(key) if isinstance(document, dict) else None
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _field(item: Any, outer: str, inner: str) -> Any:
+    """``item[outer][inner]``, or ``None``."""
+    middle = item.get(outer) if isinstance(item, dict) else None
+    return middle.get(inner) if isinstance(middle, dict) else None
+
+
+def _expired(message: str) -> CertificateError:
+    hint = "give a trusted root valid for this signature, or do not trust it"
+    return _fail("trusted-root-expired", message, hint)
+
+
+def _b64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _valid_at(window: Any, when: dt.datetime) -> bool:
+    """Whether a trusted root ``validFor`` (start, optional end) contains ``when``."""
+    if not isinstance(window, dict) or not isinstance(window.get("start"), str):
+        return False
+    try:
+        start = dt.datetime.fromisoformat(window["start"])
+        end = window.get("end")
+        until = dt.datetime.fromisoformat(end) if isinstance(end, str) else None
+    except ValueError:
+        return False
+    if start.tzinfo is None or (until is not None and until.tzinfo is None):
+        return False  # RFC 3339 times carry a zone; a naive one is not a trusted window
+    return start <= when and (until is None or when <= until)
+
+
+def _issued_leaf(authority: Any, leaf: Any) -> bool:
+    """Whether a trusted root certificate authority's chain holds the leaf's issuer."""
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+
+    chain = _field(authority, "certChain", "certificates")
+    for item in chain if isinstance(chain, list) else []:
+        der = _b64(item.get("rawBytes") if isinstance(item, dict) else None)
+        if der is None:
+            continue
+        try:
+            ca = x509.load_der_x509_certificate(der)
+            if ca.subject == leaf.issuer:
+                leaf.verify_directly_issued_by(ca)
+                return True
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+    return False
