@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import click
-
 from typing import TYPE_CHECKING
+
+import click
 
 from modelseal.cli.common import emit_json, parse_workers, progress_bar
 from modelseal.errors import VerificationError
