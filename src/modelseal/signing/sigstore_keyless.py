@@ -214,7 +214,7 @@ class _IdentityPolicy:
         for trusted in self.identities:
             name = trusted.matches(names, issuer)
             if name is not None:
-                self.signer = f"{name} (issuer {issuer})"
+                self.signer = f"{name} from issuer {issuer}"
                 return
         shown = ", ".join(repr(n) for n in names) or "no identity"
         self.refused = (
