@@ -257,7 +257,7 @@ def test_any_bit_flipped_in_the_bundle_is_refused(
         shutil.copytree(DATA / "v1.1.0-sigstore", model)
     bundle = copy.deepcopy(_bundle())
     container, key = _b64_fields(bundle)[field]
-    container[key] = _flip(container[key], index, bit)  # type: ignore[index,call-overload]
+    container[key] = _flip(container[key], index, bit)
     signature = _write(model, bundle)
     with pytest.raises(ModelsealError) as caught:
         modelseal.verify(model, signature=signature, sigstore=_trust())
@@ -300,8 +300,8 @@ def test_each_tampered_part_names_what_failed(
 
 def _flip_in(bundle: dict[str, Any], field: str) -> None:
     container, key = _b64_fields(bundle)[field]
-    middle = len(base64.b64decode(container[key])) // 2  # type: ignore[index,call-overload]
-    container[key] = _flip(container[key], middle, 5)  # type: ignore[index,call-overload]
+    middle = len(base64.b64decode(container[key])) // 2
+    container[key] = _flip(container[key], middle, 5)
 
 
 def _bump(entry: dict[str, Any], key: str) -> None:
@@ -606,3 +606,12 @@ def test_cli_a_sigstore_bundle_without_sigstore_trust_says_how(
     code, _, err = run_cli("verify", model, "--signature", model / "model.sig")
     assert code == 2
     assert "--trusted-root with --sigstore-identity and --sigstore-issuer" in err
+
+
+def test_a_backdated_log_time_falls_outside_the_certificate(tmp_path: Path) -> None:
+    model = _model(tmp_path)
+    bundle = _bundle()
+    _entry(bundle)["integratedTime"] = str(int(_entry(bundle)["integratedTime"]) - 3600)
+    with pytest.raises(CertificateError) as caught:
+        modelseal.verify(model, signature=_write(model, bundle), sigstore=_trust())
+    assert "cert is not valid at validation time" in caught.value.message
