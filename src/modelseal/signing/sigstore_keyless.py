@@ -169,14 +169,14 @@ def _sigstore() -> Any:
     return sigstore
 
 
-def _verifier(path: PathLike, data: bytes) -> Any:
+def _verifier(path: PathLike) -> Any:
+    """A ``sigstore`` verifier over the trusted root at ``path`` (read by
+    :func:`read_trusted_root` first, for its size cap and one-line errors)."""
     sigstore = _sigstore()
-    from sigstore_models.trustroot import v1 as trustroot_v1
-
     try:
-        root = sigstore.models.TrustedRoot(trustroot_v1.TrustedRoot.from_json(data))
+        root = sigstore.models.TrustedRoot.from_file(os.fspath(path))
         return sigstore.verify.Verifier(trusted_root=root)
-    except (sigstore.errors.Error, ValueError, TypeError, KeyError) as exc:
+    except (sigstore.errors.Error, ValueError, TypeError, KeyError, OSError) as exc:
         raise InputError(
             f"trusted root {str(path)!r} cannot be used: {_one_line(exc)}",
             hint="give a complete Sigstore trusted_root.json (Fulcio CAs, Rekor and CT logs)",
@@ -295,7 +295,7 @@ def authenticate_sigstore(bundle: OmsBundle, trust: SigstoreTrust) -> str:
             hint="verify it with trust anchors: the CA certificates its chain must lead to",
             topic="sigstore-not-keyless",
         )
-    verifier = _verifier(trust.trusted_root, root_bytes)
+    verifier = _verifier(trust.trusted_root)
     sigstore = _sigstore()
     try:
         parsed = sigstore.models.Bundle.from_json(bundle.source)
