@@ -554,8 +554,7 @@ def _authenticate(
         if not trust_anchors:
             raise UsageError(
                 "this signature is certificate-based",
-                hint="verify it with trust anchors: the CA certificates its chain must lead to "
-                "(Sigstore keyless: with a trusted root and the signer's identity)",
+                hint="verify it with trust anchors: the CA certificates its chain must lead to",
                 topic="verify-with-trust-anchor",
             )
         from modelseal.signing.trust import (

@@ -65,13 +65,11 @@ class SigstoreIdentity:
             raise UsageError(
                 "a Sigstore identity needs exactly one of an identity and an identity pattern",
                 hint="give the exact identity (e-mail, URI) or a regular expression for it",
-                topic="sigstore-identity",
             )
         if not self.issuer:
             raise UsageError(
                 "a Sigstore identity needs its OIDC issuer",
                 hint="give the issuer URL, e.g. https://token.actions.githubusercontent.com",
-                topic="sigstore-issuer",
             )
         if self.identity_pattern is not None:
             try:
@@ -81,7 +79,6 @@ class SigstoreIdentity:
                     f"identity pattern {self.identity_pattern!r} is not a regular expression "
                     f"({exc})",
                     hint="fix the pattern (Python re syntax, matched against the whole identity)",
-                    topic="sigstore-identity",
                 ) from None
 
     def matches(self, names: Iterable[str], issuer: str | None) -> str | None:
@@ -115,7 +112,6 @@ class SigstoreTrust:
             raise UsageError(
                 "Sigstore verification needs at least one trusted identity",
                 hint="give the signer's identity and OIDC issuer",
-                topic="sigstore-identity",
             )
 
 
@@ -129,7 +125,8 @@ def read_trusted_root(path: PathLike) -> bytes:
         data = read_regular(path, MAX_TRUSTED_ROOT_BYTES + 1)
     except FileNotFoundError:
         raise InputError(
-            f"trusted root {where!r} does not exist", hint=hint, topic="trusted-root"
+            f"trusted root {where!r} does not exist",
+            hint=hint,
         ) from None
     except IsADirectoryError:
         raise InputError(f"trusted root {where!r} is a directory", hint=hint) from None
@@ -164,7 +161,6 @@ def _sigstore() -> Any:
         raise UsageError(
             "Sigstore verification needs the sigstore package",
             hint=_INSTALL,
-            topic="missing-package",
         ) from None
     return sigstore
 
