@@ -50,7 +50,8 @@ def trust_config(tmp_path: Path) -> Path:
 def _model_signing_accepts(model: Path, identity: str, issuer: str, config: Path) -> bool:
     import model_signing
 
-    verifier = model_signing.verifying.Config().use_sigstore_verifier(  # type: ignore[no-untyped-call]
+    verifying = model_signing.verifying.Config()  # type: ignore[no-untyped-call]
+    verifier = verifying.use_sigstore_verifier(
         identity=identity, oidc_issuer=issuer, trust_config=config
     )
     try:
