@@ -615,3 +615,52 @@ def test_a_backdated_log_time_falls_outside_the_certificate(tmp_path: Path) -> N
     with pytest.raises(CertificateError) as caught:
         modelseal.verify(model, signature=_write(model, bundle), sigstore=_trust())
     assert "cert is not valid at validation time" in caught.value.message
+
+
+# --- a Rekor v2 bundle (time from a timestamp authority) ------------------------------------
+
+REKOR_V2 = DATA / "rekor-v2" / "a.dsse.staging-rekor-v2.txt.sigstore.json"
+BEACON = (
+    "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/"
+    "workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"
+)
+ACTIONS = "https://token.actions.githubusercontent.com"
+
+
+def test_a_rekor_v2_bundle_authenticates_against_its_instance() -> None:
+    from modelseal.signing.api import authenticate
+
+    bundle = read_bundle(REKOR_V2)
+    trust = _trust(STAGING, identity=BEACON, issuer=ACTIONS)
+    assert authenticate(bundle, sigstore=trust) == f"sigstore {BEACON} from issuer {ACTIONS}"
+    pattern = _trust(
+        STAGING,
+        identity=None,
+        identity_pattern=r"https://github\.com/sigstore-conformance/.*",
+        issuer=ACTIONS,
+    )
+    assert authenticate(bundle, sigstore=pattern).startswith(f"sigstore {BEACON}")
+
+
+def test_a_rekor_v2_bundle_needs_a_root_whose_timestamp_authority_vouches_for_it() -> None:
+    from modelseal.signing.api import authenticate
+
+    with pytest.raises(CertificateError) as caught:
+        authenticate(read_bundle(REKOR_V2), sigstore=_trust(identity=BEACON, issuer=ACTIONS))
+    assert [r.code for r in caught.value.reasons] == ["timestamp-untrusted"]
+
+
+def test_a_rekor_v2_bundle_with_a_tampered_timestamp_is_refused(tmp_path: Path) -> None:
+    from modelseal.signing.api import authenticate
+
+    bundle = json.loads(REKOR_V2.read_text())
+    stamps = bundle["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    raw = bytearray(base64.b64decode(stamps[0]["signedTimestamp"]))
+    raw[-10] ^= 0x01  # inside the TSA's signature
+    stamps[0]["signedTimestamp"] = base64.b64encode(bytes(raw)).decode("ascii")
+    path = tmp_path / "tampered.sigstore.json"
+    path.write_text(json.dumps(bundle))
+    with pytest.raises(ModelsealError) as caught:
+        authenticate(read_bundle(path), sigstore=_trust(STAGING, identity=BEACON, issuer=ACTIONS))
+    assert isinstance(caught.value, CertificateError)
+    assert [r.code for r in caught.value.reasons] == ["timestamp-untrusted"]
