@@ -255,3 +255,20 @@ def test_a_malformed_sigstore_section_names_the_field(
         parse_policy({"version": 1, "signature": {"sigstore": section}}, "policy.yaml")
     assert caught.value.message.startswith(f"policy.yaml: {message}")
     assert caught.value.exit_code == 2
+
+
+def test_without_the_sigstore_package_the_gate_stops_in_one_line(
+    tmp_path: Path, model: Path, run_cli: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m == "sigstore" or m.startswith("sigstore.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sigstore", None)
+    policy = _policy(tmp_path, EXACT)
+    code, out, err = run_cli("gate", model, "--policy", policy, "--signature", model / "model.sig")
+    assert (code, out) == (2, "")
+    assert err.strip().splitlines() == [
+        "modelseal: error: Sigstore verification needs the sigstore package; "
+        "install it: pip install 'modelseal[sigstore]'"
+    ]

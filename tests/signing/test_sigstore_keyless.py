@@ -664,3 +664,31 @@ def test_a_rekor_v2_bundle_with_a_tampered_timestamp_is_refused(tmp_path: Path) 
         authenticate(read_bundle(path), sigstore=_trust(STAGING, identity=BEACON, issuer=ACTIONS))
     assert isinstance(caught.value, CertificateError)
     assert [r.code for r in caught.value.reasons] == ["timestamp-untrusted"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_TIMES = st.sampled_from(
+    ["2021-01-12T11:53:27Z", "2025-10-10T02:12:20.5+00:00", "2030-01-01T00:00:00Z", "2025-10-10"]
+)
+
+
+@given(window=_JSON | st.fixed_dictionaries({"start": _TIMES}, optional={"end": _TIMES | _JSON}))
+def test_a_validity_window_is_read_safely(window: Any) -> None:
+    import datetime as dt
+
+    from modelseal.signing.sigstore_root import _valid_at
+
+    when = dt.datetime(2025, 10, 10, 2, 12, 20, tzinfo=dt.UTC)
+    inside = _valid_at(window, when)
+    assert isinstance(inside, bool)
+    if inside:  # only a well-formed, zoned window that holds the time
+        start = dt.datetime.fromisoformat(window["start"])
+        assert start.tzinfo is not None and start <= when
+        if isinstance(window.get("end"), str):
+            assert when <= dt.datetime.fromisoformat(window["end"])

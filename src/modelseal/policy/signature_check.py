@@ -18,7 +18,7 @@ from modelseal.errors import InputError, MalformedSignatureError, ModelsealError
 from modelseal.policy.decision import CheckResult
 from modelseal.policy.document import LoadedPolicy, SigstorePolicy
 from modelseal.signing.bundle import OmsBundle
-from modelseal.signing.sigstore_keyless import SigstoreIdentity, SigstoreTrust
+from modelseal.signing.sigstore_keyless import SigstoreIdentity, SigstoreTrust, require_sigstore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +74,7 @@ def find_signer(policy: LoadedPolicy, bundle: OmsBundle) -> tuple[Signer | None,
         return Signer(f"certificate {subject}", who, anchors=anchors), tried
     if section.sigstore is not None:
         trust = sigstore_trust(policy, section.sigstore)
+        require_sigstore()  # not installed: the gate cannot judge (exit 2), not a failed check
         try:
             who = authenticate(bundle, sigstore=trust)
         except (InputError, MalformedSignatureError):

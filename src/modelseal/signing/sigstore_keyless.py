@@ -110,8 +110,9 @@ class SigstoreTrust:
             )
 
 
-def _sigstore() -> Any:
-    """The ``sigstore`` modules, imported on first use."""
+def require_sigstore() -> Any:
+    """The ``sigstore`` package, imported on first use; not installed -> :class:`UsageError`
+    naming the extra that installs it."""
     try:
         import sigstore.errors
         import sigstore.models
@@ -127,7 +128,7 @@ def _sigstore() -> Any:
 def _verifier(path: PathLike) -> Any:
     """A ``sigstore`` verifier over the trusted root at ``path`` (read by
     :func:`read_trusted_root` first, for its size cap and one-line errors)."""
-    sigstore = _sigstore()
+    sigstore = require_sigstore()
     try:
         root = sigstore.models.TrustedRoot.from_file(os.fspath(path))
         return sigstore.verify.Verifier(trusted_root=root)
@@ -176,7 +177,7 @@ class _IdentityPolicy:
             f"Sigstore signer {shown} from issuer {issuer!r} is not trusted "
             f"(trusted: {', '.join(t.describe() for t in self.identities)})"
         )
-        raise _sigstore().errors.VerificationError(self.refused)
+        raise require_sigstore().errors.VerificationError(self.refused)
 
 
 def certificate_identity(cert: Any) -> tuple[list[str], str | None]:
@@ -251,7 +252,7 @@ def authenticate_sigstore(bundle: OmsBundle, trust: SigstoreTrust) -> str:
             topic="sigstore-not-keyless",
         )
     verifier = _verifier(trust.trusted_root)
-    sigstore = _sigstore()
+    sigstore = require_sigstore()
     try:
         parsed = sigstore.models.Bundle.from_json(bundle.source)
     except (sigstore.errors.Error, ValueError, TypeError, KeyError, IndexError) as exc:
