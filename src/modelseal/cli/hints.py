@@ -28,6 +28,8 @@ BY_TOPIC = {
         "give the signing (leaf) certificate alone; the rest go to --certificate-chain"
     ),
     "verify-with-trust-anchor": "verify it with --trust-anchor CA.pem",
+    "sigstore-not-keyless": "verify it with --trust-anchor CA.pem",
+    "verify-sigstore-alone": "give --trusted-root without --public-key or --trust-anchor",
     "verify-with-public-key": "verify it with --public-key KEY.pub",
     "verify-with-public-key-alone": "verify it with --public-key alone",
     "untrusted-chain": "pass the issuing CA with --trust-anchor, or do not trust this signer",

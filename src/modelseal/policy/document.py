@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelseal.errors import InputError
 
@@ -45,13 +46,40 @@ class CertificateRule(_Section):
     issuer: str = Field("*", description="Glob on the leaf's issuer (RFC 4514 string).")
 
 
-class SigstoreIdentity(_Section):
-    """A Sigstore keyless signer: the OIDC issuer and the identity (a glob on the
-    certificate's subject alternative name), verified offline against ``trusted_root``."""
+class SigstoreSigner(_Section):
+    """A Sigstore keyless signer: the OIDC issuer (exact) and either the identity (the
+    certificate's subject alternative name: an e-mail or URI, exact) or a pattern for it."""
 
-    issuer: str
-    identity: str
-    trusted_root: str = Field(description="A Sigstore trusted_root.json, relative to the policy.")
+    issuer: str = Field(
+        min_length=1,
+        description="The OIDC issuer URL, exactly (https://token.actions.githubusercontent.com).",
+    )
+    identity: str | None = Field(None, description="The signer's identity, exactly.")
+    identity_pattern: str | None = Field(
+        None,
+        description="A regular expression (Python re) that must match the whole identity.",
+    )
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> SigstoreSigner:
+        if (self.identity is None) == (self.identity_pattern is None):
+            raise ValueError("give exactly one of identity and identity_pattern")
+        if self.identity_pattern is not None:
+            try:
+                re.compile(self.identity_pattern)
+            except re.error as exc:
+                raise ValueError(f"identity_pattern is not a regular expression: {exc}") from None
+        return self
+
+
+class SigstorePolicy(_Section):
+    """Sigstore keyless signers, verified offline against ``trusted_root`` (nothing is fetched:
+    no TUF refresh, no Rekor or Fulcio request)."""
+
+    trusted_root: str = Field(
+        description="The Sigstore trusted_root.json to verify against, relative to the policy."
+    )
+    identities: list[SigstoreSigner] = Field(min_length=1, description="Any one of these.")
 
 
 class SignaturePolicy(_Section):
@@ -59,7 +87,7 @@ class SignaturePolicy(_Section):
 
     keys: list[TrustedKey] = Field(default_factory=list)
     certificates: list[CertificateRule] = Field(default_factory=list)
-    sigstore: list[SigstoreIdentity] = Field(default_factory=list)
+    sigstore: SigstorePolicy | None = None
 
 
 class Waiver(_Section):

@@ -122,6 +122,7 @@ def _checks(
                 signature=subject.bundle,
                 public_key=signer.public_key,
                 trust_anchors=signer.anchors,
+                sigstore=signer.sigstore,
                 # Every byte read once: files are hashed from private memory that the scan
                 # then reads, so what is scanned is what was verified. Raw tensor values
                 # (which no scan rule interprets) stay shared with the page cache: no copy.

@@ -4,7 +4,8 @@ The bundle's signature is checked against each signer the policy names (its keys
 certificate rules) until one authenticates it; only then are the model's bytes hashed (once, by
 the gate, which also scans those bytes). A certificate signer must chain to the rule's anchors
 (validity and code-signing usage checked now) and its leaf subject and issuer must match the
-rule's globs.
+rule's globs. A Sigstore keyless signer is verified offline against the policy's trusted root
+and must be one of its identities; a trusted root that cannot be read stops the gate (exit 2).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import dataclasses
 from fnmatch import fnmatchcase
 from typing import Any
 
-from modelseal.errors import ModelsealError
+from modelseal.errors import InputError, MalformedSignatureError, ModelsealError
 from modelseal.policy.decision import CheckResult
-from modelseal.policy.document import LoadedPolicy
+from modelseal.policy.document import LoadedPolicy, SigstorePolicy
 from modelseal.signing.bundle import OmsBundle
+from modelseal.signing.sigstore_keyless import SigstoreIdentity, SigstoreTrust, require_sigstore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Signer:
     signer: str
     public_key: Any = None
     anchors: tuple[str, ...] = ()
+    sigstore: SigstoreTrust | None = None
 
 
 def find_signer(policy: LoadedPolicy, bundle: OmsBundle) -> tuple[Signer | None, list[str]]:
@@ -69,9 +72,35 @@ def find_signer(policy: LoadedPolicy, bundle: OmsBundle) -> tuple[Signer | None,
             tried.append(f"certificate issuer {issuer!r} does not match {rule.issuer!r}")
             continue
         return Signer(f"certificate {subject}", who, anchors=anchors), tried
-    if not section.certificates:
-        tried.append("the model was signed with a certificate; the policy trusts no CAs")
+    if section.sigstore is not None:
+        trust = sigstore_trust(policy, section.sigstore)
+        require_sigstore()  # not installed: the gate cannot judge (exit 2), not a failed check
+        try:
+            who = authenticate(bundle, sigstore=trust)
+        except (InputError, MalformedSignatureError):
+            raise  # an unusable trusted root or a damaged bundle: exit 2, not a failed check
+        except ModelsealError as exc:
+            tried.append(f"sigstore: {exc.message}")
+        else:
+            return Signer("a trusted Sigstore identity", who, sigstore=trust), tried
+    if not section.certificates and section.sigstore is None:
+        tried.append(
+            "the model was signed with a certificate; the policy trusts no CAs and no "
+            "Sigstore identities"
+        )
     return None, tried
+
+
+def sigstore_trust(policy: LoadedPolicy, section: SigstorePolicy) -> SigstoreTrust:
+    """The policy's Sigstore section as the trust :func:`modelseal.verify` takes (the trusted
+    root resolved against the policy's folder)."""
+    identities = tuple(
+        SigstoreIdentity(
+            issuer=item.issuer, identity=item.identity, identity_pattern=item.identity_pattern
+        )
+        for item in section.identities
+    )
+    return SigstoreTrust(trusted_root=policy.resolve(section.trusted_root), identities=identities)
 
 
 def result(signer: Signer | None, tried: list[str], error: ModelsealError | None) -> CheckResult:

@@ -12,7 +12,7 @@ import hmac
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from modelseal.errors import (
     IntegrityError,
@@ -49,6 +49,9 @@ from modelseal.signing.keys import (
     verify_bytes,
 )
 from modelseal.signing.statement import build_payload, parse_payload
+
+if TYPE_CHECKING:
+    from modelseal.signing.sigstore_keyless import SigstoreTrust
 
 PathLike = str | os.PathLike[str]
 # The predicate field where modelseal keeps what OMS v1.0 has no place for (ignored by others).
@@ -353,6 +356,7 @@ def verify(
     signature: PathLike | OmsBundle,
     public_key: PathLike | PublicKey | None = None,
     trust_anchors: PathLike | Sequence[PathLike] = (),
+    sigstore: SigstoreTrust | None = None,
     at: dt.datetime | None = None,
     workers: int | None = None,
     reader: Reader = "read",
@@ -361,14 +365,18 @@ def verify(
     """Verify ``model_path`` against an OMS bundle, failing closed.
 
     Key-based bundles need ``public_key``; certificate-based bundles need ``trust_anchors``
-    (the chain is validated at ``at``, default now). Returns a :class:`VerificationResult`;
-    raises a :class:`modelseal.errors.VerificationError` subclass carrying every reason found.
+    (the chain is validated at ``at``, default now); Sigstore keyless bundles need
+    ``sigstore`` (a :class:`~modelseal.signing.sigstore_keyless.SigstoreTrust`: a trusted root
+    file and the identities accepted; verified offline, the certificate at the time the
+    transparency log recorded the signature). Returns a :class:`VerificationResult`; raises a
+    :class:`modelseal.errors.VerificationError` subclass carrying every reason found.
     """
     result, _ = verify_outcome(
         model_path,
         signature=signature,
         public_key=public_key,
         trust_anchors=trust_anchors,
+        sigstore=sigstore,
         at=at,
         workers=workers,
         reader=reader,
@@ -383,6 +391,7 @@ def verify_outcome(
     signature: PathLike | OmsBundle,
     public_key: PathLike | PublicKey | None = None,
     trust_anchors: PathLike | Sequence[PathLike] = (),
+    sigstore: SigstoreTrust | None = None,
     at: dt.datetime | None = None,
     workers: int | None = None,
     reader: Reader = "read",
@@ -400,7 +409,9 @@ def verify_outcome(
     ``shared_ranges`` goes with ``reader="map"`` (see :data:`modelseal.hashing.engine.Reader`).
     """
     bundle = signature if isinstance(signature, OmsBundle) else read_bundle(signature)
-    signer = authenticate(bundle, public_key=public_key, trust_anchors=_paths(trust_anchors), at=at)
+    signer = authenticate(
+        bundle, public_key=public_key, trust_anchors=trust_anchors, sigstore=sigstore, at=at
+    )
     statement = parse_payload(bundle.payload)
     expected = statement.manifest
     serialization = expected.serialization
@@ -513,11 +524,23 @@ def authenticate(
     *,
     public_key: PathLike | PublicKey | None = None,
     trust_anchors: PathLike | Sequence[PathLike] = (),
+    sigstore: SigstoreTrust | None = None,
     at: dt.datetime | None = None,
 ) -> str:
-    """Check a bundle's DSSE signature with ``public_key`` or a certificate chain built to
-    ``trust_anchors`` (validated at ``at``, default now); return who signed. Only the
-    signature over the statement is checked here, not the model's files."""
+    """Check a bundle's DSSE signature with ``public_key``, a certificate chain built to
+    ``trust_anchors`` (validated at ``at``, default now) or Sigstore keyless verification
+    under ``sigstore``; return who signed. Only the signature over the statement is checked
+    here, not the model's files."""
+    if sigstore is not None:
+        if public_key is not None or _paths(trust_anchors):
+            raise UsageError(
+                "a Sigstore keyless signature is verified with a trusted root and identities alone",
+                hint="give either Sigstore trust, or a public key / trust anchors, not both",
+                topic="verify-sigstore-alone",
+            )
+        from modelseal.signing.sigstore_keyless import authenticate_sigstore
+
+        return authenticate_sigstore(bundle, sigstore)
     return _authenticate(bundle, public_key, _paths(trust_anchors), at)
 
 

@@ -23,13 +23,16 @@ MAX_BUNDLE_BYTES = 256 * 1024 * 1024
 @dataclasses.dataclass(frozen=True)
 class OmsBundle:
     """A parsed bundle. ``key_hint`` is the hex SHA-256 of the signer's PEM public key (may be
-    ``None``); ``certificates`` are DER, leaf first (empty for key-based signatures)."""
+    ``None``); ``certificates`` are DER, leaf first (empty for key-based signatures);
+    ``source`` is the JSON it was parsed from (what a Sigstore verifier reads: the transparency
+    log entry is not kept apart), empty for a bundle built in memory."""
 
     payload: bytes
     payload_type: str
     signatures: tuple[bytes, ...]
     key_hint: str | None = None
     certificates: tuple[bytes, ...] = ()
+    source: bytes = dataclasses.field(default=b"", compare=False, repr=False)
 
     def to_json(self) -> str:
         """The bundle as sigstore bundle v0.3 JSON: the DSSE envelope and either a public-key hint
@@ -178,4 +181,4 @@ def parse_bundle(data: bytes) -> OmsBundle:
         hint = raw_hint or None
     else:
         raise _malformed("verificationMaterial has neither a public key nor certificates")
-    return OmsBundle(payload, payload_type, signatures, hint, certificates)
+    return OmsBundle(payload, payload_type, signatures, hint, certificates, source=bytes(data))
