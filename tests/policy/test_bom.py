@@ -150,6 +150,13 @@ def test_the_cli_writes_a_bom_of_a_verified_model_with_its_attested_decision(
     code, _, err = run_cli("bom", model, "--signature", signature, "--public-key", key_pair[1],
                            "--output", out)  # fmt: skip
     assert code == 2 and "exists" in err
+    # --json reports what was written.
+    code, text, err = run_cli("bom", model, "--signature", signature, "--public-key", key_pair[1],
+                              "--output", out, "--force", "--json")  # fmt: skip
+    assert code == 0, err
+    summary = json.loads(text)
+    assert summary["output"] == str(out) and summary["specVersion"] == "1.6"
+    assert summary["serialNumber"] == json.loads(out.read_text())["serialNumber"]
 
 
 def test_tampered_or_replayed_evidence_is_never_reported(

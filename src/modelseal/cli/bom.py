@@ -59,6 +59,12 @@ from modelseal.cli.store import config_from, open_backend, store_options
     help="Write the BOM here (else to stdout).",
 )
 @click.option("--force", is_flag=True, help="Replace --output if it exists.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="With --output, report what was written as JSON (the BOM itself is JSON on stdout).",
+)
 @store_options
 def bom(
     model: str,
@@ -70,6 +76,7 @@ def bom(
     environment: str | None,
     output: str | None,
     force: bool,
+    as_json: bool,
     **store: Any,
 ) -> None:
     """Write the CycloneDX 1.6 ML-BOM of MODEL_OR_REF (a path with --signature, or
@@ -103,5 +110,13 @@ def bom(
     from modelseal.fsutil import atomic_write
 
     atomic_write(output, text.encode("utf-8"), mode=0o644, overwrite=force)
+    component = document["metadata"]["component"]
+    if as_json:
+        summary = {"output": output, "specVersion": document["specVersion"],
+                   "serialNumber": document["serialNumber"], "model": component["name"],
+                   "version": component.get("version"),
+                   "components": len(document.get("components", []))}  # fmt: skip
+        click.echo(json.dumps(summary, indent=2))
+        return
     click.echo(f"wrote {output}: CycloneDX {document['specVersion']} ML-BOM of "
-               f"{document['metadata']['component']['name']}", err=True)  # fmt: skip
+               f"{component['name']}", err=True)  # fmt: skip
