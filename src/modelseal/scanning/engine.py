@@ -117,7 +117,8 @@ _SCANNERS: dict[str, tuple[str, str]] = {
     "protobuf": ("protobuf", "scan_protobuf"),
     "lightgbm": ("lightgbm", "scan_lightgbm"),
     "native": ("native", "scan_native"),
-    "json": ("keras", "scan_json"),
+    "json": ("jsondoc", "scan_json"),
+    "text": ("textdoc", "scan_text"),  # returns the kind of text it found
 }
 
 
@@ -187,7 +188,22 @@ def scan_stream(
         ctx.fail(location, f"{fmt} data could not be parsed ({type(exc).__name__}: {exc})")
     if fmt in ("unknown", "protobuf") and ctx.fallback_pickle:
         return "pickle"
+    if fmt == "unknown":
+        return _scan_text(ctx, stream, size, location, depth)
     return fmt
+
+
+def _scan_text(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> str:
+    """Content of no binary format may be a YAML or XML config that makes loaders run code."""
+    stream.seek(0)
+    try:
+        kind = cast("str | None", _scanner("text")(ctx, stream, size, location, depth))
+        return kind or "unknown"
+    except (OSError, ValueError, LookupError, TypeError, RecursionError, MemoryError) as exc:
+        ctx.fail(location, f"text could not be parsed ({type(exc).__name__}: {exc})")
+        return "unknown"
 
 
 def scan_file(path: Path, display: str, options: Options) -> FileReport:

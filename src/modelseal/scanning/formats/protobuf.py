@@ -151,6 +151,8 @@ def scan_protobuf(
         from modelseal.scanning.formats.pickles import scan_unknown
 
         scan_unknown(ctx, stream, size, location, depth)
+        if not ctx.fallback_pickle:
+            _as_text(ctx, stream, size, location, depth)
         return
     if 7 in top and top <= {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25}:
         _scan_onnx(ctx, stream, size, location)
@@ -158,6 +160,18 @@ def scan_protobuf(
         _scan_savedmodel(ctx, stream, size, location)
     elif top == {1}:
         _scan_keras_metadata(ctx, stream, size, location)
+    else:
+        _as_text(ctx, stream, size, location, depth)
+
+
+def _as_text(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> None:
+    """Bytes that only looked like protobuf (a YAML file starting with a newline or a quote)."""
+    from modelseal.scanning.formats.textdoc import scan_text
+
+    stream.seek(0)
+    scan_text(ctx, stream, size, location, depth)
 
 
 # ---- Keras metadata (keras_metadata.pb next to a SavedModel) -----------------------------

@@ -1,0 +1,202 @@
+"""YAML documents, read as parser events only: no constructor ever runs, so no tag is acted on.
+
+* ``!!python/...`` tags (``tag:yaml.org,2002:python/object/apply:...`` and friends, through any
+  ``%TAG`` handle or URI escape: the parser resolves them) make ``yaml.load`` with the unsafe,
+  full or default loaders import and call Python (CVE-2017-18342, CVE-2020-1747, CVE-2020-14343).
+* Anchors and aliases are weighed as the tree a loader that copies them (OmegaConf, Hydra, a
+  JSON dump) would build: exponential "billion laughs" expansion is a finding.
+* The event stream is also built into a plain tree (aliases shared, never copied) for the
+  Hydra ``_target_`` check.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from modelseal.scanning.engine import Context
+from modelseal.scanning.formats.doctree import RULE_NESTING, TooDeep, TooLarge, iter_dicts
+from modelseal.scanning.formats.hfconfig import scan_hf_doc
+from modelseal.scanning.formats.hydra import scan_hydra_dicts
+from modelseal.scanning.report import Location, Severity
+from modelseal.scanning.severity import rank_global
+
+RULE_PYTHON_TAG = "yaml.python-tag"
+RULE_ALIAS_BOMB = "yaml.alias-bomb"
+RULE_UNREADABLE = "yaml.unparsed-python-tag"
+
+PYTHON_TAG = "tag:yaml.org,2002:python/"
+CVES = "CVE-2017-18342, CVE-2020-1747, CVE-2020-14343"
+MAX_EVENTS = 5_000_000
+MAX_EXPANDED = 1_000_000  # nodes a copying loader would build
+MAX_RATIO = 100
+# Tags PyYAML's non-safe loaders turn into plain values (yaml.dump writes python/tuple).
+_PLAIN_PYTHON = frozenset(
+    {
+        "none",
+        "bool",
+        "str",
+        "unicode",
+        "bytes",
+        "int",
+        "long",
+        "float",
+        "complex",
+        "list",
+        "tuple",
+        "dict",
+    }
+)
+_CALLS = ("object/apply:", "object/new:")
+_TAG_TEXT = re.compile(r"(!!python/|tag:yaml\.org,2002:python/|%TAG\b)", re.IGNORECASE)
+
+
+def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool:
+    """Scan ``data`` as a YAML stream; False when it is not YAML (nothing was recorded then,
+    except findings from a python tag the parser reached or the text shows)."""
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - pyyaml is a dependency of the scanner
+        if _TAG_TEXT.search(data.decode("utf-8", "replace")):
+            ctx.fail(location, "YAML with tags cannot be scanned without the 'pyyaml' package")
+        return False
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    walk = _Walk(ctx, location)
+    try:
+        for event in yaml.parse(data, Loader=loader):
+            walk.event(event)
+    except (yaml.YAMLError, UnicodeError, ValueError) as exc:
+        walk.raw_tags(data)
+        if walk.tagged:
+            ctx.fail(location, f"YAML stream breaks after a python tag: {exc}")
+        return False
+    except _Over as exc:
+        ctx.find(RULE_NESTING, Severity.MEDIUM, location, "size", f"YAML stream is {exc}")
+        ctx.fail(location, f"YAML stream is {exc}")
+        return True
+    walk.finish()
+    return True
+
+
+class _Over(Exception):
+    pass
+
+
+class _Walk:
+    """Turn parser events into findings, alias weights and a plain tree."""
+
+    def __init__(self, ctx: Context, location: Location) -> None:
+        self.ctx = ctx
+        self.loc = location
+        self.events = 0
+        self.tagged = False
+        self.weights: dict[str, int] = {}
+        self.nodes: dict[str, Any] = {}
+        # frames: [container, weight, pending key, anchor, is_mapping, key_set]
+        self.stack: list[list[Any]] = []
+        self.docs: list[Any] = []
+        self.total = 0
+
+    def event(self, event: Any) -> None:
+        import yaml
+
+        self.events += 1
+        if self.events > MAX_EVENTS:
+            raise _Over(f"longer than {MAX_EVENTS} parser events")
+        tag = getattr(event, "tag", None)
+        if isinstance(tag, str) and tag.startswith(PYTHON_TAG):
+            self._python_tag(tag[len(PYTHON_TAG) :], event)
+        if isinstance(event, yaml.ScalarEvent):
+            self._value(event.value, 1, event.anchor)
+        elif isinstance(event, yaml.AliasEvent):
+            anchor = event.anchor
+            self._value(self.nodes.get(anchor), self.weights.get(anchor, 1), None)
+        elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            mapping = isinstance(event, yaml.MappingStartEvent)
+            container: Any = {} if mapping else []
+            self.stack.append([container, 1, _NO_KEY, event.anchor, mapping])
+            if event.anchor:
+                self.nodes[event.anchor] = container
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            container, weight, _, anchor, _ = self.stack.pop()
+            self._value(container, weight, anchor, opened=True)
+
+    def _value(self, value: Any, weight: int, anchor: str | None, opened: bool = False) -> None:
+        weight = min(weight, 1 << 62)
+        if anchor:
+            self.weights[anchor] = weight
+            if not opened:
+                self.nodes[anchor] = value
+        if not self.stack:
+            self.docs.append(value)
+            self.total = min(self.total + weight, 1 << 62)
+            return
+        frame = self.stack[-1]
+        frame[1] = min(frame[1] + weight, 1 << 62)
+        if frame[4]:
+            if frame[2] is _NO_KEY:
+                frame[2] = value if isinstance(value, str) else f"<key {id(value)}>"
+            else:
+                frame[0][frame[2]] = value
+                frame[2] = _NO_KEY
+        else:
+            frame[0].append(value)
+
+    def _python_tag(self, suffix: str, event: Any) -> None:
+        self.tagged = True
+        kind, _, target = suffix.partition(":")
+        if kind in _PLAIN_PYTHON:
+            return
+        module, _, name = target.rpartition(".")
+        severity, why = rank_global(module or target, name)
+        if suffix.startswith(_CALLS):
+            severity = max(severity, Severity.HIGH)
+        mark = getattr(event, "start_mark", None)
+        offset = getattr(mark, "index", None)
+        self.ctx.find(
+            RULE_PYTHON_TAG,
+            max(severity, Severity.MEDIUM),
+            self.loc.at(offset),
+            f"!!python/{suffix}"[:200],
+            f"YAML python tag: yaml.load with the default, full or unsafe loader imports "
+            f"{'and calls ' if suffix.startswith(_CALLS) else ''}{target or kind} ({CVES}): {why}",
+        )
+
+    def raw_tags(self, data: bytes) -> None:
+        """After a parse error: python tags the parser never reached still count."""
+        text = data.decode("utf-8", "replace")
+        for m in _TAG_TEXT.finditer(text):
+            if m.group(1).upper() == "%TAG" and "python" not in text[m.end() : m.end() + 200]:
+                continue
+            self.tagged = True
+            self.ctx.find(
+                RULE_UNREADABLE,
+                Severity.HIGH,
+                self.loc.at(m.start()),
+                text[m.start() : m.start() + 80].split("\n")[0],
+                f"python tag in a YAML stream that does not parse: other YAML readers, or "
+                f"earlier documents of the stream, may still construct it ({CVES})",
+            )
+            break
+
+    def finish(self) -> None:
+        if self.total > MAX_EXPANDED and self.total > MAX_RATIO * self.events:
+            self.ctx.find(
+                RULE_ALIAS_BOMB,
+                Severity.HIGH,
+                self.loc,
+                f"{self.total} nodes from {self.events} events",
+                "YAML anchors and aliases expand exponentially (billion laughs): loaders that "
+                "copy them (OmegaConf, Hydra, JSON export) exhaust memory and time",
+            )
+        try:
+            dicts = [d for doc in self.docs for d in iter_dicts(doc)]
+        except (TooDeep, TooLarge) as exc:
+            self.ctx.find(RULE_NESTING, Severity.MEDIUM, self.loc, "nesting", f"YAML is {exc}")
+            self.ctx.fail(self.loc, f"YAML document is {exc}")
+            return
+        scan_hydra_dicts(self.ctx, dicts, self.loc)
+        scan_hf_doc(self.ctx, None, dicts, self.loc)
+
+
+_NO_KEY = object()
