@@ -35,8 +35,13 @@ def probe_pickle(ctx: Context, data: bytes, location: Location) -> bool:
     """
     if not maybe_pickle(data):
         return False
+    return probe_stream(ctx, cast(BinaryIO, io.BytesIO(data)), len(data), location)
+
+
+def probe_stream(ctx: Context, stream: BinaryIO, size: int | None, location: Location) -> bool:
+    """Like :func:`probe_pickle` for a stream positioned at its start (read, never held)."""
     vm = PickleVM(
-        Source(cast(BinaryIO, io.BytesIO(data)), size=len(data)),
+        Source(stream, size=size),
         location=location,
         allowlist=ctx.options.allowlist,
         limits=ctx.options.limits,

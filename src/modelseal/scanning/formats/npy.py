@@ -13,7 +13,8 @@ _MAX_HEADER = 1 << 16
 
 def _has_object(descr: object) -> bool:
     if isinstance(descr, str):
-        return descr.lstrip("<>|=").startswith("O")
+        # "O", "|O8", "object", "object_": numpy accepts every spelling of the object type.
+        return descr.lstrip("<>|=").lower().startswith("o")
     if isinstance(descr, list):
         return any(isinstance(f, tuple) and len(f) >= 2 and _has_object(f[1]) for f in descr)
     return True  # unknown descr shapes are treated as able to hold objects

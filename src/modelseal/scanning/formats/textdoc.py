@@ -58,4 +58,3 @@ def scan_text(
         ctx.saw("yaml")
         return "yaml"
     return "text"
-

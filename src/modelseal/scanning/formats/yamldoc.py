@@ -109,7 +109,7 @@ class _Walk:
         if isinstance(event, yaml.ScalarEvent):
             self._value(event.value, 1, event.anchor)
         elif isinstance(event, yaml.AliasEvent):
-            anchor = event.anchor
+            anchor = event.anchor or ""
             self._value(self.nodes.get(anchor), self.weights.get(anchor, 1), None)
         elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             mapping = isinstance(event, yaml.MappingStartEvent)
