@@ -186,10 +186,12 @@ def scan_stream(
     ) as exc:
         # Parsers of hostile data (ours and the stdlib's) fail in many ways: fail closed.
         ctx.fail(location, f"{fmt} data could not be parsed ({type(exc).__name__}: {exc})")
-    if fmt in ("unknown", "protobuf") and ctx.fallback_pickle:
-        return "pickle"
     if fmt == "unknown":
-        return _scan_text(ctx, stream, size, location, depth)
+        # Text may parse as a protocol-0 pickle and still be the YAML a loader reads.
+        kind = _scan_text(ctx, stream, size, location, depth)
+        return "pickle" if ctx.fallback_pickle else kind
+    if fmt == "protobuf" and ctx.fallback_pickle:
+        return "pickle"
     return fmt
 
 

@@ -58,8 +58,7 @@ def scan_protobuf(
         from modelseal.scanning.formats.pickles import scan_unknown
 
         scan_unknown(ctx, stream, size, location, depth)
-        if not ctx.fallback_pickle:
-            _as_text(ctx, stream, size, location, depth)
+        _as_text(ctx, stream, size, location, depth)
         return
     if 7 in top and top <= {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25}:
         _scan_onnx(ctx, stream, size, location)

@@ -66,9 +66,11 @@ def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool:
         for event in yaml.parse(data, Loader=loader):
             walk.event(event)
     except (yaml.YAMLError, UnicodeError, ValueError) as exc:
-        walk.raw_tags(data)
+        if not walk.tagged:
+            walk.raw_tags(data)
         if walk.tagged:
-            ctx.fail(location, f"YAML stream breaks after a python tag: {exc}")
+            reason = " ".join(str(exc).split())  # PyYAML's messages span lines
+            ctx.fail(location, f"YAML stream breaks after a python tag: {reason}")
         return False
     except _Over as exc:
         ctx.find(RULE_NESTING, Severity.MEDIUM, location, "size", f"YAML stream is {exc}")
