@@ -117,7 +117,7 @@ def _as_bytes(value: Any) -> bytes | None:
     if isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
+        return value.encode("utf-8", "surrogateescape")  # h5py decodes vlen bytes so
     if isinstance(value, np.void):
         return value.tobytes()
     if isinstance(value, np.ndarray) and value.dtype in (np.uint8, np.int8):
