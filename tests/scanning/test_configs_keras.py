@@ -228,3 +228,13 @@ def test_real_keras_models_stay_clean(tmp_path: Path) -> None:
     report = modelseal.scan(tmp_path)
     assert report.clean, report.to_dict()
     assert "keras-config" in {fmt for f in report.files for fmt in f.formats}
+
+
+def test_config_with_a_byte_order_mark_is_still_a_keras_config(tmp_path: Path) -> None:
+    # json.loads(bytes) accepts a UTF-8 BOM, so Keras loads this config.json; it must not slip
+    # past the JSON sniffing as "text".
+    doc = _config([_layer("Activation", {"activation": _fn("keras.utils", "get_file")})])
+    data = b"\xef\xbb\xbf" + json.dumps(doc).encode()
+    for name, blob in (("config.json", data), ("model.keras", dot_keras(data))):
+        report = _scan(tmp_path, name, blob)
+        assert "keras.unsafe-api" in {f.rule for f in report.findings}, report.to_dict()

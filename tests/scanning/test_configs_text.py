@@ -367,3 +367,33 @@ def test_plain_configs_are_clean_as_json_and_yaml(doc: dict[str, Any], tmp_path:
     yaml = pytest.importorskip("yaml")
     assert _scan(tmp_path, "c.json", json.dumps(doc)).clean
     assert _scan(tmp_path, "c.yaml", yaml.safe_dump(doc)).clean
+
+
+def test_nemo_top_level_target_and_legacy_cls_are_checked(tmp_path: Path) -> None:
+    good = NEMO_CONFIG + "target: nemo.collections.asr.models.EncDecCTCModelBPE\n"
+    assert _scan(tmp_path, "good.nemo", _nemo(good, compressed=False)).clean
+    for text in (
+        NEMO_CONFIG + "target: attacker_pkg.models.Evil\n",
+        "model:\n  cls: os.system\n  params: {command: id}\n",
+    ):
+        report = _scan(tmp_path, "bad.nemo", _nemo(text, compressed=False))
+        assert "hydra.target" in _rules(report), report.to_dict()
+    # "target" as an ordinary word is not an import path.
+    assert _scan(tmp_path, "t.yaml", "name: x\nloss:\n  target: labels\n").clean
+
+
+def test_trust_remote_code_in_yaml(tmp_path: Path) -> None:
+    report = _scan(tmp_path, "cfg.yaml", "model:\n  name: x\n  trust_remote_code: true\n")
+    assert "hf.trust-remote-code" in _rules(report)
+
+
+def test_escaped_tag_prefix_that_libyaml_and_pyyaml_refuse_is_not_clean(tmp_path: Path) -> None:
+    text = '%TAG !p! tag:yaml.org,2002:%70ython/\n---\nx: !p!object/apply:os.system ["id"]\n'
+    assert "yaml.python-tag" in _rules(_scan(tmp_path, "ok.yaml", text))
+    broken = text + "---\n[unclosed\n"
+    assert not _scan(tmp_path, "broken.yaml", broken).clean
+
+
+def test_utf16_xml_without_bom_is_read(tmp_path: Path) -> None:
+    data = _xml_laughs(10, 9).encode("utf-16-le")
+    assert "xml.entity-expansion" in _rules(_scan(tmp_path, "model.xml", data))

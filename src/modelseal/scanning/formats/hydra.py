@@ -9,6 +9,7 @@ finding ranked by what it can do.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from modelseal.scanning.engine import Context
@@ -18,7 +19,11 @@ from modelseal.scanning.severity import rank_global
 
 RULE_TARGET = "hydra.target"
 CVE_NEMO = "CVE-2025-23304"
-TARGET_KEYS = ("_target_", "target_class")  # target_class: NeMo's own instantiation key
+TARGET_KEYS = ("_target_",)
+# NeMo's own instantiation (Serialization.from_config_dict) imports ``target`` and the legacy
+# ``cls`` (with ``params``): common words as keys, so only a dotted class path counts.
+NEMO_KEYS = ("target", "cls", "target_class")
+_CLASS_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\.[A-Z]\w*\Z")
 
 # Top-level packages whose classes NeMo/Hydra model configs instantiate in the ordinary way.
 KNOWN_PACKAGES = frozenset(
@@ -65,11 +70,21 @@ def scan_hydra_dicts(ctx: Context, dicts: list[dict[Any, Any]], loc: Location) -
     """Report every ``_target_`` in the mappings of a parsed config that is not plainly a
     class of a known model library."""
     for node in dicts:
-        for key in TARGET_KEYS:
-            target = node.get(key)
-            if target is None or (key == "target_class" and "_target_" in node):
-                continue
-            _target(ctx, node, key, target, loc)
+        target = node.get("_target_")
+        if target is not None:
+            _target(ctx, node, "_target_", target, loc)
+            continue
+        for key in NEMO_KEYS:
+            value = node.get(key)
+            if isinstance(value, str) and (
+                _CLASS_PATH.match(value)
+                or (
+                    (parts := dotted(value)) is not None
+                    and rank_global(*parts)[0] >= Severity.CRITICAL
+                )
+            ):
+                _target(ctx, node, key, value, loc)
+                break
 
 
 def _target(ctx: Context, node: dict[Any, Any], key: str, target: Any, loc: Location) -> None:

@@ -18,8 +18,8 @@ MAX_TEXT = 64 << 20
 
 def is_text(head: bytes) -> bool:
     """Whether a stream starting with ``head`` is text (UTF-8, or UTF-16 with a BOM)."""
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return True
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"<\0?\0", b"\0<\0?")):
+        return True  # UTF-16 (XML may omit the BOM: parsers detect "<?" itself)
     if b"\0" in head:
         return False
     for cut in range(4):  # the head may end inside a multi-byte character
@@ -32,8 +32,13 @@ def is_text(head: bytes) -> bool:
 
 
 def _decode(data: bytes) -> str:
-    for bom, codec in ((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
-        if data.startswith(bom):
+    for start, codec in (
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+        (b"<\0?\0", "utf-16-le"),
+        (b"\0<\0?", "utf-16-be"),
+    ):
+        if data.startswith(start):
             return data.decode(codec, "replace")
     return data.decode("utf-8-sig", "replace")
 

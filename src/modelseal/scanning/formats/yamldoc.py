@@ -18,6 +18,7 @@ from modelseal.scanning.engine import Context
 from modelseal.scanning.formats.doctree import RULE_NESTING, TooDeep, TooLarge, iter_dicts
 from modelseal.scanning.formats.hfconfig import scan_hf_doc
 from modelseal.scanning.formats.hydra import scan_hydra_dicts
+from modelseal.scanning.formats.keras import scan_keras_doc
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.severity import rank_global
 
@@ -48,7 +49,10 @@ _PLAIN_PYTHON = frozenset(
     }
 )
 _CALLS = ("object/apply:", "object/new:")
-_TAG_TEXT = re.compile(r"(!!python/|tag:yaml\.org,2002:python/|%TAG\b)", re.IGNORECASE)
+_TAG_TEXT = re.compile(
+    r"(!!python/|tag:yaml\.org,2002:python/|%TAG\b|![\w-]*![^\s]*%[0-9A-Fa-f]{2}|!<[^>]*%)",
+    re.IGNORECASE,
+)
 
 
 def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool:
@@ -60,24 +64,36 @@ def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool:
         if _TAG_TEXT.search(data.decode("utf-8", "replace")):
             ctx.fail(location, "YAML with tags cannot be scanned without the 'pyyaml' package")
         return False
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    walk = _Walk(ctx, location)
-    try:
-        for event in yaml.parse(data, Loader=loader):
-            walk.event(event)
-    except (yaml.YAMLError, UnicodeError, ValueError) as exc:
-        if not walk.tagged:
-            walk.raw_tags(data)
-        if walk.tagged:
-            reason = " ".join(str(exc).split())  # PyYAML's messages span lines
-            ctx.fail(location, f"YAML stream breaks after a python tag: {reason}")
-        return False
-    except _Over as exc:
-        ctx.find(RULE_NESTING, Severity.MEDIUM, location, "size", f"YAML stream is {exc}")
-        ctx.fail(location, f"YAML stream is {exc}")
+    # libyaml first (fast); the pure-Python parser (what yaml.Loader uses) when libyaml refuses.
+    loaders = [getattr(yaml, "CSafeLoader", None), yaml.SafeLoader]
+    error: Exception | None = None
+    for loader in [x for x in loaders if x is not None]:
+        probe = Context(ctx.options, ctx.path)
+        walk = _Walk(probe, location)
+        try:
+            for event in yaml.parse(data, Loader=loader):
+                walk.event(event)
+        except (yaml.YAMLError, UnicodeError, ValueError) as exc:
+            error = exc
+            continue
+        except _Over as exc:
+            ctx.find(RULE_NESTING, Severity.MEDIUM, location, "size", f"YAML stream is {exc}")
+            ctx.fail(location, f"YAML stream is {exc}")
+            return True
+        walk.finish()
+        ctx.findings.extend(probe.findings)
+        ctx.unscannable.extend(probe.unscannable)
         return True
-    walk.finish()
-    return True
+    # Not YAML to any parser: a loader fails too, after acting on the documents before the
+    # error (load_all). Python tags seen by the parser or visible in the text still count.
+    ctx.findings.extend(probe.findings)
+    if not walk.tagged:
+        walk.ctx = ctx
+        walk.raw_tags(data)
+    if walk.tagged:
+        reason = " ".join(str(error).split())  # PyYAML's messages span lines
+        ctx.fail(location, f"YAML stream breaks after a python tag: {reason}")
+    return False
 
 
 class _Over(Exception):
@@ -109,7 +125,10 @@ class _Walk:
         if isinstance(tag, str) and tag.startswith(PYTHON_TAG):
             self._python_tag(tag[len(PYTHON_TAG) :], event)
         if isinstance(event, yaml.ScalarEvent):
-            self._value(event.value, 1, event.anchor)
+            value: Any = event.value
+            if event.implicit[0] and event.tag is None:  # plain scalar: booleans and null
+                value = _PLAIN.get(value, value)
+            self._value(value, 1, event.anchor)
         elif isinstance(event, yaml.AliasEvent):
             anchor = event.anchor or ""
             self._value(self.nodes.get(anchor), self.weights.get(anchor, 1), None)
@@ -168,7 +187,8 @@ class _Walk:
         """After a parse error: python tags the parser never reached still count."""
         text = data.decode("utf-8", "replace")
         for m in _TAG_TEXT.finditer(text):
-            if m.group(1).upper() == "%TAG" and "python" not in text[m.end() : m.end() + 200]:
+            near = text[m.end() : m.end() + 200]
+            if m.group(1).upper() == "%TAG" and "python" not in near and "%" not in near:
                 continue
             self.tagged = True
             self.ctx.find(
@@ -199,6 +219,14 @@ class _Walk:
             return
         scan_hydra_dicts(self.ctx, dicts, self.loc)
         scan_hf_doc(self.ctx, None, dicts, self.loc)
+        if any("class_name" in d for d in dicts):  # a Keras config JSON parsers also read
+            for doc in self.docs:
+                scan_keras_doc(self.ctx, doc, self.loc)
 
 
 _NO_KEY = object()
+_PLAIN: dict[str, Any] = {
+    **dict.fromkeys(("true", "True", "TRUE", "yes", "Yes", "on", "On"), True),
+    **dict.fromkeys(("false", "False", "FALSE", "no", "No", "off", "Off"), False),
+    **dict.fromkeys(("null", "Null", "NULL", "~", ""), None),
+}
