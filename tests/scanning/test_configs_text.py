@@ -22,7 +22,8 @@ from modelseal.scanning.report import ScanReport, Severity
 def _scan(tmp_path: Path, name: str, data: bytes | str) -> ScanReport:
     path = tmp_path / name
     path.write_bytes(data.encode() if isinstance(data, str) else data)
-    return modelseal.scan(path)
+    report: ScanReport = modelseal.scan(path)
+    return report
 
 
 def _rules(report: ScanReport) -> set[str]:
@@ -120,7 +121,12 @@ HF_BENIGN: dict[str, Any] = {
     },
     "modules.json": [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
     ],
     "trainer_state.jsonl": None,
 }
@@ -213,13 +219,22 @@ YAML_TAGS = [
     ("module", "x: !!python/module:os\n"),
     ("object", "x: !!python/object:subprocess.Popen {args: id}\n"),
     ("long-form", 'x: !<tag:yaml.org,2002:python/object/apply:os.system> ["id"]\n'),
-    ("tag-handle", '%TAG !p! tag:yaml.org,2002:python/\n---\nx: !p!object/apply:os.system ["id"]\n'),
-    ("primary-handle", '%TAG ! tag:yaml.org,2002:\n---\nx: !python/object/apply:os.system ["id"]\n'),
+    (
+        "tag-handle",
+        '%TAG !p! tag:yaml.org,2002:python/\n---\nx: !p!object/apply:os.system ["id"]\n',
+    ),
+    (
+        "primary-handle",
+        '%TAG ! tag:yaml.org,2002:\n---\nx: !python/object/apply:os.system ["id"]\n',
+    ),
     ("uri-escaped", 'x: !!python%2Fobject%2Fapply:os.system ["id"]\n'),
     ("leading-newline", '\n\nx: !!python/object/apply:os.system ["id"]\n'),  # sniffs as protobuf
     ("leading-quote", '"a": 1\nx: !!python/object/apply:os.system ["id"]\n'),
     ("leading-t", 'target: 1\nx: !!python/object/apply:os.system ["id"]\n'),  # a pickle opcode
-    ("flow-json-like", '{"x": !!python/object/apply:os.system ["id"], "pad": "' + "y" * 5000 + '"}'),
+    (
+        "flow-json-like",
+        '{"x": !!python/object/apply:os.system ["id"], "pad": "' + "y" * 5000 + '"}',
+    ),
     ("later-document", "a: 1\n---\nx: !!python/name:os.system\n"),
     ("broken-after-tag", 'x: !!python/object/apply:os.system ["id"]\n---\nb: [unclosed\n'),
 ]
@@ -242,7 +257,9 @@ def test_yaml_plain_python_types_and_real_configs_stay_clean(tmp_path: Path) -> 
         # protocol-0 pickle until issue 15 item 8 lands.)
         "hparams.yaml": "model_name: run\nbetas: !!python/tuple\n- 0.9\n- 0.999\nlr: 0.1\n",
         "model_config.yaml": NEMO_CONFIG,
-        "anchors.yaml": "# shared\nbase: &base {lr: 0.1, wd: 0.0}\nstage1: *base\nstage2:\n  <<: *base\n",
+        "anchors.yaml": (
+            "# shared\nbase: &base {lr: 0.1, wd: 0.0}\nstage1: *base\nstage2:\n  <<: *base\n"
+        ),
         "README.md": "---\nlicense: mit\n---\n# Model\n\nUse `yaml.safe_load`.\n",
         "modeling_x.py": "import torch\n\nclass X(torch.nn.Module):\n    pass\n",
     }
@@ -319,7 +336,9 @@ def test_deeply_nested_json_is_a_finding_and_unscannable(opener: str, tmp_path: 
     assert "config.nesting" in _rules(report)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(width=st.integers(2, 12), depth=st.integers(1, 10))
 def test_xml_entities_are_flagged_exactly_when_they_expand_past_the_bound(
     width: int, depth: int, tmp_path: Path
@@ -331,7 +350,9 @@ def test_xml_entities_are_flagged_exactly_when_they_expand_past_the_bound(
     assert ("xml.entity-expansion" in _rules(report)) == (expands > MAX_ENTITY_SIZE)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(width=st.integers(2, 12), depth=st.integers(1, 9))
 def test_yaml_aliases_are_flagged_when_they_expand_past_the_bound(
     width: int, depth: int, tmp_path: Path
@@ -348,20 +369,22 @@ def test_yaml_aliases_are_flagged_when_they_expand_past_the_bound(
     assert report.exit_code == (1 if flagged else 0)
 
 
-_SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.text(max_size=20)
-)
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.text(max_size=20))
 _DOCS = st.recursive(
     _SCALARS,
     lambda inner: st.one_of(
         st.lists(inner, max_size=5),
-        st.dictionaries(st.text(max_size=10).filter(lambda k: not k.startswith("_")), inner, max_size=5),
+        st.dictionaries(
+            st.text(max_size=10).filter(lambda k: not k.startswith("_")), inner, max_size=5
+        ),
     ),
     max_leaves=40,
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=st.dictionaries(st.sampled_from(["model", "optim", "data", "name"]), _DOCS, min_size=1))
 def test_plain_configs_are_clean_as_json_and_yaml(doc: dict[str, Any], tmp_path: Path) -> None:
     yaml = pytest.importorskip("yaml")

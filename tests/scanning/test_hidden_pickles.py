@@ -17,22 +17,51 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from format_samples import field, saved_model
-from scan_samples import _os_system, call, p4, sg, su, touch
 
 import modelseal
 from modelseal.scanning.report import ScanReport
 
 
+def _su(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw + b"\x94"
+
+
 def _p4_system(canary: Path) -> bytes:
-    return p4(call(sg("posix", "system"), su(touch(canary))))
+    """Protocol 4: posix.system("touch <canary>")."""
+    return b"\x80\x04" + _su("posix") + _su("system") + b"\x93(" + _su(f"touch {canary}") + b"tR."
+
+
+def _p0_system(canary: Path) -> bytes:
+    """Protocol 0 (text, ends in '.'): os.system("touch <canary>")."""
+    return b"cos\nsystem\n(S" + repr(f"touch {canary}").encode() + b"\ntR."
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(num: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def saved_model(ops: list[str]) -> bytes:
+    """A SavedModel whose graph has one node per op."""
+    return _saved_model_with(b"", ops)
 
 
 class _Payload:
     """Pickles to a call of os.system (pickling never runs it)."""
 
     def __init__(self, canary: Path) -> None:
-        self.command = touch(canary)
+        self.command = f"touch {canary}"
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (os.system, (self.command,))
@@ -52,7 +81,7 @@ def _h5_builders() -> dict[str, Callable[[Any, Path], None]]:
     import numpy as np
 
     def fixed_string_attr(f: Any, c: Path) -> None:  # PyTables unpickles it when read
-        f.attrs["meta"] = np.bytes_(_os_system(c))
+        f.attrs["meta"] = np.bytes_(_p0_system(c))
 
     def opaque_attr(f: Any, c: Path) -> None:
         f.attrs["meta"] = np.void(_p4_system(c))
@@ -62,7 +91,7 @@ def _h5_builders() -> dict[str, Callable[[Any, Path], None]]:
         ds.attrs.create("state", _p4_system(c), dtype=h5py.vlen_dtype(bytes))
 
     def string_array_attr(f: Any, c: Path) -> None:
-        f.attrs["history"] = np.array([b"epoch 1", _os_system(c)])
+        f.attrs["history"] = np.array([b"epoch 1", _p0_system(c)])
 
     def vlen_uint8_dataset(f: Any, c: Path) -> None:
         ds = f.create_dataset("objs", (2,), dtype=h5py.vlen_dtype(np.dtype("uint8")))
@@ -74,7 +103,7 @@ def _h5_builders() -> dict[str, Callable[[Any, Path], None]]:
         f.create_dataset("blob", data=np.void(blob))
 
     def bytes_dataset(f: Any, c: Path) -> None:
-        f.create_dataset("rows", data=np.array([b"plain.", _os_system(c)]))
+        f.create_dataset("rows", data=np.array([b"plain.", _p0_system(c)]))
 
     def uint8_dataset(f: Any, c: Path) -> None:
         f.create_dataset("pickled", data=np.frombuffer(_p4_system(c), dtype=np.uint8))
@@ -164,7 +193,7 @@ def test_object_npy_in_npz_is_caught_in_every_spelling(descr: str, tmp_path: Pat
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("weights.npy", _npy("<f4", b"\0\0\0\0"))
-        zf.writestr("meta.npy", _npy(descr, _os_system(canary)))
+        zf.writestr("meta.npy", _npy(descr, _p0_system(canary)))
     (tmp_path / "arrays.npz").write_bytes(buf.getvalue())
     _assert_caught(modelseal.scan(tmp_path / "arrays.npz"), canary)
 
@@ -173,7 +202,9 @@ def test_numpy_saved_object_arrays_are_caught_and_plain_arrays_clean(tmp_path: P
     np = pytest.importorskip("numpy")
     canary = tmp_path / "canary"
     np.savez_compressed(tmp_path / "bad.npz", a=np.zeros(3), b=np.array([_Payload(canary)]))
-    np.save(tmp_path / "bad.npy", np.array([(1, _Payload(canary))], dtype=[("i", "i4"), ("o", "O")]))
+    np.save(
+        tmp_path / "bad.npy", np.array([(1, _Payload(canary))], dtype=[("i", "i4"), ("o", "O")])
+    )
     for name in ("bad.npz", "bad.npy"):
         _assert_caught(modelseal.scan(tmp_path / name), canary)
     np.savez(tmp_path / "ok.npz", a=np.arange(5), b=np.array(["x", "y"]))
@@ -191,7 +222,8 @@ def _onnx(canary: Path, where: str) -> Any:
     node = helper.make_node("Identity", ["x"], ["y"])
     inits = []
     if where == "string-tensor":
-        inits.append(helper.make_tensor("labels", TensorProto.STRING, [2], [b"cat", blob]))
+        labels: list[Any] = [b"cat", blob]
+        inits.append(helper.make_tensor("labels", TensorProto.STRING, [2], labels))
     if where == "string-attribute":
         node = helper.make_node("Identity", ["x"], ["y"], payload=blob)
     graph = helper.make_graph(
@@ -212,7 +244,7 @@ def test_pickle_inside_onnx_is_caught(where: str, tmp_path: Path) -> None:
     canary = tmp_path / "canary"
     onnx, model = _onnx(canary, where)
     if where == "metadata":  # metadata values are strings: a protocol-0 pickle fits
-        model.metadata_props[0].value = _os_system(canary).decode()
+        model.metadata_props[0].value = _p0_system(canary).decode()
     onnx.save_model(model, tmp_path / "m.onnx")
     _assert_caught(modelseal.scan(tmp_path / "m.onnx"), canary)
 
@@ -232,7 +264,10 @@ def test_onnx_external_data_that_is_a_pickle_is_caught(tmp_path: Path) -> None:
     )
     model = helper.make_model(graph)
     onnx.save_model(
-        model, tmp_path / "m.onnx", save_as_external_data=True, location="m.onnx.data",
+        model,
+        tmp_path / "m.onnx",
+        save_as_external_data=True,
+        location="m.onnx.data",
         size_threshold=0,
     )
     assert modelseal.scan(tmp_path / "m.onnx").clean  # real external data: raw floats
@@ -248,7 +283,7 @@ def _saved_model_with(meta_extra: bytes, ops: list[str]) -> bytes:
     graph = b"".join(
         field(1, field(1, f"n{i}".encode()) + field(2, op.encode())) for i, op in enumerate(ops)
     )
-    return field(1, 1) + field(2, field(2, graph) + meta_extra)
+    return b"\x08\x01" + field(2, field(2, graph) + meta_extra)
 
 
 def _user_object(metadata: dict[str, Any]) -> bytes:

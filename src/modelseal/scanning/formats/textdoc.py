@@ -46,8 +46,8 @@ def _decode(data: bytes) -> str:
 def scan_text(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int = 0
 ) -> str | None:
-    """Scan a text stream as XML or YAML; returns ``"xml"``, ``"yaml"``, ``"text"`` or None
-    (not text)."""
+    """Scan a text stream as XML or YAML; returns ``"xml"``, ``"yaml"``, ``"text"`` (too large
+    to scan) or None (plain text, or not text at all)."""
     head = stream.read(4096)
     stream.seek(0)
     if not head or not is_text(head):
@@ -62,4 +62,4 @@ def scan_text(
     if scan_yaml(ctx, data, location):
         ctx.saw("yaml")
         return "yaml"
-    return "text"
+    return None  # plain text: scanned, but no format of its own (--strict counts it)

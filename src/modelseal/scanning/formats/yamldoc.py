@@ -55,9 +55,10 @@ _TAG_TEXT = re.compile(
 )
 
 
-def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool:
-    """Scan ``data`` as a YAML stream; False when it is not YAML (nothing was recorded then,
-    except findings from a python tag the parser reached or the text shows)."""
+def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool | None:
+    """Scan ``data`` as a YAML stream: True when it holds mappings or sequences (a config),
+    None when it is only scalars (any text is), False when it is not YAML (nothing was recorded
+    then, except findings from a python tag the parser reached or the text shows)."""
     try:
         import yaml
     except ImportError:  # pragma: no cover - pyyaml is a dependency of the scanner
@@ -83,7 +84,7 @@ def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool:
         walk.finish()
         ctx.findings.extend(probe.findings)
         ctx.unscannable.extend(probe.unscannable)
-        return True
+        return True if any(isinstance(d, (dict, list)) for d in walk.docs) else None
     # Not YAML to any parser: a loader fails too, after acting on the documents before the
     # error (load_all). Python tags seen by the parser or visible in the text still count.
     ctx.findings.extend(probe.findings)
