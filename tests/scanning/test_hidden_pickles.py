@@ -103,7 +103,7 @@ def _h5_builders() -> dict[str, Callable[[Any, Path], None]]:
         f.create_dataset("blob", data=np.void(blob))
 
     def bytes_dataset(f: Any, c: Path) -> None:
-        f.create_dataset("rows", data=np.array([b"plain.", _p0_system(c)]))
+        f.create_dataset("rows", data=np.array([b"plain.", _p4_system(c)]))
 
     def uint8_dataset(f: Any, c: Path) -> None:
         f.create_dataset("pickled", data=np.frombuffer(_p4_system(c), dtype=np.uint8))

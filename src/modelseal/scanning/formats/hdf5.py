@@ -16,7 +16,7 @@ from modelseal.scanning.formats.keras import scan_keras_text
 from modelseal.scanning.report import Location, Severity
 
 MAX_OBJECTS = 200_000
-MAX_VALUES = 1_000_000  # byte-string values examined per file
+MAX_VALUES = 200_000  # pickle-like values run through the VM per file
 MAX_DATASET_BYTES = 256 << 20  # byte-like datasets larger than this are not read
 _CONFIG_ATTRS = ("model_config", "training_config")
 
@@ -150,19 +150,24 @@ def _attrs(ctx: Context, obj: Any, location: Location, state: _State) -> None:
         _probe_all(ctx, _values(value), location.inside(f"@{name}"), state)
 
 
-def _probe_all(ctx: Context, values: list[Any], location: Location, state: _State) -> None:
+def _probe_all(
+    ctx: Context, values: list[Any], location: Location, state: _State, *, text: bool = True
+) -> None:
+    """Probe each value that could be a pickle; ``text`` False: only binary protocols (no
+    loader unpickles dataset strings, so only a pickle that says so is one)."""
     for value in values:
+        data = _as_bytes(value)
+        if data is None or not maybe_pickle(data) or not (text or data[:1] == b"\x80"):
+            continue
         state.values += 1
         if state.values > MAX_VALUES:
-            ctx.fail(location, f"more than {MAX_VALUES} string values in one HDF5 file")
+            ctx.fail(location, f"more than {MAX_VALUES} pickle-like values in one HDF5 file")
             return
-        data = _as_bytes(value)
-        if data is not None and maybe_pickle(data):
-            if not ctx.budget.spend(len(data)):
-                ctx.fail(location, "scan budget exhausted")
-                return
-            if probe_pickle(ctx, data, location):
-                ctx.saw("hdf5-pickle")
+        if not ctx.budget.spend(len(data)):
+            ctx.fail(location, "scan budget exhausted")
+            return
+        if probe_pickle(ctx, data, location):
+            ctx.saw("hdf5-pickle")
 
 
 def _dataset(ctx: Context, ds: Any, location: Location, state: _State) -> None:
@@ -192,7 +197,7 @@ def _dataset(ctx: Context, ds: Any, location: Location, state: _State) -> None:
     values = ds[()]
     rows = _values(values) if kind == "bytes" else list(values.ravel()) if ds.shape else [values]
     before = len(ctx.findings) + len(ctx.unscannable)
-    _probe_all(ctx, rows, location, state)
+    _probe_all(ctx, rows, location, state, text=False)
     if pseudo in (b"object", "object") and len(ctx.findings) + len(ctx.unscannable) == before:
         _object_rows(ctx, rows, location)
 

@@ -53,6 +53,9 @@ def scan_text(
     if not head or not is_text(head):
         return None
     if (size is not None and size > MAX_TEXT) or len(data := stream.read(MAX_TEXT + 1)) > MAX_TEXT:
+        stream.seek(MAX_TEXT)
+        if b"\0" in stream.read(1 << 16):
+            return None  # a text header on binary data
         ctx.fail(location, f"text file larger than {MAX_TEXT} bytes is not scanned as a config")
         return "text"
     text = _decode(data)

@@ -31,6 +31,7 @@ CVES = "CVE-2017-18342, CVE-2020-1747, CVE-2020-14343"
 MAX_EVENTS = 5_000_000
 MAX_EXPANDED = 1_000_000  # nodes a copying loader would build
 MAX_RATIO = 100
+MAX_PURE_PYTHON = 4 << 20  # PyYAML's own parser (about 1 MB/s) retries only streams this small
 # Tags PyYAML's non-safe loaders turn into plain values (yaml.dump writes python/tuple).
 _PLAIN_PYTHON = frozenset(
     {
@@ -66,7 +67,9 @@ def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool | None:
             ctx.fail(location, "YAML with tags cannot be scanned without the 'pyyaml' package")
         return False
     # libyaml first (fast); the pure-Python parser (what yaml.Loader uses) when libyaml refuses.
-    loaders = [getattr(yaml, "CSafeLoader", None), yaml.SafeLoader]
+    loaders = [getattr(yaml, "CSafeLoader", None)]
+    if len(data) <= MAX_PURE_PYTHON or loaders[0] is None:
+        loaders.append(yaml.SafeLoader)
     error: Exception | None = None
     for loader in [x for x in loaders if x is not None]:
         probe = Context(ctx.options, ctx.path)
