@@ -236,6 +236,12 @@ YAML_TAGS = [
         '{"x": !!python/object/apply:os.system ["id"], "pad": "' + "y" * 5000 + '"}',
     ),
     ("later-document", "a: 1\n---\nx: !!python/name:os.system\n"),
+    (
+        "tf-model-from-yaml",  # the TensorFlow model_from_yaml exploit: builtins without a module
+        "!!python/object/new:type\n"
+        '  args: ["z", !!python/tuple [], {"extend": !!python/name:exec }]\n'
+        "  listitems: \"__import__('os').system('id')\"\n",
+    ),
     ("broken-after-tag", 'x: !!python/object/apply:os.system ["id"]\n---\nb: [unclosed\n'),
 ]
 

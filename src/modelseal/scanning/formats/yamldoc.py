@@ -173,7 +173,8 @@ class _Walk:
         if kind in _PLAIN_PYTHON:
             return
         module, _, name = target.rpartition(".")
-        severity, why = rank_global(module or target, name)
+        # PyYAML resolves a name without a module among the builtins (python/name:exec).
+        severity, why = rank_global(module or "builtins", name)
         if suffix.startswith(_CALLS):
             severity = max(severity, Severity.HIGH)
         mark = getattr(event, "start_mark", None)
