@@ -426,3 +426,23 @@ def test_escaped_tag_prefix_that_libyaml_and_pyyaml_refuse_is_not_clean(tmp_path
 def test_utf16_xml_without_bom_is_read(tmp_path: Path) -> None:
     data = _xml_laughs(10, 9).encode("utf-16-le")
     assert "xml.entity-expansion" in _rules(_scan(tmp_path, "model.xml", data))
+
+
+def test_deeply_nested_yaml_stops_early(tmp_path: Path) -> None:
+    # Parsers slow down with nesting: the walk stops at the bound instead of waiting.
+    report = _scan(tmp_path, "deep.yaml", "x: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert report.exit_code == 2
+    assert "config.nesting" in _rules(report)
+
+
+def test_json_too_large_to_parse_is_unscannable_only_when_it_names_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelseal.scanning.formats import jsondoc
+
+    monkeypatch.setattr(jsondoc, "MAX_JSON_NODES", 1000)
+    values = json.dumps(list(range(5000)))
+    assert _scan(tmp_path, "big.json", values).clean
+    hooked = json.dumps({"auto_map": {"AutoModel": "m.X"}, "v": list(range(5000))})
+    report = _scan(tmp_path, "hooked.json", hooked)
+    assert report.exit_code == 2 and report.unscannable

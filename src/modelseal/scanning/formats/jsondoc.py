@@ -5,6 +5,7 @@ is handed to the text scanner (a YAML loader may still read it)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, BinaryIO
 
 from modelseal.scanning.engine import Context
@@ -16,6 +17,11 @@ from modelseal.scanning.formats.textdoc import scan_text
 from modelseal.scanning.report import Location, Severity
 
 MAX_JSON = 256 << 20
+MAX_JSON_NODES = 20_000_000  # values parsed into Python objects (about 1 GB at most)
+_HOOK_KEYS = re.compile(
+    rb'"(?:auto_map|_target_|target|cls|class_name|module|trust_remote_code|custom_pipelines|'
+    rb'type|_class_name|function_type)"\s*:'
+)
 
 
 def scan_json(
@@ -28,6 +34,11 @@ def scan_json(
     raw = stream.read(MAX_JSON + 1)
     if len(raw) > MAX_JSON:
         ctx.fail(location, f"JSON document larger than {MAX_JSON} bytes is not scanned")
+        return
+    if raw.count(b"[") + raw.count(b"{") + raw.count(b",") > MAX_JSON_NODES:
+        # Parsing would take gigabytes: look for the keys that matter without parsing.
+        if _HOOK_KEYS.search(raw):
+            ctx.fail(location, f"JSON document with over {MAX_JSON_NODES} values names code")
         return
     docs = _parse(ctx, raw, location)
     if docs is None:

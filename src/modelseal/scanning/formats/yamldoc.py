@@ -15,7 +15,13 @@ import re
 from typing import Any
 
 from modelseal.scanning.engine import Context
-from modelseal.scanning.formats.doctree import RULE_NESTING, TooDeep, TooLarge, iter_dicts
+from modelseal.scanning.formats.doctree import (
+    MAX_NESTING,
+    RULE_NESTING,
+    TooDeep,
+    TooLarge,
+    iter_dicts,
+)
 from modelseal.scanning.formats.hfconfig import scan_hf_doc
 from modelseal.scanning.formats.hydra import scan_hydra_dicts
 from modelseal.scanning.formats.keras import scan_keras_doc
@@ -139,6 +145,8 @@ class _Walk:
         elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             mapping = isinstance(event, yaml.MappingStartEvent)
             container: Any = {} if mapping else []
+            if len(self.stack) >= MAX_NESTING:  # parsers slow down with depth: stop early
+                raise _Over(f"nested deeper than {MAX_NESTING} levels")
             self.stack.append([container, 1, _NO_KEY, event.anchor, mapping])
             if event.anchor:
                 self.nodes[event.anchor] = container
