@@ -11,6 +11,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from modelseal.scanning import rules
 from modelseal.scanning.allowlist import Allowlist
 from modelseal.scanning.errors import ScanPathError
 from modelseal.scanning.pickle_vm import BuildHook, Limits, PickleVM
@@ -23,6 +24,7 @@ from modelseal.scanning.report import (
     Unscannable,
     sort_findings,
 )
+from modelseal.scanning.rules import Rule
 from modelseal.scanning.sniff import HEAD, PICKLE_FIRST, sniff
 from modelseal.scanning.source import Source
 from modelseal.scanning.streams import Budget, BudgetExceeded
@@ -57,9 +59,10 @@ class Context:
         self.last_json_kind = "json"  # what the JSON scanner recognised ("keras-config")
 
     def find(
-        self, rule: str, severity: Severity, location: Location, subject: str, message: str
+        self, rule: Rule, severity: Severity, location: Location, subject: str, message: str
     ) -> None:
-        self.findings.append(Finding(rule, severity, location, subject, message))
+        """Record a finding of ``rule`` (a constant of :mod:`modelseal.scanning.rules`)."""
+        self.findings.append(Finding(rule.id, severity, location, subject, message))
 
     def fail(self, location: Location, reason: str) -> None:
         self.unscannable.append(Unscannable(location, reason))
@@ -141,7 +144,7 @@ def scan_stream(
     """Recognise ``stream`` (seekable, positioned at its start) and scan it; returns the format."""
     if depth > ctx.options.max_depth:
         ctx.find(
-            "archive.depth",
+            rules.ARCHIVE_DEPTH,
             Severity.HIGH,
             location,
             "nesting",
@@ -163,7 +166,7 @@ def scan_stream(
         _scanner(fmt)(ctx, stream, size, location, depth)
     except BudgetExceeded as exc:
         ctx.find(
-            "archive.bomb",
+            rules.ARCHIVE_BOMB,
             Severity.HIGH,
             location,
             "decompression",
