@@ -9,7 +9,8 @@ import os
 from collections.abc import Iterable
 
 from modelseal.scanning.allowlist import Allowlist
-from modelseal.scanning.engine import Options, scan_paths
+from modelseal.scanning.context import Options
+from modelseal.scanning.engine import scan_paths
 from modelseal.scanning.pickle_vm import Limits
 from modelseal.scanning.report import (
     FileReport,

@@ -8,7 +8,7 @@ import struct
 from typing import Any, BinaryIO
 
 from modelseal.scanning import rules
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.source import Source
 

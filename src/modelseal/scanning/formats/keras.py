@@ -10,7 +10,7 @@ import json
 from typing import Any, BinaryIO
 
 from modelseal.scanning import rules
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.severity import rank_global
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from modelseal.scanning import rules
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.sniff import native_kind
 

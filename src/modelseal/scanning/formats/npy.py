@@ -6,7 +6,7 @@ import ast
 from typing import BinaryIO
 
 from modelseal.scanning import rules
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 
 _MAX_HEADER = 1 << 16

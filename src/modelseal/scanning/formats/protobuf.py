@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from modelseal.scanning import rules
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.source import Source
 

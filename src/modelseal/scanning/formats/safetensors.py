@@ -7,7 +7,7 @@ import math
 from typing import Any, BinaryIO
 
 from modelseal.scanning import rules
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 
 MAX_HEADER = 100_000_000  # the reference implementation's limit

@@ -6,7 +6,7 @@ import tarfile
 from typing import BinaryIO
 
 from modelseal.scanning import rules
-from modelseal.scanning.engine import Context, scan_stream
+from modelseal.scanning.context import Context, scan_stream
 from modelseal.scanning.formats.zip import _name_problems
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.streams import SliceFile, reader

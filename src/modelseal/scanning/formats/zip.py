@@ -14,7 +14,7 @@ import zlib
 from typing import BinaryIO, Protocol
 
 from modelseal.scanning import rules
-from modelseal.scanning.engine import Context, scan_stream
+from modelseal.scanning.context import Context, scan_stream
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.streams import SliceFile, reader
 
