@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from modelseal.errors import ScanPathError
 from modelseal.scanning.context import Context, Options, scan_stream
-from modelseal.scanning.errors import ScanPathError
 from modelseal.scanning.formats import SCANNERS
 from modelseal.scanning.report import FileReport, Location, ScanReport, sort_findings
 from modelseal.scanning.sniff import PICKLE_FIRST
