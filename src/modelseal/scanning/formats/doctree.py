@@ -12,8 +12,6 @@ from typing import Any
 MAX_NESTING = 256
 MAX_NODES = 5_000_000
 
-RULE_NESTING = "config.nesting"
-
 
 class TooDeep(Exception):
     """The document nests deeper than :data:`MAX_NESTING` levels."""

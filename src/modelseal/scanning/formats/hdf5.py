@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.formats.hidden import maybe_pickle, probe_pickle
 from modelseal.scanning.formats.keras import scan_keras_text
 from modelseal.scanning.report import Location, Severity
@@ -19,9 +20,6 @@ MAX_OBJECTS = 200_000
 MAX_VALUES = 200_000  # pickle-like values run through the VM per file
 MAX_DATASET_BYTES = 256 << 20  # byte-like datasets larger than this are not read
 _CONFIG_ATTRS = ("model_config", "training_config")
-
-RULE_EXTERNAL_LINK = "hdf5.external-link"
-RULE_EXTERNAL_STORAGE = "hdf5.external-storage"
 
 
 class _State:
@@ -67,7 +65,7 @@ def _walk(ctx: Context, group: Any, location: Location, state: _State) -> None:
         path = f"{group.name.rstrip('/')}/{name}"
         if isinstance(link, h5py.ExternalLink):
             ctx.find(
-                RULE_EXTERNAL_LINK,
+                rules.HDF5_EXTERNAL_LINK,
                 Severity.HIGH,
                 location.inside(path),
                 f"{link.filename}:{link.path}",
@@ -82,7 +80,7 @@ def _walk(ctx: Context, group: Any, location: Location, state: _State) -> None:
             if obj.external:
                 files = ", ".join(str(e[0]) for e in obj.external)
                 ctx.find(
-                    RULE_EXTERNAL_STORAGE,
+                    rules.HDF5_EXTERNAL_STORAGE,
                     Severity.HIGH,
                     location.inside(path),
                     files,

@@ -12,17 +12,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.formats.doctree import dotted
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.severity import rank_global
-
-RULE_AUTO_MAP = "hf.auto-map"
-RULE_REMOTE_REPO = "hf.remote-code-repo"
-RULE_TRUST = "hf.trust-remote-code"
-RULE_PIPELINE = "hf.custom-pipeline"
-RULE_ST_MODULE = "hf.sentence-transformers-module"
-RULE_DIFFUSERS = "hf.diffusers-component"
 
 _ST_PACKAGES = ("sentence_transformers",)
 _MODULE_NAME = re.compile(r"[a-z_][a-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
@@ -39,7 +33,7 @@ def scan_hf_doc(ctx: Context, doc: Any, dicts: list[dict[Any, Any]], loc: Locati
             _auto_map(ctx, auto_map, loc)
         if node.get("trust_remote_code") is True:
             ctx.find(
-                RULE_TRUST,
+                rules.HF_TRUST_REMOTE_CODE,
                 Severity.HIGH,
                 loc,
                 "trust_remote_code",
@@ -50,7 +44,7 @@ def scan_hf_doc(ctx: Context, doc: Any, dicts: list[dict[Any, Any]], loc: Locati
         if isinstance(pipelines, dict) and pipelines:
             for task, spec in pipelines.items():
                 impl = spec.get("impl") if isinstance(spec, dict) else spec
-                _code_ref(ctx, RULE_PIPELINE, f"{task}:{impl}", str(impl), loc)
+                _code_ref(ctx, rules.HF_CUSTOM_PIPELINE, f"{task}:{impl}", str(impl), loc)
         if "_diffusers_version" in node or "_class_name" in node:
             _diffusers(ctx, node, loc)
     if isinstance(doc, list) and doc and all(_is_st_module(m) for m in doc):
@@ -61,7 +55,7 @@ def scan_hf_doc(ctx: Context, doc: Any, dicts: list[dict[Any, Any]], loc: Locati
                 module, name = parts if parts else (kind, "")
                 severity, why = rank_global(module, name)
                 ctx.find(
-                    RULE_ST_MODULE,
+                    rules.HF_SENTENCE_TRANSFORMERS_MODULE,
                     max(severity, Severity.HIGH),
                     loc,
                     kind,
@@ -78,14 +72,14 @@ def _auto_map(ctx: Context, auto_map: dict[Any, Any], loc: Location) -> None:
         refs = target if isinstance(target, list) else [target]
         for ref in refs:
             if isinstance(ref, str) and ref:
-                _code_ref(ctx, RULE_AUTO_MAP, f"{auto_class}={ref}", ref, loc)
+                _code_ref(ctx, rules.HF_AUTO_MAP, f"{auto_class}={ref}", ref, loc)
 
 
-def _code_ref(ctx: Context, rule: str, subject: str, ref: str, loc: Location) -> None:
+def _code_ref(ctx: Context, rule: rules.Rule, subject: str, ref: str, loc: Location) -> None:
     if "--" in ref:
         repo = ref.split("--", 1)[0]
         ctx.find(
-            RULE_REMOTE_REPO,
+            rules.HF_REMOTE_CODE_REPO,
             Severity.CRITICAL,
             loc,
             subject,
@@ -107,7 +101,13 @@ def _code_ref(ctx: Context, rule: str, subject: str, ref: str, loc: Location) ->
 def _diffusers(ctx: Context, node: dict[Any, Any], loc: Location) -> None:
     cls = node.get("_class_name")
     if isinstance(cls, list) and len(cls) == 2 and all(isinstance(c, str) for c in cls):
-        _code_ref(ctx, RULE_PIPELINE, f"_class_name={cls[0]}.{cls[1]}", f"{cls[0]}.{cls[1]}", loc)
+        _code_ref(
+            ctx,
+            rules.HF_CUSTOM_PIPELINE,
+            f"_class_name={cls[0]}.{cls[1]}",
+            f"{cls[0]}.{cls[1]}",
+            loc,
+        )
     elif not (isinstance(cls, str) and cls.endswith("Pipeline")):
         return  # a component's own config (unet/config.json): its lists are block names
     for key, value in node.items():
@@ -123,7 +123,7 @@ def _diffusers(ctx: Context, node: dict[Any, Any], loc: Location) -> None:
         ):
             severity, why = rank_global(value[0], value[1])
             ctx.find(
-                RULE_DIFFUSERS,
+                rules.HF_DIFFUSERS_COMPONENT,
                 max(severity, Severity.HIGH),
                 loc,
                 f"{key}={value[0]}.{value[1]}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO, cast
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.pickle_vm import PickleVM
 from modelseal.scanning.report import Location
 from modelseal.scanning.sniff import PICKLE_FIRST

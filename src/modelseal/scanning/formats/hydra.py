@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.formats.doctree import dotted
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.severity import rank_global
 
-RULE_TARGET = "hydra.target"
 CVE_NEMO = "CVE-2025-23304"
 TARGET_KEYS = ("_target_",)
 # NeMo's own instantiation (Serialization.from_config_dict) imports ``target`` and the legacy
@@ -90,7 +90,7 @@ def scan_hydra_dicts(ctx: Context, dicts: list[dict[Any, Any]], loc: Location) -
 def _target(ctx: Context, node: dict[Any, Any], key: str, target: Any, loc: Location) -> None:
     if not isinstance(target, str):
         ctx.find(
-            RULE_TARGET,
+            rules.HYDRA_TARGET,
             Severity.MEDIUM,
             loc,
             f"{key}={str(target)[:80]}",
@@ -108,7 +108,7 @@ def _target(ctx: Context, node: dict[Any, Any], key: str, target: Any, loc: Loca
             return
         severity, why = Severity.HIGH, "it loads or compiles code or data from elsewhere"
     ctx.find(
-        RULE_TARGET,
+        rules.HYDRA_TARGET,
         max(severity, Severity.MEDIUM),
         loc,
         f"{key}={target}",

@@ -8,8 +8,9 @@ import json
 import re
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
-from modelseal.scanning.formats.doctree import RULE_NESTING, TooDeep, TooLarge, iter_dicts
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
+from modelseal.scanning.formats.doctree import TooDeep, TooLarge, iter_dicts
 from modelseal.scanning.formats.hfconfig import scan_hf_doc
 from modelseal.scanning.formats.hydra import scan_hydra_dicts
 from modelseal.scanning.formats.keras import is_keras_doc, scan_keras_doc
@@ -79,7 +80,7 @@ def _parse(ctx: Context, raw: bytes, location: Location) -> list[Any] | None:
 
 def _too_deep(ctx: Context, location: Location, what: str) -> None:
     ctx.find(
-        RULE_NESTING,
+        rules.CONFIG_NESTING,
         Severity.MEDIUM,
         location,
         "nesting",

@@ -18,19 +18,15 @@ import builtins
 import json
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
-from modelseal.scanning.formats.doctree import RULE_NESTING, TooDeep, TooLarge, iter_dicts
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
+from modelseal.scanning.formats.doctree import TooDeep, TooLarge, iter_dicts
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.severity import rank_global
 
 MAX_CONFIG = 64 << 20
 SAFE_MODULE_PREFIXES = ("keras", "keras_hub", "keras_nlp", "keras_cv", "tf_keras")
 
-RULE_LAMBDA = "keras.lambda"
-RULE_MODULE = "keras.module"
-RULE_CUSTOM = "keras.custom-object"
-RULE_API = "keras.unsafe-api"
-RULE_FILE = "keras.file-reference"
 
 CVE_MODULE = "CVE-2025-1550"
 CVE_GET_FILE = "CVE-2025-8747"
@@ -126,7 +122,7 @@ def scan_keras_text(ctx: Context, raw: bytes | str, location: Location) -> None:
         doc = json.loads(raw)
     except RecursionError:
         ctx.find(
-            RULE_NESTING,
+            rules.CONFIG_NESTING,
             Severity.MEDIUM,
             location,
             "nesting",
@@ -154,14 +150,14 @@ def scan_keras_doc(ctx: Context, doc: Any, loc: Location) -> None:
             elif node.get("function_type") == "lambda":  # tf.keras 2 Lambda config body
                 _lambda(ctx, "Lambda", node.get("function"), loc)
     except (TooDeep, TooLarge) as exc:
-        ctx.find(RULE_NESTING, Severity.MEDIUM, loc, "nesting", f"Keras config is {exc}")
+        ctx.find(rules.CONFIG_NESTING, Severity.MEDIUM, loc, "nesting", f"Keras config is {exc}")
         ctx.fail(loc, f"Keras config is {exc}")
 
 
 def _lambda(ctx: Context, cls: str, fn: Any, loc: Location) -> None:
     detail = fn if isinstance(fn, str) else cls
     ctx.find(
-        RULE_LAMBDA,
+        rules.KERAS_LAMBDA,
         Severity.CRITICAL if cls != "TFOpLambda" else Severity.HIGH,
         loc,
         f"{cls}:{str(detail)[:60]}",
@@ -200,7 +196,7 @@ def _object(ctx: Context, node: dict[Any, Any], loc: Location) -> None:
                 break
     if isinstance(registered, str) and ">" in registered:
         ctx.find(
-            RULE_CUSTOM,
+            rules.KERAS_CUSTOM_OBJECT,
             Severity.MEDIUM,
             loc,
             registered,
@@ -213,7 +209,7 @@ def _object(ctx: Context, node: dict[Any, Any], loc: Location) -> None:
 def _module(ctx: Context, module: str, name: str, loc: Location) -> None:
     severity, why = rank_global(module, name)
     ctx.find(
-        RULE_MODULE,
+        rules.KERAS_MODULE,
         max(severity, Severity.HIGH),
         loc,
         f"{module}.{name}",
@@ -225,7 +221,7 @@ def _module(ctx: Context, module: str, name: str, loc: Location) -> None:
 def _api(ctx: Context, subject: str, severity: Severity, cve: str, loc: Location) -> None:
     tag = f" ({cve})" if cve else ""
     ctx.find(
-        RULE_API,
+        rules.KERAS_UNSAFE_API,
         severity,
         loc,
         subject,
@@ -240,7 +236,7 @@ def _file_keys(ctx: Context, cls: str, config: dict[Any, Any], loc: Location) ->
         if isinstance(value, str) and value.strip():
             cve = f" ({CVE_VOCAB})" if key.startswith("vocab") else ""
             ctx.find(
-                RULE_FILE,
+                rules.KERAS_FILE_REFERENCE,
                 Severity.HIGH,
                 loc,
                 f"{cls}.{key}={value[:120]}",

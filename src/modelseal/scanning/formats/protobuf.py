@@ -8,7 +8,8 @@ import posixpath
 from collections.abc import Callable
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.formats.hidden import maybe_pickle, probe_pickle, probe_stream
 from modelseal.scanning.formats.protoreader import BadMessage, Reader
 from modelseal.scanning.formats.savedmodel import scan_keras_metadata, scan_savedmodel
@@ -216,7 +217,7 @@ def _onnx_nodes(
     for domain, op, at in nodes:
         if op in ONNX_PYTHON_OPS or (domain.startswith("ai.onnx.contrib") and op.startswith("Py")):
             ctx.find(
-                "onnx.python-op",
+                rules.ONNX_PYTHON_OP,
                 Severity.CRITICAL,
                 location.at(at),
                 f"{domain}::{op}",
@@ -224,7 +225,7 @@ def _onnx_nodes(
             )
         elif domain not in ONNX_DOMAINS and domain not in local_domains:
             ctx.find(
-                "onnx.custom-domain",
+                rules.ONNX_CUSTOM_DOMAIN,
                 Severity.MEDIUM,
                 location.at(at),
                 f"{domain}::{op}",
@@ -245,7 +246,7 @@ def _onnx_externals(ctx: Context, externals: list[tuple[str, int]], location: Lo
             or "\x00" in path
         ):
             ctx.find(
-                "onnx.external-data",
+                rules.ONNX_EXTERNAL_DATA,
                 Severity.HIGH,
                 location.at(at),
                 path,

@@ -8,13 +8,12 @@ import posixpath
 from collections.abc import Callable
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.formats.keras import scan_keras_text
 from modelseal.scanning.formats.protoreader import BadMessage, Reader
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.source import Source
-
-RULE_ASSET_PATH = "savedmodel.asset-path"
 
 TF_DANGEROUS_OPS = {
     "ReadFile": "reads any file",
@@ -159,7 +158,7 @@ def scan_savedmodel(ctx: Context, stream: BinaryIO, size: int | None, location: 
         if why is not None:
             severity = Severity.CRITICAL if "Python" in why or "native" in why else Severity.HIGH
             ctx.find(
-                "savedmodel.op",
+                rules.SAVEDMODEL_OP,
                 severity,
                 location.at(at),
                 op,
@@ -173,7 +172,7 @@ def scan_savedmodel(ctx: Context, stream: BinaryIO, size: int | None, location: 
         norm = posixpath.normpath(name.replace("\\", "/"))
         if name.startswith(("/", "\\")) or name[1:2] == ":" or norm.split("/")[0] == "..":
             ctx.find(
-                RULE_ASSET_PATH,
+                rules.SAVEDMODEL_ASSET_PATH,
                 Severity.HIGH,
                 location.at(at),
                 name,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import codecs
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.formats.xmldoc import scan_xml
 from modelseal.scanning.formats.yamldoc import scan_yaml
 from modelseal.scanning.report import Location
@@ -66,3 +66,10 @@ def scan_text(
         ctx.saw("yaml")
         return "yaml"
     return None  # plain text: scanned, but no format of its own (--strict counts it)
+
+
+def scan_text_file(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
+) -> None:
+    """The ``text`` scanner: :func:`scan_text`, with the kind found in ``ctx.last_json_kind``."""
+    ctx.last_json_kind = scan_text(ctx, stream, size, location, depth) or "unknown"

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import re
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
-
-RULE_EXPANSION = "xml.entity-expansion"
-RULE_EXTERNAL = "xml.external-entity"
 
 MAX_ENTITIES = 10_000
 MAX_ENTITY_SIZE = 1 << 20  # characters one entity may expand to
@@ -47,7 +45,7 @@ def scan_xml(ctx: Context, text: str, location: Location) -> None:
         external = m.group(5)
         if external is not None:
             ctx.find(
-                RULE_EXTERNAL,
+                rules.XML_EXTERNAL_ENTITY,
                 Severity.HIGH,
                 location.at(m.start()),
                 f"{name}: {external.strip()[:120]}",
@@ -102,7 +100,7 @@ def _size(name: str, values: dict[str, str], sizes: dict[str, int], path: set[st
 
 def _bomb(ctx: Context, location: Location, subject: str, why: str) -> None:
     ctx.find(
-        RULE_EXPANSION,
+        rules.XML_ENTITY_EXPANSION,
         Severity.HIGH,
         location,
         subject,

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.formats.doctree import (
     MAX_NESTING,
-    RULE_NESTING,
     TooDeep,
     TooLarge,
     iter_dicts,
@@ -27,10 +27,6 @@ from modelseal.scanning.formats.hydra import scan_hydra_dicts
 from modelseal.scanning.formats.keras import scan_keras_doc
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.severity import rank_global
-
-RULE_PYTHON_TAG = "yaml.python-tag"
-RULE_ALIAS_BOMB = "yaml.alias-bomb"
-RULE_UNREADABLE = "yaml.unparsed-python-tag"
 
 PYTHON_TAG = "tag:yaml.org,2002:python/"
 CVES = "CVE-2017-18342, CVE-2020-1747, CVE-2020-14343"
@@ -87,7 +83,9 @@ def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool | None:
             error = exc
             continue
         except _Over as exc:
-            ctx.find(RULE_NESTING, Severity.MEDIUM, location, "size", f"YAML stream is {exc}")
+            ctx.find(
+                rules.CONFIG_NESTING, Severity.MEDIUM, location, "size", f"YAML stream is {exc}"
+            )
             ctx.fail(location, f"YAML stream is {exc}")
             return True
         walk.finish()
@@ -188,7 +186,7 @@ class _Walk:
         mark = getattr(event, "start_mark", None)
         offset = getattr(mark, "index", None)
         self.ctx.find(
-            RULE_PYTHON_TAG,
+            rules.YAML_PYTHON_TAG,
             max(severity, Severity.MEDIUM),
             self.loc.at(offset),
             f"!!python/{suffix}"[:200],
@@ -205,7 +203,7 @@ class _Walk:
                 continue
             self.tagged = True
             self.ctx.find(
-                RULE_UNREADABLE,
+                rules.YAML_UNPARSED_PYTHON_TAG,
                 Severity.HIGH,
                 self.loc.at(m.start()),
                 text[m.start() : m.start() + 80].split("\n")[0],
@@ -217,7 +215,7 @@ class _Walk:
     def finish(self) -> None:
         if self.total > MAX_EXPANDED and self.total > MAX_RATIO * self.events:
             self.ctx.find(
-                RULE_ALIAS_BOMB,
+                rules.YAML_ALIAS_BOMB,
                 Severity.HIGH,
                 self.loc,
                 f"{self.total} nodes from {self.events} events",
@@ -227,7 +225,9 @@ class _Walk:
         try:
             dicts = [d for doc in self.docs for d in iter_dicts(doc)]
         except (TooDeep, TooLarge) as exc:
-            self.ctx.find(RULE_NESTING, Severity.MEDIUM, self.loc, "nesting", f"YAML is {exc}")
+            self.ctx.find(
+                rules.CONFIG_NESTING, Severity.MEDIUM, self.loc, "nesting", f"YAML is {exc}"
+            )
             self.ctx.fail(self.loc, f"YAML document is {exc}")
             return
         scan_hydra_dicts(self.ctx, dicts, self.loc)
