@@ -446,3 +446,12 @@ def test_json_too_large_to_parse_is_unscannable_only_when_it_names_code(
     hooked = json.dumps({"auto_map": {"AutoModel": "m.X"}, "v": list(range(5000))})
     report = _scan(tmp_path, "hooked.json", hooked)
     assert report.exit_code == 2 and report.unscannable
+
+
+def test_yaml_shaped_to_parse_as_protobuf_is_still_read_as_yaml(tmp_path: Path) -> None:
+    # Every line is "\n" + a length byte + that many bytes: a valid protobuf of field 1 only
+    # (the shape of keras_metadata.pb), and a YAML mapping with a python tag.
+    body = ' x: !!python/object/apply:os.system ["id"]  #'
+    body += "-" * (ord("A") - len(body))  # the length byte reads "A": the key is "A x"
+    report = _scan(tmp_path, "meta", "\n" + chr(len(body)) + body)
+    assert "yaml.python-tag" in _rules(report), report.to_dict()

@@ -67,6 +67,7 @@ def scan_protobuf(
         scan_savedmodel(ctx, stream, size, location)
     elif top == {1}:
         scan_keras_metadata(ctx, stream, size, location)
+        _as_text(ctx, stream, size, location, depth)  # text can be shaped to parse as this
     else:
         _as_text(ctx, stream, size, location, depth)
 
