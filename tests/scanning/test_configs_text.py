@@ -455,3 +455,14 @@ def test_yaml_shaped_to_parse_as_protobuf_is_still_read_as_yaml(tmp_path: Path) 
     body += "-" * (ord("A") - len(body))  # the length byte reads "A": the key is "A x"
     report = _scan(tmp_path, "meta", "\n" + chr(len(body)) + body)
     assert "yaml.python-tag" in _rules(report), report.to_dict()
+
+
+def test_large_yaml_libyaml_refuses_is_unscannable_when_it_names_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelseal.scanning.formats import yamldoc
+
+    monkeypatch.setattr(yamldoc, "MAX_PURE_PYTHON", 0)  # as if the stream were over 4 MiB
+    broken = "model:\n  _target_: os.system\n  x: [unclosed\n"
+    assert _scan(tmp_path, "big.yaml", broken).unscannable
+    assert _scan(tmp_path, "notes.yaml", "model:\n  x: [unclosed\n").clean

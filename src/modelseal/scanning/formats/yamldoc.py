@@ -51,6 +51,7 @@ _PLAIN_PYTHON = frozenset(
         "dict",
     }
 )
+_HOOKS_TEXT = re.compile(rb"![!<A-Za-z]|_target_|auto_map|trust_remote_code")
 _CALLS = ("object/apply:", "object/new:")
 _TAG_TEXT = re.compile(
     r"(!!python/|tag:yaml\.org,2002:python/|%TAG\b|![\w-]*![^\s]*%[0-9A-Fa-f]{2}|!<[^>]*%)",
@@ -101,6 +102,9 @@ def scan_yaml(ctx: Context, data: bytes, location: Location) -> bool | None:
     if walk.tagged:
         reason = " ".join(str(error).split())  # PyYAML's messages span lines
         ctx.fail(location, f"YAML stream breaks after a python tag: {reason}")
+    elif len(loaders) == 1 and _HOOKS_TEXT.search(data):
+        # Too large for PyYAML's own parser, which may accept what libyaml refused.
+        ctx.fail(location, "YAML stream with tags or targets that libyaml cannot parse")
     return False
 
 
