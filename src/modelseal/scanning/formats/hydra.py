@@ -49,6 +49,9 @@ KNOWN_PACKAGES = frozenset(
         "bitsandbytes",
         "einops",
         "transformer_engine",
+        "lhotse",
+        "nemo_run",
+        "modelopt",
     }
 )
 # Callables inside known packages that still run code, fetch or load files.
