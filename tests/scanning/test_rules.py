@@ -11,13 +11,13 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from format_samples import FORMAT_SAMPLES
-from scan_samples import SAMPLES as PICKLE_SAMPLES
 
 import modelseal
 from modelseal.scanning import rules
 from modelseal.scanning.report import FileReport, Finding, Location, ScanReport, Severity
 from modelseal.scanning.sarif import to_sarif
+from tests.scanning.format_samples import FORMAT_SAMPLES
+from tests.scanning.scan_samples import SAMPLES as PICKLE_SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANNING = ROOT / "src" / "modelseal" / "scanning"
