@@ -24,6 +24,7 @@ def _has_object(descr: object) -> bool:
 def scan_npy(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Scan a ``.npy`` array: an object array's pickle goes through the pickle VM."""
     ctx.saw("npy")
     head = stream.read(10)
     major = head[6] if len(head) > 6 else 0

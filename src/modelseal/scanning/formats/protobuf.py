@@ -52,6 +52,8 @@ def _top_fields(stream: BinaryIO, size: int | None) -> set[int]:
 def scan_protobuf(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Scan protobuf content as ONNX, SavedModel or Keras metadata by its top-level fields;
+    what parses as none of them (or not at all) is tried as a pickle and as text."""
     try:
         top = _top_fields(stream, size)
     except BadMessage:

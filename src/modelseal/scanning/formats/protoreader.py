@@ -22,6 +22,7 @@ class Reader:
         self.src = src
 
     def varint(self) -> int:
+        """The next base-128 varint (at most 10 bytes)."""
         shift = result = 0
         while True:
             b = self.src.take(1)
@@ -74,6 +75,7 @@ class Reader:
             raise BadMessage("truncated field")
 
     def text(self, n: int) -> str:
+        """The next ``n`` bytes as UTF-8 text; ``"<long>"`` (skipped) past :data:`KEEP`."""
         if n > KEEP:
             self._skip(n)
             return "<long>"
@@ -93,5 +95,6 @@ class Reader:
         return data
 
     def sub(self, n: int, depth: int, on: Callable[[int, int, int], bool]) -> bool:
+        """Walk the next ``n`` bytes as a sub-message one level deeper (see :meth:`fields`)."""
         self.fields(self.src.tell() + n, depth + 1, on)
         return True

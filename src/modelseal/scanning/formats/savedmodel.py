@@ -71,6 +71,7 @@ def scan_keras_metadata(
 
 
 def scan_savedmodel(ctx: Context, stream: BinaryIO, size: int | None, location: Location) -> None:
+    """Scan a ``SavedModel``: graph and function ops, object-graph Keras configs, assets."""
     ctx.saw("savedmodel")
     r = Reader(Source(stream, size=size))
     ops: list[tuple[str, int]] = []
