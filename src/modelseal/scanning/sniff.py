@@ -96,6 +96,8 @@ def sniff(head: bytes, size: int | None) -> str:
     if stripped[:1] in (b"{", b"[") and not head.startswith(b"}"):
         try:
             json.loads(head.decode("utf-8"))
+        except RecursionError:
+            return "json"  # nested too deeply for a parser: the JSON scanner reports it
         except (UnicodeDecodeError, ValueError):
             if size is not None and size > len(head):
                 return "json"

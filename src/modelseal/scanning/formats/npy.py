@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 
 _MAX_HEADER = 1 << 16
@@ -13,7 +14,8 @@ _MAX_HEADER = 1 << 16
 
 def _has_object(descr: object) -> bool:
     if isinstance(descr, str):
-        return descr.lstrip("<>|=").startswith("O")
+        # "O", "|O8", "object", "object_": numpy accepts every spelling of the object type.
+        return descr.lstrip("<>|=").lower().startswith("o")
     if isinstance(descr, list):
         return any(isinstance(f, tuple) and len(f) >= 2 and _has_object(f[1]) for f in descr)
     return True  # unknown descr shapes are treated as able to hold objects
@@ -22,6 +24,7 @@ def _has_object(descr: object) -> bool:
 def scan_npy(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Scan a ``.npy`` array: an object array's pickle goes through the pickle VM."""
     ctx.saw("npy")
     head = stream.read(10)
     major = head[6] if len(head) > 6 else 0
@@ -50,7 +53,7 @@ def scan_npy(
     if not _has_object(header["descr"]):
         return
     ctx.find(
-        "npy.object-array",
+        rules.NPY_OBJECT_ARRAY,
         Severity.LOW,
         location.at(0),
         str(header["descr"]),

@@ -8,12 +8,13 @@ import posixpath
 from collections.abc import Callable
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
+from modelseal.scanning.formats.hidden import maybe_pickle, probe_pickle, probe_stream
+from modelseal.scanning.formats.protoreader import BadMessage, Reader
+from modelseal.scanning.formats.savedmodel import scan_keras_metadata, scan_savedmodel
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.source import Source
-
-MAX_DEPTH = 64
-_KEEP = 1 << 20  # longest string field kept (names, paths, op types)
 
 ONNX_DOMAINS = frozenset(
     {
@@ -33,104 +34,11 @@ ONNX_DOMAINS = frozenset(
 # onnxruntime-extensions ops that run Python.
 ONNX_PYTHON_OPS = frozenset({"PyOp", "PythonOp", "PyFunc"})
 
-TF_DANGEROUS_OPS = {
-    "ReadFile": "reads any file",
-    "WriteFile": "writes any file",
-    "MatchingFiles": "lists files",
-    "PyFunc": "runs Python code",
-    "PyFuncStateless": "runs Python code",
-    "EagerPyFunc": "runs Python code",
-    "ImmutableConst": "memory-maps a file",
-    "PrintV2": "can print to a file",
-    "WholeFileReader": "reads files",
-    "WholeFileReaderV2": "reads files",
-    "DeleteFile": "deletes files",
-    "RecursivelyCreateDir": "creates directories",
-    "DebugIdentityV2": "writes debug dumps to files",
-    "WriteAudioSummary": "writes files",
-    "CreateSummaryFileWriter": "writes files",
-    "LoadLibrary": "loads native code",
-}
-
-
-class _Bad(Exception):
-    pass
-
-
-class _Reader:
-    def __init__(self, src: Source) -> None:
-        self.src = src
-
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            b = self.src.take(1)
-            if b is None:
-                raise _Bad("truncated varint")
-            result |= (b[0] & 0x7F) << shift
-            if not b[0] & 0x80:
-                return result
-            shift += 7
-            if shift > 70:
-                raise _Bad("varint too long")
-
-    def fields(self, end: int | None, depth: int, on: Callable[[int, int, int], bool]) -> None:
-        """Call ``on(field, wire, length_or_value)`` per field; for length-delimited fields
-        ``on`` returns True if it consumed the payload, else it is skipped."""
-        if depth > MAX_DEPTH:
-            raise _Bad("messages nest too deeply")
-        while end is None or self.src.tell() < end:
-            if end is None and self.src.at_eof():
-                return
-            key = self.varint()
-            field, wire = key >> 3, key & 7
-            if field == 0:
-                raise _Bad("field number 0")
-            if wire == 0:
-                on(field, wire, self.varint())
-            elif wire == 1:
-                self._skip(8)
-            elif wire == 5:
-                self._skip(4)
-            elif wire == 2:
-                n = self.varint()
-                stop = self.src.tell() + n
-                if end is not None and stop > end:
-                    raise _Bad("field runs past its message")
-                remaining = self.src.remaining()
-                if remaining is not None and n > remaining:
-                    raise _Bad("field runs past the end of the file")
-                if not on(field, wire, n):
-                    self._skip(n)
-                elif self.src.tell() != stop:
-                    raise _Bad("sub-message length mismatch")
-            else:
-                raise _Bad(f"unsupported wire type {wire}")
-        if end is not None and self.src.tell() != end:
-            raise _Bad("message overruns its length")
-
-    def _skip(self, n: int) -> None:
-        if not self.src.skip(n):
-            raise _Bad("truncated field")
-
-    def text(self, n: int) -> str:
-        if n > _KEEP:
-            self._skip(n)
-            return "<long>"
-        data = self.src.take(n)
-        if data is None:
-            raise _Bad("truncated string")
-        return data.decode("utf-8", "replace")
-
-    def sub(self, n: int, depth: int, on: Callable[[int, int, int], bool]) -> bool:
-        self.fields(self.src.tell() + n, depth + 1, on)
-        return True
-
 
 def _top_fields(stream: BinaryIO, size: int | None) -> set[int]:
     """Field numbers at the top level (a cheap pass that only skips)."""
     seen: set[int] = set()
-    r = _Reader(Source(stream, size=size))
+    r = Reader(Source(stream, size=size))
 
     def on(field: int, wire: int, n: int) -> bool:
         seen.add(field)
@@ -144,54 +52,36 @@ def _top_fields(stream: BinaryIO, size: int | None) -> set[int]:
 def scan_protobuf(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Scan protobuf content as ONNX, SavedModel or Keras metadata by its top-level fields;
+    what parses as none of them (or not at all) is tried as a pickle and as text."""
     try:
         top = _top_fields(stream, size)
-    except _Bad:
+    except BadMessage:
         stream.seek(0)
         from modelseal.scanning.formats.pickles import scan_unknown
 
         scan_unknown(ctx, stream, size, location, depth)
+        _as_text(ctx, stream, size, location, depth)
         return
     if 7 in top and top <= {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25}:
         _scan_onnx(ctx, stream, size, location)
     elif top <= {1, 2} and 2 in top:
-        _scan_savedmodel(ctx, stream, size, location)
+        scan_savedmodel(ctx, stream, size, location)
     elif top == {1}:
-        _scan_keras_metadata(ctx, stream, size, location)
+        scan_keras_metadata(ctx, stream, size, location)
+        _as_text(ctx, stream, size, location, depth)  # text can be shaped to parse as this
+    else:
+        _as_text(ctx, stream, size, location, depth)
 
 
-# ---- Keras metadata (keras_metadata.pb next to a SavedModel) -----------------------------
-
-
-def _scan_keras_metadata(
-    ctx: Context, stream: BinaryIO, size: int | None, location: Location
+def _as_text(
+    ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
-    """``SavedMetadata``: repeated ``SavedObject`` whose field 4 is a layer's JSON config."""
-    from modelseal.scanning.formats.keras import scan_keras_text
+    """Bytes that only looked like protobuf (a YAML file starting with a newline or a quote)."""
+    from modelseal.scanning.formats.textdoc import scan_text
 
-    r = _Reader(Source(stream, size=size))
-    configs: list[tuple[str, int]] = []
-
-    def saved_object(field: int, wire: int, n: int) -> bool:
-        if field == 4 and wire == 2:
-            configs.append((r.text(n), r.src.tell()))
-            return True
-        return False
-
-    def top(field: int, wire: int, n: int) -> bool:
-        if field == 1 and wire == 2:
-            return r.sub(n, 0, saved_object)
-        return False
-
-    try:
-        r.fields(None, 0, top)
-    except _Bad as exc:
-        ctx.fail(location.at(r.src.tell()), f"Keras metadata cannot be parsed: {exc}")
-        return
-    if configs and all(text.lstrip().startswith("{") for text, _ in configs):
-        ctx.saw("keras-metadata")
-        for text, at in configs:
-            scan_keras_text(ctx, text, location.at(at))
+    stream.seek(0)
+    scan_text(ctx, stream, size, location, depth)
 
 
 # ---- ONNX ------------------------------------------------------------------------------
@@ -199,13 +89,23 @@ def _scan_keras_metadata(
 
 def _scan_onnx(ctx: Context, stream: BinaryIO, size: int | None, location: Location) -> None:
     ctx.saw("onnx")
-    r = _Reader(Source(stream, size=size))
+    r = Reader(Source(stream, size=size))
     local_domains: set[str] = set()
     nodes: list[tuple[str, str, int]] = []  # (domain, op_type, offset)
     externals: list[tuple[str, int]] = []
+    blobs: list[tuple[bytes, int]] = []  # strings a post-processing step might unpickle
+
+    def blob(n: int) -> bool:
+        at = r.src.tell()
+        data = r.raw(n)
+        if data is not None and maybe_pickle(data):
+            blobs.append((data, at))
+        return True
 
     def tensor(depth: int) -> Callable[[int, int, int], bool]:
         def on(field: int, wire: int, n: int) -> bool:
+            if field == 6 and wire == 2:  # string_data
+                return blob(n)
             if field == 13 and wire == 2:  # external_data: StringStringEntryProto
                 entry: dict[int, str] = {}
                 at = r.src.tell()
@@ -228,6 +128,8 @@ def _scan_onnx(ctx: Context, stream: BinaryIO, size: int | None, location: Locat
         def on(field: int, wire: int, n: int) -> bool:
             if wire != 2:
                 return False
+            if field in (4, 9):  # s, strings
+                return blob(n)
             if field in (5, 10):  # t, tensors
                 return r.sub(n, depth, tensor(depth + 1))
             if field in (6, 11):  # g, graphs
@@ -297,16 +199,28 @@ def _scan_onnx(ctx: Context, stream: BinaryIO, size: int | None, location: Locat
             return r.sub(n, 0, graph(1))
         if field == 25:
             return r.sub(n, 0, function(1))
+        if field == 14:  # metadata_props: StringStringEntryProto
+            return r.sub(n, 0, lambda f, w, m: w == 2 and f == 2 and blob(m))
         return False
 
     try:
         r.fields(None, 0, model)
-    except _Bad as exc:
+    except BadMessage as exc:
         ctx.fail(location.at(r.src.tell()), f"ONNX model cannot be parsed: {exc}")
+    for data, at in blobs:
+        if probe_pickle(ctx, data, location.at(at)):
+            ctx.saw("onnx-pickle")
+    _onnx_nodes(ctx, nodes, local_domains, location)
+    _onnx_externals(ctx, externals, location)
+
+
+def _onnx_nodes(
+    ctx: Context, nodes: list[tuple[str, str, int]], local_domains: set[str], location: Location
+) -> None:
     for domain, op, at in nodes:
         if op in ONNX_PYTHON_OPS or (domain.startswith("ai.onnx.contrib") and op.startswith("Py")):
             ctx.find(
-                "onnx.python-op",
+                rules.ONNX_PYTHON_OP,
                 Severity.CRITICAL,
                 location.at(at),
                 f"{domain}::{op}",
@@ -314,13 +228,17 @@ def _scan_onnx(ctx: Context, stream: BinaryIO, size: int | None, location: Locat
             )
         elif domain not in ONNX_DOMAINS and domain not in local_domains:
             ctx.find(
-                "onnx.custom-domain",
+                rules.ONNX_CUSTOM_DOMAIN,
                 Severity.MEDIUM,
                 location.at(at),
                 f"{domain}::{op}",
                 "operator from an unknown custom domain: running it loads native code "
                 "registered by some library",
             )
+
+
+def _onnx_externals(ctx: Context, externals: list[tuple[str, int]], location: Location) -> None:
+    seen: set[str] = set()
     for path, at in externals:
         norm = posixpath.normpath(path.replace("\\", "/"))
         if (
@@ -331,17 +249,44 @@ def _scan_onnx(ctx: Context, stream: BinaryIO, size: int | None, location: Locat
             or "\x00" in path
         ):
             ctx.find(
-                "onnx.external-data",
+                rules.ONNX_EXTERNAL_DATA,
                 Severity.HIGH,
                 location.at(at),
                 path,
                 "external tensor data outside the model directory: loading reads an "
                 "arbitrary file into the model",
             )
+        elif norm not in seen:
+            seen.add(norm)
+            _external_pickle(ctx, norm, location)
+
+
+def _external_pickle(ctx: Context, norm: str, location: Location) -> None:
+    """An external data file next to a model scanned on its own: a pickle there is a finding
+    (the directory scan reads it too, by content)."""
+    from pathlib import Path
+
+    if location.members:
+        return  # inside an archive: the file is another member, scanned by content
+    model = Path(location.path)
+    target = model.parent / norm
+    try:
+        if not model.is_file() or not target.is_file() or target.is_symlink():
+            return
+        with target.open("rb") as fh:
+            head = fh.read(2)
+            if len(head) < 2 or head[0] != 0x80 or head[1] > 5:
+                return
+            fh.seek(0)
+            size = target.stat().st_size
+            if probe_stream(ctx, fh, size, location.inside(norm)):
+                ctx.saw("onnx-pickle")
+    except OSError as exc:
+        ctx.fail(location.inside(norm), f"external data file cannot be read: {exc}")
 
 
 def _sparse(
-    r: _Reader, tensor: Callable[[int], Callable[[int, int, int], bool]], depth: int
+    r: Reader, tensor: Callable[[int], Callable[[int, int, int], bool]], depth: int
 ) -> Callable[[int, int, int], bool]:
     def on(field: int, wire: int, n: int) -> bool:
         if wire == 2 and field in (1, 2):  # values, indices
@@ -349,72 +294,3 @@ def _sparse(
         return False
 
     return on
-
-
-# ---- SavedModel -------------------------------------------------------------------------
-
-
-def _scan_savedmodel(ctx: Context, stream: BinaryIO, size: int | None, location: Location) -> None:
-    ctx.saw("savedmodel")
-    r = _Reader(Source(stream, size=size))
-    ops: list[tuple[str, int]] = []
-
-    def node_def(field: int, wire: int, n: int) -> bool:
-        if field == 2 and wire == 2:
-            ops.append((r.text(n), r.src.tell()))
-            return True
-        return False
-
-    def function_def(depth: int) -> Callable[[int, int, int], bool]:
-        def on(field: int, wire: int, n: int) -> bool:
-            if field == 3 and wire == 2:
-                return r.sub(n, depth, node_def)
-            return False
-
-        return on
-
-    def library(depth: int) -> Callable[[int, int, int], bool]:
-        def on(field: int, wire: int, n: int) -> bool:
-            if field == 1 and wire == 2:
-                return r.sub(n, depth, function_def(depth + 1))
-            return False
-
-        return on
-
-    def graph_def(depth: int) -> Callable[[int, int, int], bool]:
-        def on(field: int, wire: int, n: int) -> bool:
-            if wire != 2:
-                return False
-            if field == 1:
-                return r.sub(n, depth, node_def)
-            if field == 2:
-                return r.sub(n, depth, library(depth + 1))
-            return False
-
-        return on
-
-    def meta_graph(field: int, wire: int, n: int) -> bool:
-        if field == 2 and wire == 2:
-            return r.sub(n, 1, graph_def(2))
-        return False
-
-    def saved_model(field: int, wire: int, n: int) -> bool:
-        if field == 2 and wire == 2:
-            return r.sub(n, 0, meta_graph)
-        return False
-
-    try:
-        r.fields(None, 0, saved_model)
-    except _Bad as exc:
-        ctx.fail(location.at(r.src.tell()), f"SavedModel cannot be parsed: {exc}")
-    for op, at in ops:
-        why = TF_DANGEROUS_OPS.get(op)
-        if why is not None:
-            severity = Severity.CRITICAL if "Python" in why or "native" in why else Severity.HIGH
-            ctx.find(
-                "savedmodel.op",
-                severity,
-                location.at(at),
-                op,
-                f"graph op {op} {why} when the model runs",
-            )
