@@ -177,3 +177,17 @@ def test_audit_verify_without_a_database(
     monkeypatch.delenv("MODELSEAL_DB_URL", raising=False)
     assert main(["audit", "verify"]) == 2
     assert "no registry database" in capsys.readouterr().err
+
+
+def test_a_database_path_that_leads_nowhere_is_an_error_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "missing" / "deeper" / "registry.db"
+    code = main(["models", "list", "--home", str(tmp_path / "home"),
+                 "--db-url", f"sqlite:///{target}"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "cannot be made" in err[0], err
+    assert not (tmp_path / "missing").exists()
+    # The registry's own folder (one level) is still made on first use.
+    assert main(["models", "list", "--home", str(tmp_path / "home"),
+                 "--db-url", f"sqlite:///{tmp_path / 'fresh' / 'registry.db'}"]) == 0  # fmt: skip

@@ -47,7 +47,15 @@ def create_engine(url: str, *, pool_size: int = 5) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(parsed.database).parent
+            try:  # the registry's own folder may be made; a path that leads nowhere is an error
+                folder.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"cannot use database {str(parsed.database)!r}: folder {str(folder)!r} "
+                    f"cannot be made ({exc.strerror})",
+                    hint="check the database URL; its folder's parent must exist",
+                ) from None
         engine = sqlalchemy.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 60}
         )
