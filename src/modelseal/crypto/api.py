@@ -31,6 +31,7 @@ from modelseal.crypto import envelope as env
 from modelseal.crypto import keyset as ks
 from modelseal.crypto.providers import KeyProvider
 from modelseal.errors import EnvelopeError, InputError, UsageError
+from modelseal.fsinput import open_regular
 
 PathLike = str | os.PathLike[str]
 ENVELOPE_SUFFIX = ".envelope.json"
@@ -129,7 +130,7 @@ def _open_input(path: Path) -> BinaryIO:
 
 def _read_envelope_file(path: Path) -> env.Envelope | None:
     try:
-        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+        fd = open_regular(path, os.O_RDONLY | _NOFOLLOW)  # never waits on a FIFO
     except FileNotFoundError:
         return None
     except OSError as exc:
