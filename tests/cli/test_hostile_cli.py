@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -308,3 +309,34 @@ def test_a_passphrase_over_1023_bytes(
     assert check(sign)[0] == 2
     monkeypatch.setenv("MODELSEAL_PASSPHRASE", "p" * 2000)
     assert check(keygen)[0] == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [b"scan", b"{dir}/model-\xff\xfe.bin"],
+        [b"digest", b"{dir}/model-\xff\xfe.bin"],
+        [b"sign", b"{dir}/model", b"--private-key", b"{dir}/\xc3\x28.pem", b"--signature", b"s"],
+        [b"registry", b"serve", b"--port", b"70000"],
+        [b"decrypt", b"{dir}/deep.json", b"out-\xff", b"--keyset", b"{dir}/deep.json"],
+    ],
+)
+def test_a_real_process_with_raw_argument_bytes(
+    argv: list[bytes], hostile: dict[str, str], tmp_path: Path
+) -> None:
+    """A sample in a real process: arguments as raw bytes, exactly as a shell passes them."""
+    root = os.fsencode(str(Path(hostile["dir"]).parent))
+    args = [a.replace(b"{dir}", root) for a in argv]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "LC_ALL": "C.UTF-8"}
+    proc = subprocess.run(
+        [os.fsencode(sys.executable), b"-m", b"modelseal", *args],
+        capture_output=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode in (0, 1, 2) and "Traceback" not in err, err
+    if proc.returncode == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("modelseal: error: "), err
