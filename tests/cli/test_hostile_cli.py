@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -205,13 +206,15 @@ def run(argv: list[str]) -> tuple[int, str, str]:
 
 def check(argv: list[str]) -> tuple[int, str]:
     """The documented outcome: exit 0, 1 or 2; no traceback; an error is one line."""
-    code, _, err = run(argv)
+    code, out, err = run(argv)
     shown = repr(argv)[:600]
     assert "Traceback" not in err, f"{shown}\n{err}"
     assert code in (0, 1, 2), f"exit {code} for {shown}\n{err[:2000]}"
     if code == 2:
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("modelseal: error: "), f"{shown}\n{err}"
+        if "--json" in argv:  # stdout is one JSON document (the error, or the report saying it)
+            assert isinstance(json.loads(out), dict), f"{shown}\n{out}"
     return code, err
 
 
