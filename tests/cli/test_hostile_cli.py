@@ -119,11 +119,16 @@ REFS = ["m", "m:1", "m@prod", "m:99999999999999999999", "m:-1", "m@", ":", "m:1@
 DURATIONS = ["1e400", "nan", "-1", "99999999999999999999d", "1y", "0"]
 
 
+# Any NUL-free text an argv can carry: printable or not, and raw bytes as Python decodes argv.
+UNICODE = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
+RAW = st.binary(min_size=1, max_size=40).filter(lambda b: b"\x00" not in b).map(os.fsdecode)
+
+
 def values(param: click.Parameter, files: dict[str, str]) -> st.SearchStrategy[str]:
     """Hostile values for one parameter, by its type and name."""
     name = param.name or ""
     paths = st.sampled_from(sorted(files.values()))
-    text = st.one_of(paths, st.sampled_from([*ODD, LONG]))
+    text = st.one_of(paths, st.sampled_from([*ODD, LONG]), UNICODE, RAW)
     kind = param.type
     if isinstance(kind, click.Choice):
         return st.sampled_from([*map(str, kind.choices), "bogus"])
@@ -211,9 +216,11 @@ def check(argv: list[str]) -> tuple[int, str]:
     assert "Traceback" not in err, f"{shown}\n{err}"
     assert code in (0, 1, 2), f"exit {code} for {shown}\n{err[:2000]}"
     if code == 2:
-        lines = err.strip().splitlines()
+        lines = err.strip().split("\n")
+        assert err.strip().isprintable(), f"escape it: {shown}\n{err!r}"  # no raw controls
         assert len(lines) == 1 and lines[0].startswith("modelseal: error: "), f"{shown}\n{err}"
-        if "--json" in argv:  # stdout is one JSON document (the error, or the report saying it)
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        if "--json" in options:  # stdout is one JSON document (the error, or the report saying it)
             assert isinstance(json.loads(out), dict), f"{shown}\n{out}"
     return code, err
 

@@ -223,7 +223,19 @@ def _click_message(exc: click.ClickException) -> str:
 
 
 def _say(message: str) -> None:
-    click.echo(f"modelseal: error: {message}", err=True)
+    click.echo(f"modelseal: error: {printable(message)}", err=True)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (newlines, other control and format
+    characters, lone surrogates from undecodable names) escaped, so that an error quoting a
+    hostile argument stays one line and cannot move the terminal's cursor."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text
+    )
 
 
 def run(argv: list[str] | None = None) -> Any:
