@@ -208,3 +208,49 @@ def test_killed_directory_decryption_leaves_no_plaintext(
     if point != "link":
         assert named == {}
     assert len(named) <= k - 1 and all(files[n] == d for n, d in named.items())
+
+
+@pytest.mark.parametrize("unnamed", [0, 2])
+def test_fallbacks_round_trip_and_leave_nothing_on_failure(
+    tmp_path: Path,
+    keyset_file: tuple[Path, ks.Keyset],
+    monkeypatch: pytest.MonkeyPatch,
+    unnamed: int,
+) -> None:
+    """Without O_TMPFILE (other systems), or past the open-file budget, files are written inside
+    the private directory instead: still complete only on success, nothing left on failure."""
+    from modelseal.crypto import outputs
+    from modelseal.errors import DecryptionError
+
+    if unnamed == 0:
+        monkeypatch.setattr(outputs, "_TMPFILE", 0)
+    monkeypatch.setattr(outputs, "MAX_OPEN_UNNAMED", unnamed)
+    keyset = keyset_file[1]
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    for i in range(5):
+        (model / f"f{i}.bin").write_bytes(PLAIN[: (i + 1) * 1000])
+    (model / "sub" / "g.bin").write_bytes(PLAIN)
+    api.encrypt(model, tmp_path / "enc", keyset=keyset)
+    api.encrypt(model / "sub" / "g.bin", tmp_path / "g.enc", keyset=keyset)
+    work = tmp_path / "work"
+    work.mkdir()
+    api.decrypt(tmp_path / "enc", work / "dir", keyset=keyset)
+    api.decrypt(tmp_path / "g.enc", work / "g.bin", keyset=keyset)
+    assert files_under(work / "dir") == files_under(model)
+    assert (work / "g.bin").read_bytes() == PLAIN
+    assert (work / "g.bin").stat().st_mode & 0o777 == 0o600
+    blob = tmp_path / "enc" / "blobs" / "00000005.enc"  # the last file fails after the others
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0x01
+    blob.write_bytes(bytes(data))
+    single = bytearray((tmp_path / "g.enc").read_bytes())
+    single[-1] ^= 0x01
+    (tmp_path / "g.enc").write_bytes(bytes(single))
+    with pytest.raises(DecryptionError):
+        api.decrypt(tmp_path / "enc", work / "dir", keyset=keyset, overwrite=True)
+    with pytest.raises(DecryptionError):
+        api.decrypt(tmp_path / "g.enc", work / "g.bin", keyset=keyset, overwrite=True)
+    assert sorted(p.name for p in work.iterdir()) == ["dir", "g.bin"]  # nothing else left
+    assert files_under(work / "dir") == files_under(model)  # the previous outputs intact
+    assert (work / "g.bin").read_bytes() == PLAIN
