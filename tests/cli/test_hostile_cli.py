@@ -120,7 +120,7 @@ DURATIONS = ["1e400", "nan", "-1", "99999999999999999999d", "1y", "0"]
 
 
 # Any NUL-free text an argv can carry: printable or not, and raw bytes as Python decodes argv.
-UNICODE = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
+UNICODE = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
 RAW = st.binary(min_size=1, max_size=40).filter(lambda b: b"\x00" not in b).map(os.fsdecode)
 
 
