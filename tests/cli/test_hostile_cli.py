@@ -100,12 +100,14 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 LONG = "x" * 5000
-ODD = ["", "-", "\u202e\ufeffmodel", "m" * 300, "ℌ:١٠", "a b\tc\n", "..", "../../etc/passwd"]
+ODD = ["", "-", "\u202e\ufeffmodel", "m" * 300, "ℌ:١٠", "a b\tc\n", "..", "a/../../b"]
 INTS = ["-1", "0", "70000", "99999999999999999999999999", "1e3", "abc"]
 FLOATS = ["nan", "inf", "-1", "1e400", "abc"]
 SIZES = ["0", "-5", "1e100", "99999999999999999999TiB", "lots"]
 URLS = ["http://127.0.0.1:1", "http://127.0.0.1:70000", "http://[::1", "ftp://x", "not a url"]
-DB_URLS = ["sqlite:////nonexistent/dir/x.db", "postgresql://u@127.0.0.1:1/x", "bogus://x", ""]
+# Local files only inside the hostile folder (a registry may create a database's parent).
+DB_URLS = ["sqlite:///{missing}.db", "sqlite:///{fifo}", "sqlite:///{dir}", "sqlite:///{garbage}",
+           "postgresql://u@127.0.0.1:1/x", "bogus://x", ""]  # fmt: skip
 KEKS = [
     "local:{missing}",
     "local:{garbage}",
@@ -141,7 +143,7 @@ def values(param: click.Parameter, files: dict[str, str]) -> st.SearchStrategy[s
     if name == "server":
         return st.sampled_from(URLS)
     if name == "db_url":
-        return st.sampled_from(DB_URLS)
+        return st.sampled_from([u.format(**files) for u in DB_URLS])
     if name == "blob_url":
         return st.one_of(paths, st.sampled_from(["bogus://x", ""]))
     if name in ("kek", "new_kek", "encrypt_with", "encrypt_with_old", "pkcs11_uri", "uri"):
