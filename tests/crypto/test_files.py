@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 
 import pytest
 
-from modelseal.crypto import api, streaming
+from modelseal.crypto import api, directory, streaming
 from modelseal.crypto import keyset as ks
 from modelseal.errors import DecryptionError, EnvelopeError, InputError, OutputError, UsageError
 from tests.conftest import build_model
@@ -156,10 +156,11 @@ def test_blob_from_another_version_fails(
 def forge_index(enc: Path, keyset: ks.Keyset, index: object, ad: bytes = b"") -> None:
     """Replace the index by a validly encrypted but hostile one (an insider with the key)."""
     data = json.dumps(index).encode()
+    artifact = bytes.fromhex(json.loads((enc / directory.HEADER_NAME).read_text())["artifact"])
     ct = streaming.encrypt_bytes(
         ks.primary_streaming_key(keyset),
         data,
-        associated_data=api.part_associated_data(ad, b"index"),
+        associated_data=directory.index_associated_data(ad, artifact),
     )
     (enc / "index.enc").write_bytes(ct)
 

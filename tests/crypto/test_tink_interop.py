@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelseal.crypto import api, streaming
+from modelseal.crypto import api, directory, streaming
 from modelseal.crypto import keyset as ks
 from modelseal.errors import DecryptionError
 from tests.crypto.conftest import KeepOpen, require_module
@@ -187,7 +188,10 @@ def test_directory_blobs_decrypt_with_tink_given_the_documented_ad(
     api.encrypt(model, tmp_path / "enc", keyset=keyset, associated_data=b"ad")
     handle = cleartext_keyset_handle.read(JsonKeysetReader(ks.to_json(keyset)))
     blob = (tmp_path / "enc" / "blobs" / "00000000.enc").read_bytes()
-    ad = api.part_associated_data(b"ad", b"file", b"0", b"sub/w.bin")
+    header = json.loads((tmp_path / "enc" / "modelseal-encrypted.json").read_text())
+    ad = directory.blob_associated_data(
+        b"ad", bytes.fromhex(header["artifact"]), 0, "sub/w.bin", 7000
+    )
     assert tink_decrypt(handle, tink_streaming, blob, ad) == b"weights" * 1000
 
 

@@ -180,6 +180,40 @@ def test_property_any_size_round_trips(size: int, tmp_path_factory: Any, key_pai
         env.registry.close()
 
 
+def test_a_decrypted_single_file_is_staged_only_in_a_private_directory(
+    tmp_path: Path, key_pair: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a pulled plaintext is not yet verified, nothing beside the destination is a file
+    (a kill -9 then leaves no plaintext file there), only a private (0700) directory."""
+    import modelseal
+    import modelseal.signing.api as signing_api
+
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"\x00" + os.urandom(5000))
+    modelseal.sign(model, private_key=key_pair[0], signature=tmp_path / "model.sig")
+    env = open_env(tmp_path / "home", f"sqlite:///{tmp_path / 'r.db'}")
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[tuple[str, bool, int]] = []
+    real = signing_api.verify
+
+    def spying(path: Any, **kw: Any) -> Any:
+        seen.extend((p.name, p.is_dir(), p.stat().st_mode & 0o777) for p in out.iterdir())
+        return real(path, **kw)
+
+    monkeypatch.setattr(signing_api, "verify", spying)
+    try:
+        kek = new_kek(tmp_path / "kek.json")
+        push(backend(env), model, name="p", signature=tmp_path / "model.sig",
+             public_key=key_pair[1], kek=kek)  # fmt: skip
+        pull(backend(env), VersionRef("p", number=1), out / "model.bin", kek=kek)
+    finally:
+        env.registry.close()
+    assert len(seen) == 1 and seen[0][1:] == (True, 0o700), seen
+    assert (out / "model.bin").read_bytes() == model.read_bytes()
+    assert [p.name for p in out.iterdir()] == ["model.bin"]
+
+
 @given(n=st.integers(0, 5 * enc.SEGMENT), length=st.integers(0, 5 * enc.SEGMENT))
 def test_property_sizes_invert(n: int, length: int) -> None:
     assert enc.plaintext_size(enc.ciphertext_size(n)) == n
@@ -316,10 +350,24 @@ def test_swapped_blobs_and_keys_are_detected(
         push_encrypted(env, signed_model, kek)
         v1 = stored(env, "fraud", 1)
         b = backend(env)
-        # A file's ciphertext moved to another path of the same version: wrong binding.
         a, c = sorted((e for e in v1.files if e.size), key=lambda e: e.path)[:2]
         with db.writing(env.engine()) as conn:
             ids = conn.execute(text("SELECT id FROM versions ORDER BY number")).scalars().all()
+        # The same file of version 2 (same model, path, size and signed digest) put in version
+        # 1's place: it was sealed under version 2's own data key, so it does not open.
+        twin = next(e for e in stored(env, "fraud", 2).files if e.path == a.path)
+        assert twin.stored != a.stored
+        with db.writing(env.engine()) as conn:
+            conn.execute(
+                update(version_files)
+                .where(version_files.c.version_id == ids[0], version_files.c.path == a.path)
+                .values(stored=twin.stored, stored_size=twin.stored_size)
+            )
+        with pytest.raises(DecryptionError):
+            pull(b, VersionRef("fraud", number=1), tmp_path / "w", kek=kek)
+        assert not (tmp_path / "w").exists()
+        # A file's ciphertext moved to another path of the same version: wrong binding.
+        with db.writing(env.engine()) as conn:
             conn.execute(
                 update(version_files)
                 .where(version_files.c.version_id == ids[0], version_files.c.path == a.path)

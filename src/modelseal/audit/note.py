@@ -226,8 +226,10 @@ def write_signer(signer: NoteSigner, key_path: Path) -> None:
 def load_signer(key_path: Path) -> NoteSigner:
     """Load a note key written by :func:`write_signer`; refuse one others can read."""
     try:
+        from modelseal.fsinput import read_regular
+
         st = os.stat(key_path)
-        data = key_path.read_bytes()
+        data = read_regular(key_path, 1 << 20)  # never waits on a FIFO
     except OSError as exc:
         raise KeyFileError(
             f"cannot read the audit log key {str(key_path)!r}: {exc.strerror}",

@@ -269,7 +269,9 @@ def _read(path: Path, what: str) -> str:
     from modelseal.errors import InputError
 
     try:
-        return path.read_text(encoding="utf-8")
+        from modelseal.fsinput import read_regular
+
+        return read_regular(path, 64 << 20).decode("utf-8")  # never waits on a FIFO
     except OSError as exc:
         raise InputError(
             f"cannot read {what} {str(path)!r}: {exc.strerror}", hint="check the path"

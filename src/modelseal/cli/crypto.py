@@ -47,7 +47,13 @@ def _key_options(func: F) -> F:
             help="Passphrase of a protected keyset (else $MODELSEAL_PASSPHRASE, else a prompt).",
         ),
         click.option("--force", is_flag=True, help="Replace OUT if it exists."),
-        click.option("--workers", type=int, default=2, show_default=True, help="AES-GCM threads."),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 64),
+            default=2,
+            show_default=True,
+            help="AES-GCM threads (1-64).",
+        ),
         click.option("--json", "as_json", is_flag=True, help="Report as JSON."),
         click.argument("out", type=click.Path()),
         click.argument("src", metavar="IN", type=click.Path()),
@@ -100,8 +106,6 @@ def keys_for(keyset: str | None, kek: str | None, passphrase_file: str | None) -
 def _run(operation: str, src: str, out: str, options: dict[str, Any]) -> None:
     from modelseal.crypto import api
 
-    if options["workers"] < 1:
-        raise UsageError("--workers must be at least 1", hint="e.g. --workers 2")
     ad = _associated_data(
         options["associated_data"],
         options["model_name"],
@@ -109,10 +113,11 @@ def _run(operation: str, src: str, out: str, options: dict[str, Any]) -> None:
         options["manifest_digest"],
     )
     keys = keys_for(options["keyset"], options["kek"], options["passphrase_file"])
-    func = api.encrypt if operation == "encrypt" else api.decrypt
-    result = func(
-        src, out, associated_data=ad, overwrite=options["force"], workers=options["workers"], **keys
-    )
+    common = {"associated_data": ad, "overwrite": options["force"], "workers": options["workers"]}
+    if operation == "encrypt":
+        result = api.encrypt(src, out, **common, **keys)
+    else:
+        result = api.decrypt(src, out, allow_v1=options["allow_v1_format"], **common, **keys)
     if options["as_json"]:
         emit_json(result.to_dict())
         return
@@ -136,6 +141,12 @@ def encrypt(src: str, out: str, **options: Any) -> None:
 
 @click.command()
 @_key_options
+@click.option(
+    "--allow-v1-format",
+    is_flag=True,
+    help="Also decrypt a directory in the old v1 format (its files could be mixed with another "
+    "artifact's unnoticed): only to encrypt it again.",
+)
 def decrypt(src: str, out: str, **options: Any) -> None:
     """Decrypt IN into OUT; fails closed (no OUT at all) on a wrong key or any tampering."""
     _run("decrypt", src, out, options)

@@ -4,13 +4,13 @@ the environments it compares."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
 from modelseal.cli.common import emit_json, report
 from modelseal.cli.store import config_from, open_backend, store_options, with_backend
+from modelseal.fsinput import read_regular
 
 
 @click.command()
@@ -130,7 +130,10 @@ def _gate_key(path: str, passphrase_file: str | None) -> Any:
     from modelseal.cli.common import read_passphrase
     from modelseal.signing.keys import load_private_key
 
-    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    try:
+        data = read_regular(path, 1 << 20)  # never waits on a FIFO
+    except OSError:
+        data = b""  # load_private_key says what is wrong with it
     passphrase = read_passphrase(passphrase_file) if b"ENCRYPTED" in data else None
     return load_private_key(path, passphrase)
 
@@ -160,7 +163,7 @@ def attest_verify(bundle: str, public_keys: tuple[str, ...], digest: str, as_jso
     from modelseal.signing.keys import load_public_key
 
     try:
-        text = Path(bundle).read_text(encoding="utf-8")
+        text = read_regular(bundle, 64 << 20).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {bundle!r}: {exc}", hint="check the path") from None
     keys = [load_public_key(k) for k in public_keys]
@@ -194,7 +197,7 @@ def attest_attach(backend: Any, ref: str, bundle: str, as_json: bool) -> None:
 
     name, number = _exact(ref)
     try:
-        text = Path(bundle).read_text(encoding="utf-8")
+        text = read_regular(bundle, 64 << 20).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {bundle!r}: {exc}", hint="check the path") from None
     stored = backend.call(AttachAttestation(name=name, number=number, bundle=text))

@@ -15,6 +15,10 @@ BY_TOPIC = {
     "tokens": "see 'modelseal user list --json'",
     "trusted-keys": "see 'modelseal registry trust list'",
     "push-encryption": "push with --kek URI",
+    "directory-v1": (
+        "if you trust where it was kept, decrypt it once with --allow-v1-format and "
+        "'modelseal encrypt' it again"
+    ),
     "pull-encryption": "pull with --kek URI (the key-encryption key it was pushed with)",
     "gate-keys": "trust the gate's key with 'modelseal registry trust add KEY --purpose gate'",
     "push-scan": "run 'modelseal scan' on the model to see each finding",

@@ -135,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(one_line(exc), exc.exit_code, exc.code, wants_json, exc)
     except KeyboardInterrupt:
         return _fail("interrupted", 130, "interrupted", wants_json)
-    except BrokenPipeError:
-        return 0
+    except (RecursionError, UnicodeError, OSError) as exc:  # hostile or broken input
+        if os.environ.get("MODELSEAL_DEBUG"):
+            raise
+        from modelseal.cli.hints import one_line
+
+        error = input_error(exc)
+        return _fail(one_line(error), error.exit_code, error.code, wants_json, error)
     except Exception as exc:  # a bug: one line, not a traceback
         if os.environ.get("MODELSEAL_DEBUG"):
             raise
@@ -153,6 +158,29 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(message, EXIT_INTERNAL, "internal", wants_json)
     # In non-standalone mode click returns the code a command passed to ``ctx.exit(n)``.
     return rv if isinstance(rv, int) else 0
+
+
+def input_error(exc: RecursionError | UnicodeError | OSError) -> ModelsealError:
+    """The input error (exit 2) for an exception a command let through from its input: a
+    document nested too deeply for a parser, text or a file name that is not UTF-8, or a file
+    system error on a path the user gave (too long, not permitted, not a regular file...)."""
+    from modelseal.errors import InputError
+
+    if isinstance(exc, RecursionError):
+        return InputError(
+            "an input is nested too deeply to read",
+            hint="check the files given (a hostile document may be nested this way)",
+        )
+    if isinstance(exc, UnicodeError):
+        reason = getattr(exc, "reason", None) or type(exc).__name__
+        return InputError(
+            f"a file name or text is not valid UTF-8 ({reason})",
+            hint="rename the file or fix the text",
+        )
+    where = f"{os.fsdecode(exc.filename)!r}: " if exc.filename is not None else ""
+    return InputError(
+        f"{where}{exc.strerror or exc}", hint="check the path, its type and its permissions"
+    )
 
 
 def _wants_json(args: list[str]) -> bool:
@@ -195,7 +223,19 @@ def _click_message(exc: click.ClickException) -> str:
 
 
 def _say(message: str) -> None:
-    click.echo(f"modelseal: error: {message}", err=True)
+    click.echo(f"modelseal: error: {printable(message)}", err=True)
+
+
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable (newlines, other control and format
+    characters, lone surrogates from undecodable names) escaped, so that an error quoting a
+    hostile argument stays one line and cannot move the terminal's cursor."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in text
+    )
 
 
 def run(argv: list[str] | None = None) -> Any:

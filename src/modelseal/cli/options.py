@@ -59,3 +59,7 @@ def hashing_options(func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+# A TCP port: anything else fails as a usage error before a socket is made.
+PORT = click.IntRange(0, 65535)

@@ -4,12 +4,12 @@ line, on the embedded store (default) or a registry server (``--server``)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
 from modelseal.cli.common import TransferProgress, emit_json, open_kek, report
+from modelseal.cli.options import PORT
 from modelseal.cli.rotation import rotate_registry, rotation_options
 from modelseal.cli.store import (
     opened_with_config,
@@ -25,7 +25,7 @@ def registry() -> None:
 
 @registry.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8470, show_default=True, type=int, help="Port to listen on.")
+@click.option("--port", default=8470, show_default=True, type=PORT, help="Port to listen on.")
 @click.option(
     "--tls-cert",
     type=click.Path(exists=True, dir_okay=False),
@@ -131,12 +131,13 @@ def trust() -> None:
 @with_backend
 def trust_add(backend: Any, public_key: str, name: str, purpose: str, as_json: bool) -> None:
     """Trust PUBLIC_KEY for pushes; once any key is trusted, only trusted keys may sign."""
-    from pathlib import Path
 
     from modelseal.errors import InputError
 
     try:
-        pem = Path(public_key).read_bytes()
+        from modelseal.fsinput import read_regular
+
+        pem = read_regular(public_key, 1 << 20)  # never waits on a FIFO
     except OSError as exc:
         raise InputError(
             f"cannot read public key {public_key!r}: {exc.strerror}", hint="check the path"
@@ -283,10 +284,11 @@ def push(
 def _environment(path: str) -> dict[str, Any]:
     """An environment document, checked, for the version's metadata."""
     from modelseal.errors import InputError
+    from modelseal.fsinput import read_regular
     from modelseal.policy.environment import read_environment
 
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path, 64 << 20).decode("utf-8"))  # never waits on a FIFO
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(
             f"cannot read environment {path!r}: {exc}", hint="check the path"

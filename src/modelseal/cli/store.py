@@ -8,7 +8,6 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -52,7 +51,11 @@ def config_from(kwargs: dict[str, Any]) -> RegistryConfig:
     token_file = kwargs.pop("token_file", None)
     if token_file:
         try:
-            token = Path(token_file).read_text(encoding="utf-8").strip()
+            from modelseal.fsinput import read_regular
+
+            token = (
+                read_regular(token_file, 1 << 20).decode("utf-8").strip()
+            )  # never waits on a FIFO
         except OSError as exc:
             raise InputError(
                 f"cannot read token file {token_file!r}: {exc.strerror}", hint="check the path"
@@ -113,7 +116,7 @@ def with_backend(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-_DURATION = re.compile(r"\A(\d+)([smhdw])\Z")
+_DURATION = re.compile(r"\A([0-9]{1,15})([smhdw])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -124,4 +127,10 @@ def parse_duration(text: str | None) -> dt.timedelta | None:
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise UsageError(f"invalid duration {text!r}", hint="e.g. 90m, 12h, 30d, 4w")
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_DURATION_SECONDS:
+        raise UsageError(f"duration {text!r} is too long", hint="at most 100 years (e.g. 5200w)")
+    return dt.timedelta(seconds=seconds)
+
+
+MAX_DURATION_SECONDS = 100 * 366 * 86400  # far beyond any grace period or token lifetime

@@ -113,7 +113,7 @@ def verify(
                     "reasons": [r.to_dict() for r in exc.reasons],
                 }
             )
-        else:
+        elif exc.exit_code != 2:  # an input error (exit 2) is its one error line
             for reason in exc.reasons:
                 detail = ""
                 if reason.expected is not None and reason.code == "modified":

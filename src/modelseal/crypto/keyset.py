@@ -24,6 +24,7 @@ from typing import Any
 
 from modelseal.crypto import protected, wire
 from modelseal.errors import KeysetError
+from modelseal.fsinput import read_regular
 
 STREAMING_TYPE_URL = "type.googleapis.com/google.crypto.tink.AesGcmHkdfStreamingKey"
 AES_GCM_TYPE_URL = "type.googleapis.com/google.crypto.tink.AesGcmKey"
@@ -396,11 +397,14 @@ def decryption_keys(keyset: Keyset) -> tuple[StreamingKey, ...]:
     return tuple(decode_streaming_key(k) for k in enabled)
 
 
+MAX_KEYSET_FILE_BYTES = 16 << 20
+
+
 def read_keyset_file(path: str | os.PathLike[str], *, passphrase: bytes | None = None) -> Keyset:
     """Read a keyset file: a cleartext Tink JSON keyset or a modelseal protected keyset."""
     target = Path(path)
     try:
-        data = target.read_bytes()
+        data = read_regular(target, MAX_KEYSET_FILE_BYTES)  # never waits on a FIFO
     except OSError as exc:
         raise KeysetError(
             f"cannot read keyset {str(target)!r}: {exc.strerror}", hint="check the path"
@@ -414,7 +418,7 @@ def read_keyset_file(path: str | os.PathLike[str], *, passphrase: bytes | None =
 def is_protected_file(path: str | os.PathLike[str]) -> bool:
     """Whether the keyset file at ``path`` is passphrase-protected."""
     try:
-        return protected.is_protected(Path(path).read_bytes())
+        return protected.is_protected(read_regular(path, MAX_KEYSET_FILE_BYTES))
     except OSError:
         return False
 

@@ -94,11 +94,13 @@ def parse_uri(uri: str) -> Pkcs11Uri:
         source = _decode(attrs["pin-source"], "pin-source")
         source = source[len("file:") :] if source.startswith("file:") else source
         try:
-            with open(source, encoding="utf-8") as fh:
-                pin = fh.read(256).rstrip("\r\n")
-        except OSError as exc:
+            from modelseal.fsinput import read_regular  # never waits on a FIFO
+
+            pin = read_regular(source, 256).decode("utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise ProviderError(
-                f"cannot read the PIN file {source!r}: {exc.strerror}", hint="check pin-source"
+                f"cannot read the PIN file {source!r}: {why}", hint="check pin-source"
             ) from None
     else:
         pin = os.environ.get(PIN_ENV)

@@ -176,8 +176,9 @@ def load_policy(path: str | os.PathLike[str]) -> LoadedPolicy:
 
     where = Path(path)
     try:
-        with open(where, "rb") as handle:
-            data = handle.read(MAX_POLICY_BYTES + 1)
+        from modelseal.fsinput import read_regular  # never waits on a FIFO
+
+        data = read_regular(where, MAX_POLICY_BYTES + 1)
     except OSError as exc:
         raise InputError(
             f"cannot read policy {str(where)!r}: {exc.strerror}", hint="check the path"

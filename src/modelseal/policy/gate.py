@@ -270,8 +270,10 @@ def _environment(value: Any) -> env.Environment | None:
         return value
     path = Path(value)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        from modelseal.fsinput import read_regular  # never waits on a FIFO
+
+        data = json.loads(read_regular(path, 64 << 20).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(
             f"cannot read environment {str(path)!r}: {exc}",
             hint="give a file written by 'capture' (modelseal env capture)",

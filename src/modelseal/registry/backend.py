@@ -332,7 +332,8 @@ def _check_identity(ref: VersionRef, info: VersionView) -> None:
 
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        with os.fdopen(open_regular(path), "rb") as fh:  # never waits on a FIFO
+            return fh.read()
     except OSError as exc:
         raise InputError(
             f"cannot read {what} {str(path)!r}: {exc.strerror}", hint="check the path"

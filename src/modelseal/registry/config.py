@@ -228,7 +228,9 @@ def _size(value: Any, name: str, default: int) -> int:
 
 def _read_config(path: Path) -> dict[str, Any]:
     try:
-        data = path.read_bytes()
+        from modelseal.fsinput import read_regular
+
+        data = read_regular(path, 16 << 20)  # never waits on a FIFO
     except FileNotFoundError:
         return {}
     except OSError as exc:

@@ -97,6 +97,10 @@ def pull_into(
     if not parent.is_dir():
         raise OutputError(f"directory {str(parent)!r} does not exist", hint="create it first")
     staging = parent / f".{dest.name}.partial-{secrets.token_hex(4)}"
+    holder = None
+    if single and private:  # decrypted: never a plaintext file beside dest, only in a 0700 dir
+        holder, staging = staging, staging / dest.name
+        holder.mkdir(mode=0o700)
     try:
         if not single:
             staging.mkdir(mode=0o700 if private else 0o777)
@@ -129,9 +133,13 @@ def pull_into(
         else:
             verify(staging, signature=bundle, public_key=key)
         _move_into_place(staging, dest)
+        if holder is not None:
+            holder.rmdir()
     except BaseException:
         with contextlib.suppress(OSError):
-            if staging.is_dir():
+            if holder is not None:
+                shutil.rmtree(holder)
+            elif staging.is_dir():
                 shutil.rmtree(staging)
             else:
                 staging.unlink()

@@ -10,7 +10,6 @@ import dataclasses
 import os
 import re
 from collections.abc import Iterable
-from pathlib import Path
 
 from modelseal.scanning.errors import AllowlistError
 
@@ -267,7 +266,11 @@ class Allowlist:
 
         base = base or cls()
         try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+            from modelseal.fsinput import read_regular
+
+            data = tomllib.loads(
+                read_regular(path, 16 << 20).decode("utf-8")
+            )  # never waits on a FIFO
         except OSError as exc:
             raise AllowlistError(
                 f"cannot read allow-list config {str(path)!r}: {exc.strerror}",

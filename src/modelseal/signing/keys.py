@@ -138,6 +138,10 @@ def key_hint(key: PrivateKey | PublicKey) -> str:
     return hashlib.sha256(public_pem(key)).hexdigest()
 
 
+# OpenSSL's PEM encryption refuses longer passphrases.
+MAX_PEM_PASSPHRASE = 1023
+
+
 def write_key_pair(
     key: PrivateKey,
     private_path: str | os.PathLike[str],
@@ -153,6 +157,12 @@ def write_key_pair(
             "empty passphrase",
             hint="give a passphrase, or none to write the key unencrypted",
             topic="new-key-passphrase",
+        )
+    if passphrase is not None and len(passphrase) > MAX_PEM_PASSPHRASE:
+        raise PassphraseError(
+            f"the passphrase is {len(passphrase)} bytes; an encrypted PEM private key takes "
+            f"at most {MAX_PEM_PASSPHRASE}",
+            hint="use a shorter passphrase",
         )
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase)
