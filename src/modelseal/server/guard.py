@@ -27,6 +27,7 @@ class RequestGuard:
         self._routes = [(o.route.method, compile_path(o.route.path)[0], o) for o in operations()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Authenticate and cap an HTTP request before its route reads anything."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
