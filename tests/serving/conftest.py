@@ -15,6 +15,7 @@ from modelseal.serving.app import Limits
 from modelseal.serving.run import ServeSettings, build
 from modelseal.serving.source import ModelSource
 from modelseal.signing.api import sign
+from tests.registry.fixtures import db_url, registry  # noqa: F401 (fixtures)
 
 SKLEARN_ALLOW = ("sklearn.linear_model._logistic.LogisticRegression",)
 
@@ -58,9 +59,9 @@ def make_model(kind: str, root: Path, key_pair: tuple[Path, Path]) -> Signed:
     elif kind == "xgboost":
         import xgboost as xgb
 
-        booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=y), 5)
+        xgb_booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(x, label=y), 5)
         path = root / "model.json"
-        booster.save_model(path)
+        xgb_booster.save_model(path)
     elif kind == "lightgbm":
         import lightgbm as lgb
 
@@ -77,7 +78,8 @@ def make_model(kind: str, root: Path, key_pair: tuple[Path, Path]) -> Signed:
         example = torch.zeros(1, 4)
         if kind == "torchscript":
             path = root / "model.pt"
-            torch.jit.save(torch.jit.trace(net, example), str(path))
+            traced = torch.jit.trace(net, example)  # type: ignore[no-untyped-call]
+            torch.jit.save(traced, str(path))
         else:
             path = root / "model.onnx"
             torch.onnx.export(

@@ -39,8 +39,8 @@ def _expected(model: Signed, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return np.asarray(session.run(None, {"x": x.astype(np.float32)})[0])
     import torch
 
-    module = torch.jit.load(str(model.path))
-    return module(torch.from_numpy(x.astype(np.float32))).detach().numpy()
+    module = torch.jit.load(str(model.path))  # type: ignore[no-untyped-call]
+    return np.asarray(module(torch.from_numpy(x.astype(np.float32))).detach().numpy())
 
 
 def _request(framework: str, x: np.ndarray[Any, Any]) -> dict[str, Any]:

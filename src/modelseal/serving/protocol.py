@@ -168,7 +168,7 @@ def parse_request(body: bytes, header_length: str | None, max_elements: int) -> 
     else:
         split = len(body)
     try:
-        document = json.loads(bytes(view[:split]))
+        document = json.loads(bytes(view[:split]), parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise InferenceInputError(f"the request is not valid JSON: {_short(exc)}") from None
     if not isinstance(document, dict):
@@ -199,6 +199,10 @@ def parse_request(body: bytes, header_length: str | None, max_elements: int) -> 
     ):
         raise InferenceInputError("'outputs' must be a list of objects with a 'name'")
     return Parsed(ident, parameters, arrays, outputs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (send finite numbers)")
 
 
 def _short(exc: BaseException) -> str:
