@@ -45,11 +45,11 @@ def _signed(path: Path, key_pair: tuple[Path, Path], framework: str, features: i
     return Signed(path, sig, key_pair[1], framework, features)
 
 
-def make_model(kind: str, root: Path, key_pair: tuple[Path, Path]) -> Signed:
+def make_model(kind: str, root: Path, key_pair: tuple[Path, Path], *, features: int = 4) -> Signed:
     """Train a model of ``kind`` on :func:`iris_like`, save it the framework's usual way, sign
     it."""
     root.mkdir(parents=True, exist_ok=True)
-    x, y = iris_like()
+    x, y = iris_like(features=features)
     if kind == "sklearn":
         import joblib
         from sklearn.linear_model import LogisticRegression
@@ -88,7 +88,7 @@ def make_model(kind: str, root: Path, key_pair: tuple[Path, Path]) -> Signed:
             )  # fmt: skip
     else:
         raise ValueError(kind)
-    return _signed(path, key_pair, kind, 4)
+    return _signed(path, key_pair, kind, features)
 
 
 @pytest.fixture(scope="session")

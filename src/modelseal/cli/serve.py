@@ -157,7 +157,7 @@ def _sources(
     input_signature: str | None,
     gate_keys: tuple[str, ...],
 ) -> list[Any]:
-    from modelseal.errors import UsageError
+    from modelseal.errors import ModelsealError, UsageError
     from modelseal.registry.models import VersionRef
     from modelseal.serving.signature import load_signature_file
     from modelseal.serving.source import ModelSource, default_name, parse_model_option
@@ -187,7 +187,13 @@ def _sources(
                                    trust_anchors=anchors, framework=framework, allow=allow,
                                    input_signature=declared, gate_keys=keys))  # fmt: skip
             continue
-        ref = VersionRef.parse(target)  # one line naming the syntax when it is neither
+        try:
+            ref = VersionRef.parse(target)
+        except ModelsealError:
+            raise UsageError(
+                f"{target!r} is neither a model path that exists nor a registry reference",
+                hint="give PATH with --signature, or NAME@ALIAS / NAME:VERSION",
+            ) from None
         if len(models) > 1 and declared is not None:
             raise UsageError(
                 "--input-signature applies to one model",

@@ -118,6 +118,13 @@ class Repository:
             except ModelsealError as exc:
                 self._refused(entry, exc)
                 return entry
+            except Exception as exc:  # a framework refusing bytes that verified and scanned
+                first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+                self._refused(entry, ModelsealError(
+                    f"{entry.source.label}: the framework cannot load it ({first})",
+                    hint="check --framework and the model file",
+                ))  # fmt: skip
+                return entry
             self._swap(entry, fresh)
         return entry
 

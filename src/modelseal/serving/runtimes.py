@@ -97,11 +97,29 @@ class XGBoostRuntime(Runtime):
         """``[-1, num_features]`` numbers."""
         return _tabular(int(self.booster.num_features()))
 
+    def output_names(self) -> tuple[str, ...]:
+        """``predict``, and ``predict_proba`` (the same values) for classifiers, as MLServer
+        names them."""
+        objective = str(_xgb_objective(self.booster))
+        extra = ("predict_proba",) if objective.startswith(("binary:", "multi:")) else ()
+        return ("predict", *extra)
+
     def predict(
         self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> dict[str, np.ndarray[Any, Any]]:
         """``inplace_predict`` on the batch."""
-        return {"predict": np.asarray(self.booster.inplace_predict(_only(inputs)))}
+        values = np.asarray(self.booster.inplace_predict(_only(inputs)))
+        return {name: values for name in outputs or ("predict",)}
+
+
+def _xgb_objective(booster: Any) -> str:
+    import json
+
+    try:
+        config = json.loads(booster.save_config())
+        return str(config["learner"]["objective"]["name"])
+    except (ValueError, KeyError, TypeError):
+        return ""
 
 
 class LightGBMRuntime(Runtime):
@@ -117,11 +135,18 @@ class LightGBMRuntime(Runtime):
         """``[-1, num_feature]`` numbers."""
         return _tabular(int(self.booster.num_feature()))
 
+    def output_names(self) -> tuple[str, ...]:
+        """``predict``, and ``predict_proba`` (the same values) for classifiers."""
+        objective = str(self.booster.params.get("objective", ""))
+        classifier = objective.startswith(("binary", "multiclass", "cross_entropy"))
+        return ("predict", "predict_proba") if classifier else ("predict",)
+
     def predict(
         self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
     ) -> dict[str, np.ndarray[Any, Any]]:
         """``predict`` on the batch."""
-        return {"predict": np.asarray(self.booster.predict(_only(inputs)))}
+        values = np.asarray(self.booster.predict(_only(inputs)))
+        return {name: values for name in outputs or ("predict",)}
 
 
 class OnnxRuntime(Runtime):

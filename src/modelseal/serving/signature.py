@@ -77,7 +77,11 @@ class InputSignature:
         from) and shape, within its bounds and categories, with a batch of at most
         ``max_batch`` rows. Returns them by the signature's names, converted."""
         if self.any_name and len(self.inputs) == 1 and len(arrays) == 1:
-            arrays = {self.inputs[0].name: next(iter(arrays.values()))}
+            (array,) = arrays.values()
+            shape = self.inputs[0].shape
+            if array.ndim == 1 and len(shape) == 2 and array.shape[0] == shape[1]:
+                array = array.reshape(1, -1)  # one row of a table, as MLServer reads it
+            arrays = {self.inputs[0].name: array}
         names = [t.name for t in self.inputs]
         for name in arrays:
             if name not in names:
