@@ -214,3 +214,30 @@ def test_serving_over_http_with_a_token(
         )
         assert "modelseal_model_info{digest=" in metrics
         assert "process_cpu_seconds_total" in metrics
+
+
+def test_the_signature_recorded_at_push_is_enforced(
+    registry: Env, tmp_path: Path, key_pair: tuple[Path, Path]
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from modelseal.cli.main import cli
+
+    model = make_model("xgboost", tmp_path / "m", key_pair)
+    _trust(registry, key_pair[1])
+    declared = {"inputs": [{"name": "row", "datatype": "FP32", "shape": [-1, 4], "maximum": 5}]}
+    (tmp_path / "sig.json").write_text(json.dumps(declared))
+    result = CliRunner().invoke(cli, [
+        "push", str(model.path), "--name", "clf", "--signature", str(model.signature),
+        "--public-key", str(model.public_key), "--input-signature", str(tmp_path / "sig.json"),
+        "--db-url", registry.config.db_url, "--blob-url", str(registry.config.blob_url),
+        "--home", str(registry.config.home),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    registry.registry.run(registry.admin, SetAlias(name="clf", alias="live", version=1))
+    repository, _ = _repository(registry)
+    loaded = repository.get("clf")
+    assert [t.name for t in loaded.signature.inputs] == ["row"]
+    assert loaded.signature.inputs[0].maximum == 5.0

@@ -105,6 +105,7 @@ EXTRA_OF_MODULE = {
     "lightgbm": "lightgbm",
     "keras": "keras",
     "sigstore": "sigstore",
+    "prometheus_client": "serve",
 }
 
 

@@ -47,7 +47,9 @@ class TensorSpec:
             if value is not None:
                 out[key] = list(value) if isinstance(value, tuple) else value
         if self.categories is not None:
-            out["categories"] = list(self.categories)
+            out["categories"] = [
+                c.decode("utf-8", "replace") if isinstance(c, bytes) else c for c in self.categories
+            ]
         return out
 
     def metadata(self) -> dict[str, Any]:
@@ -90,10 +92,10 @@ class InputSignature:
                 )
         checked: dict[str, np.ndarray[Any, Any]] = {}
         for spec in self.inputs:
-            array = arrays.get(spec.name)
-            if array is None:
+            given = arrays.get(spec.name)
+            if given is None:
                 raise InferenceInputError(f"input {spec.name!r} is missing", tensor=spec.name)
-            checked[spec.name] = _check_tensor(spec, array, max_batch)
+            checked[spec.name] = _check_tensor(spec, given, max_batch)
         return checked
 
 
