@@ -241,3 +241,42 @@ def test_the_signature_recorded_at_push_is_enforced(
     loaded = repository.get("clf")
     assert [t.name for t in loaded.signature.inputs] == ["row"]
     assert loaded.signature.inputs[0].maximum == 5.0
+
+
+def test_shadow_mode_mirrors_traffic_and_never_answers_with_the_candidate(
+    two_versions: tuple[Env, Signed, Signed],
+) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from modelseal.serving.run import ServeSettings, build
+
+    env, _, _ = two_versions
+    env.registry.run(env.admin, SetAlias(name="clf", alias="candidate", version=2))
+    backend = LocalBackend(env.registry, env.admin)
+    served = ModelSource("clf", ref="clf@live", allow=SKLEARN_ALLOW)
+    shadow = ModelSource("clf", ref="clf@candidate", allow=SKLEARN_ALLOW)
+    settings = ServeSettings(auth=False, poll_interval=0, reverify_interval=0)
+    app = build([served], settings, shadows=[shadow], registry=env.registry, backend=backend)
+    with TestClient(app) as client:
+        for _ in range(5):
+            answer = client.post("/v2/models/clf/infer", json=ROW)
+            assert answer.status_code == 200
+            assert answer.json()["model_version"] == "1"  # never the candidate's answer
+        deadline = time.monotonic() + 30
+        while True:
+            summary = client.get("/v2/models/clf/shadow").json()
+            done = summary["same"] + summary["different"] + summary["error"] + summary["dropped"]
+            if done >= 5 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert summary["loaded"] is True
+        assert summary["candidate"]["version"] == "2"
+        # XGBoost and LightGBM models of the same data give different probabilities.
+        assert summary["different"] == 5 and summary["error"] == 0
+        assert summary["max_difference"] is not None and summary["max_difference"] > 0
+        metrics = client.get("/metrics").text
+        assert 'modelseal_shadow_comparisons_total{candidate_version="2",model="clf",' in metrics
+        assert client.get("/v2/models/absent/shadow").status_code == 404
+    assert ("serve.shadow", "allowed") in _events(env)

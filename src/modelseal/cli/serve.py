@@ -21,6 +21,14 @@ from modelseal.cli.store import store_options
     help="NAME@ALIAS or NAME:VERSION from the registry (repeatable), or one model on disk "
     "([NAME=]PATH with --signature; NAME defaults to the folder's name or the file's stem).",
 )
+@click.option(
+    "--shadow",
+    "shadows",
+    multiple=True,
+    metavar="NAME=REF",
+    help="Mirror NAME's traffic to registry version REF (NAME@ALIAS or NAME:VERSION), checked "
+    "like a served model; compare its outputs, never return them (repeatable).",
+)
 @click.option("--signature", type=click.Path(dir_okay=False), default=None,
               help="The signature bundle of a model on disk.")  # fmt: skip
 @click.option("--public-key", type=click.Path(dir_okay=False), default=None,
@@ -87,6 +95,7 @@ from modelseal.cli.store import store_options
 @store_options
 def serve(
     models: tuple[str, ...],
+    shadows: tuple[str, ...],
     signature: str | None,
     public_key: str | None,
     trust_anchors: tuple[str, ...],
@@ -128,7 +137,8 @@ def serve(
     config = config_from(store)
     sources = _sources(models, signature, public_key, trust_anchors, framework, allow,
                        input_signature, gate_keys)  # fmt: skip
-    needs_registry = any(s.ref is not None for s in sources) or not no_auth
+    candidates = _shadows(shadows, sources)
+    needs_registry = any(s.ref is not None for s in sources) or not no_auth or bool(candidates)
     registry = backend = None
     if needs_registry:
         registry, backend = _open_registry(config, auth=not no_auth)
@@ -141,7 +151,8 @@ def serve(
     )
     from modelseal import __version__
 
-    app = build(sources, settings, registry=registry, backend=backend, version=__version__)
+    app = build(sources, settings, shadows=candidates, registry=registry, backend=backend,
+                version=__version__)  # fmt: skip
     click.echo(f"serving on {'https' if tls_cert else 'http'}://{host}:{port}/v2", err=True)
     run(app, host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, client_ca=tls_client_ca,
         forwarded_allow_ips=forwarded_allow_ips)  # fmt: skip
@@ -202,6 +213,34 @@ def _sources(
         out.append(ModelSource(name or ref.model, ref=target, public_key=pinned,
                                trust_anchors=anchors, framework=framework, allow=allow,
                                input_signature=declared, gate_keys=keys))  # fmt: skip
+    return out
+
+
+def _shadows(values: tuple[str, ...], sources: list[Any]) -> list[Any]:
+    import dataclasses
+
+    from modelseal.errors import ModelsealError, UsageError
+    from modelseal.registry.models import VersionRef
+
+    served = {s.name: s for s in sources}
+    out = []
+    for value in values:
+        name, sep, ref = value.partition("=")
+        if not sep or name not in served:
+            raise UsageError(
+                f"--shadow {value!r} must name a served model: NAME=REF",
+                hint=f"served models: {', '.join(served)}",
+            )
+        try:
+            VersionRef.parse(ref)
+        except ModelsealError:
+            raise UsageError(
+                f"--shadow {value!r}: {ref!r} is not a registry reference",
+                hint="give NAME@ALIAS or NAME:VERSION",
+            ) from None
+        base = served[name]
+        out.append(dataclasses.replace(base, ref=ref, path=None, signature=None,
+                                       input_signature=None))  # fmt: skip
     return out
 
 

@@ -85,6 +85,7 @@ def create_app(
     _model_routes(app, repository)
     _infer_routes(app, repository, access, limits)
     _repository_routes(app, repository, access)
+    _shadow_routes(app, repository)
 
     @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics", response_class=Response)
     def metrics() -> Response:
@@ -181,6 +182,22 @@ def _model_routes(app: FastAPI, repository: Repository) -> None:
             summary="Whether the model version is ready", **ready_kw)(ready)  # fmt: skip
 
 
+def _shadow_routes(app: FastAPI, repository: Repository) -> None:
+    @app.get("/v2/models/{name}/shadow", tags=["models"], response_model=protocol.ShadowSummary,
+             summary="How a shadow candidate's outputs compare (modelseal extension)",
+             responses={404: _ERRORS[404]})  # fmt: skip
+    def shadow(name: str) -> protocol.ShadowSummary:
+        entry = repository.entries.get(name)
+        if entry is None or entry.shadow_source is None:
+            from modelseal.errors import ModelNotServedError
+
+            raise ModelNotServedError(f"model {name!r} has no shadow", hint="serve with --shadow")
+        found = entry.shadow
+        if found is None:
+            return protocol.ShadowSummary(loaded=False, reason=entry.shadow_reason or "loading")
+        return protocol.ShadowSummary(loaded=True, **found.summary())
+
+
 def repository_error(name: str) -> ModelsealError:
     """The error for a model name the server does not know."""
     from modelseal.errors import ModelNotServedError
@@ -214,6 +231,9 @@ def _infer_routes(
                     [o.name for o in outputs],
                     abandon_on_cancel=True,
                 )
+            shadow = repository.shadow_of(name)
+            if shadow is not None:  # after the answer is computed; never part of it
+                shadow.submit(inputs, [o.name for o in outputs], results)
             return protocol.response(name, loaded.version, parsed, outputs, results)
         except ModelsealError as exc:
             code = exc.http_status

@@ -59,6 +59,20 @@ class ServerMetrics:
             ("model",),
             registry=self.registry,
         )
+        self.shadow = Counter(
+            "modelseal_shadow_comparisons",
+            "Requests mirrored to a shadow candidate, by outcome (same, different, error, "
+            "dropped).",
+            ("model", "candidate_version", "outcome"),
+            registry=self.registry,
+        )
+        self.shadow_difference = Histogram(
+            "modelseal_shadow_difference",
+            "Largest absolute difference between the served and the candidate's outputs.",
+            ("model",),
+            buckets=(1e-9, 1e-6, 1e-4, 1e-3, 1e-2, 0.1, 0.5, 1.0, 10.0),
+            registry=self.registry,
+        )
         self._shown: dict[str, tuple[str, str]] = {}
 
     def serving(self, model: str, version: str, digest: str) -> None:

@@ -88,6 +88,26 @@ class IndexEntry(BaseModel):
     reason: str = ""
 
 
+class ShadowCandidate(BaseModel):
+    """The version a shadow mirrors traffic to."""
+
+    version: str
+    digest: str
+
+
+class ShadowSummary(BaseModel):
+    """What mirroring a model's traffic to its candidate found (counts, never payloads)."""
+
+    loaded: bool
+    reason: str = ""
+    candidate: ShadowCandidate | None = None
+    same: int = 0
+    different: int = 0
+    error: int = 0
+    dropped: int = 0
+    max_difference: float | None = 0.0
+
+
 class RequestInput(BaseModel):
     """One input tensor of an inference request."""
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from modelseal.errors import ModelNotReadyError, ModelNotServedError, ModelsealError
 from modelseal.serving.metrics import ServerMetrics, reason_of
+from modelseal.serving.shadow import Shadow
 from modelseal.serving.source import Loaded, ModelSource, load_source
 
 READY, LOADING, FAILED, UNLOADED = "READY", "LOADING", "UNAVAILABLE", "UNLOADED"
@@ -27,12 +28,19 @@ Recorder = Callable[[str, str, dict[str, Any]], None]
 
 @dataclasses.dataclass
 class Entry:
-    """One model name: what it serves now and the state of its last load."""
+    """One model name: what it serves now and the state of its last load; and the candidate
+    its traffic is mirrored to, if any."""
 
     source: ModelSource
     current: Loaded | None = None
     state: str = LOADING
     reason: str = ""
+    shadow_source: ModelSource | None = None
+    shadow: Shadow | None = None
+    shadow_reason: str = ""
+    # The last version that failed to load (and its shadow's): not retried every poll.
+    refused: tuple[str, str] | None = None
+    shadow_refused: tuple[str, str] | None = None
 
 
 class Repository:
@@ -42,6 +50,7 @@ class Repository:
         self,
         sources: Iterable[ModelSource],
         *,
+        shadows: Iterable[ModelSource] = (),
         backend: Callable[[], Any] | None = None,
         metrics: ServerMetrics | None = None,
         record: Recorder | None = None,
@@ -53,6 +62,13 @@ class Repository:
                     f"two models are named {source.name!r}", hint="name each model once (NAME=)"
                 )
             self.entries[source.name] = Entry(source)
+        for candidate in shadows:
+            if candidate.name not in self.entries:
+                raise ModelsealError(
+                    f"shadow {candidate.label} names no served model {candidate.name!r}",
+                    hint="give the shadow the name of a served model (NAME=REF)",
+                )
+            self.entries[candidate.name].shadow_source = candidate
         self._backend = backend
         self.metrics = metrics or ServerMetrics()
         self._record = record
@@ -101,9 +117,39 @@ class Repository:
     # ----------------------------------------------------------------------- changes
 
     def load_all(self) -> None:
-        """Load every model (each failure stays with its model)."""
+        """Load every model and shadow candidate (each failure stays with its model)."""
         for name in list(self.entries):
             self.load(name)
+            self.load_shadow(name)
+
+    def shadow_of(self, name: str) -> Shadow | None:
+        """The candidate mirroring ``name``, if one is loaded."""
+        entry = self.entries.get(name)
+        return entry.shadow if entry is not None else None
+
+    def load_shadow(self, name: str) -> None:
+        """(Re)load ``name``'s shadow candidate through every check; a failure leaves no
+        shadow (and is counted and audited), never touching the served model."""
+        entry = self.entries[name]
+        if entry.shadow_source is None:
+            return
+        with self._lock:
+            try:
+                fresh = load_source(entry.shadow_source, self._backend() if self._backend else None)
+            except Exception as exc:  # the candidate's failure never reaches the served model
+                message = getattr(exc, "message", None) or str(exc).splitlines()[0][:300]
+                self.metrics.failure(f"{name} (shadow)", reason_of(exc))
+                entry.shadow_reason = message
+                self._event("serve.shadow-refused", name, {"error": message})
+                return
+            old = entry.shadow
+            if old is not None and (old.candidate.version, old.candidate.digest) == (
+                fresh.version, fresh.digest):  # fmt: skip
+                return
+            entry.shadow, entry.shadow_reason = Shadow(name, fresh, self.metrics), ""
+            if old is not None:
+                old.close()
+            self._event("serve.shadow", name, {"version": fresh.version, "digest": fresh.digest})
 
     def load(self, name: str) -> Entry:
         """(Re)load ``name`` through every check; swap it in only if all of them pass."""
@@ -152,8 +198,32 @@ class Repository:
                 self._note_failure(entry, exc)
                 continue
             current = entry.current
-            if current is None or (str(target[0]), target[1]) != (current.version, current.digest):
+            wanted = (str(target[0]), target[1])
+            served = (current.version, current.digest) if current is not None else None
+            if wanted != served and wanted != entry.refused:
                 self.load(name)
+                now = entry.current
+                if now is None or (now.version, now.digest) != wanted:
+                    entry.refused = wanted  # retried when the reference moves again
+            self._refresh_shadow(name, entry)
+
+    def _refresh_shadow(self, name: str, entry: Entry) -> None:
+        source = entry.shadow_source
+        if source is None or source.ref is None:
+            return
+        try:
+            target = self._resolve(source.ref)
+        except ModelsealError as exc:
+            entry.shadow_reason = exc.message
+            return
+        wanted = (str(target[0]), target[1])
+        shadow = entry.shadow
+        current = (shadow.candidate.version, shadow.candidate.digest) if shadow else None
+        if wanted != current and wanted != entry.shadow_refused:
+            self.load_shadow(name)
+            now = entry.shadow
+            if now is None or (now.candidate.version, now.candidate.digest) != wanted:
+                entry.shadow_refused = wanted
 
     def reverify(self) -> None:
         """Check that each served model's source still holds the bytes being served: the file

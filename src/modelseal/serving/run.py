@@ -36,6 +36,7 @@ def build(
     sources: Sequence[ModelSource],
     settings: ServeSettings,
     *,
+    shadows: Sequence[ModelSource] = (),
     registry: Any | None = None,
     backend: Any | None = None,
     version: str = "",
@@ -44,7 +45,10 @@ def build(
     access = ServeAccess(registry, required=settings.auth, rate=settings.rate,
                          burst=settings.burst)  # fmt: skip
     repository = Repository(
-        sources, backend=(lambda: backend) if backend is not None else None, record=access.record
+        sources,
+        shadows=shadows,
+        backend=(lambda: backend) if backend is not None else None,
+        record=access.record,
     )
     repository.load_all()
     for name, why in repository.problems().items():
