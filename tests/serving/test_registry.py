@@ -187,8 +187,13 @@ def test_tokens_need_model_infer_on_the_model(registry: Env) -> None:
 
 
 def test_serving_over_http_with_a_token(
-    two_versions: tuple[Env, Signed, Signed], serve_app: Callable[..., Any]
+    two_versions: tuple[Env, Signed, Signed],
+    serve_app: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
     from fastapi.testclient import TestClient
 
     from modelseal.access.principals import CreateToken, CreateUser, GrantRole
@@ -214,6 +219,8 @@ def test_serving_over_http_with_a_token(
         )
         assert "modelseal_model_info{digest=" in metrics
         assert "process_cpu_seconds_total" in metrics
+    # Neither the payload nor the token is ever logged.
+    assert "0.3" not in caplog.text and token not in caplog.text
 
 
 def test_the_signature_recorded_at_push_is_enforced(
