@@ -209,6 +209,10 @@ def test_serving_over_http_with_a_token(
     app = build([source], settings, registry=env.registry, backend=backend)
     with TestClient(app) as client:
         assert client.post("/v2/models/clf/infer", json=ROW).status_code == 401
+        assert client.get("/v2/models/clf").status_code == 401  # metadata needs a token too
+        assert client.get("/v2/health/ready").status_code == 200  # probes do not
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert client.get("/v2/models/clf", headers=bearer).json()["versions"] == ["1"]
         answer = client.post("/v2/models/clf/infer", json=ROW,
                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         assert answer.status_code == 200, answer.text

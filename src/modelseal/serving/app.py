@@ -82,10 +82,10 @@ def create_app(
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     _health_routes(app, repository, version)
-    _model_routes(app, repository)
+    _model_routes(app, repository, access)
     _infer_routes(app, repository, access, limits)
     _repository_routes(app, repository, access)
-    _shadow_routes(app, repository)
+    _shadow_routes(app, repository, access)
 
     @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics", response_class=Response)
     def metrics() -> Response:
@@ -141,8 +141,14 @@ def _health_routes(app: FastAPI, repository: Repository, version: str) -> None:
         return JSONResponse(body.model_dump(), status_code=200 if ok else 400)
 
 
-def _model_routes(app: FastAPI, repository: Repository) -> None:
-    def metadata(name: str, version: str | None = None) -> protocol.ModelMetadata:
+def _caller(request: Request, access: ServeAccess, name: str) -> None:
+    """A model's routes answer only callers that may run it (when tokens are on)."""
+    access.authorize(request.headers, request.client.host if request.client else "", name)
+
+
+def _model_routes(app: FastAPI, repository: Repository, access: ServeAccess) -> None:
+    def metadata(request: Request, name: str, version: str | None = None) -> protocol.ModelMetadata:
+        _caller(request, access, name)
         loaded = repository.get(name, version)
         signature = loaded.signature
         outputs = [t.metadata() for t in signature.outputs] or [
@@ -161,7 +167,8 @@ def _model_routes(app: FastAPI, repository: Repository) -> None:
             },
         )
 
-    def ready(name: str, version: str | None = None) -> JSONResponse:
+    def ready(request: Request, name: str, version: str | None = None) -> JSONResponse:
+        _caller(request, access, name)
         entry = repository.entries.get(name)
         if entry is None:
             return error_response(repository_error(name))
@@ -169,24 +176,26 @@ def _model_routes(app: FastAPI, repository: Repository) -> None:
         body = protocol.ModelReady(name=name, ready=ok, reason=entry.reason or None)
         return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ok else 400)
 
-    kw: dict[str, Any] = {"tags": ["models"], "responses": {404: _ERRORS[404], 400: _ERRORS[400]}}
+    guarded = {k: _ERRORS[k] for k in (400, 401, 403, 404, 429)}
+    kw: dict[str, Any] = {"tags": ["models"], "responses": guarded}
     app.get("/v2/models/{name}", response_model=protocol.ModelMetadata,
             summary="Model metadata", **kw)(metadata)  # fmt: skip
     app.get("/v2/models/{name}/versions/{version}", response_model=protocol.ModelMetadata,
             summary="Model version metadata", **kw)(metadata)  # fmt: skip
     not_ready = {"model": protocol.ModelReady, "description": "Not ready."}
-    ready_kw: dict[str, Any] = {**kw, "responses": {404: _ERRORS[404], 400: not_ready}}
+    ready_kw: dict[str, Any] = {**kw, "responses": {**guarded, 400: not_ready}}
     app.get("/v2/models/{name}/ready", response_model=protocol.ModelReady,
             summary="Whether the model is ready", **ready_kw)(ready)  # fmt: skip
     app.get("/v2/models/{name}/versions/{version}/ready", response_model=protocol.ModelReady,
             summary="Whether the model version is ready", **ready_kw)(ready)  # fmt: skip
 
 
-def _shadow_routes(app: FastAPI, repository: Repository) -> None:
+def _shadow_routes(app: FastAPI, repository: Repository, access: ServeAccess) -> None:
     @app.get("/v2/models/{name}/shadow", tags=["models"], response_model=protocol.ShadowSummary,
              summary="How a shadow candidate's outputs compare (modelseal extension)",
-             responses={404: _ERRORS[404]})  # fmt: skip
-    def shadow(name: str) -> protocol.ShadowSummary:
+             responses={k: _ERRORS[k] for k in (401, 403, 404, 429)})  # fmt: skip
+    def shadow(request: Request, name: str) -> protocol.ShadowSummary:
+        _caller(request, access, name)
         entry = repository.entries.get(name)
         if entry is None or entry.shadow_source is None:
             from modelseal.errors import ModelNotServedError
