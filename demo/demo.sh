@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # modelseal demo: make a small real model, make a key, sign, verify, tamper one byte, verify again;
 # then scan, load from the verified bytes, encrypt at rest, publish to the embedded registry, and
-# promote to production only with the gate's signed decision.
+# promote to production only with the gate's signed decision; serve a promoted model and ask it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${MODELSEAL_DEMO_OUT:-demo/out}
@@ -148,5 +148,46 @@ expect 0 modelseal pull tiny-mlp@production "$OUT/deployed" --public-key "$OUT/s
 run modelseal versions list tiny-mlp
 echo "every change above is a record in a Merkle log; verify it end to end:"
 expect 0 modelseal audit verify
+
+say "16. Serve: a churn model, trained, signed, pushed with its input signature, gated, promoted"
+python demo/make_churn.py "$OUT/churn"
+run modelseal sign "$OUT/churn/model.txt" --private-key "$OUT/signer.key" --signature "$OUT/churn.sig"
+expect 0 modelseal push "$OUT/churn/model.txt" --name churn --signature "$OUT/churn.sig" \
+  --public-key "$OUT/signer.pub" --environment "$OUT/environment.json" --metadata owner=demo-team \
+  --input-signature "$OUT/churn/signature.json"
+expect 0 modelseal gate churn:1 --policy "$OUT/release.yaml" --attest "$OUT/churn.intoto.jsonl" \
+  --gate-key "$OUT/gate.key"
+expect 0 modelseal attest attach churn:1 "$OUT/churn.intoto.jsonl"
+expect 0 modelseal alias set churn production 1
+echo "an application's token may only ask churn* models for predictions:"
+expect 0 modelseal user create churn-app
+expect 0 modelseal role grant churn-app inference-client --scope 'churn*'
+expect 0 modelseal token create churn-app --output "$OUT/churn-app.token"
+PORT=${MODELSEAL_DEMO_PORT:-8089}
+echo "$ modelseal serve --model churn@production --gate-key $OUT/gate.pub --port $PORT &"
+modelseal serve --model churn@production --gate-key "$OUT/gate.pub" --port "$PORT" \
+  >"$OUT/serve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 1 150); do
+  curl -sf "http://127.0.0.1:$PORT/v2/health/ready" >/dev/null 2>&1 && break
+  kill -0 $SERVER 2>/dev/null || { cat "$OUT/serve.log" >&2; echo "demo: the server stopped" >&2; exit 1; }
+  sleep 0.2
+done
+run curl -s "http://127.0.0.1:$PORT/v2/models/churn"
+echo
+echo "one request, with the application's token:"
+run curl -s -H "Authorization: Bearer $(cat "$OUT/churn-app.token")" \
+  "http://127.0.0.1:$PORT/v2/models/churn/infer" \
+  -d '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64","data":[0.5,-0.2,1.1,0.3]}]}'
+echo
+echo "a value outside the recorded range is refused before the model runs:"
+run curl -s -H "Authorization: Bearer $(cat "$OUT/churn-app.token")" \
+  "http://127.0.0.1:$PORT/v2/models/churn/infer" \
+  -d '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64","data":[99,0,0,0]}]}'
+echo
+kill $SERVER
+wait $SERVER 2>/dev/null || true
+trap - EXIT
 
 say "Done. Everything the demo wrote is in $OUT/."

@@ -366,3 +366,39 @@ class ForbiddenGlobalError(ModelsealError):
         )
         self.module = module
         self.name = name
+
+
+# --------------------------------------------------------------------------------- serving
+
+
+class InferenceInputError(InputError):
+    """An inference request does not match the model's input signature or the protocol (400).
+
+    ``tensor`` names the input (or output) the problem is about, when there is one."""
+
+    code = "inference-input"
+
+    def __init__(self, message: str, *, tensor: str | None = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.tensor = tensor
+
+
+class ModelNotServedError(ModelsealError):
+    """The server has no model of that name and version (404)."""
+
+    code = "model-not-found"
+    http_status = 404
+
+
+class ModelNotReadyError(ModelsealError):
+    """The model is known but not ready: it is loading, or it failed a check (400, as Triton
+    answers; the reason is on the model's ready endpoint)."""
+
+    code = "model-not-ready"
+
+
+class RequestTooLargeError(InputError):
+    """A request body or batch is over the server's limit (413)."""
+
+    code = "request-too-large"
+    http_status = 413

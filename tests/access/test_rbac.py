@@ -30,7 +30,11 @@ EXPECTED: dict[str, set[str]] = {
     "security-engineer": {"read", "versions", "delete", "audit-read", "trust-add"},
     "compliance-officer": {"read", "versions", "audit-read", "audit-export"},
     "admin": {"user-create", "role-grant", "token-create", "token-revoke", "gc"},
+    # Only asks served models for predictions: no registry action (see tests/serving).
+    "inference-client": set(),
 }
+# Who may ask a served model for predictions (model.infer, checked by modelseal serve).
+INFER = {"data-scientist", "ml-engineer", "devops", "inference-client"}
 STATE_CHANGES = {
     "alias-staging", "alias-production", "alias-other", "delete", "user-create", "role-grant",
     "token-create", "token-revoke", "gc", "trust-add", "attest",
@@ -249,3 +253,12 @@ def test_token_format() -> None:
     assert not tokens.matches(new.secret, None)
     assert tokens.parse("msk_zz_short") is None
     assert len({tokens.generate().value for _ in range(50)}) == 50
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_who_may_run_served_models(role: str) -> None:
+    from modelseal.access import roles
+
+    scoped = Principal("p", (Grant(role, "fraud-*"),))
+    assert roles.decide(scoped, roles.INFER, "fraud-v2").allowed == (role in INFER)
+    assert not roles.decide(scoped, roles.INFER, "other").allowed

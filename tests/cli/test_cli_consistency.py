@@ -17,7 +17,7 @@ from modelseal.cli.main import cli
 
 Run = Callable[..., tuple[int, str, str]]
 # Commands that do not report: they serve, or write the data they are asked for.
-NO_REPORT = {"registry serve", "audit export"}
+NO_REPORT = {"registry serve", "audit export", "serve"}
 
 
 def _commands() -> Iterator[tuple[str, click.Command]]:

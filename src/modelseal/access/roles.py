@@ -24,6 +24,8 @@ DELETE = "version.delete"
 # Store a gate decision with a version (it must verify with a trusted gate key, so this
 # permission adds evidence but cannot forge it).
 ATTEST = "attestation.attach"
+# Ask a served model for predictions (modelseal serve).
+INFER = "model.infer"
 # Global permissions.
 AUDIT_READ = "audit.read"
 AUDIT_EXPORT = "audit.export"
@@ -32,25 +34,28 @@ TRUST = "trust.manage"
 GC = "registry.gc"
 
 MODEL_PERMISSIONS = frozenset(
-    {READ, PUSH, DOWNLOAD, ALIAS_STAGING, ALIAS_PRODUCTION, ALIAS_OTHER, DELETE, ATTEST}
+    {READ, PUSH, DOWNLOAD, ALIAS_STAGING, ALIAS_PRODUCTION, ALIAS_OTHER, DELETE, ATTEST, INFER}
 )
 GLOBAL_PERMISSIONS = frozenset({AUDIT_READ, AUDIT_EXPORT, ACCESS_ADMIN, TRUST, GC})
 
 ROLES: dict[str, frozenset[str]] = {
     # Register and upload versions of their (scoped) models, and read them.
-    # Attach the gate's decisions to them.
-    "data-scientist": frozenset({READ, PUSH, ATTEST}),
-    # Read, download, move `staging` and other non-production aliases; attach gate decisions.
-    "ml-engineer": frozenset({READ, DOWNLOAD, ALIAS_STAGING, ALIAS_OTHER, ATTEST}),
+    # Attach the gate's decisions to them; ask the served ones for predictions.
+    "data-scientist": frozenset({READ, PUSH, ATTEST, INFER}),
+    # Read, download, move `staging` and other non-production aliases; attach gate decisions;
+    # ask served models for predictions.
+    "ml-engineer": frozenset({READ, DOWNLOAD, ALIAS_STAGING, ALIAS_OTHER, ATTEST, INFER}),
     # Move `production` and the other protected aliases (a deployment needs the bytes: read
-    # and download too); attach gate decisions.
-    "devops": frozenset({READ, DOWNLOAD, ALIAS_PRODUCTION, ATTEST}),
+    # and download too); attach gate decisions; ask served models for predictions.
+    "devops": frozenset({READ, DOWNLOAD, ALIAS_PRODUCTION, ATTEST, INFER}),
     # Keys, trust, revocation (tombstoning versions), scan; read the registry and the audit.
     "security-engineer": frozenset({READ, DELETE, TRUST, AUDIT_READ}),
     # Read-only registry and audit, and export.
     "compliance-officer": frozenset({READ, AUDIT_READ, AUDIT_EXPORT}),
     # Users, tokens and roles; registry maintenance.
     "admin": frozenset({ACCESS_ADMIN, GC}),
+    # An application that only asks served models (in its grant's scope) for predictions.
+    "inference-client": frozenset({INFER}),
 }
 
 PROTECTED_ALIASES = {"staging": ALIAS_STAGING, "production": ALIAS_PRODUCTION}

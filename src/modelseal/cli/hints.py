@@ -116,6 +116,7 @@ EXTRA_OF_MODULE = {
     "lightgbm": "lightgbm",
     "keras": "keras",
     "sigstore": "sigstore",
+    "prometheus_client": "serve",
 }
 
 

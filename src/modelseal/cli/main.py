@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "attest": ("modelseal.cli.gate", "attest", "Verify, attach and list gate decisions."),
     "env": ("modelseal.cli.gate", "environment", "Capture a Python environment for the gate."),
     "bom": ("modelseal.cli.bom", "bom", "Write a CycloneDX ML-BOM of a verified model."),
+    "serve": ("modelseal.cli.serve", "serve", "Serve verified models (Open Inference Protocol)."),
 }
 
 

@@ -206,6 +206,12 @@ def trust_list(backend: Any, as_json: bool) -> None:
     default=None,
     help="The training environment (from 'modelseal env capture'), recorded for the gate.",
 )
+@click.option(
+    "--input-signature",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The model's input signature (JSON), recorded for 'modelseal serve' to check requests.",
+)
 @click.option("--training-data", default=None, help="Lineage: digest of the training data.")
 @click.option("--code-revision", default=None, help="Lineage: code revision (e.g. a git SHA).")
 @click.option("--parent", type=int, default=None, help="Lineage: parent version number.")
@@ -235,6 +241,7 @@ def push(
     public_key: str | None,
     metadata: tuple[str, ...],
     environment: str | None,
+    input_signature: str | None,
     training_data: str | None,
     code_revision: str | None,
     parent: int | None,
@@ -259,6 +266,10 @@ def push(
     recorded: dict[str, Any] = dict(meta)
     if environment is not None:
         recorded["environment"] = _environment(environment)
+    if input_signature is not None:
+        from modelseal.serving.signature import load_signature_file
+
+        recorded["input_signature"] = load_signature_file(input_signature).to_dict()
     encrypt_with = encrypt_with or encrypt_with_old  # --encrypt-with: the old name of --kek
     if encrypt_with is not None and no_encrypt:
         raise UsageError("--kek and --no-encrypt are exclusive", hint="choose one")

@@ -237,6 +237,12 @@ def _decrypt_in_memory(
     return {".": next(iter(plain.values()))}
 
 
+def scan_buffers(buffers: Mapping[str, Buffer], allow: Iterable[str] = ()) -> None:
+    """Scan verified bytes (name -> bytes) before anything parses them: an
+    :class:`UnsafeModelError` listing every finding and unscannable part, else nothing."""
+    _scan(buffers, tuple(allow))
+
+
 def _scan(buffers: Mapping[str, Buffer], allow: tuple[str, ...]) -> None:
     from modelseal.scanning.allowlist import Allowlist
     from modelseal.scanning.engine import Options, scan_bytes

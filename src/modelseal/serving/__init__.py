@@ -1,0 +1,1 @@
+"""Serving verified models: the Open Inference Protocol v2 over models that passed every check."""

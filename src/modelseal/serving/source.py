@@ -1,0 +1,251 @@
+"""Where a served model comes from, and how it becomes a runtime: verified, scanned, gated
+(when asked), then loaded from exactly the verified bytes.
+
+A model on disk is verified against its signature with the trust the operator gave. A
+registry model (``NAME@ALIAS`` or ``NAME:VERSION``) is pulled into a private folder (verified
+against the registry's record, or a pinned key), verified again as it is read into memory,
+and the folder removed: what runs is what was checked, and nothing is left on disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from modelseal.errors import InputError, ModelsealError, UsageError, VerificationError
+from modelseal.serving.runtimes import Runtime, runtime_for
+from modelseal.serving.signature import InputSignature, read_signature
+
+FRAMEWORKS = ("auto", "sklearn", "xgboost", "lightgbm", "onnx", "torchscript")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    """One ``--model`` of ``modelseal serve``: a registry reference or a path with its
+    signature, and the trust and checks it must pass."""
+
+    name: str
+    ref: str | None = None
+    path: Path | None = None
+    signature: Path | None = None
+    public_key: Path | None = None
+    trust_anchors: tuple[Path, ...] = ()
+    framework: str = "auto"
+    allow: tuple[str, ...] = ()
+    input_signature: InputSignature | None = None
+    gate_keys: tuple[Any, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How messages name the source."""
+        return self.ref or str(self.path)
+
+
+@dataclasses.dataclass
+class Loaded:
+    """A model ready to serve: what it is and the runtime that calls it."""
+
+    name: str
+    version: str
+    digest: str
+    signer: str
+    runtime: Runtime
+    signature: InputSignature
+    origin: str
+
+
+def parse_model_option(value: str) -> tuple[str | None, str]:
+    """``[NAME=]PATH_OR_REF`` -> ``(NAME or None, PATH_OR_REF)``."""
+    name, sep, rest = value.partition("=")
+    if sep and name and "/" not in name and rest:
+        return name, rest
+    return None, value
+
+
+def default_name(path: Path) -> str:
+    """A disk model's name: its directory's name, or its file's stem."""
+    return path.name if path.is_dir() else path.stem
+
+
+def load_source(source: ModelSource, backend: Any | None) -> Loaded:
+    """Verify, scan, gate and load ``source`` (``backend``: the registry, for references)."""
+    if source.framework not in FRAMEWORKS:
+        raise UsageError(
+            f"unknown framework {source.framework!r}", hint=f"use one of {', '.join(FRAMEWORKS)}"
+        )
+    if source.ref is not None:
+        if backend is None:
+            raise UsageError(f"{source.ref} is a registry model", hint="give the registry to use")
+        return _from_registry(source, backend)
+    if source.path is None or source.signature is None:
+        raise UsageError(
+            f"model {source.name!r} needs a path and its signature",
+            hint="serve NAME=PATH with the signature and the signer's key",
+        )
+    if source.gate_keys:
+        raise UsageError(
+            "a gate decision can only be required of registry models",
+            hint="serve the model from the registry, where its decision is stored",
+        )
+    return _load(source, source.path, source.signature, source.public_key, "disk")
+
+
+def _from_registry(source: ModelSource, backend: Any) -> Loaded:
+    from modelseal.registry.backend import pull
+    from modelseal.registry.models import VersionRef
+    from modelseal.signing.bundle import parse_bundle
+
+    assert source.ref is not None
+    ref = VersionRef.parse(source.ref)
+    top = Path(tempfile.mkdtemp(prefix="modelseal-serve-"))
+    try:
+        top.chmod(0o700)
+        info = pull(
+            backend,
+            ref,
+            top / "model",
+            public_key=source.public_key,
+            trust_anchors=source.trust_anchors,
+        )
+        if source.gate_keys:
+            _require_gate(backend, info, source.gate_keys)
+        bundle = parse_bundle((info.bundle or "").encode("utf-8"))
+        key: Any = source.public_key
+        if key is None and info.public_key is not None:
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+            key = load_pem_public_key(info.public_key.encode("ascii"))
+        declared = source.input_signature
+        recorded = info.metadata.get("input_signature")
+        if declared is None and recorded is not None:
+            declared = read_signature(recorded, f"{info.model}:{info.version} input_signature")
+        changed = dataclasses.replace(source, input_signature=declared)
+        loaded = _load(changed, top / "model", bundle, key, f"registry {info.model}")
+        loaded.version = str(info.version)
+        return loaded
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _require_gate(backend: Any, info: Any, keys: Sequence[Any]) -> None:
+    from modelseal.registry.attestations import ListAttestations
+    from modelseal.signing import intoto
+
+    stored = backend.call(ListAttestations(name=info.model, number=info.version))
+    problems: list[str] = []
+    for item in reversed(stored):
+        try:
+            verified = intoto.verify(
+                intoto.loads(item.bundle or ""), keys, digest=info.root_digest.sha256
+            )
+        except ModelsealError as exc:
+            problems.append(f"a decision does not verify ({exc.message})")
+            continue
+        if verified.passed:
+            return
+        problems.append("the gate decision FAILED: " + "; ".join(verified.failed_checks()[:2]))
+    raise VerificationError(
+        f"{info.model}:{info.version} has no passing gate decision signed by a trusted gate "
+        f"key: {'; '.join(problems) or 'none is stored'}",
+        hint="gate the model and attach its decision, or serve another version",
+    )
+
+
+def _load(
+    source: ModelSource,
+    path: Path,
+    signature: Any,
+    public_key: Any,
+    origin: str,
+) -> Loaded:
+    framework = source.framework
+    if framework == "torchscript" or (framework == "auto" and _is_torchscript(path)):
+        obj, result = _load_torchscript(source, path, signature, public_key)
+        framework = "torchscript"
+    else:
+        from modelseal.loading.verified import load_verified
+
+        mapped = {"sklearn": "pickle", "auto": "auto"}.get(framework, framework)
+        loaded = load_verified(
+            path,
+            signature=signature,
+            public_key=public_key,
+            trust=source.trust_anchors,
+            framework=mapped,
+            allow=source.allow,
+        )
+        obj, result = loaded.obj, loaded.verification
+    runtime = runtime_for(obj, framework, source.input_signature)
+    signature_ = source.input_signature or runtime.default_signature()
+    if signature_ is None:
+        raise InputError(
+            f"model {source.name!r} declares no input signature and the model does not say what "
+            "it takes",
+            hint="give its input signature (a JSON file) or record one at push",
+        )
+    return Loaded(
+        name=source.name,
+        version="1",
+        digest=result.root_digest,
+        signer=result.signer,
+        runtime=runtime,
+        signature=signature_,
+        origin=origin,
+    )
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive: a zip with a ``code/`` folder (by its local headers)."""
+    import zipfile
+
+    if not path.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in n or n.startswith("code/") for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _load_torchscript(
+    source: ModelSource, path: Path, signature: Any, public_key: Any
+) -> tuple[Any, Any]:
+    """Verify and scan the archive's bytes in memory, then ``torch.jit.load`` those bytes."""
+    from modelseal.loading.verified import scan_buffers
+    from modelseal.signing.api import verify_outcome
+
+    result, outcome = verify_outcome(
+        path,
+        signature=signature,
+        public_key=public_key,
+        trust_anchors=source.trust_anchors,
+        reader="capture",
+    )
+    buffers = outcome.captured
+    if list(buffers) != ["."]:
+        raise UsageError(
+            f"{source.label}: a TorchScript model is one archive file",
+            hint="serve the .pt file torch.jit.save wrote",
+        )
+    scan_buffers(buffers, source.allow)
+    try:
+        import torch
+    except ImportError:
+        raise UsageError(
+            "serving a TorchScript model needs torch", hint='pip install "modelseal[torch]"'
+        ) from None
+    try:
+        data = io.BytesIO(bytes(buffers["."]))
+        module = torch.jit.load(data, map_location="cpu")  # type: ignore[no-untyped-call]
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(
+            f"{source.label}: not a loadable TorchScript archive ({str(exc).splitlines()[0]})",
+            hint="serve the file torch.jit.save wrote",
+        ) from None
+    module.eval()
+    return module, result
