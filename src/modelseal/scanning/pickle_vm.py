@@ -637,6 +637,8 @@ class PickleVM:
             # The import system cannot find such a name; the real unpickler fails here.
             self._error(f"cannot import {module[:80]!r}.{name[:80]!r}")
             return Opaque("bad-global")
+        # Ranked first: a finding per rule and subject is kept, and the ranking is the worse one.
+        allowed = self._check_global(module, name, offset)
         if self.proto < 4 and "." in name:
             self.find(
                 "pickle.global",
@@ -645,7 +647,6 @@ class PickleVM:
                 "dotted name below protocol 4: some unpicklers resolve it attribute by attribute",
                 offset,
             )
-        allowed = self._check_global(module, name, offset)
         return GlobalRef(module, name, allowed)
 
     def _called(self, func: Any, args: Any, how: str) -> Made:
