@@ -174,7 +174,7 @@ def test_allow_entries_extend_the_list(tmp_path: Path) -> None:
 
 
 def test_wildcards_never_allow_dunder_chains(tmp_path: Path) -> None:
-    blob = b"\x80\x04\x8c\x0bsome_module\x94\x8c\x12Thing.__globals__\x94\x93\x94."
+    blob = b"\x80\x04\x8c\x0bsome_module\x94\x8c\x11Thing.__globals__\x94\x93\x94."
     (tmp_path / "f").write_bytes(blob)
     report = modelseal.scan(tmp_path / "f", allow=["some_module.*"])
     assert report.findings[0].severity == modelseal.scanning.Severity.CRITICAL
@@ -232,7 +232,8 @@ def test_symlinked_file_in_a_directory_is_scanned(tmp_path: Path) -> None:
 
 def test_junk_after_a_malformed_region_is_bounded() -> None:
     # Every byte could start an opcode: the re-synchronising search must stop by itself.
-    data = b"\x80\x04\xff" + b"(" * 300_000
+    # (A meaningful pickle prefix first: PROTO alone then junk is not a pickle, item 8.)
+    data = b"\x80\x04" + b"N" * 10 + b"\xff" + b"(" * 300_000
     report = scan_bytes(data, Options())
     assert report.status == "unscannable"
     assert not report.findings

@@ -216,6 +216,15 @@ class PickleVM:
         self.ops = 0
         self.salvaging = False
         self.truncated = False
+        # The exact walk up to the real unpickler's first error (used to recognise pickles).
+        self.first_error: int | None = None
+        self.clean_ops = 0  # opcodes executed before that error
+        self.first_ops = 0  # opcodes of the first pickle, when it reached STOP
+        self.acted = False  # imported, called or loaded a persistent id before that error
+        self.cut_short = False  # that error is the data ending inside a valid walk
+        self.proto_first = False  # the stream starts with a PROTO opcode
+        self.salvaged_threat = False  # a known-dangerous global found after a malformed region
+        self._ops_now = 0
         self._seen: set[tuple[str, str, str]] = set()
         self._reset()
         self._table = self._build_table()
@@ -246,6 +255,9 @@ class PickleVM:
 
     def _error(self, reason: str) -> None:
         """The real unpickler raises here; note the first error of each pickle and go on."""
+        if self.first_error is None and not self.salvaging:
+            self.first_error = self.op_start
+            self.clean_ops = self._ops_now
         if self.errors == 0 and not self.salvaging:
             self.fail(
                 f"pickle is malformed: {reason} (the real unpickler stops here)", self.op_start
@@ -337,12 +349,15 @@ class PickleVM:
             except PickleError as exc:
                 # Only a clean walk that ran out of data looks like a cut-off pickle.
                 self.truncated = isinstance(exc, Truncated) and self.errors == 0
+                self.cut_short = isinstance(exc, Truncated) and self.first_error is None
                 self._error(str(exc))
                 if self.pickles > 1 and self.op_start == start:
                     self.unscannable.pop()
                     self.fail("data after the last pickle is not a pickle", start)
                 self._salvage()
                 return
+            if self.pickles == 1 and self.first_error is None:
+                self.first_ops = self.ops
             if self.after_stop is not None:
                 try:
                     self.after_stop(self)
@@ -525,9 +540,11 @@ class PickleVM:
                 else:
                     b = src.take(1)
                     if b is None:
+                        self._ops_now = self.ops + ops
                         raise Truncated("pickle data was truncated (no STOP opcode)")
                     code = b[0]
                 ops += 1
+                self._ops_now = self.ops + ops - 1
                 handler = table[code]
                 if handler is None:
                     raise PickleError(f"invalid load key {bytes([code])!r}")
@@ -588,6 +605,7 @@ class PickleVM:
             for f in probe.findings:
                 if (f.rule, f.subject) not in seen and f.rule in _SALVAGE_RULES:
                     seen.add((f.rule, f.subject))
+                    self.salvaged_threat |= f.severity >= Severity.HIGH
                     self.findings.append(
                         dataclasses.replace(
                             f,
@@ -647,9 +665,34 @@ class PickleVM:
                 "dotted name below protocol 4: some unpicklers resolve it attribute by attribute",
                 offset,
             )
+        self._act()
         return GlobalRef(module, name, allowed)
 
+    def _act(self) -> None:
+        if self.first_error is None:
+            self.acted = True
+
+    def looks_like_pickle(self, *, complete: bool = True) -> bool | None:
+        """True when the walk shows a real pickle, not other data that happens to start with an
+        opcode: the unpickler imported, called or loaded something before failing, read the whole
+        stream, read a meaningful prefix (8 opcodes, or a first pickle of 3), or ran out of data
+        with every opcode valid (a pickle cut short). With ``complete=False`` the stream was only
+        a prefix of the data: None when running out of it is all that is known.
+        """
+        if self.acted or self.clean_ops >= 8 or self.first_ops >= 3:
+            return True
+        if self.proto_first and self.salvaged_threat:
+            return True  # a pickle header, junk, then a payload: an evasion attempt
+        if self.first_error is None:
+            return self.pickles >= 1 and self.ops >= 2
+        if self.cut_short:
+            if not complete:
+                return None
+            return self.clean_ops >= 1 or self.proto_first
+        return False
+
     def _called(self, func: Any, args: Any, how: str) -> Made:
+        self._act()
         if not isinstance(func, GlobalRef):
             if isinstance(func, Made):
                 self.find(
@@ -859,6 +902,7 @@ class PickleVM:
         self._persistent(self.pop())
 
     def _persistent(self, pid: Any) -> None:
+        self._act()
         if len(self.persistent_ids) < 1_000_000:
             self.persistent_ids.append(pid)
         self.push(Opaque("persistent"))
@@ -1154,6 +1198,9 @@ class PickleVM:
         self._put(len(self.memo))
 
     def _put(self, idx: int) -> None:
+        if len(self.stack) <= self.fence:  # the C unpickler checks the stack first
+            self._error("unexpected MARK found" if self.marks else "unpickling stack underflow")
+            return
         if idx > self.limits.max_memo_index:
             self.find(
                 "pickle.memo-index",
@@ -1163,11 +1210,13 @@ class PickleVM:
                 "to it (denial of service)",
                 self.op_start,
             )
-        self.memo[idx] = self.top()
+        self.memo[idx] = self.stack[-1]
         if len(self.memo) > self.limits.max_memo:
             raise LimitExceeded(f"memo holds more than {self.limits.max_memo} entries")
 
     def op_proto(self) -> None:
+        if self.op_start == self.src.start:
+            self.proto_first = True
         proto = self.need(1)[0]
         if proto > HIGHEST_PROTOCOL:
             raise PickleError(f"unsupported pickle protocol: {proto}")
@@ -1198,6 +1247,7 @@ class PickleVM:
         self._ext(self.uint(4))
 
     def _ext(self, code: int) -> None:
+        self._act()
         self.find(
             "pickle.extension",
             Severity.HIGH,
