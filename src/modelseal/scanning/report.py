@@ -97,10 +97,11 @@ class FileReport:
 
     @property
     def status(self) -> str:
-        """``unscannable`` beats ``unsafe`` beats ``clean`` (fail closed)."""
-        if self.unscannable:
-            return "unscannable"
-        return "unsafe" if self.findings else "clean"
+        """``unsafe`` (something was found) beats ``unscannable`` (something could not be
+        analysed) beats ``clean``; the report lists both findings and unscannable regions."""
+        if self.findings:
+            return "unsafe"
+        return "unscannable" if self.unscannable else "clean"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -134,10 +135,11 @@ class ScanReport:
 
     @property
     def exit_code(self) -> int:
-        """0 clean, 1 unsafe content found, 2 anything unscannable (even with findings)."""
-        if self.unscannable:
-            return EXIT_USAGE
-        return EXIT_FAILURE if self.findings else EXIT_OK
+        """1 when unsafe content was found (even if another part could not be analysed), else 2
+        when anything could not be analysed, else 0 (clean)."""
+        if self.findings:
+            return EXIT_FAILURE
+        return EXIT_USAGE if self.unscannable else EXIT_OK
 
     def worst(self) -> Severity | None:
         return max((f.severity for f in self.findings), default=None)
@@ -145,7 +147,7 @@ class ScanReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": (
-                "unscannable" if self.unscannable else "unsafe" if self.findings else "clean"
+                "unsafe" if self.findings else "unscannable" if self.unscannable else "clean"
             ),
             "exit_code": self.exit_code,
             "files": [r.to_dict() for r in self.files],
