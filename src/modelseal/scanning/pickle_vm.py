@@ -22,6 +22,7 @@ from modelseal.scanning.report import Finding, Location, Severity, Unscannable
 from modelseal.scanning.severity import rank_global
 from modelseal.scanning.source import Source
 from modelseal.scanning.unpickler.fast import run_fast
+from modelseal.scanning.unpickler.framing import contiguous_view, file_view
 from modelseal.scanning.unpickler.opcodes import Unpickler
 from modelseal.scanning.unpickler.values import (
     HIGHEST_PROTOCOL,
@@ -59,6 +60,7 @@ _SALVAGE_PROBES = 1 << 20  # re-synchronised parses after one malformed region
 _SALVAGE_OPS = 1 << 23  # opcodes those parses may walk in all
 _RESYNC_START = frozenset(b"ci(\x80\x8c\x8dSVXUTB")
 _SALVAGE_RULES = frozenset({"pickle.global", "pickle.dynamic-global", "pickle.extension"})
+_REPLAY_BYTES = 256 << 20  # a pickle whose frames diverge is re-read as a file reader sees it
 
 # Callables that unpickle (or unmarshal) their bytes argument: the bytes are scanned too.
 _LOADERS = frozenset(
@@ -144,7 +146,16 @@ class PickleVM(Unpickler):
     # ---- the walk --------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Scan pickles until the stream ends; record findings and unscannable regions."""
+        """Scan pickles until the stream ends; record findings and unscannable regions.
+
+        When FRAME lengths do not match the opcodes, ``pickle.load(file)`` reads other bytes
+        than ``pickle.loads``: that is a finding, and the file reader's view is scanned too.
+        """
+        self._run_all()
+        if self.diverged and not self.salvaging:
+            self._diverged()
+
+    def _run_all(self) -> None:
         src = self.src
         while True:
             if src.at_eof():
@@ -164,6 +175,7 @@ class PickleVM(Unpickler):
                 self.fail(f"scan stopped: {exc}", self.op_start)
                 return
             except PickleError as exc:
+                self.check_frame()
                 # Only a clean walk that ran out of data looks like a cut-off pickle.
                 self.truncated = isinstance(exc, Truncated) and self.errors == 0
                 self.cut_short = isinstance(exc, Truncated) and self.first_error is None
@@ -183,6 +195,42 @@ class PickleVM(Unpickler):
                     return
             if self.single:
                 return
+
+    def _diverged(self) -> None:
+        """An opcode ran past its frame's end or STOP came early: if a peek-less file reader
+        really reads other bytes than ``pickle.loads``, report it and scan its view too."""
+        data = self.src.replay(_REPLAY_BYTES) if self.depth == 0 else None
+        view = b""
+        if data is not None:
+            view = file_view(data)
+            if view == contiguous_view(data):
+                return  # e.g. a byte string's length read past the frame: same bytes
+        self.find(
+            "pickle.frame-divergence",
+            Severity.HIGH,
+            "FRAME",
+            "FRAME lengths do not match the opcodes, so pickle.loads and pickle.load(file) "
+            "read different content (no pickler writes this: a scanner-evasion technique)",
+            self.op_start,
+        )
+        if data is None:
+            if self.depth == 0:
+                self.fail("the file reader's view of diverging FRAMEs could not be re-read", 0)
+            return
+        other = PickleVM(
+            Source(io.BytesIO(view), size=len(view)),
+            location=self.location.inside("<as pickle.load(file) reads it>"),
+            allowlist=self.allowlist,
+            limits=self.limits,
+            build_hook=self.build_hook,
+            depth=self.depth + 1,
+            single=self.single,
+            fast=self.fast,
+        )
+        other._run_all()
+        seen = {(f.rule, f.subject) for f in self.findings}
+        self.findings.extend(f for f in other.findings if (f.rule, f.subject) not in seen)
+        self.unscannable.extend(other.unscannable)
 
     def looks_like_pickle(self, *, complete: bool = True) -> bool | None:
         """True when the walk shows a real pickle, not other data that happens to start with an

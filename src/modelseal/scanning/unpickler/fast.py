@@ -74,6 +74,11 @@ def run_fast(m: Unpickler) -> None:
             buf = src.buf
             pos = src.pos
             end = len(buf) - 16
+            # Stop at a frame's end, so an opcode running past it is noticed (framing.py).
+            frame = m.frame_end - src.base
+            if pos < frame < end:
+                end = frame
+            first = pos
             fence = m.fence
             while pos < end:
                 code = buf[pos]
@@ -218,6 +223,8 @@ def run_fast(m: Unpickler) -> None:
                 ops += 1
             src.pos = pos
             m.fence = fence
+            if first < frame < pos:
+                m.diverged = True
             if len(stack) > m.limits.max_stack:
                 raise LimitExceeded(f"stack holds more than {m.limits.max_stack} items")
             if len(memo) > m.limits.max_memo:
@@ -238,7 +245,9 @@ def run_fast(m: Unpickler) -> None:
             handler: Any = table[code]
             if handler is None:
                 raise PickleError(f"invalid load key {bytes([code])!r}")
-            if handler():
+            stop = handler()
+            m.check_frame()
+            if stop:
                 return
     finally:
         m.ops += ops

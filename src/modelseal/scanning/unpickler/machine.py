@@ -41,6 +41,10 @@ class Machine:
         self.persistent_ids: list[Any] = []
         self.ops = 0
         self.quiet = False  # a probe: errors are counted, not reported
+        # Python 2 strings (STRING, BINSTRING): loaders decode them with their own encoding
+        # (numpy and joblib pass latin-1, so anything goes); True models pickle.load's default
+        # ASCII, which refuses other bytes. The scanner keeps the permissive model.
+        self.ascii_strings = False
         # The exact walk up to the real unpickler's first error (to recognise pickles).
         self.first_error: int | None = None  # its offset
         self.clean_ops = 0  # opcodes executed before it
@@ -49,6 +53,9 @@ class Machine:
         self.cut_short = False  # it is the data ending inside a valid walk
         self.proto_first = False  # the stream starts with a PROTO opcode
         self.ops_now = 0  # opcodes before the current one (kept by the walkers)
+        # FRAME lengths that do not match the opcodes: pickle.load(file) reads other bytes
+        # than pickle.loads (see unpickler.framing).
+        self.diverged = False
         self.reset()
 
     # ---- events (a judge overrides these) --------------------------------------------------
@@ -89,6 +96,7 @@ class Machine:
         self.proto = 0
         self.errors = 0
         self.op_start = 0
+        self.frame_end = -1  # absolute end of the last FRAME
 
     def error(self, reason: str) -> None:
         """The real unpickler raises here; note the first error of each pickle and go on."""
@@ -98,6 +106,12 @@ class Machine:
         if self.errors == 0 and not self.quiet:
             self.on_malformed(reason, self.op_start)
         self.errors += 1
+
+    def check_frame(self) -> None:
+        """After an opcode: one that started inside a frame and ended past it is read
+        differently by ``pickle.load(file)``."""
+        if self.op_start < self.frame_end < self.src.tell():
+            self.diverged = True
 
     def underflow(self) -> None:
         """A pop below the fence: the message ``_pickle.c`` gives."""
@@ -165,6 +179,8 @@ class Machine:
                 return data
             if kind == "str":
                 return data.decode("utf-8", "surrogatepass")
+            if self.ascii_strings and not data.isascii():
+                self.error("Python 2 string is not ASCII (pickle.load's default encoding)")
             return data.decode("latin-1")
         if not self.src.skip(n):
             raise Truncated("pickle data was truncated inside a large argument")
@@ -188,7 +204,9 @@ class Machine:
             handler = table[b[0]]
             if handler is None:
                 raise PickleError(f"invalid load key {b!r}")
-            if handler():
+            stop = handler()
+            self.check_frame()
+            if stop:
                 return
 
     # ---- data opcodes ----------------------------------------------------------------------
@@ -274,6 +292,8 @@ class Machine:
     def op_persid(self) -> None:
         """PERSID: a persistent id as text."""
         pid = self.line()
+        if not pid.isascii():
+            self.error("persistent IDs in protocol 0 must be ASCII strings")
         self.persistent(pid.decode("ascii", "replace"))
 
     def op_binpersid(self) -> None:
@@ -293,15 +313,19 @@ class Machine:
         self.push(Opaque("persistent"))
 
     def op_string(self) -> None:
-        """STRING: a quoted, escaped str as text."""
+        """STRING: a quoted, backslash-escaped Python 2 str as text."""
+        import codecs
+
         text = self.line()
         if len(text) >= 2 and text[0] == text[-1] and text[:1] in (b"'", b'"'):
             try:
-                value = text[1:-1].decode("unicode_escape", "strict")
-            except UnicodeDecodeError:
+                raw: bytes = codecs.escape_decode(text[1:-1])[0]  # type: ignore[attr-defined]
+            except ValueError:
                 self.error("invalid escape in STRING argument")
-                value = ""
-            self.push(value)
+                raw = b""
+            if self.ascii_strings and not raw.isascii():
+                self.error("Python 2 string is not ASCII (pickle.load's default encoding)")
+            self.push(raw.decode("latin-1"))
         else:
             self.error("the STRING opcode argument must be quoted")
             self.push("")

@@ -95,6 +95,8 @@ class Unpickler(Machine):
     def op_stop(self) -> bool:
         """STOP: the pickle's value is the top of the stack."""
         self.last_value = self.pop()
+        if self.frame_end > self.src.tell():
+            self.diverged = True  # a file reader starts the next pickle at the frame's end
         return True
 
     def op_pop(self) -> None:
@@ -131,6 +133,9 @@ class Unpickler(Machine):
             self.on_mutate_global(target, "BUILD")
         elif isinstance(target, Made):
             target.state = state
+            if self.frame_end <= self.src.tell():
+                # The frame is done: bytes a hook reads next (joblib's inline arrays) follow it.
+                self.frame_end = -1
             self.on_build(target)
 
     def op_global(self) -> None:
@@ -149,9 +154,17 @@ class Unpickler(Machine):
     def op_inst(self) -> None:
         """INST: import a class by text and call it with the items above the mark."""
         offset = self.op_start
-        module = self.line().decode("utf-8", "replace")
-        name = self.line().decode("utf-8", "replace")
-        cls = self.load_global(module, name, offset)
+        marked = bool(self.marks)  # _pickle.c looks for the MARK before reading the names
+        raw = self.line(), self.line()
+        if not marked:
+            self.error("could not find MARK")
+            self.push(Opaque("bad-global"))
+            return
+        if not all(part.isascii() for part in raw):
+            self.error("INST names must be ASCII")
+            self.push(Opaque("bad-global"))
+            return
+        cls = self.load_global(raw[0].decode(), raw[1].decode(), offset)
         args = self.pop_mark()
         self.push(self.called(cls, Seq("tuple", args), "INST"))
 
@@ -391,6 +404,9 @@ class Unpickler(Machine):
     def op_frame(self) -> None:
         """FRAME: the whole frame must be readable now, then reading goes on linearly."""
         n = self.uint(8)
+        if self.frame_end > self.op_start:
+            self.diverged = True  # a frame inside an unfinished frame
+        self.frame_end = self.src.tell() + n
         left = self.src.remaining()
         if n >= 1 << 63:
             raise PickleError("FRAME length exceeds system's maximum")
