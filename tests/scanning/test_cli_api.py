@@ -14,8 +14,8 @@ from scan_samples import _os_system, make_zip
 
 import modelseal
 from modelseal.cli.main import main
+from modelseal.errors import AllowlistError, ScanPathError
 from modelseal.scanning.engine import Options, scan_bytes
-from modelseal.scanning.errors import AllowlistError, ScanPathError
 from modelseal.scanning.pickle_vm import Limits
 
 

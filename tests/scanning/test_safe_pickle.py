@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from scan_samples import SAMPLES, _os_system
 
+from modelseal.errors import ForbiddenGlobalError
 from modelseal.loading import safe_load, safe_loads
-from modelseal.scanning.errors import ForbiddenGlobalError
 
 
 def test_loads_ordinary_data() -> None:

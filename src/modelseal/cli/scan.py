@@ -97,14 +97,14 @@ def scan(
 
 def _conclude(report: ScanReport) -> None:
     """Turn a non-clean report into the one-line error and exit code the CLI prints."""
-    from modelseal.scanning.errors import UnsafeContentError, UnscannableError
+    from modelseal.errors import UnsafeModelError, UnscannableError
 
     bad = sum(1 for f in report.files if f.unscannable)
     if report.findings:
         worst = report.worst()
         label = worst.label if worst is not None else "unknown"
         also = f"; {bad} file(s) could not be scanned completely" if bad else ""
-        raise UnsafeContentError(
+        raise UnsafeModelError(
             f"unsafe content found: {len(report.findings)} finding(s), worst {label}{also}",
             hint="do not load these files; see the report above",
         )

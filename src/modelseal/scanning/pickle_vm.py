@@ -19,6 +19,17 @@ from typing import Any
 
 from modelseal.scanning.allowlist import Allowlist
 from modelseal.scanning.report import Finding, Location, Severity, Unscannable
+from modelseal.scanning.rules import (
+    PICKLE_CALL_RESULT,
+    PICKLE_DYNAMIC_GLOBAL,
+    PICKLE_EXTENSION,
+    PICKLE_FRAME_DIVERGENCE,
+    PICKLE_GLOBAL,
+    PICKLE_LIMIT,
+    PICKLE_MEMO_INDEX,
+    PICKLE_MUTATES_GLOBAL,
+    Rule,
+)
 from modelseal.scanning.severity import rank_global
 from modelseal.scanning.source import Source
 from modelseal.scanning.unpickler.fast import run_fast
@@ -59,7 +70,7 @@ _SALVAGE_WINDOW = 512  # bytes one re-synchronised parse may look at
 _SALVAGE_PROBES = 1 << 20  # re-synchronised parses after one malformed region
 _SALVAGE_OPS = 1 << 23  # opcodes those parses may walk in all
 _RESYNC_START = frozenset(b"ci(\x80\x8c\x8dSVXUTB")
-_SALVAGE_RULES = frozenset({"pickle.global", "pickle.dynamic-global", "pickle.extension"})
+_SALVAGE_RULES = frozenset(r.id for r in (PICKLE_GLOBAL, PICKLE_DYNAMIC_GLOBAL, PICKLE_EXTENSION))
 _REPLAY_BYTES = 256 << 20  # a pickle whose frames diverge is re-read as a file reader sees it
 
 # Callables that unpickle (or unmarshal) their bytes argument: the bytes are scanned too.
@@ -131,13 +142,13 @@ class PickleVM(Unpickler):
 
     # ---- reporting -------------------------------------------------------------------------
 
-    def find(self, rule: str, severity: Severity, subject: str, message: str, offset: int) -> None:
+    def find(self, rule: Rule, severity: Severity, subject: str, message: str, offset: int) -> None:
         """Record a finding (once per rule/subject/pickle, to keep reports readable)."""
-        key = (rule, subject, str(self.pickles))
+        key = (rule.id, subject, str(self.pickles))
         if key in self._seen:
             return
         self._seen.add(key)
-        self.findings.append(Finding(rule, severity, self.location.at(offset), subject, message))
+        self.findings.append(Finding(rule.id, severity, self.location.at(offset), subject, message))
 
     def fail(self, reason: str, offset: int) -> None:
         """Record a region that could not be scanned."""
@@ -171,7 +182,7 @@ class PickleVM(Unpickler):
             try:
                 self.run_one()
             except LimitExceeded as exc:
-                self.find("pickle.limit", Severity.HIGH, "resource limit", str(exc), self.op_start)
+                self.find(PICKLE_LIMIT, Severity.HIGH, "resource limit", str(exc), self.op_start)
                 self.fail(f"scan stopped: {exc}", self.op_start)
                 return
             except PickleError as exc:
@@ -206,7 +217,7 @@ class PickleVM(Unpickler):
             if view == contiguous_view(data):
                 return  # e.g. a byte string's length read past the frame: same bytes
         self.find(
-            "pickle.frame-divergence",
+            PICKLE_FRAME_DIVERGENCE,
             Severity.HIGH,
             "FRAME",
             "FRAME lengths do not match the opcodes, so pickle.loads and pickle.load(file) "
@@ -353,11 +364,11 @@ class PickleVM(Unpickler):
             subject = f"{effective[0]}.{effective[1]}"
             written = f" (written as {module}.{name})" if effective != (module, name) else ""
             self.find(
-                "pickle.global", severity, subject, f"imports {subject}{written}: {why}", offset
+                PICKLE_GLOBAL, severity, subject, f"imports {subject}{written}: {why}", offset
             )
         if self.proto < 4 and "." in name:
             self.find(
-                "pickle.global",
+                PICKLE_GLOBAL,
                 Severity.MEDIUM,
                 f"{module}.{name}",
                 "dotted name below protocol 4: some unpicklers resolve it attribute by attribute",
@@ -368,7 +379,7 @@ class PickleVM(Unpickler):
     def on_dynamic_global(self, offset: int) -> None:
         """A name computed at load time cannot be checked: critical."""
         self.find(
-            "pickle.dynamic-global",
+            PICKLE_DYNAMIC_GLOBAL,
             Severity.CRITICAL,
             "STACK_GLOBAL",
             "imports a global whose name is computed at load time, so it cannot be checked",
@@ -379,7 +390,7 @@ class PickleVM(Unpickler):
         """Report a call of a call's result; scan bytes handed to a loader."""
         if isinstance(func, Made):
             self.find(
-                "pickle.call-result",
+                PICKLE_CALL_RESULT,
                 Severity.HIGH,
                 how,
                 f"{how} calls an object returned by another call (attribute-chain gadget)",
@@ -391,7 +402,7 @@ class PickleVM(Unpickler):
     def on_mutate_global(self, target: GlobalRef, how: str) -> None:
         """Modifying an imported object changes it for the whole process."""
         self.find(
-            "pickle.mutates-global",
+            PICKLE_MUTATES_GLOBAL,
             Severity.HIGH,
             f"{target!r}",
             f"{how} modifies the imported object {target!r} itself, which changes it for "
@@ -407,7 +418,7 @@ class PickleVM(Unpickler):
     def on_memo_index(self, idx: int) -> None:
         """A huge memo index is a denial of service on the real unpickler."""
         self.find(
-            "pickle.memo-index",
+            PICKLE_MEMO_INDEX,
             Severity.MEDIUM,
             f"memo[{idx}]",
             "a huge memo index makes the real unpickler allocate memory in proportion "
@@ -418,7 +429,7 @@ class PickleVM(Unpickler):
     def on_extension(self, code: int) -> None:
         """An extension code imports whatever the process registered: unknowable."""
         self.find(
-            "pickle.extension",
+            PICKLE_EXTENSION,
             Severity.HIGH,
             f"EXT {code}",
             "imports whatever global the loading process registered in copyreg under "

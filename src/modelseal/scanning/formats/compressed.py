@@ -9,7 +9,7 @@ import tempfile
 import zlib
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context, scan_stream
+from modelseal.scanning.context import Context, scan_stream
 from modelseal.scanning.report import Location
 from modelseal.scanning.streams import BudgetExceeded
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location
 
 MAGIC = b"tree\nversion=v"

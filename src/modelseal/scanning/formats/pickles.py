@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.pickle_vm import GlobalRef, Made, PickleError, PickleVM, Seq
 from modelseal.scanning.report import Location
 from modelseal.scanning.sniff import HEAD, pickle_verdict
@@ -168,8 +168,7 @@ def scan_unknown(
         # The unpickler fails before doing anything: not a pickle (a pickle header is still
         # searched for a payload after junk, below).
         return
-    probe = Context(ctx.options, ctx.path)
-    probe.budget = ctx.budget
+    probe = ctx.probe()
     vm = probe.run_pickle(
         stream, size, location, build_hook=joblib_hook(probe), after_stop=_legacy_torch(probe)
     )

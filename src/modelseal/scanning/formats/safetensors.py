@@ -6,7 +6,8 @@ import json
 import math
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 
 MAX_HEADER = 100_000_000  # the reference implementation's limit
@@ -49,7 +50,7 @@ def scan_safetensors(
     ctx.saw("safetensors")
 
     def bad(subject: str, message: str, severity: Severity = Severity.HIGH) -> None:
-        ctx.find("safetensors.header", severity, location.at(0), subject, message)
+        ctx.find(rules.SAFETENSORS_HEADER, severity, location.at(0), subject, message)
 
     n = int.from_bytes(stream.read(8), "little")
     if n > MAX_HEADER:

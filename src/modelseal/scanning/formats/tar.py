@@ -5,7 +5,8 @@ from __future__ import annotations
 import tarfile
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context, scan_stream
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context, scan_stream
 from modelseal.scanning.formats.zip import _name_problems
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.streams import SliceFile, reader
@@ -28,7 +29,7 @@ def scan_tar(
         problem = _name_problems(info.name)
         if problem:
             ctx.find(
-                "tar.member-name",
+                rules.TAR_MEMBER_NAME,
                 Severity.MEDIUM,
                 loc,
                 info.name,
@@ -36,7 +37,7 @@ def scan_tar(
             )
         if info.issym() or info.islnk():
             ctx.find(
-                "tar.link",
+                rules.TAR_LINK,
                 Severity.MEDIUM,
                 loc,
                 info.linkname,

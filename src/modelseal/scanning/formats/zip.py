@@ -13,7 +13,8 @@ import zipfile
 import zlib
 from typing import BinaryIO, Protocol
 
-from modelseal.scanning.engine import Context, scan_stream
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context, scan_stream
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.streams import SliceFile, reader
 
@@ -68,7 +69,7 @@ def _spool(
         out.write(chunk)
     if crc != crc_expected:
         ctx.find(
-            "zip.bad-crc",
+            rules.ZIP_BAD_CRC,
             Severity.MEDIUM,
             loc,
             "CRC-32",
@@ -77,7 +78,7 @@ def _spool(
         )
     if total != expected:
         ctx.find(
-            "zip.size-mismatch",
+            rules.ZIP_SIZE_MISMATCH,
             Severity.MEDIUM,
             loc,
             "size",
@@ -129,7 +130,7 @@ def scan_zip(
         return
     if len(infos) > ctx.options.max_members:
         ctx.find(
-            "zip.too-many-members",
+            rules.ZIP_TOO_MANY_MEMBERS,
             Severity.HIGH,
             location,
             "members",
@@ -142,7 +143,7 @@ def scan_zip(
     for name in names:
         if name in seen:
             ctx.find(
-                "zip.duplicate-name",
+                rules.ZIP_DUPLICATE_NAME,
                 Severity.HIGH,
                 location.inside(name),
                 name,
@@ -171,7 +172,7 @@ def _scan_member(
     problem = _name_problems(info.filename)
     if problem:
         ctx.find(
-            "zip.member-name",
+            rules.ZIP_MEMBER_NAME,
             Severity.MEDIUM,
             loc,
             info.filename,
@@ -181,7 +182,7 @@ def _scan_member(
         return
     if info.flag_bits & 0x1:
         ctx.find(
-            "zip.encrypted",
+            rules.ZIP_ENCRYPTED,
             Severity.HIGH,
             loc,
             info.filename,
@@ -201,7 +202,7 @@ def _scan_member(
     )
     if local_name != central_name:
         ctx.find(
-            "zip.name-mismatch",
+            rules.ZIP_NAME_MISMATCH,
             Severity.HIGH,
             loc,
             local_name.decode("utf-8", "replace"),
@@ -210,7 +211,7 @@ def _scan_member(
         )
     if method != info.compress_type or (flags & 0x1) != (info.flag_bits & 0x1):
         ctx.find(
-            "zip.header-mismatch",
+            rules.ZIP_HEADER_MISMATCH,
             Severity.MEDIUM,
             loc,
             "local header",
@@ -233,7 +234,7 @@ def _scan_member(
                 return
             if _crc_of(member) != info.CRC:
                 ctx.find(
-                    "zip.bad-crc",
+                    rules.ZIP_BAD_CRC,
                     Severity.MEDIUM,
                     loc,
                     "CRC-32",
@@ -242,7 +243,7 @@ def _scan_member(
                 )
             if info.compress_size != info.file_size:
                 ctx.find(
-                    "zip.size-mismatch",
+                    rules.ZIP_SIZE_MISMATCH,
                     Severity.MEDIUM,
                     loc,
                     "size",
@@ -319,7 +320,7 @@ def _scan_torchscript_code(ctx: Context, member: BinaryIO, loc: Location) -> Non
     text = member.read(64 << 20).decode("utf-8", "replace")
     for m in _TS_DANGEROUS.finditer(text):
         ctx.find(
-            "torchscript.op",
+            rules.TORCHSCRIPT_OP,
             Severity.HIGH,
             loc.at(m.start()),
             m.group(0),
