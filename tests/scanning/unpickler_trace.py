@@ -75,10 +75,16 @@ class TracingUnpickler(pickle.Unpickler):
         return _standin(self.events, "<persistent>")
 
 
-def _registered() -> None:
+def _register() -> None:
     for code, (module, name) in EXTENSIONS.items():
-        if copyreg._extension_registry.get(code) != (module, name):  # type: ignore[attr-defined]
-            copyreg.add_extension(module, name, code)
+        copyreg.add_extension(module, name, code)
+    copyreg._extension_cache.clear()  # type: ignore[attr-defined]
+
+
+def _unregister() -> None:
+    # Registered codes change how the whole process *pickles* those globals: never leak them.
+    for code, (module, name) in EXTENSIONS.items():
+        copyreg.remove_extension(module, name, code)
     copyreg._extension_cache.clear()  # type: ignore[attr-defined]
 
 
@@ -87,10 +93,10 @@ def trace(data: bytes, mode: str) -> list[Event]:
     ``stop`` after each pickle, ``error`` when it raises, which ends the trace). ``loads``: one
     pickle read from memory; ``buffered``: ``pickle.load`` repeated on a ``BufferedReader`` that
     peeks everything (torch's legacy reader); ``file``: repeated on a peek-less ``io.BytesIO``
-    until its end (``torch.load`` of a zip member, joblib)."""
-    _registered()
+    until its end (what ``torch.load`` does with a zip member)."""
     events: list[Event] = []
     raw = io.BytesIO(data)
+    _register()
     try:
         if mode == "file":
             while raw.tell() < len(data):
@@ -106,4 +112,6 @@ def trace(data: bytes, mode: str) -> list[Event]:
                     break
     except Exception:
         events.append(("error",))
+    finally:
+        _unregister()
     return events
