@@ -15,6 +15,7 @@ from typing import Any
 
 from modelseal.scanning.source import Source
 from modelseal.scanning.unpickler.values import (
+    ALLOC_CHECK,
     MAX_LINE,
     MAX_NESTED,
     MAX_TEXT,
@@ -56,6 +57,12 @@ class Machine:
         # FRAME lengths that do not match the opcodes: pickle.load(file) reads other bytes
         # than pickle.loads (see unpickler.framing).
         self.diverged = False
+        # What the real unpickler allocates, estimated as the walk goes (expansion bombs):
+        # containers made (about 80 bytes each), one 8-byte reference per opcode, memo slots.
+        self.made = 0
+        self.memo_top = 0  # the largest memo index beyond limits.max_memo_index
+        self.alloc_from = source.tell()
+        self.next_check = self.alloc_from + ALLOC_CHECK
         self.reset()
 
     # ---- events (a judge overrides these) --------------------------------------------------
@@ -106,6 +113,24 @@ class Machine:
         if self.errors == 0 and not self.quiet:
             self.on_malformed(reason, self.op_start)
         self.errors += 1
+
+    def allocated(self) -> int:
+        """Bytes the real unpickler holds by now (an estimate that never undercounts much)."""
+        return 8 * self.ops + 80 * self.made + 8 * len(self.memo) + 16 * self.memo_top
+
+    def check_alloc(self) -> None:
+        """Stop with LimitExceeded when the real unpickler would need far more memory than the
+        data's size explains: ``limits.max_alloc`` and ``limits.max_alloc_ratio`` times the
+        bytes read (a list or memo bomb), checked every ``ALLOC_CHECK`` bytes as the walk goes."""
+        here = self.src.tell()
+        self.next_check = here + ALLOC_CHECK
+        used = self.allocated()
+        read = max(here - self.alloc_from, 1)
+        if used > self.limits.max_alloc and used > self.limits.max_alloc_ratio * read:
+            raise LimitExceeded(
+                f"loading needs about {used >> 20} MiB for {read >> 10} KiB of pickle "
+                f"(over {self.limits.max_alloc_ratio}x): an expansion bomb"
+            )
 
     def check_frame(self) -> None:
         """After an opcode: one that started inside a frame and ended past it is read
@@ -196,6 +221,8 @@ class Machine:
         table = self.table
         while True:
             self.op_start = src.tell()
+            if self.op_start >= self.next_check:
+                self.check_alloc()
             b = src.take(1)
             self.ops_now = self.ops
             if b is None:

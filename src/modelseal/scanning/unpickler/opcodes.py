@@ -274,23 +274,28 @@ class Unpickler(Machine):
             self.error("odd number of items for DICT")
         self.hashable(items[0::2])
         d = Seq("dict")
+        self.made += 1
         d.extend([[items[i], items[i + 1]] for i in range(0, len(items) - 1, 2)])
         self.push(d)
 
     def op_empty_dict(self) -> None:
         """EMPTY_DICT."""
+        self.made += 1
         self.push(Seq("dict"))
 
     def op_list(self) -> None:
         """LIST: a list of the items above the mark."""
+        self.made += 1
         self.push(Seq("list", self.pop_mark()))
 
     def op_empty_list(self) -> None:
         """EMPTY_LIST."""
+        self.made += 1
         self.push(Seq("list"))
 
     def op_tuple(self) -> None:
         """TUPLE: a tuple of the items above the mark."""
+        self.made += 1
         self.push(Seq("tuple", self.pop_mark()))
 
     def op_empty_tuple(self) -> None:
@@ -300,12 +305,14 @@ class Unpickler(Machine):
     def op_tuple1(self) -> None:
         """TUPLE1."""
         a = self.pop()
+        self.made += 1
         self.push(Seq("tuple", [a]))
 
     def op_tuple2(self) -> None:
         """TUPLE2."""
         b = self.pop()
         a = self.pop()
+        self.made += 1
         self.push(Seq("tuple", [a, b]))
 
     def op_tuple3(self) -> None:
@@ -313,16 +320,19 @@ class Unpickler(Machine):
         c = self.pop()
         b = self.pop()
         a = self.pop()
+        self.made += 1
         self.push(Seq("tuple", [a, b, c]))
 
     def op_empty_set(self) -> None:
         """EMPTY_SET."""
+        self.made += 3  # an empty set is 216 bytes
         self.push(Seq("set"))
 
     def op_frozenset(self) -> None:
         """FROZENSET: a frozenset of the items above the mark."""
         items = self.pop_mark()
         self.hashable(items)
+        self.made += 3
         self.push(Seq("frozenset", items))
 
     # ---- memo ------------------------------------------------------------------------------
@@ -386,6 +396,8 @@ class Unpickler(Machine):
             return
         if idx > self.limits.max_memo_index:
             self.on_memo_index(idx)
+            self.memo_top = max(self.memo_top, idx)
+            self.check_alloc()  # the real memo grows to twice the index at once
         self.memo[idx] = self.stack[-1]
         if len(self.memo) > self.limits.max_memo:
             raise LimitExceeded(f"memo holds more than {self.limits.max_memo} entries")
