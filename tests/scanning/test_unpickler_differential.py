@@ -217,7 +217,7 @@ def _check(data: bytes, mode: str) -> None:
 
 
 _SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 

@@ -245,13 +245,14 @@ class PickleVM(Unpickler):
 
     def looks_like_pickle(self, *, complete: bool = True) -> bool | None:
         """True when the walk shows a real pickle, not other data that happens to start with an
-        opcode: the unpickler imported, called or loaded something before failing, read the whole
-        stream, read a meaningful prefix (8 opcodes, or a first pickle of 3), ran out of data
-        with every opcode valid (a pickle cut short), or a pickle header is followed by junk and
-        a known-dangerous payload. With ``complete=False`` the stream was only a prefix of the
+        opcode: the unpickler imported or called something before failing, read the whole
+        stream, read a meaningful prefix (8 opcodes, or a first pickle of 3 after a PROTO
+        header: text never starts with one), ran out of data
+        after a PROTO header with every opcode valid (a pickle cut short), or a pickle header is
+        followed by junk and a known-dangerous payload. With ``complete=False`` the stream was only a prefix of the
         data: None when running out of it is all that is known.
         """
-        if self.acted or self.clean_ops >= 8 or self.first_ops >= 3:
+        if self.acted or self.clean_ops >= 8 or (self.proto_first and self.first_ops >= 3):
             return True
         if self.proto_first and self.salvaged_threat:
             return True
@@ -260,7 +261,7 @@ class PickleVM(Unpickler):
         if self.cut_short:
             if not complete:
                 return None
-            return self.clean_ops >= 1 or self.proto_first
+            return self.proto_first
         return False
 
     def run_one(self) -> None:

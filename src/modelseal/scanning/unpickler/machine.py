@@ -333,8 +333,8 @@ class Machine:
             self.acted = True
 
     def persistent(self, pid: Any) -> None:
-        """Remember a persistent id (torch storages) and push what the loader would return."""
-        self.acting()
+        """Remember a persistent id (torch storages) and push what the loader would return.
+        (Not "acting": the id is handed to the loader's hook, which imports nothing itself.)"""
         if len(self.persistent_ids) < 1_000_000:
             self.persistent_ids.append(pid)
         self.push(Opaque("persistent"))
@@ -416,9 +416,15 @@ class Machine:
         self.push(Seq("bytearray"))
 
     def op_next_buffer(self) -> None:
-        """NEXT_BUFFER: an out-of-band buffer."""
+        """NEXT_BUFFER: an out-of-band buffer; loaders pass none (pickle.load(buffers=None))."""
+        self.error("pickle stream refers to out-of-band data but no buffers argument was given")
         self.push(Opaque("buffer"))
 
     def op_readonly_buffer(self) -> None:
-        """READONLY_BUFFER: makes the top of the stack read-only."""
-        self.top()
+        """READONLY_BUFFER: makes the top of the stack read-only (it must be a buffer)."""
+        value = self.top()
+        buffer = isinstance(value, (bytes, Opaque)) or (
+            isinstance(value, Seq) and value.kind == "bytearray"
+        )
+        if not buffer:
+            self.error("READONLY_BUFFER needs an object with the buffer protocol")

@@ -36,6 +36,21 @@ TARGET_KIND = {
 }
 
 
+def _is(value: Any, kind: str) -> bool:
+    """``value`` is a container of ``kind`` (or a value we do not track)."""
+    return isinstance(value, Opaque) or (isinstance(value, Seq) and value.kind == kind)
+
+
+def _plain_state(state: Any) -> bool:
+    """A BUILD state that a value without ``__setstate__`` or ``__dict__`` accepts."""
+    if state is None or isinstance(state, Opaque):
+        return True
+    if isinstance(state, Seq) and state.kind == "tuple" and state.n == 2:
+        first, slots = state.items
+        return first is None and isinstance(slots, Seq) and slots.kind == "dict" and slots.n == 0
+    return False
+
+
 class Unpickler(Machine):
     """The whole opcode set; :meth:`Machine.run_exact` walks a pickle with it."""
 
@@ -129,6 +144,10 @@ class Unpickler(Machine):
         """BUILD: set the state of the object below (``__setstate__`` or ``__dict__``)."""
         state = self.pop()
         target = self.top()
+        if not isinstance(target, (GlobalRef, Made, Opaque)) and not _plain_state(state):
+            # Plain values have no __setstate__ and no __dict__: _pickle.c only accepts a
+            # state of None or (None, {}).
+            self.error("BUILD state a plain value cannot take")
         if isinstance(target, GlobalRef):
             self.on_mutate_global(target, "BUILD")
         elif isinstance(target, Made):
@@ -181,6 +200,8 @@ class Unpickler(Machine):
         """NEWOBJ: ``cls.__new__(cls, *args)``."""
         args = self.pop()
         cls = self.pop()
+        if not _is(args, "tuple"):
+            self.error("NEWOBJ expected an arg tuple")
         self.push(self.called(cls, args, "NEWOBJ"))
 
     def op_newobj_ex(self) -> None:
@@ -188,6 +209,8 @@ class Unpickler(Machine):
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
+        if not (_is(args, "tuple") and _is(kwargs, "dict")):
+            self.error("NEWOBJ_EX args must be a tuple and kwargs a dict")
         made = self.called(cls, args, "NEWOBJ_EX")
         made.state = kwargs
         self.push(made)
