@@ -55,6 +55,7 @@ class Source:
         return None if len(data) > limit else data
 
     def tell(self) -> int:
+        """The absolute offset of the next byte."""
         return self.base + self.pos
 
     def remaining(self) -> int | None:
@@ -83,6 +84,7 @@ class Source:
         return avail >= n
 
     def at_eof(self) -> bool:
+        """True when no byte is left."""
         return not self.fill(1)
 
     def take(self, n: int) -> bytes | None:

@@ -17,15 +17,19 @@ class SliceFile(io.RawIOBase):
         self._pos = 0
 
     def readable(self) -> bool:
+        """Always True: this is a readable stream."""
         return True
 
     def seekable(self) -> bool:
+        """Always True: the slice can seek."""
         return True
 
     def tell(self) -> int:
+        """Position within the slice."""
         return self._pos
 
     def seek(self, pos: int, whence: int = 0) -> int:
+        """Move within the slice (like :meth:`io.IOBase.seek`)."""
         if whence == 0:
             new = pos
         elif whence == 1:
@@ -36,6 +40,7 @@ class SliceFile(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Read into ``buffer`` without passing the slice's end."""
         n = min(len(buffer), self._length - self._pos)
         if n <= 0:
             return 0
@@ -54,6 +59,7 @@ class Budget:
         self.used = 0
 
     def spend(self, n: int) -> bool:
+        """Count ``n`` more bytes; False once the budget is spent."""
         self.used += n
         return self.used <= self.limit
 
@@ -71,9 +77,11 @@ class Counted(io.RawIOBase):
         self._budget = budget
 
     def readable(self) -> bool:
+        """Always True: this is a readable stream."""
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Read into ``buffer``, counting the bytes against the budget."""
         data = self._inner.read(len(buffer))
         if not self._budget.spend(len(data)):
             raise BudgetExceeded(f"decompressed data exceeds {self._budget.limit} bytes")

@@ -80,6 +80,7 @@ class _Bad(Exception):
 def scan_gguf(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Check a GGUF file's header, metadata, tensor table and chat templates."""
     ctx.saw("gguf")
     src = Source(stream, size=size)
 

@@ -19,6 +19,7 @@ from modelseal.scanning.sniff import native_kind
 def scan_native(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Report native machine code (ELF, Mach-O, PE): it cannot be judged unrun."""
     kind = native_kind(stream.read(4096)) or "native"
     ctx.saw("native-code")
     ctx.find(

@@ -151,6 +151,7 @@ def _legacy_torch(ctx: Context) -> Any:
 def scan_pickle_file(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Scan a pickle stream: concatenated pickles, joblib inline arrays, legacy torch."""
     ctx.saw("pickle")
     ctx.run_pickle(
         stream, size, location, build_hook=joblib_hook(ctx), after_stop=_legacy_torch(ctx)

@@ -47,6 +47,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def scan_safetensors(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Check a safetensors header and that its tensors tile the data exactly."""
     ctx.saw("safetensors")
 
     def bad(subject: str, message: str, severity: Severity = Severity.HIGH) -> None:

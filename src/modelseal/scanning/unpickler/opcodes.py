@@ -13,6 +13,7 @@ from typing import Any
 
 from modelseal.scanning.source import Source
 from modelseal.scanning.unpickler.machine import Handler, Machine
+from modelseal.scanning.unpickler.table import HANDLERS
 from modelseal.scanning.unpickler.values import (
     HIGHEST_PROTOCOL,
     GlobalRef,
@@ -56,7 +57,10 @@ class Unpickler(Machine):
 
     def __init__(self, source: Source, *, limits: Limits | None = None) -> None:
         super().__init__(source, limits=limits)
-        self.table = self._build_table()
+        table: list[Handler | None] = [None] * 256
+        for code, method in HANDLERS.items():
+            table[code[0]] = getattr(self, method)
+        self.table = table
 
     # ---- imports and calls -----------------------------------------------------------------
 
@@ -471,79 +475,3 @@ class Unpickler(Machine):
         self.acting()
         self.on_extension(code)
         self.push(GlobalRef("copyreg._extension_registry", str(code), False))
-
-    def _build_table(self) -> list[Handler | None]:
-        t: list[Handler | None] = [None] * 256
-        ops: dict[bytes, Handler] = {
-            b"(": self.op_mark,
-            b".": self.op_stop,
-            b"0": self.op_pop,
-            b"1": self.op_pop_mark,
-            b"2": self.op_dup,
-            b"F": self.op_float,
-            b"I": self.op_int,
-            b"J": self.op_binint,
-            b"K": self.op_binint1,
-            b"L": self.op_long,
-            b"M": self.op_binint2,
-            b"N": self.op_none,
-            b"P": self.op_persid,
-            b"Q": self.op_binpersid,
-            b"R": self.op_reduce,
-            b"S": self.op_string,
-            b"T": self.op_binstring,
-            b"U": self.op_short_binstring,
-            b"V": self.op_unicode,
-            b"X": self.op_binunicode,
-            b"a": self.op_append,
-            b"b": self.op_build,
-            b"c": self.op_global,
-            b"d": self.op_dict,
-            b"}": self.op_empty_dict,
-            b"e": self.op_appends,
-            b"g": self.op_get,
-            b"h": self.op_binget,
-            b"i": self.op_inst,
-            b"j": self.op_long_binget,
-            b"l": self.op_list,
-            b"]": self.op_empty_list,
-            b"o": self.op_obj,
-            b"p": self.op_put,
-            b"q": self.op_binput,
-            b"r": self.op_long_binput,
-            b"s": self.op_setitem,
-            b"t": self.op_tuple,
-            b")": self.op_empty_tuple,
-            b"u": self.op_setitems,
-            b"G": self.op_binfloat,
-            b"\x80": self.op_proto,
-            b"\x81": self.op_newobj,
-            b"\x82": self.op_ext1,
-            b"\x83": self.op_ext2,
-            b"\x84": self.op_ext4,
-            b"\x85": self.op_tuple1,
-            b"\x86": self.op_tuple2,
-            b"\x87": self.op_tuple3,
-            b"\x88": self.op_true,
-            b"\x89": self.op_false,
-            b"\x8a": self.op_long1,
-            b"\x8b": self.op_long4,
-            b"B": self.op_binbytes,
-            b"C": self.op_short_binbytes,
-            b"\x8c": self.op_short_binunicode,
-            b"\x8d": self.op_binunicode8,
-            b"\x8e": self.op_binbytes8,
-            b"\x8f": self.op_empty_set,
-            b"\x90": self.op_additems,
-            b"\x91": self.op_frozenset,
-            b"\x92": self.op_newobj_ex,
-            b"\x93": self.op_stack_global,
-            b"\x94": self.op_memoize,
-            b"\x95": self.op_frame,
-            b"\x96": self.op_bytearray8,
-            b"\x97": self.op_next_buffer,
-            b"\x98": self.op_readonly_buffer,
-        }
-        for key, fn in ops.items():
-            t[key[0]] = fn
-        return t
