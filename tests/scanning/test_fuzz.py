@@ -132,7 +132,7 @@ def test_truncated_pickles_are_never_clean(seed: bytes, cut: int) -> None:
 
 
 def _imports(data: bytes) -> set[tuple[str, ...]]:
-    from unpickler_trace import trace
+    from tests.scanning.unpickler_trace import trace
 
     return {e for e in trace(data, "buffered") if e[0] == "global"}
 
@@ -268,7 +268,7 @@ def test_stack_model_agrees_with_the_c_unpickler(
     try:
         # Clean means both readers agree: pickle.load on a peek-less file reads frames
         # differently when their lengths do not match the opcodes (issue 15 item 3).
-        accepted = pickle.loads(data) == pickle.load(io.BytesIO(data))
+        accepted = repr(pickle.loads(data)) == repr(pickle.load(io.BytesIO(data)))  # True != 1
     except Exception:
         accepted = False
     report = scan_bytes(data, Options())

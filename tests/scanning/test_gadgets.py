@@ -7,11 +7,11 @@ family's severity and its capability named in the message, whichever opcode impo
 from __future__ import annotations
 
 import pytest
-from scan_samples import call, g, p0, p4, sg, su
 
 from modelseal.scanning.engine import Options, scan_bytes
 from modelseal.scanning.report import Finding, Severity
 from modelseal.scanning.severity import Capability, capabilities, rank_global
+from tests.scanning.scan_samples import call, g, p0, p4, sg, su
 
 FAMILIES: dict[Capability, list[str]] = {
     Capability.RUN_CODE: [

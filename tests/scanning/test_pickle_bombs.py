@@ -1,7 +1,7 @@
 """Expansion bombs inside pickles are findings, found with bounded memory and without hanging.
 
 Each bomb is built at run time in a child process, which scans it and reports its peak RSS
-(``resource.getrusage(...).ru_maxrss``): the scan must stop at its budget, not materialise what
+(``VmHWM`` on Linux, else ``resource.getrusage(...).ru_maxrss``): the scan must stop at its budget, not materialise what
 the real unpickler would (a 15 MB pickle of list opcodes costs it about 2 GB). The subprocess
 timeout only guards against a hang; nothing here asserts on time.
 """
@@ -56,13 +56,28 @@ _CHILD = """
 import json, resource, sys
 sys.path.insert(0, {src!r})
 from modelseal.scanning.engine import Options, scan_bytes
+
+
+def peak_mb():
+    # Linux keeps ru_maxrss across execve (the forking pytest process's peak would show):
+    # VmHWM is this program's own peak. Elsewhere ru_maxrss is the child's own.
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 data = {expr}
 report = scan_bytes(data, Options())
 print(json.dumps({{
     "status": report.status,
     "rules": sorted({{f.rule for f in report.findings}}),
     "reasons": [u.reason for u in report.unscannable],
-    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+    "rss_mb": peak_mb(),
     "data_mb": len(data) // 1_000_000,
 }}))
 """

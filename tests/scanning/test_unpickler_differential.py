@@ -15,7 +15,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unpickler_trace import EXTENSIONS, Event, trace
 
 from modelseal.scanning.allowlist import Allowlist
 from modelseal.scanning.engine import Options, scan_bytes
@@ -24,6 +23,7 @@ from modelseal.scanning.report import Location
 from modelseal.scanning.source import Source
 from modelseal.scanning.unpickler.framing import contiguous_view, file_view
 from modelseal.scanning.unpickler.values import GlobalRef, Limits, Made, Opaque
+from tests.scanning.unpickler_trace import EXTENSIONS, Event, trace
 
 
 class Predictor(PickleVM):
@@ -170,14 +170,17 @@ def _opcode_tokens() -> st.SearchStrategy[bytes]:
     tokens = [
         # data
         st.sampled_from(
-            [b"N", b"\x88", b"\x89", b")", b"]", b"}", b"\x8f", b"(", b"t", b"l", b"d", b"a"]
-            + [b"e", b"s", b"u", b"\x90", b"\x91", b"\x85", b"\x86", b"\x87", b"0", b"1", b"2"]
-            + [b"\x94", b"R", b"\x81", b"\x92", b"o", b"b", b"Q", b"\x93", b"."]
+            [
+                bytes([c])
+                for c in b"N\x88\x89)]}\x8f(tldaesu\x90\x91\x85\x86\x87012\x94R\x81\x92obQ\x93."
+            ]
         ),
         small.map(lambda n: b"K" + bytes([n])),
         st.integers(-(2**31), 2**31 - 1).map(lambda n: b"J" + struct.pack("<i", n)),
         st.integers(-5, 300).map(lambda n: b"I" + str(n).encode() + b"\n"),
-        st.sampled_from([b"I01\n", b"I00\n", b"Ix\n", b"L5L\n", b"F1.5\n", b"Fz\n", b"G" + bytes(8)]),
+        st.sampled_from(
+            [b"I01\n", b"I00\n", b"Ix\n", b"L5L\n", b"F1.5\n", b"Fz\n", b"G" + bytes(8)]
+        ),
         text.map(lambda t: b"S" + repr(t).encode() + b"\n"),
         text.map(lambda t: b"V" + t.encode("raw_unicode_escape") + b"\n"),
         text.map(_u),
@@ -216,9 +219,7 @@ def _check(data: bytes, mode: str) -> None:
     assert _same(predicted, actual), (mode, data, predicted, actual)
 
 
-_SETTINGS = settings(
-    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+_SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @_SETTINGS

@@ -247,9 +247,9 @@ class PickleVM(Unpickler):
         """True when the walk shows a real pickle, not other data that happens to start with an
         opcode: the unpickler imported or called something before failing, read the whole
         stream, read a meaningful prefix (8 opcodes, or a first pickle of 3 after a PROTO
-        header: text never starts with one), ran out of data
-        after a PROTO header with every opcode valid (a pickle cut short), or a pickle header is
-        followed by junk and a known-dangerous payload. With ``complete=False`` the stream was only a prefix of the
+        header: text never starts with one), ran out of data after a PROTO header with every
+        opcode valid (a pickle cut short), or a pickle header is followed by junk and a
+        known-dangerous payload. With ``complete=False`` the stream was only a prefix of the
         data: None when running out of it is all that is known.
         """
         if self.acted or self.clean_ops >= 8 or (self.proto_first and self.first_ops >= 3):

@@ -73,69 +73,75 @@ class Capability(enum.Enum):
 
 C = Capability
 
+
+def _w(text: str) -> list[str]:
+    """The words of ``text`` (the tables below list names separated by spaces)."""
+    return text.split()
+
+
 # Whole modules (and their submodules): every global there has at least this capability.
 MODULES: dict[str, Capability] = {
     **dict.fromkeys(
-        (
+        _w(
             "code codeop timeit cProfile profile trace pdb bdb runpy doctest types dis "
             "IPython jinja2 mako sympy torch.fx torch.jit torch._dynamo torch.compiler "
             "torch.utils.benchmark torch._inductor numpy.testing numpy.f2py dill cloudpickle "
             "tensorflow keras idlelib"
-        ).split(),
+        ),
         C.RUN_CODE,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "os posix nt subprocess _posixsubprocess pty commands popen2 pipes webbrowser "
             "multiprocessing concurrent.futures.process asyncio.subprocess pip ensurepip venv "
             "setuptools distutils _osx_support mailcap numpy.distutils"
-        ).split(),
+        ),
         C.RUN_PROGRAM,
     ),
     **dict.fromkeys(
-        "ctypes _ctypes cffi torch.utils.cpp_extension torch.ops torch.classes".split(),
+        _w("ctypes _ctypes cffi torch.utils.cpp_extension torch.ops torch.classes"),
         C.NATIVE_CODE,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "importlib imp pkgutil zipimport torch.package site sysconfig "
             "pkg_resources unittest.mock"
-        ).split(),
+        ),
         C.IMPORT,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "pickle _pickle cPickle pickletools marshal shelve joblib torch.serialization "
             "torch.hub copyreg copy_reg jsonpickle yaml ruamel.yaml"
-        ).split(),
+        ),
         C.NESTED_LOAD,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "builtins __builtin__ __builtins__ operator _operator functools inspect gc sys "
             "copy weakref ast"
-        ).split(),
+        ),
         C.REFLECTION,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "shutil tempfile tarfile zipfile io _io fileinput dbm sqlite3 py_compile "
             "compileall zipapp fsspec logging.handlers"
-        ).split(),
+        ),
         C.WRITE_FILE,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "socket _socket ssl http urllib urllib2 urllib3 httplib requests httpx aiohttp "
             "ftplib smtplib smtpd poplib imaplib telnetlib nntplib xmlrpc socketserver "
             "wsgiref asyncore asynchat asyncio multiprocessing.connection huggingface_hub "
             "paramiko boto3 botocore zmq logging.config"
-        ).split(),
+        ),
         C.NETWORK,
     ),
-    **dict.fromkeys("glob pathlib linecache filecmp mmap netrc".split(), C.READ_FILE),
+    **dict.fromkeys(_w("glob pathlib linecache filecmp mmap netrc"), C.READ_FILE),
     **dict.fromkeys(
-        "threading _thread signal sched tracemalloc faulthandler atexit resource".split(),
+        _w("threading _thread signal sched tracemalloc faulthandler atexit resource"),
         C.PROCESS,
     ),
 }
@@ -143,7 +149,7 @@ MODULES: dict[str, Capability] = {
 # Exact ``module.name`` globals in otherwise harmless modules (or worse than their module).
 GLOBALS: dict[str, Capability] = {
     **dict.fromkeys(
-        (
+        _w(
             "builtins.eval builtins.exec builtins.compile builtins.execfile builtins.breakpoint "
             "numpy.testing._private.utils.runstring numpy.testing.runstring "
             "torch.fx.graph_module.reduce_graph_module "
@@ -159,11 +165,11 @@ GLOBALS: dict[str, Capability] = {
             "runpy._run_module_code pandas.eval pandas.core.computation.eval.eval "
             "sympy.sympify numpy.lib.utils.safe_eval types.FunctionType types.CodeType "
             "types.LambdaType functools.singledispatch"
-        ).split(),
+        ),
         C.RUN_CODE,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "pydoc.pipepager pydoc.tempfilepager pydoc.pager pydoc.getpager "
             "asyncio.create_subprocess_shell asyncio.create_subprocess_exec "
             "asyncio.subprocess.create_subprocess_shell "
@@ -172,56 +178,56 @@ GLOBALS: dict[str, Capability] = {
             "platform._syscmd_ver imaplib.IMAP4_stream webbrowser.open "
             "webbrowser.GenericBrowser webbrowser.BackgroundBrowser "
             "torch.utils.cpp_extension.load_inline torch.utils.cpp_extension.load"
-        ).split(),
+        ),
         C.RUN_PROGRAM,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "builtins.__import__ pydoc.locate pydoc.safeimport "
             "logging.config._resolve logging.config.BaseConfigurator "
             "torch.package.PackageImporter torch.package.package_importer.PackageImporter "
             "torch._utils._import_dotted_name dill._dill._import_module "
             "importlib.import_module importlib.metadata.EntryPoint numpy.lib.utils.lookfor"
-        ).split(),
+        ),
         C.IMPORT,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "torch.load torch.storage._load_from_bytes numpy.load numpy.lib.npyio.load "
             "numpy.loads numpy.core.numeric.loads pandas.read_pickle "
             "pandas.io.pickle.read_pickle joblib.load"
-        ).split(),
+        ),
         C.NESTED_LOAD,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "builtins.open io.open codecs.open logging.FileHandler logging.basicConfig "
             "logging.handlers.RotatingFileHandler logging.handlers.TimedRotatingFileHandler "
             "logging.handlers.WatchedFileHandler numpy.save numpy.savez numpy.savetxt "
             "numpy.tofile numpy.memmap numpy.core.memmap.memmap torch.save "
             "shutil.unpack_archive tempfile.NamedTemporaryFile tempfile.mkstemp "
             "tempfile.mkdtemp tempfile.TemporaryDirectory"
-        ).split(),
+        ),
         C.WRITE_FILE,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "logging.handlers.SocketHandler logging.handlers.DatagramHandler "
             "logging.handlers.HTTPHandler logging.handlers.SMTPHandler "
             "logging.handlers.SysLogHandler logging.config.listen"
-        ).split(),
+        ),
         C.NETWORK,
     ),
     **dict.fromkeys(
-        "numpy.fromfile numpy.loadtxt numpy.genfromtxt builtins.input".split(), C.READ_FILE
+        _w("numpy.fromfile numpy.loadtxt numpy.genfromtxt builtins.input"), C.READ_FILE
     ),
     **dict.fromkeys(
-        (
+        _w(
             "builtins.getattr builtins.setattr builtins.delattr builtins.globals "
             "builtins.locals builtins.vars builtins.type operator.attrgetter "
             "operator.methodcaller operator.getitem operator.setitem functools.partial "
             "functools.partialmethod functools.reduce"
-        ).split(),
+        ),
         C.REFLECTION,
     ),
 }
@@ -229,65 +235,65 @@ GLOBALS: dict[str, Capability] = {
 # The last part of a name, in any module: these names almost always mean the capability.
 NAMES: dict[str, Capability] = {
     **dict.fromkeys(
-        (
+        _w(
             "eval exec execfile compile runctx runcode runsource runstring run_path run_module "
             "_run_code interact InteractiveInterpreter InteractiveConsole safe_eval "
             "reduce_graph_module reduce_package_graph_module _forward_from_src "
             "compile_command sympify run runcall"
-        ).split(),
+        ),
         C.RUN_CODE,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "system popen popen2 popen3 popen4 spawn spawnl spawnlp spawnv spawnvp spawnve "
             "posix_spawn posix_spawnp execl execle execlp execv execve execvp execvpe "
             "fork forkpty Popen call check_call check_output getoutput getstatusoutput "
             "fork_exec startfile pipepager tempfilepager load_inline"
-        ).split(),
+        ),
         C.RUN_PROGRAM,
     ),
-    **dict.fromkeys("CDLL PyDLL WinDLL LoadLibrary dlopen load_library".split(), C.NATIVE_CODE),
+    **dict.fromkeys(_w("CDLL PyDLL WinDLL LoadLibrary dlopen load_library"), C.NATIVE_CODE),
     **dict.fromkeys(
-        (
+        _w(
             "__import__ import_module load_module locate resolve_name _import_dotted_name "
             "find_class PackageImporter _import_module"
-        ).split(),
+        ),
         C.IMPORT,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "load loads _loads _load_from_bytes read_pickle unsafe_load full_load "
             "load_all unsafe_load_all Unpickler"
-        ).split(),
+        ),
         C.NESTED_LOAD,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "getattr setattr delattr globals locals vars attrgetter methodcaller partial "
             "reduce __reduce__ __reduce_ex__ __getattribute__ __getattr__ __globals__ "
             "__builtins__ __subclasses__ __code__ __class__ __init__ __dict__ __setstate__ "
             "__call__ __self__ __func__ __module__ __bases__ __mro__"
-        ).split(),
+        ),
         C.REFLECTION,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "open write_text write_bytes extractall FileHandler mkstemp mkdtemp "
             "NamedTemporaryFile copyfile copytree rmtree unlink "
             "symlink_to memmap savetxt tofile "
             "unpack_archive"
-        ).split(),
+        ),
         C.WRITE_FILE,
     ),
     **dict.fromkeys(
-        (
+        _w(
             "urlopen urlretrieve create_connection socket socketpair create_server "
             "open_connection start_server SocketHandler HTTPConnection HTTPSConnection SMTP "
             "SMTP_SSL FTP"
-        ).split(),
+        ),
         C.NETWORK,
     ),
-    **dict.fromkeys("fromfile read_text read_bytes loadtxt genfromtxt".split(), C.READ_FILE),
+    **dict.fromkeys(_w("fromfile read_text read_bytes loadtxt genfromtxt"), C.READ_FILE),
 }
 
 _UNKNOWN = "not on the allow-list: importing it runs that module's code"

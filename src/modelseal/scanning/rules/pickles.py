@@ -7,9 +7,7 @@ from modelseal.scanning.rules.rule import Rule
 from modelseal.scanning.severity import Capability
 
 _CWE_DESERIALIZE = (502,)
-_CAPABILITIES = " ".join(
-    f"{c.id} ({c.severity.label}): {c.text}." for c in Capability
-)
+_CAPABILITIES = " ".join(f"{c.id} ({c.severity.label}): {c.text}." for c in Capability)
 
 PICKLE_GLOBAL = Rule(
     "pickle.global",
@@ -20,8 +18,7 @@ PICKLE_GLOBAL = Rule(
     "(os.system, builtins.exec, subprocess.Popen, importlib, runpy...), opens files or "
     "sockets, or resolves names is arbitrary code execution at load time; an unknown class "
     "still runs its module's import-time code (medium). Each global is ranked by the worst "
-    "thing it can do (scanning/severity.py; its message names the capability): "
-    + _CAPABILITIES,
+    "thing it can do (scanning/severity.py; its message names the capability): " + _CAPABILITIES,
     "Do not load the file unless you trust its origin. If the global is a plain class of a "
     "library you trust, allow it explicitly (--allow module.name, or [scan] allow = [...] in "
     "an allow-list file) and scan again; prefer weights-only formats such as safetensors.",

@@ -49,9 +49,7 @@ _LINES = {
     **dict.fromkeys(b"ILFSVPgp", 1),  # INT LONG FLOAT STRING UNICODE PERSID GET PUT
     **dict.fromkeys(b"ci", 2),  # GLOBAL INST
 }
-_NO_ARG = frozenset(
-    b"(.012NRabdelostu})]Q\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98"
-)
+_NO_ARG = frozenset(b"(.012NRabdelostu})]Q\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98")
 _STOP = 0x2E
 _FRAME = 0x95
 _MAX_SSIZE = (1 << 63) - 1
@@ -64,7 +62,7 @@ class _End(Exception):
 class _FileReader:
     """The C unpickler's input buffer over a file without ``peek`` (absolute offsets)."""
 
-    def __init__(self, data: bytes | memoryview) -> None:
+    def __init__(self, data: bytes) -> None:
         self.data = data
         self.size = len(data)
         self.idx = 0  # next byte the unpickler reads
@@ -160,7 +158,7 @@ class _FileReader:
         return code == _STOP
 
 
-def file_view(data: bytes | memoryview, *, max_pickles: int = 100_000) -> bytes:
+def file_view(data: bytes, *, max_pickles: int = 100_000) -> bytes:
     """The bytes successive ``pickle.load(f)`` calls on a peek-less file holding ``data`` hand
     the unpickler, each pickle starting where the file reader left the previous one (the end of
     its last frame), FRAME lengths zeroed. Stops where a read runs out of data or meets an
@@ -179,7 +177,7 @@ def file_view(data: bytes | memoryview, *, max_pickles: int = 100_000) -> bytes:
     return bytes(reader.out)
 
 
-def contiguous_view(data: bytes | memoryview) -> bytes:
+def contiguous_view(data: bytes) -> bytes:
     """The bytes ``pickle.loads`` reads, FRAME lengths zeroed like :func:`file_view` does,
     so the two can be compared: they differ exactly when the two readers disagree."""
     out = bytearray()
@@ -196,7 +194,7 @@ def contiguous_view(data: bytes | memoryview) -> bytes:
 class _ContiguousReader(_FileReader):
     """``pickle.loads``: the whole input is one buffer."""
 
-    def __init__(self, data: bytes | memoryview, out: bytearray) -> None:
+    def __init__(self, data: bytes, out: bytearray) -> None:
         super().__init__(data)
         self.out = out
         self.end = len(data)

@@ -346,7 +346,7 @@ class Machine:
         text = self.line()
         if len(text) >= 2 and text[0] == text[-1] and text[:1] in (b"'", b'"'):
             try:
-                raw: bytes = codecs.escape_decode(text[1:-1])[0]  # type: ignore[attr-defined]
+                raw: bytes = codecs.escape_decode(text[1:-1])[0]
             except ValueError:
                 self.error("invalid escape in STRING argument")
                 raw = b""
