@@ -1,9 +1,9 @@
 """Expansion bombs inside pickles are findings, found with bounded memory and without hanging.
 
 Each bomb is built at run time in a child process, which scans it and reports its peak RSS
-(``VmHWM`` on Linux, else ``resource.getrusage(...).ru_maxrss``): the scan must stop at its budget, not materialise what
-the real unpickler would (a 15 MB pickle of list opcodes costs it about 2 GB). The subprocess
-timeout only guards against a hang; nothing here asserts on time.
+(``VmHWM`` on Linux, else ``resource.getrusage(...).ru_maxrss``): the scan must stop at its
+budget, not materialise what the real unpickler would (a 15 MB pickle of list opcodes costs it
+about 2 GB). The subprocess timeout only guards against a hang; nothing here asserts on time.
 """
 
 from __future__ import annotations
