@@ -47,6 +47,8 @@ FAMILIES: dict[Capability, list[str]] = {
         "types:CodeType",
         "IPython.core.interactiveshell:InteractiveShell",
         "pandas:eval",
+        "torch.hub:load",
+        "transformers.dynamic_module_utils:get_class_from_dynamic_module",
     ],
     Capability.RUN_PROGRAM: [
         "os:system",
@@ -124,6 +126,9 @@ FAMILIES: dict[Capability, list[str]] = {
         "gc:get_objects",
         "sys:modules",
         "collections:OrderedDict.__init__.__globals__",
+        "atexit:register",
+        "threading:Thread",
+        "threading:Timer",
     ],
     Capability.WRITE_FILE: [
         "builtins:open",
@@ -159,6 +164,8 @@ FAMILIES: dict[Capability, list[str]] = {
         "multiprocessing.connection:Client",
         "logging.handlers:SocketHandler",
         "logging.config:listen",
+        "pandas:read_csv",
+        "pandas:read_html",
     ],
     Capability.READ_FILE: [
         "glob:glob",
@@ -168,10 +175,10 @@ FAMILIES: dict[Capability, list[str]] = {
         "numpy:loadtxt",
     ],
     Capability.PROCESS: [
-        "threading:Thread",
+        "threading:Lock",
         "signal:signal",
-        "_thread:start_new_thread",
-        "atexit:register",
+        "faulthandler:enable",
+        "resource:setrlimit",
     ],
 }
 

@@ -112,7 +112,7 @@ MODULES: dict[str, Capability] = {
     **dict.fromkeys(
         _w(
             "pickle _pickle cPickle pickletools marshal shelve joblib torch.serialization "
-            "torch.hub copyreg copy_reg jsonpickle yaml ruamel.yaml"
+            "copyreg copy_reg jsonpickle yaml ruamel.yaml"
         ),
         C.NESTED_LOAD,
     ),
@@ -148,6 +148,33 @@ MODULES: dict[str, Capability] = {
 
 # Exact ``module.name`` globals in otherwise harmless modules (or worse than their module).
 GLOBALS: dict[str, Capability] = {
+    # Downloads and runs a repository's code (hubconf.py, modeling_*.py).
+    **dict.fromkeys(
+        _w(
+            "torch.hub transformers.dynamic_module_utils "
+            "transformers.dynamic_module_utils.get_class_from_dynamic_module"
+        ),
+        C.RUN_CODE,
+    ),
+    # Call whatever callable they are given, later or elsewhere.
+    **dict.fromkeys(
+        _w(
+            "atexit.register threading.Thread threading.Timer sched.scheduler "
+            "_thread.start_new_thread"
+        ),
+        C.REFLECTION,
+    ),
+    # pandas readers fetch URLs as well as local files.
+    **dict.fromkeys(
+        [
+            f"pandas.{name}"
+            for name in _w(
+                "read_csv read_json read_html read_xml read_excel read_parquet read_table "
+                "read_fwf read_feather read_orc read_sas read_spss read_stata read_sql"
+            )
+        ],
+        C.NETWORK,
+    ),
     **dict.fromkeys(
         _w(
             "builtins.eval builtins.exec builtins.compile builtins.execfile builtins.breakpoint "
