@@ -134,13 +134,24 @@ def _comparable(events: list[Event]) -> list[Event]:
 
 
 def _same(predicted: list[Event], actual: list[Event]) -> bool:
+    """The prediction matches: event for event up to the first error, or up to the first point
+    the model cannot know (then the real trace must agree that far)."""
     p = _comparable(predicted)
-    if p and p[-1] == ("dynamic",):
-        return True
-    cut = next((i for i, e in enumerate(predicted) if e[0] == "dynamic"), None)
-    if cut is not None and all(e[0] != "error" for e in predicted[:cut]):
-        return _comparable(actual)[:cut] == p[:cut]
+    if any(e[0] == "dynamic" for e in predicted[: len(p) + 1]):
+        return _comparable(actual)[: len(p)] == p
     return p == _comparable(actual)
+
+
+def test_the_comparison_can_fail() -> None:
+    """The check sees a missed import, a missed call, a missed or an invented error."""
+    real = [("global", "os", "system"), ("call", "os.system"), ("stop",)]
+    assert _same(real, real)
+    assert not _same([("stop",)], real)
+    assert not _same([("global", "os", "system"), ("stop",)], real)
+    assert not _same([("global", "os", "system"), ("error",)], real)
+    assert not _same(real, [("global", "os", "system"), ("error",)])
+    data = b"\x80\x04cos\nsystem\n\x8c\x02id\x85R."
+    assert predict(data, "loads") == trace(data, "loads") == real
 
 
 # ---- opcode stream generators ------------------------------------------------------------
