@@ -13,6 +13,7 @@ import io
 import struct
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -256,6 +257,36 @@ def test_diverging_frames_match_both_readers(body: bytes, cut: int, length: int)
     data = payload[:cut] + b"\x95" + struct.pack("<Q", length) + payload[cut:] + b"N."
     for mode in ("loads", "file", "buffered"):
         _check(data, mode)
+
+
+_TRICKY = {
+    "setitem-list-index": b"\x80\x04](K\x01eK\x00Ns.",
+    "setitem-list-out-of-range": b"\x80\x04](K\x01eK\x05Ns.",
+    "setitems-list": b"\x80\x04](K\x01e(K\x00Nu.",
+    "setitem-bytearray": b"\x80\x04\x96\x02" + bytes(7) + b"abK\x01K\x05s.",
+    "setitem-bytearray-non-byte": b"\x80\x04\x96\x02" + bytes(7) + b"abK\x01Ns.",
+    "append-bytearray-non-byte": b"\x80\x04\x96" + bytes(8) + b"Na.",
+    "additems-on-list": b"\x80\x04](K\x01\x90.",
+    "dict-key-from-a-call": b"\x80\x04}cos\nsystem\n)RK\x01s.",
+    "reduce-on-a-list": b"\x80\x04])R.",
+    "unhashable-frozenset": b"\x80\x04(]\x91.",
+    "stack-global-of-ints": b"\x80\x04K\x01K\x02\x93.",
+    "build-list-with-dict": b"\x80\x04]}b.",
+    "inst-non-ascii": b"\x80\x04(i\xc3\xa9\nx\n.",
+    "inst-without-mark": b"\x80\x04ios\nsystem\n.",
+    "extension-cached": b"\x80\x04\x82\x01\x82\x01\x86.",
+    "newobj-ex-kwargs-not-dict": b"\x80\x04cos\nsystem\n)N\x92.",
+    "persistent-id-called": b"\x80\x04Pabc\n)R.",
+    "readonly-buffer-of-int": b"\x80\x04K\x01\x98.",
+    "next-buffer": b"\x80\x05\x97.",
+    "string-non-ascii": b"S'\xc3\xa9'\n.",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_TRICKY))
+def test_tricky_cases_match_the_c_unpickler(name: str) -> None:
+    for mode in ("loads", "file", "buffered"):
+        _check(_TRICKY[name], mode)
 
 
 def test_frame_divergence_is_a_finding_and_both_views_are_scanned() -> None:

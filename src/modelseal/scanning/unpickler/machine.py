@@ -412,8 +412,11 @@ class Machine:
 
     def op_bytearray8(self) -> None:
         """BYTEARRAY8: a bytearray with an 8-byte length."""
-        self.blob(self.uint(8), "bytes")
-        self.push(Seq("bytearray"))
+        n = self.uint(8)
+        self.blob(n, "bytes")
+        array = Seq("bytearray")
+        array.n = n  # its length decides which indices SETITEM may use
+        self.push(array)
 
     def op_next_buffer(self) -> None:
         """NEXT_BUFFER: an out-of-band buffer; loaders pass none (pickle.load(buffers=None))."""

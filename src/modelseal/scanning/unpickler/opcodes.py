@@ -273,6 +273,16 @@ class Unpickler(Machine):
         if not items:
             return  # the C unpickler returns before looking at the target
         if isinstance(target, Seq):
+            if target.kind in ("list", "bytearray") and how in ("SETITEM", "SETITEMS"):
+                # obj[key] = value: an index within the sequence (a byte for a bytearray).
+                for key, value in items:
+                    byte = isinstance(value, int) and 0 <= value < 256
+                    if not (type(key) in (int, bool) and -target.n <= key < target.n) or (
+                        target.kind == "bytearray" and not byte
+                    ):
+                        self.error(f"{how} with a bad index or value on a {target.kind}")
+                        return
+                return
             if target.kind == "bytearray" and how in ("APPEND", "APPENDS"):
                 if not all(isinstance(i, int) and 0 <= i < 256 for i in items):
                     self.error(f"{how} of a non-byte to a bytearray")
