@@ -221,14 +221,14 @@ def _samples() -> list[Sample]:
             "safetensors-huge-header",
             "safetensors",
             lambda c: struct.pack("<Q", 200_000_000) + b"{" + b" " * 64,
-            2,
+            1,
             "header size",
         ),
         S(
             "safetensors-duplicate-key",
             "safetensors",
             lambda c: _dup_header(),
-            2,
+            1,
             "safetensors.header",
         ),
         S(
@@ -253,7 +253,7 @@ def _samples() -> list[Sample]:
             "gguf-count-bomb",
             "gguf",
             lambda c: b"GGUF" + struct.pack("<IQQ", 3, 1 << 40, 1 << 40),
-            2,
+            1,
             "gguf.counts",
         ),
         S(

@@ -188,3 +188,14 @@ def test_the_differential_test_can_fail() -> None:
     payload = b"\x80\x04cos\nsystem\n\x8c\x02id\x85R."
     assert verdict(benign, fast=True) != verdict(payload, fast=True)
     assert verdict(payload, fast=False)["findings"][0][0] == "pickle.global"
+
+
+def test_every_opcode_of_cpython_has_a_handler() -> None:
+    """The table knows exactly the opcodes pickletools lists (protocols 0-5), each a method."""
+    import pickletools
+
+    from modelseal.scanning.unpickler.table import HANDLERS
+
+    assert {op.code.encode("latin-1") for op in pickletools.opcodes} == set(HANDLERS)
+    vm = PickleVM(Source(io.BytesIO(b"")), location=Location("x"), allowlist=_ALLOW)
+    assert [i for i, h in enumerate(vm.table) if h is not None] == sorted(b[0] for b in HANDLERS)

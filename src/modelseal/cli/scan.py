@@ -58,7 +58,7 @@ def scan(
 
     \b
     Exit codes: 0 clean, 1 unsafe content found, 2 unscannable file or usage error.
-    A file that is unscannable and also has findings exits 2 (never clean).
+    A file with findings exits 1 even if part of it could not be scanned (both are listed).
     """
     from modelseal import __version__
     from modelseal.errors import OutputError
@@ -99,16 +99,17 @@ def _conclude(report: ScanReport) -> None:
     """Turn a non-clean report into the one-line error and exit code the CLI prints."""
     from modelseal.errors import UnsafeModelError, UnscannableError
 
-    if report.unscannable:
-        bad = sum(1 for f in report.files if f.unscannable)
-        raise UnscannableError(
-            f"{bad} file(s) could not be scanned completely ({len(report.findings)} finding(s))",
-            hint="treat them as unsafe: do not load them",
-        )
+    bad = sum(1 for f in report.files if f.unscannable)
     if report.findings:
         worst = report.worst()
         label = worst.label if worst is not None else "unknown"
+        also = f"; {bad} file(s) could not be scanned completely" if bad else ""
         raise UnsafeModelError(
-            f"unsafe content found: {len(report.findings)} finding(s), worst {label}",
+            f"unsafe content found: {len(report.findings)} finding(s), worst {label}{also}",
             hint="do not load these files; see the report above",
+        )
+    if report.unscannable:
+        raise UnscannableError(
+            f"{bad} file(s) could not be scanned completely",
+            hint="treat them as unsafe: do not load them",
         )

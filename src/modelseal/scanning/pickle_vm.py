@@ -23,6 +23,7 @@ from modelseal.scanning.rules import (
     PICKLE_CALL_RESULT,
     PICKLE_DYNAMIC_GLOBAL,
     PICKLE_EXTENSION,
+    PICKLE_FRAME_DIVERGENCE,
     PICKLE_GLOBAL,
     PICKLE_LIMIT,
     PICKLE_MEMO_INDEX,
@@ -32,6 +33,7 @@ from modelseal.scanning.rules import (
 from modelseal.scanning.severity import rank_global
 from modelseal.scanning.source import Source
 from modelseal.scanning.unpickler.fast import run_fast
+from modelseal.scanning.unpickler.framing import contiguous_view, file_view
 from modelseal.scanning.unpickler.opcodes import Unpickler
 from modelseal.scanning.unpickler.values import (
     HIGHEST_PROTOCOL,
@@ -69,6 +71,7 @@ _SALVAGE_PROBES = 1 << 20  # re-synchronised parses after one malformed region
 _SALVAGE_OPS = 1 << 23  # opcodes those parses may walk in all
 _RESYNC_START = frozenset(b"ci(\x80\x8c\x8dSVXUTB")
 _SALVAGE_RULES = frozenset(r.id for r in (PICKLE_GLOBAL, PICKLE_DYNAMIC_GLOBAL, PICKLE_EXTENSION))
+_REPLAY_BYTES = 256 << 20  # a pickle whose frames diverge is re-read as a file reader sees it
 
 # Callables that unpickle (or unmarshal) their bytes argument: the bytes are scanned too.
 _LOADERS = frozenset(
@@ -125,6 +128,7 @@ class PickleVM(Unpickler):
         self.unscannable: list[Unscannable] = []
         self.pickles = 0
         self.truncated = False
+        self.salvaged_threat = False  # a known-dangerous global found after a malformed region
         self._seen: set[tuple[str, str, str]] = set()
 
     @property
@@ -153,7 +157,16 @@ class PickleVM(Unpickler):
     # ---- the walk --------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Scan pickles until the stream ends; record findings and unscannable regions."""
+        """Scan pickles until the stream ends; record findings and unscannable regions.
+
+        When FRAME lengths do not match the opcodes, ``pickle.load(file)`` reads other bytes
+        than ``pickle.loads``: that is a finding, and the file reader's view is scanned too.
+        """
+        self._run_all()
+        if self.diverged and not self.salvaging:
+            self._diverged()
+
+    def _run_all(self) -> None:
         src = self.src
         while True:
             if src.at_eof():
@@ -173,14 +186,18 @@ class PickleVM(Unpickler):
                 self.fail(f"scan stopped: {exc}", self.op_start)
                 return
             except PickleError as exc:
+                self.check_frame()
                 # Only a clean walk that ran out of data looks like a cut-off pickle.
                 self.truncated = isinstance(exc, Truncated) and self.errors == 0
+                self.cut_short = isinstance(exc, Truncated) and self.first_error is None
                 self.error(str(exc))
                 if self.pickles > 1 and self.op_start == start:
                     self.unscannable.pop()
                     self.fail("data after the last pickle is not a pickle", start)
                 self._salvage()
                 return
+            if self.pickles == 1 and self.first_error is None:
+                self.first_ops = self.ops
             if self.after_stop is not None:
                 try:
                     self.after_stop(self)
@@ -189,6 +206,63 @@ class PickleVM(Unpickler):
                     return
             if self.single:
                 return
+
+    def _diverged(self) -> None:
+        """An opcode ran past its frame's end or STOP came early: if a peek-less file reader
+        really reads other bytes than ``pickle.loads``, report it and scan its view too."""
+        data = self.src.replay(_REPLAY_BYTES) if self.depth == 0 else None
+        view = b""
+        if data is not None:
+            view = file_view(data)
+            if view == contiguous_view(data):
+                return  # e.g. a byte string's length read past the frame: same bytes
+        self.find(
+            PICKLE_FRAME_DIVERGENCE,
+            Severity.HIGH,
+            "FRAME",
+            "FRAME lengths do not match the opcodes, so pickle.loads and pickle.load(file) "
+            "read different content (no pickler writes this: a scanner-evasion technique)",
+            self.op_start,
+        )
+        if data is None:
+            if self.depth == 0:
+                self.fail("the file reader's view of diverging FRAMEs could not be re-read", 0)
+            return
+        other = PickleVM(
+            Source(io.BytesIO(view), size=len(view)),
+            location=self.location.inside("<as pickle.load(file) reads it>"),
+            allowlist=self.allowlist,
+            limits=self.limits,
+            build_hook=self.build_hook,
+            depth=self.depth + 1,
+            single=self.single,
+            fast=self.fast,
+        )
+        other._run_all()
+        seen = {(f.rule, f.subject) for f in self.findings}
+        self.findings.extend(f for f in other.findings if (f.rule, f.subject) not in seen)
+        self.unscannable.extend(other.unscannable)
+
+    def looks_like_pickle(self, *, complete: bool = True) -> bool | None:
+        """True when the walk shows a real pickle, not other data that happens to start with an
+        opcode: the unpickler imported or called something before failing, read the whole
+        stream, read a meaningful prefix (8 opcodes, or a first pickle of 3 after a PROTO
+        header: text never starts with one), ran out of data after a PROTO header with every
+        opcode valid (a pickle cut short), or a pickle header is followed by junk and a
+        known-dangerous payload. With ``complete=False`` the stream was only a prefix of the
+        data: None when running out of it is all that is known.
+        """
+        if self.acted or self.clean_ops >= 8 or (self.proto_first and self.first_ops >= 3):
+            return True
+        if self.proto_first and self.salvaged_threat:
+            return True
+        if self.first_error is None:
+            return self.pickles >= 1 and self.ops >= 2
+        if self.cut_short:
+            if not complete:
+                return None
+            return self.proto_first
+        return False
 
     def run_one(self) -> None:
         """Walk one pickle up to STOP (the quick pass unless ``fast`` is off)."""
@@ -248,6 +322,7 @@ class PickleVM(Unpickler):
             for f in probe.findings:
                 if (f.rule, f.subject) not in seen and f.rule in _SALVAGE_RULES:
                     seen.add((f.rule, f.subject))
+                    self.salvaged_threat |= f.severity >= Severity.HIGH
                     self.findings.append(
                         dataclasses.replace(
                             f,
@@ -281,6 +356,17 @@ class PickleVM(Unpickler):
 
     def on_global(self, module: str, name: str, effective: tuple[str, str], offset: int) -> bool:
         """Check an import against the allow-list; rank and report what it refuses."""
+        allowed = self.allowlist.allows(*effective)
+        if not allowed:
+            # Ranked first: one finding per rule and subject is kept, and it must be the worst.
+            severity, why = max(
+                rank_global(module, name), rank_global(*effective), key=lambda r: r[0]
+            )
+            subject = f"{effective[0]}.{effective[1]}"
+            written = f" (written as {module}.{name})" if effective != (module, name) else ""
+            self.find(
+                PICKLE_GLOBAL, severity, subject, f"imports {subject}{written}: {why}", offset
+            )
         if self.proto < 4 and "." in name:
             self.find(
                 PICKLE_GLOBAL,
@@ -289,13 +375,7 @@ class PickleVM(Unpickler):
                 "dotted name below protocol 4: some unpicklers resolve it attribute by attribute",
                 offset,
             )
-        if self.allowlist.allows(*effective):
-            return True
-        severity, why = max(rank_global(module, name), rank_global(*effective), key=lambda r: r[0])
-        subject = f"{effective[0]}.{effective[1]}"
-        written = f" (written as {module}.{name})" if effective != (module, name) else ""
-        self.find(PICKLE_GLOBAL, severity, subject, f"imports {subject}{written}: {why}", offset)
-        return False
+        return allowed
 
     def on_dynamic_global(self, offset: int) -> None:
         """A name computed at load time cannot be checked: critical."""

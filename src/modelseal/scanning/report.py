@@ -103,10 +103,11 @@ class FileReport:
 
     @property
     def status(self) -> str:
-        """``unscannable`` beats ``unsafe`` beats ``clean`` (fail closed)."""
-        if self.unscannable:
-            return "unscannable"
-        return "unsafe" if self.findings else "clean"
+        """``unsafe`` (something was found) beats ``unscannable`` (something could not be
+        analysed) beats ``clean``; the report lists both findings and unscannable regions."""
+        if self.findings:
+            return "unsafe"
+        return "unscannable" if self.unscannable else "clean"
 
     def to_dict(self) -> dict[str, Any]:
         """The file's report as JSON values."""
@@ -143,10 +144,11 @@ class ScanReport:
 
     @property
     def exit_code(self) -> int:
-        """0 clean, 1 unsafe content found, 2 anything unscannable (even with findings)."""
-        if self.unscannable:
-            return EXIT_USAGE
-        return EXIT_FAILURE if self.findings else EXIT_OK
+        """1 when unsafe content was found (even if another part could not be analysed), else 2
+        when anything could not be analysed, else 0 (clean)."""
+        if self.findings:
+            return EXIT_FAILURE
+        return EXIT_USAGE if self.unscannable else EXIT_OK
 
     def worst(self) -> Severity | None:
         """The worst severity found, or None when nothing was found."""
@@ -156,7 +158,7 @@ class ScanReport:
         """The whole report as JSON values."""
         return {
             "status": (
-                "unscannable" if self.unscannable else "unsafe" if self.findings else "clean"
+                "unsafe" if self.findings else "unscannable" if self.unscannable else "clean"
             ),
             "exit_code": self.exit_code,
             "files": [r.to_dict() for r in self.files],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 HEAD = 4096
@@ -9,6 +10,32 @@ HEAD = 4096
 PICKLE_FIRST = frozenset(b"(.012FIJKLMNPQRSTUVXabcd}eghijl]opqrst)uGBC") | frozenset(
     range(0x80, 0x99)
 )
+
+
+def pickle_verdict(head: bytes, size: int | None) -> bool | None:
+    """Whether ``head`` (the first bytes of a stream of ``size`` bytes) is a pickle, judged by
+    walking it as the real unpickler would: True when it imports, calls or loads something, or
+    parses as a meaningful pickle prefix; False when the unpickler fails first (text such as
+    ``torch>=2.1``, random binary); None when ``head`` ends before that is decided.
+    """
+    if not head or head[0] not in PICKLE_FIRST:
+        return False
+    from modelseal.scanning.allowlist import Allowlist
+    from modelseal.scanning.pickle_vm import Limits, PickleVM
+    from modelseal.scanning.report import Location
+    from modelseal.scanning.source import Source
+
+    limits = Limits()
+    # At the nesting limit the probe neither salvages after errors nor follows nested loads.
+    vm = PickleVM(
+        Source(io.BytesIO(head), size=len(head)),
+        location=Location("<sniff>"),
+        allowlist=Allowlist(),
+        limits=limits,
+        depth=limits.max_nesting,
+    )
+    vm.run()
+    return vm.looks_like_pickle(complete=size is not None and size <= len(head))
 
 
 def _looks_safetensors(head: bytes, size: int | None) -> bool:
@@ -88,8 +115,8 @@ def sniff(head: bytes, size: int | None) -> str:
         return "native"
     if _looks_safetensors(head, size):
         return "safetensors"
-    if head[0] == 0x80 and (len(head) == 1 or head[1] <= 5):
-        return "pickle"
+    if pickle_verdict(head, size):
+        return "pickle"  # by an opcode parse, never by the first byte alone
     if head.startswith(b"tree\nversion=v"):
         return "lightgbm"  # LightGBM's text model (its first byte is no pickle's first opcode)
     stripped = head.lstrip()

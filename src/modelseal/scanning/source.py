@@ -18,7 +18,7 @@ class Source:
     from ``start``.
     """
 
-    __slots__ = ("_stream", "base", "buf", "pos", "size", "start")
+    __slots__ = ("_origin", "_stream", "base", "buf", "pos", "size", "start")
 
     def __init__(self, stream: BinaryIO, *, size: int | None = None, start: int = 0) -> None:
         self._stream = stream
@@ -27,6 +27,32 @@ class Source:
         self.base = start
         self.start = start
         self.size = size
+        try:
+            self._origin: int | None = stream.tell() if stream.seekable() else None
+        except (OSError, ValueError, AttributeError):
+            self._origin = None
+
+    def replay(self, limit: int) -> bytes | None:
+        """All bytes from where this source started to the end of the stream (at most
+        ``limit``), leaving the stream where it was; None when the stream cannot seek back or
+        holds more."""
+        if self._origin is None:
+            return None
+        here = self._stream.tell()
+        try:
+            self._stream.seek(self._origin)
+            want = limit + 1 if self.size is None else min(self.size, limit + 1)
+            parts: list[bytes] = []
+            while want > 0:
+                chunk = self._stream.read(min(want, CHUNK))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                want -= len(chunk)
+            data = b"".join(parts)
+        finally:
+            self._stream.seek(here)
+        return None if len(data) > limit else data
 
     def tell(self) -> int:
         """The absolute offset of the next byte."""

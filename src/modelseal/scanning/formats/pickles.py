@@ -9,7 +9,7 @@ from typing import Any, BinaryIO
 from modelseal.scanning.context import Context
 from modelseal.scanning.pickle_vm import GlobalRef, Made, PickleError, PickleVM, Seq
 from modelseal.scanning.report import Location
-from modelseal.scanning.sniff import PICKLE_FIRST
+from modelseal.scanning.sniff import HEAD, pickle_verdict
 
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
@@ -162,19 +162,18 @@ def scan_unknown(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
     """Content of no known format: it is still a pickle if the unpickler would act on it."""
-    head = stream.read(1)
-    stream.seek(0)
-    if not head or head[0] not in PICKLE_FIRST:
+    start = stream.tell()
+    head = stream.read(HEAD)
+    stream.seek(start)
+    if pickle_verdict(head, size) is False and head[:1] != b"\x80":
+        # The unpickler fails before doing anything: not a pickle (a pickle header is still
+        # searched for a payload after junk, below).
         return
     probe = ctx.probe()
     vm = probe.run_pickle(
         stream, size, location, build_hook=joblib_hook(probe), after_stop=_legacy_torch(probe)
     )
-    acted = bool(probe.findings) or any(isinstance(v, (Made, GlobalRef)) for v in (vm.last_value,))
-    parsed = vm.pickles >= 1 and not probe.unscannable and vm.ops >= 2
-    # Opcodes all the way to the end of the data, no STOP: a pickle cut short.
-    parsed = parsed or (vm.pickles == 1 and vm.truncated and vm.ops >= 1)
-    if acted or parsed:
+    if vm.looks_like_pickle(complete=True):
         ctx.saw("pickle")
         ctx.fallback_pickle = True
         ctx.findings.extend(probe.findings)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from modelseal.scanning.report import Severity
 from modelseal.scanning.rules.rule import Rule
+from modelseal.scanning.severity import Capability
 
 _CWE_DESERIALIZE = (502,)
+_CAPABILITIES = " ".join(f"{c.id} ({c.severity.label}): {c.text}." for c in Capability)
 
 PICKLE_GLOBAL = Rule(
     "pickle.global",
@@ -15,7 +17,8 @@ PICKLE_GLOBAL = Rule(
     "NEWOBJ and BUILD then call it with arguments from the file. A function that runs code "
     "(os.system, builtins.exec, subprocess.Popen, importlib, runpy...), opens files or "
     "sockets, or resolves names is arbitrary code execution at load time; an unknown class "
-    "still runs its module's import-time code.",
+    "still runs its module's import-time code (medium). Each global is ranked by the worst "
+    "thing it can do (scanning/severity.py; its message names the capability): " + _CAPABILITIES,
     "Do not load the file unless you trust its origin. If the global is a plain class of a "
     "library you trust, allow it explicitly (--allow module.name, or [scan] allow = [...] in "
     "an allow-list file) and scan again; prefer weights-only formats such as safetensors.",
@@ -82,4 +85,16 @@ PICKLE_LIMIT = Rule(
     "Do not load the file. If it is a genuine, trusted model, raise the scan's limits "
     "(modelseal.scan(..., limits=Limits(...))) and scan again.",
     cwe=(400,),
+)
+PICKLE_FRAME_DIVERGENCE = Rule(
+    "pickle.frame-divergence",
+    Severity.HIGH,
+    "FRAME lengths do not match the opcodes, so loaders read different content",
+    "pickle.loads reads a pickle contiguously, but pickle.load on a file without peek (what "
+    "torch.load hands the unpickler for a zip member) drops the rest of a frame when an opcode "
+    "runs past its end, and starts the next pickle at the end of the frame, not after STOP. "
+    "No pickler writes such frames: a file built so that a scanner and the loader see "
+    "different opcodes. Both readings are scanned.",
+    "Do not load the file; it was crafted or corrupted after pickling.",
+    cwe=(502, 436),
 )

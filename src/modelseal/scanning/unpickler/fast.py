@@ -19,6 +19,7 @@ from typing import Any
 
 from modelseal.scanning.unpickler.opcodes import Unpickler
 from modelseal.scanning.unpickler.values import (
+    ALLOC_CHECK,
     MAX_ITEMS,
     MAX_TEXT,
     LimitExceeded,
@@ -67,13 +68,25 @@ def run_fast(m: Unpickler) -> None:
     max_marks = m.limits.max_marks
     num_runs = _NUM_RUNS
     ops = 0
+    made = 0
     try:
         while True:
+            if src.base + src.pos >= m.next_check:
+                m.ops += ops
+                m.made += made
+                ops = made = 0
+                m.check_alloc()
             if len(src.buf) - src.pos < 64:
                 src.fill(64)
             buf = src.buf
             pos = src.pos
-            end = len(buf) - 16
+            # At most ALLOC_CHECK bytes between two checks of the memory estimate.
+            end = min(len(buf) - 16, pos + ALLOC_CHECK)
+            # Stop at a frame's end, so an opcode running past it is noticed (framing.py).
+            frame = m.frame_end - src.base
+            if pos < frame < end:
+                end = frame
+            first = pos
             fence = m.fence
             while pos < end:
                 code = buf[pos]
@@ -151,12 +164,14 @@ def run_fast(m: Unpickler) -> None:
                             items = stack[at:]
                             target.extend([[items[i], items[i + 1]] for i in range(0, n, 2)])
                         else:
+                            target.absorb(stack[at:])
                             target.n += n // 2
                     elif code == 0x90 and Seq in map(type, stack[at:]):
                         break  # maybe unhashable: the exact handler decides
                     elif len(target.items) < MAX_ITEMS:
                         target.extend(stack[at:])
                     else:
+                        target.absorb(stack[at:])
                         target.n += n
                     del stack[at:]
                     marks.pop()
@@ -164,9 +179,11 @@ def run_fast(m: Unpickler) -> None:
                     pos += 1
                 elif code == 0x7D:  # EMPTY_DICT
                     stack.append(Seq("dict"))
+                    made += 1
                     pos += 1
                 elif code == 0x5D:  # EMPTY_LIST
                     stack.append(Seq("list"))
+                    made += 1
                     pos += 1
                 elif code == 0x29:  # EMPTY_TUPLE
                     stack.append(Seq("tuple"))
@@ -197,6 +214,7 @@ def run_fast(m: Unpickler) -> None:
                     items = stack[-k:]
                     del stack[-k:]
                     stack.append(Seq("tuple", items))
+                    made += 1
                     pos += 1
                 elif code == 0x73 or code == 0x61:  # SETITEM / APPEND
                     k = 3 if code == 0x73 else 2
@@ -210,6 +228,7 @@ def run_fast(m: Unpickler) -> None:
                     if len(target.items) < MAX_ITEMS:
                         target.extend([stack[-2:]] if k == 3 else [stack[-1]])
                     else:
+                        target.absorb(stack[-2:] if k == 3 else stack[-1:])
                         target.n += 1
                     del stack[1 - k :]
                     pos += 1
@@ -218,6 +237,8 @@ def run_fast(m: Unpickler) -> None:
                 ops += 1
             src.pos = pos
             m.fence = fence
+            if first < frame < pos:
+                m.diverged = True
             if len(stack) > m.limits.max_stack:
                 raise LimitExceeded(f"stack holds more than {m.limits.max_stack} items")
             if len(memo) > m.limits.max_memo:
@@ -230,13 +251,18 @@ def run_fast(m: Unpickler) -> None:
             else:
                 b = src.take(1)
                 if b is None:
+                    m.ops_now = m.ops + ops
                     raise Truncated("pickle data was truncated (no STOP opcode)")
                 code = b[0]
+            m.ops_now = m.ops + ops
             ops += 1
             handler: Any = table[code]
             if handler is None:
                 raise PickleError(f"invalid load key {bytes([code])!r}")
-            if handler():
+            stop = handler()
+            m.check_frame()
+            if stop:
                 return
     finally:
         m.ops += ops
+        m.made += made

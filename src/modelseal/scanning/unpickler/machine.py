@@ -15,6 +15,7 @@ from typing import Any
 
 from modelseal.scanning.source import Source
 from modelseal.scanning.unpickler.values import (
+    ALLOC_CHECK,
     MAX_LINE,
     MAX_NESTED,
     MAX_TEXT,
@@ -41,6 +42,27 @@ class Machine:
         self.persistent_ids: list[Any] = []
         self.ops = 0
         self.quiet = False  # a probe: errors are counted, not reported
+        # Python 2 strings (STRING, BINSTRING): loaders decode them with their own encoding
+        # (numpy and joblib pass latin-1, so anything goes); True models pickle.load's default
+        # ASCII, which refuses other bytes. The scanner keeps the permissive model.
+        self.ascii_strings = False
+        # The exact walk up to the real unpickler's first error (to recognise pickles).
+        self.first_error: int | None = None  # its offset
+        self.clean_ops = 0  # opcodes executed before it
+        self.first_ops = 0  # opcodes of the first pickle, when it reached STOP cleanly
+        self.acted = False  # imported, called or loaded a persistent id before it
+        self.cut_short = False  # it is the data ending inside a valid walk
+        self.proto_first = False  # the stream starts with a PROTO opcode
+        self.ops_now = 0  # opcodes before the current one (kept by the walkers)
+        # FRAME lengths that do not match the opcodes: pickle.load(file) reads other bytes
+        # than pickle.loads (see unpickler.framing).
+        self.diverged = False
+        # What the real unpickler allocates, estimated as the walk goes (expansion bombs):
+        # containers made (about 80 bytes each), one 8-byte reference per opcode, memo slots.
+        self.made = 0
+        self.memo_top = 0  # the largest memo index beyond limits.max_memo_index
+        self.alloc_from = source.tell()
+        self.next_check = self.alloc_from + ALLOC_CHECK
         self.reset()
 
     # ---- events (a judge overrides these) --------------------------------------------------
@@ -81,12 +103,40 @@ class Machine:
         self.proto = 0
         self.errors = 0
         self.op_start = 0
+        self.frame_end = -1  # absolute end of the last FRAME
 
     def error(self, reason: str) -> None:
         """The real unpickler raises here; note the first error of each pickle and go on."""
+        if self.first_error is None and not self.quiet:
+            self.first_error = self.op_start
+            self.clean_ops = self.ops_now
         if self.errors == 0 and not self.quiet:
             self.on_malformed(reason, self.op_start)
         self.errors += 1
+
+    def allocated(self) -> int:
+        """Bytes the real unpickler holds by now (an estimate that never undercounts much)."""
+        return 8 * self.ops + 80 * self.made + 8 * len(self.memo) + 16 * self.memo_top
+
+    def check_alloc(self) -> None:
+        """Stop with LimitExceeded when the real unpickler would need far more memory than the
+        data's size explains: ``limits.max_alloc`` and ``limits.max_alloc_ratio`` times the
+        bytes read (a list or memo bomb), checked every ``ALLOC_CHECK`` bytes as the walk goes."""
+        here = self.src.tell()
+        self.next_check = here + ALLOC_CHECK
+        used = self.allocated()
+        read = max(here - self.alloc_from, 1)
+        if used > self.limits.max_alloc and used > self.limits.max_alloc_ratio * read:
+            raise LimitExceeded(
+                f"loading needs about {used >> 20} MiB for {read >> 10} KiB of pickle "
+                f"(over {self.limits.max_alloc_ratio}x): an expansion bomb"
+            )
+
+    def check_frame(self) -> None:
+        """After an opcode: one that started inside a frame and ended past it is read
+        differently by ``pickle.load(file)``."""
+        if self.op_start < self.frame_end < self.src.tell():
+            self.diverged = True
 
     def underflow(self) -> None:
         """A pop below the fence: the message ``_pickle.c`` gives."""
@@ -154,6 +204,8 @@ class Machine:
                 return data
             if kind == "str":
                 return data.decode("utf-8", "surrogatepass")
+            if self.ascii_strings and not data.isascii():
+                self.error("Python 2 string is not ASCII (pickle.load's default encoding)")
             return data.decode("latin-1")
         if not self.src.skip(n):
             raise Truncated("pickle data was truncated inside a large argument")
@@ -169,14 +221,19 @@ class Machine:
         table = self.table
         while True:
             self.op_start = src.tell()
+            if self.op_start >= self.next_check:
+                self.check_alloc()
             b = src.take(1)
+            self.ops_now = self.ops
             if b is None:
                 raise Truncated("pickle data was truncated (no STOP opcode)")
             self.ops += 1
             handler = table[b[0]]
             if handler is None:
                 raise PickleError(f"invalid load key {b!r}")
-            if handler():
+            stop = handler()
+            self.check_frame()
+            if stop:
                 return
 
     # ---- data opcodes ----------------------------------------------------------------------
@@ -262,28 +319,40 @@ class Machine:
     def op_persid(self) -> None:
         """PERSID: a persistent id as text."""
         pid = self.line()
+        if not pid.isascii():
+            self.error("persistent IDs in protocol 0 must be ASCII strings")
         self.persistent(pid.decode("ascii", "replace"))
 
     def op_binpersid(self) -> None:
         """BINPERSID: a persistent id from the stack."""
         self.persistent(self.pop())
 
+    def acting(self) -> None:
+        """The real unpickler imports, calls or loads something here (if it got this far)."""
+        if self.first_error is None:
+            self.acted = True
+
     def persistent(self, pid: Any) -> None:
-        """Remember a persistent id (torch storages) and push what the loader would return."""
+        """Remember a persistent id (torch storages) and push what the loader would return.
+        (Not "acting": the id is handed to the loader's hook, which imports nothing itself.)"""
         if len(self.persistent_ids) < 1_000_000:
             self.persistent_ids.append(pid)
         self.push(Opaque("persistent"))
 
     def op_string(self) -> None:
-        """STRING: a quoted, escaped str as text."""
+        """STRING: a quoted, backslash-escaped Python 2 str as text."""
+        import codecs
+
         text = self.line()
         if len(text) >= 2 and text[0] == text[-1] and text[:1] in (b"'", b'"'):
             try:
-                value = text[1:-1].decode("unicode_escape", "strict")
-            except UnicodeDecodeError:
+                raw: bytes = codecs.escape_decode(text[1:-1])[0]
+            except ValueError:
                 self.error("invalid escape in STRING argument")
-                value = ""
-            self.push(value)
+                raw = b""
+            if self.ascii_strings and not raw.isascii():
+                self.error("Python 2 string is not ASCII (pickle.load's default encoding)")
+            self.push(raw.decode("latin-1"))
         else:
             self.error("the STRING opcode argument must be quoted")
             self.push("")
@@ -343,13 +412,22 @@ class Machine:
 
     def op_bytearray8(self) -> None:
         """BYTEARRAY8: a bytearray with an 8-byte length."""
-        self.blob(self.uint(8), "bytes")
-        self.push(Seq("bytearray"))
+        n = self.uint(8)
+        self.blob(n, "bytes")
+        array = Seq("bytearray")
+        array.n = n  # its length decides which indices SETITEM may use
+        self.push(array)
 
     def op_next_buffer(self) -> None:
-        """NEXT_BUFFER: an out-of-band buffer."""
+        """NEXT_BUFFER: an out-of-band buffer; loaders pass none (pickle.load(buffers=None))."""
+        self.error("pickle stream refers to out-of-band data but no buffers argument was given")
         self.push(Opaque("buffer"))
 
     def op_readonly_buffer(self) -> None:
-        """READONLY_BUFFER: makes the top of the stack read-only."""
-        self.top()
+        """READONLY_BUFFER: makes the top of the stack read-only (it must be a buffer)."""
+        value = self.top()
+        buffer = isinstance(value, (bytes, Opaque)) or (
+            isinstance(value, Seq) and value.kind == "bytearray"
+        )
+        if not buffer:
+            self.error("READONLY_BUFFER needs an object with the buffer protocol")

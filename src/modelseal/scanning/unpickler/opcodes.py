@@ -13,6 +13,7 @@ from typing import Any
 
 from modelseal.scanning.source import Source
 from modelseal.scanning.unpickler.machine import Handler, Machine
+from modelseal.scanning.unpickler.table import HANDLERS
 from modelseal.scanning.unpickler.values import (
     HIGHEST_PROTOCOL,
     GlobalRef,
@@ -36,12 +37,30 @@ TARGET_KIND = {
 }
 
 
+def _is(value: Any, kind: str) -> bool:
+    """``value`` is a container of ``kind`` (or a value we do not track)."""
+    return isinstance(value, Opaque) or (isinstance(value, Seq) and value.kind == kind)
+
+
+def _plain_state(state: Any) -> bool:
+    """A BUILD state that a value without ``__setstate__`` or ``__dict__`` accepts."""
+    if state is None or isinstance(state, Opaque):
+        return True
+    if isinstance(state, Seq) and state.kind == "tuple" and state.n == 2:
+        first, slots = state.items
+        return first is None and isinstance(slots, Seq) and slots.kind == "dict" and slots.n == 0
+    return False
+
+
 class Unpickler(Machine):
     """The whole opcode set; :meth:`Machine.run_exact` walks a pickle with it."""
 
     def __init__(self, source: Source, *, limits: Limits | None = None) -> None:
         super().__init__(source, limits=limits)
-        self.table = self._build_table()
+        table: list[Handler | None] = [None] * 256
+        for code, method in HANDLERS.items():
+            table[code[0]] = getattr(self, method)
+        self.table = table
 
     # ---- imports and calls -----------------------------------------------------------------
 
@@ -71,10 +90,12 @@ class Unpickler(Machine):
             self.error(f"cannot import {module[:80]!r}.{name[:80]!r}")
             return Opaque("bad-global")
         allowed = self.on_global(module, name, self.effective_name(module, name), offset)
+        self.acting()
         return GlobalRef(module, name, allowed)
 
     def called(self, func: Any, args: Any, how: str) -> Made:
         """The value a call of ``func`` pushes (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST)."""
+        self.acting()
         if isinstance(func, (GlobalRef, Made)):
             self.on_call(func, args, how)
         elif not isinstance(func, Opaque):
@@ -93,6 +114,8 @@ class Unpickler(Machine):
     def op_stop(self) -> bool:
         """STOP: the pickle's value is the top of the stack."""
         self.last_value = self.pop()
+        if self.frame_end > self.src.tell():
+            self.diverged = True  # a file reader starts the next pickle at the frame's end
         return True
 
     def op_pop(self) -> None:
@@ -125,10 +148,17 @@ class Unpickler(Machine):
         """BUILD: set the state of the object below (``__setstate__`` or ``__dict__``)."""
         state = self.pop()
         target = self.top()
+        if not isinstance(target, (GlobalRef, Made, Opaque)) and not _plain_state(state):
+            # Plain values have no __setstate__ and no __dict__: _pickle.c only accepts a
+            # state of None or (None, {}).
+            self.error("BUILD state a plain value cannot take")
         if isinstance(target, GlobalRef):
             self.on_mutate_global(target, "BUILD")
         elif isinstance(target, Made):
             target.state = state
+            if self.frame_end <= self.src.tell():
+                # The frame is done: bytes a hook reads next (joblib's inline arrays) follow it.
+                self.frame_end = -1
             self.on_build(target)
 
     def op_global(self) -> None:
@@ -147,9 +177,17 @@ class Unpickler(Machine):
     def op_inst(self) -> None:
         """INST: import a class by text and call it with the items above the mark."""
         offset = self.op_start
-        module = self.line().decode("utf-8", "replace")
-        name = self.line().decode("utf-8", "replace")
-        cls = self.load_global(module, name, offset)
+        marked = bool(self.marks)  # _pickle.c looks for the MARK before reading the names
+        raw = self.line(), self.line()
+        if not marked:
+            self.error("could not find MARK")
+            self.push(Opaque("bad-global"))
+            return
+        if not all(part.isascii() for part in raw):
+            self.error("INST names must be ASCII")
+            self.push(Opaque("bad-global"))
+            return
+        cls = self.load_global(raw[0].decode(), raw[1].decode(), offset)
         args = self.pop_mark()
         self.push(self.called(cls, Seq("tuple", args), "INST"))
 
@@ -166,6 +204,8 @@ class Unpickler(Machine):
         """NEWOBJ: ``cls.__new__(cls, *args)``."""
         args = self.pop()
         cls = self.pop()
+        if not _is(args, "tuple"):
+            self.error("NEWOBJ expected an arg tuple")
         self.push(self.called(cls, args, "NEWOBJ"))
 
     def op_newobj_ex(self) -> None:
@@ -173,6 +213,8 @@ class Unpickler(Machine):
         kwargs = self.pop()
         args = self.pop()
         cls = self.pop()
+        if not (_is(args, "tuple") and _is(kwargs, "dict")):
+            self.error("NEWOBJ_EX args must be a tuple and kwargs a dict")
         made = self.called(cls, args, "NEWOBJ_EX")
         made.state = kwargs
         self.push(made)
@@ -231,6 +273,16 @@ class Unpickler(Machine):
         if not items:
             return  # the C unpickler returns before looking at the target
         if isinstance(target, Seq):
+            if target.kind in ("list", "bytearray") and how in ("SETITEM", "SETITEMS"):
+                # obj[key] = value: an index within the sequence (a byte for a bytearray).
+                for key, value in items:
+                    byte = isinstance(value, int) and 0 <= value < 256
+                    if not (type(key) in (int, bool) and -target.n <= key < target.n) or (
+                        target.kind == "bytearray" and not byte
+                    ):
+                        self.error(f"{how} with a bad index or value on a {target.kind}")
+                        return
+                return
             if target.kind == "bytearray" and how in ("APPEND", "APPENDS"):
                 if not all(isinstance(i, int) and 0 <= i < 256 for i in items):
                     self.error(f"{how} of a non-byte to a bytearray")
@@ -259,23 +311,28 @@ class Unpickler(Machine):
             self.error("odd number of items for DICT")
         self.hashable(items[0::2])
         d = Seq("dict")
+        self.made += 1
         d.extend([[items[i], items[i + 1]] for i in range(0, len(items) - 1, 2)])
         self.push(d)
 
     def op_empty_dict(self) -> None:
         """EMPTY_DICT."""
+        self.made += 1
         self.push(Seq("dict"))
 
     def op_list(self) -> None:
         """LIST: a list of the items above the mark."""
+        self.made += 1
         self.push(Seq("list", self.pop_mark()))
 
     def op_empty_list(self) -> None:
         """EMPTY_LIST."""
+        self.made += 1
         self.push(Seq("list"))
 
     def op_tuple(self) -> None:
         """TUPLE: a tuple of the items above the mark."""
+        self.made += 1
         self.push(Seq("tuple", self.pop_mark()))
 
     def op_empty_tuple(self) -> None:
@@ -285,12 +342,14 @@ class Unpickler(Machine):
     def op_tuple1(self) -> None:
         """TUPLE1."""
         a = self.pop()
+        self.made += 1
         self.push(Seq("tuple", [a]))
 
     def op_tuple2(self) -> None:
         """TUPLE2."""
         b = self.pop()
         a = self.pop()
+        self.made += 1
         self.push(Seq("tuple", [a, b]))
 
     def op_tuple3(self) -> None:
@@ -298,16 +357,19 @@ class Unpickler(Machine):
         c = self.pop()
         b = self.pop()
         a = self.pop()
+        self.made += 1
         self.push(Seq("tuple", [a, b, c]))
 
     def op_empty_set(self) -> None:
         """EMPTY_SET."""
+        self.made += 3  # an empty set is 216 bytes
         self.push(Seq("set"))
 
     def op_frozenset(self) -> None:
         """FROZENSET: a frozenset of the items above the mark."""
         items = self.pop_mark()
         self.hashable(items)
+        self.made += 3
         self.push(Seq("frozenset", items))
 
     # ---- memo ------------------------------------------------------------------------------
@@ -366,9 +428,14 @@ class Unpickler(Machine):
 
     def put(self, idx: int) -> None:
         """Store the top of the stack as memo entry ``idx``."""
+        if len(self.stack) <= self.fence:  # _pickle.c checks the stack before the index
+            self.underflow()
+            return
         if idx > self.limits.max_memo_index:
             self.on_memo_index(idx)
-        self.memo[idx] = self.top()
+            self.memo_top = max(self.memo_top, idx)
+            self.check_alloc()  # the real memo grows to twice the index at once
+        self.memo[idx] = self.stack[-1]
         if len(self.memo) > self.limits.max_memo:
             raise LimitExceeded(f"memo holds more than {self.limits.max_memo} entries")
 
@@ -376,6 +443,8 @@ class Unpickler(Machine):
 
     def op_proto(self) -> None:
         """PROTO."""
+        if self.op_start == self.src.start:
+            self.proto_first = True
         proto = self.need(1)[0]
         if proto > HIGHEST_PROTOCOL:
             raise PickleError(f"unsupported pickle protocol: {proto}")
@@ -384,6 +453,9 @@ class Unpickler(Machine):
     def op_frame(self) -> None:
         """FRAME: the whole frame must be readable now, then reading goes on linearly."""
         n = self.uint(8)
+        if self.frame_end > self.op_start:
+            self.diverged = True  # a frame inside an unfinished frame
+        self.frame_end = self.src.tell() + n
         left = self.src.remaining()
         if n >= 1 << 63:
             raise PickleError("FRAME length exceeds system's maximum")
@@ -410,81 +482,6 @@ class Unpickler(Machine):
 
     def ext(self, code: int) -> None:
         """Push what the copyreg extension ``code`` names (unknown until load time)."""
+        self.acting()
         self.on_extension(code)
         self.push(GlobalRef("copyreg._extension_registry", str(code), False))
-
-    def _build_table(self) -> list[Handler | None]:
-        t: list[Handler | None] = [None] * 256
-        ops: dict[bytes, Handler] = {
-            b"(": self.op_mark,
-            b".": self.op_stop,
-            b"0": self.op_pop,
-            b"1": self.op_pop_mark,
-            b"2": self.op_dup,
-            b"F": self.op_float,
-            b"I": self.op_int,
-            b"J": self.op_binint,
-            b"K": self.op_binint1,
-            b"L": self.op_long,
-            b"M": self.op_binint2,
-            b"N": self.op_none,
-            b"P": self.op_persid,
-            b"Q": self.op_binpersid,
-            b"R": self.op_reduce,
-            b"S": self.op_string,
-            b"T": self.op_binstring,
-            b"U": self.op_short_binstring,
-            b"V": self.op_unicode,
-            b"X": self.op_binunicode,
-            b"a": self.op_append,
-            b"b": self.op_build,
-            b"c": self.op_global,
-            b"d": self.op_dict,
-            b"}": self.op_empty_dict,
-            b"e": self.op_appends,
-            b"g": self.op_get,
-            b"h": self.op_binget,
-            b"i": self.op_inst,
-            b"j": self.op_long_binget,
-            b"l": self.op_list,
-            b"]": self.op_empty_list,
-            b"o": self.op_obj,
-            b"p": self.op_put,
-            b"q": self.op_binput,
-            b"r": self.op_long_binput,
-            b"s": self.op_setitem,
-            b"t": self.op_tuple,
-            b")": self.op_empty_tuple,
-            b"u": self.op_setitems,
-            b"G": self.op_binfloat,
-            b"\x80": self.op_proto,
-            b"\x81": self.op_newobj,
-            b"\x82": self.op_ext1,
-            b"\x83": self.op_ext2,
-            b"\x84": self.op_ext4,
-            b"\x85": self.op_tuple1,
-            b"\x86": self.op_tuple2,
-            b"\x87": self.op_tuple3,
-            b"\x88": self.op_true,
-            b"\x89": self.op_false,
-            b"\x8a": self.op_long1,
-            b"\x8b": self.op_long4,
-            b"B": self.op_binbytes,
-            b"C": self.op_short_binbytes,
-            b"\x8c": self.op_short_binunicode,
-            b"\x8d": self.op_binunicode8,
-            b"\x8e": self.op_binbytes8,
-            b"\x8f": self.op_empty_set,
-            b"\x90": self.op_additems,
-            b"\x91": self.op_frozenset,
-            b"\x92": self.op_newobj_ex,
-            b"\x93": self.op_stack_global,
-            b"\x94": self.op_memoize,
-            b"\x95": self.op_frame,
-            b"\x96": self.op_bytearray8,
-            b"\x97": self.op_next_buffer,
-            b"\x98": self.op_readonly_buffer,
-        }
-        for key, fn in ops.items():
-            t[key[0]] = fn
-        return t
