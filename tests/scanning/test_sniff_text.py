@@ -46,7 +46,7 @@ _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Hea
 def test_text_starting_with_an_opcode_byte_is_not_a_pickle(text: str) -> None:
     report = scan_bytes(text.encode(), Options())
     assert report.status == "clean", report.to_dict()
-    assert report.formats == ("unknown",)
+    assert "pickle" not in report.formats  # plain text, or a YAML config scanned as one
 
 
 def _words(first: str) -> st.SearchStrategy[str]:
