@@ -136,6 +136,8 @@ def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> float:
 def r2_score(y_true: Any, y_pred: Any) -> float:
     """Coefficient of determination (1.0 for a perfect fit of constant data, 0.0 otherwise)."""
     truth = np.asarray(y_true, dtype=np.float64)
+    if len(truth) < 2:
+        raise MetricError("r2_score is not defined on fewer than two rows")
     d = _diff(y_true, y_pred)
     numerator = float(np.sum(d * d))
     centred = truth - np.mean(truth)
@@ -185,7 +187,7 @@ def _columns(y_true: Any, classes: Any) -> Any:
     unknown = ranked[at] != y_true
     if np.any(unknown):
         raise MetricError(
-            f"label {y_true[np.argmax(unknown)]!r} is not one of the model's classes "
+            f"label {y_true[np.argmax(unknown)].item()!r} is not one of the model's classes "
             f"{classes.tolist()!r}"
         )
     return order[at]
