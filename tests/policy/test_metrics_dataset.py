@@ -19,9 +19,12 @@ from modelseal.policy.metrics.dataset import read_dataset
 
 def _table(rows: int = 5) -> dict[str, Any]:
     rng = np.random.default_rng(3)
-    return {"a": rng.normal(size=rows), "b": rng.integers(0, 9, rows).astype(np.float64),
-            "region": np.array(["eu", "us", "eu", "apac", "us"][:rows] * (rows // 5 + 1))[:rows],
-            "label": rng.integers(0, 2, rows).astype(np.float64)}  # fmt: skip
+    return {
+        "a": rng.normal(size=rows),
+        "b": rng.integers(0, 9, rows).astype(np.float64),
+        "region": np.array(["eu", "us", "eu", "apac", "us"][:rows] * (rows // 5 + 1))[:rows],
+        "label": rng.integers(0, 2, rows).astype(np.float64),
+    }
 
 
 def _write(path: Path, table: dict[str, Any]) -> Path:
@@ -52,8 +55,12 @@ def test_every_format_reads_to_the_same_table_with_its_digest(tmp_path: Path, su
     data = read_dataset(path)
     assert data.format == suffix[1:] and data.rows == 5
     assert data.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert data.details() == {"path": str(path), "sha256": data.sha256, "rows": 5,
-                              "format": suffix[1:]}  # fmt: skip
+    assert data.details() == {
+        "path": str(path),
+        "sha256": data.sha256,
+        "rows": 5,
+        "format": suffix[1:],
+    }
     for name, column in table.items():
         assert data.columns[name].tolist() == column.tolist(), name
     features = data.features(None, ["label", "region"])
@@ -136,7 +143,9 @@ def test_parquet_without_pyarrow_names_the_extra(
     assert info.value.hint == 'pip install "modelseal[parquet]", or give CSV or NPZ'
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=300), st.sampled_from([".csv", ".npz", ".parquet", ".bin"]))
 def test_arbitrary_bytes_read_or_fail_as_input_errors(
     tmp_path: Path, data: bytes, suffix: str
@@ -151,10 +160,23 @@ def test_arbitrary_bytes_read_or_fail_as_input_errors(
         assert table.rows > 0 and table.sha256 == hashlib.sha256(data).hexdigest()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.floats(allow_nan=False, allow_infinity=False), st.integers(0, 3),
-                          st.text("abcxyz", min_size=1, max_size=4)), min_size=1, max_size=30))  # fmt: skip
-def test_csv_round_trips_numbers_and_text(tmp_path: Path, rows: list[tuple[float, int, str]]) -> None:
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.integers(0, 3),
+            st.text("abcxyz", min_size=1, max_size=4),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_csv_round_trips_numbers_and_text(
+    tmp_path: Path, rows: list[tuple[float, int, str]]
+) -> None:
     path = tmp_path / "round.csv"
     path.write_text("x,label,group\n" + "".join(f"{x!r},{y},{g}\n" for x, y, g in rows))
     data = read_dataset(path)

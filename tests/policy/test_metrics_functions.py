@@ -31,10 +31,14 @@ def labelled(draw: Any, *, classes: int | None = None) -> tuple[Any, Any]:
 def scored(draw: Any, *, classes: int) -> tuple[Any, Any]:
     """Labels where every class appears, and probability rows (with ties)."""
     n = draw(st.integers(classes, 50))
-    truth = np.array(list(range(classes)) + draw(
-        st.lists(st.integers(0, classes - 1), min_size=n - classes, max_size=n - classes)))  # fmt: skip
-    raw = np.array(draw(st.lists(st.integers(1, 6), min_size=n * classes, max_size=n * classes)),
-                   dtype=np.float64).reshape(n, classes)  # fmt: skip
+    truth = np.array(
+        list(range(classes))
+        + draw(st.lists(st.integers(0, classes - 1), min_size=n - classes, max_size=n - classes))
+    )
+    raw = np.array(
+        draw(st.lists(st.integers(1, 6), min_size=n * classes, max_size=n * classes)),
+        dtype=np.float64,
+    ).reshape(n, classes)
     return truth, raw / raw.sum(axis=1, keepdims=True)
 
 
@@ -79,8 +83,11 @@ def test_binary_precision_recall_f1_match_sklearn(data: tuple[Any, Any], positiv
     kw: dict[str, Any] = {"pos_label": positive, "zero_division": 0}
     if len(np.unique(np.concatenate([truth, guess]))) < 2:
         kw["labels"] = [0, 1]  # sklearn needs to be told the classes a one-class sample has
-    theirs = (skm.precision_score(truth, guess, **kw), skm.recall_score(truth, guess, **kw),
-              skm.f1_score(truth, guess, **kw))  # fmt: skip
+    theirs = (
+        skm.precision_score(truth, guess, **kw),
+        skm.recall_score(truth, guess, **kw),
+        skm.f1_score(truth, guess, **kw),
+    )
     assert ours == pytest.approx(theirs, abs=1e-12)
 
 
@@ -138,9 +145,13 @@ def test_text_labels_and_a_named_positive_class() -> None:
     truth = np.array(["ham", "spam", "spam", "ham"])
     guess = np.array(["spam", "spam", "ham", "ham"])
     ours = fn.precision_recall_f1(truth, guess, average="binary", pos_label="spam")
-    assert ours == pytest.approx((skm.precision_score(truth, guess, pos_label="spam"),
-                                  skm.recall_score(truth, guess, pos_label="spam"),
-                                  skm.f1_score(truth, guess, pos_label="spam")))  # fmt: skip
+    assert ours == pytest.approx(
+        (
+            skm.precision_score(truth, guess, pos_label="spam"),
+            skm.recall_score(truth, guess, pos_label="spam"),
+            skm.f1_score(truth, guess, pos_label="spam"),
+        )
+    )
     proba = np.array([[0.2, 0.8], [0.3, 0.7], [0.6, 0.4], [0.9, 0.1]])
     classes = np.array(["ham", "spam"])
     assert fn.roc_auc(truth, proba, classes, pos_label="spam") == pytest.approx(

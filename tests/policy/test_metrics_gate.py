@@ -34,7 +34,9 @@ def _data(seed: int = 0) -> tuple[Any, Any, Any]:
 
 
 def _csv(path: Path, x: Any, y: Any, region: Any) -> Path:
-    rows = [f"{a!r},{b!r},{c!r},{g},{t}" for (a, b, c), g, t in zip(x.tolist(), region, y, strict=True)]
+    rows = [
+        f"{a!r},{b!r},{c!r},{g},{t}" for (a, b, c), g, t in zip(x.tolist(), region, y, strict=True)
+    ]
     path.write_text("f0,f1,f2,region,label\n" + "\n".join(rows) + "\n")
     return path
 
@@ -49,7 +51,9 @@ def _sign(path: Path, key_pair: tuple[Path, Path]) -> Path:
     return signature
 
 
-def _policy(root: Path, public: Path, metrics: str, *, allow: tuple[str, ...] = (LOGISTIC,)) -> Path:
+def _policy(
+    root: Path, public: Path, metrics: str, *, allow: tuple[str, ...] = (LOGISTIC,)
+) -> Path:
     path = root / "policy.yaml"
     path.write_text(
         f"version: 1\nname: release\nsignature: {{keys: [{{name: ci, path: {public}}}]}}\n"
@@ -84,8 +88,11 @@ def _xgboost(root: Path, *, weak: bool = False) -> tuple[Path, Any]:
     if weak:  # trained on shuffled labels: about a coin toss
         y = np.random.default_rng(7).permutation(y)
     root.mkdir(parents=True, exist_ok=True)
-    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(x, label=y),
-                        num_boost_round=10)  # fmt: skip
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": 2},
+        xgb.DMatrix(x, label=y),
+        num_boost_round=10,
+    )
     path = root / "model.json"
     booster.save_model(path)
     return path, (booster.inplace_predict(x) > 0.5).astype(int)
@@ -94,8 +101,11 @@ def _xgboost(root: Path, *, weak: bool = False) -> tuple[Path, Any]:
 def _lightgbm(root: Path) -> tuple[Path, Any]:
     lgb = pytest.importorskip("lightgbm")
     x, y, _ = _data()
-    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4},
-                        lgb.Dataset(x, label=y), num_boost_round=10)  # fmt: skip
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 4},
+        lgb.Dataset(x, label=y),
+        num_boost_round=10,
+    )
     path = root / "model.txt"
     booster.save_model(path)
     return path, (booster.predict(x) > 0.5).astype(int)
@@ -121,8 +131,15 @@ def _onnx(root: Path) -> tuple[Path, Any]:
     import torch
 
     path = root / "model.onnx"
-    torch.onnx.export(_torch_module(), (torch.zeros(1, 3),), str(path), input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "rows"}}, dynamo=False)  # fmt: skip
+    torch.onnx.export(
+        _torch_module(),
+        (torch.zeros(1, 3),),
+        str(path),
+        input_names=["x"],
+        output_names=["logits"],
+        dynamic_axes={"x": {0: "rows"}},
+        dynamo=False,
+    )
     return path, _rule_predictions()
 
 
@@ -142,9 +159,14 @@ def _sklearn_framework(root: Path) -> tuple[Path, Any]:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize(
     ("framework", "build"),
-    [("sklearn", _sklearn_framework), ("xgboost", _xgboost), ("lightgbm", _lightgbm),
-     ("onnx", _onnx), ("torchscript", _torchscript)],
-)  # fmt: skip
+    [
+        ("sklearn", _sklearn_framework),
+        ("xgboost", _xgboost),
+        ("lightgbm", _lightgbm),
+        ("onnx", _onnx),
+        ("torchscript", _torchscript),
+    ],
+)
 def test_each_framework_is_measured_from_its_signed_model(
     run_cli: Run, tmp_path: Path, key_pair: tuple[Path, Path], framework: str, build: Any
 ) -> None:
@@ -154,14 +176,19 @@ def test_each_framework_is_measured_from_its_signed_model(
     data = _csv(tmp_path / "valid.csv", x, y, region)
     accuracy = skm.accuracy_score(y, own_predictions)
     f1 = skm.f1_score(y, own_predictions)
-    policy = _policy(tmp_path, key_pair[1], """
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        """
 task: classification
 thresholds:
   accuracy_score: {threshold: 0.7}
   f1_score: {threshold: 0.6}
-""")  # fmt: skip
-    code, out, err = run_cli("gate", model, "--signature", signature, "--policy", policy,
-                             "--data", data)  # fmt: skip
+""",
+    )
+    code, out, err = run_cli(
+        "gate", model, "--signature", signature, "--policy", policy, "--data", data
+    )
     assert code == 0, out + err
     line = next(line for line in out.splitlines() if "metrics:" in line)
     digest = modelseal.digest(data).root_digest  # not the dataset digest: the file's own
@@ -173,8 +200,9 @@ thresholds:
         f"PASS  metrics: every threshold met on valid.csv ({ROWS} rows, sha256:{sha[:16]}...): "
         f"accuracy_score {_number(accuracy)} (>= 0.7); f1_score {_number(f1)} (>= 0.6)"
     )
-    code, out, _ = run_cli("gate", model, "--signature", signature, "--policy", policy,
-                           "--data", data, "--json")  # fmt: skip
+    code, out, _ = run_cli(
+        "gate", model, "--signature", signature, "--policy", policy, "--data", data, "--json"
+    )
     details = _metrics_check(json.loads(out, object_hook=_Obj)).details
     assert details["candidate"]["metrics"]["accuracy_score"] == pytest.approx(accuracy, abs=1e-12)
     assert details["candidate"]["digest"]["sha256"] == modelseal.digest(model).root_digest.hex()
@@ -201,10 +229,15 @@ def test_absolute_thresholds_slices_and_gaps_pass_and_fail_with_exact_lines(
     predicted = estimator.predict(x)
     accuracy = skm.accuracy_score(y, predicted)
     auc = skm.roc_auc_score(y, estimator.predict_proba(x)[:, 1])
-    by_region = {r: skm.accuracy_score(y[region == r], predicted[region == r]) for r in ("eu", "us")}
+    by_region = {
+        r: skm.accuracy_score(y[region == r], predicted[region == r]) for r in ("eu", "us")
+    }
     best, worst = sorted(by_region, key=lambda r: -by_region[r])
     gap = by_region[best] - by_region[worst]
-    policy = _policy(tmp_path, key_pair[1], f"""
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        f"""
 task: classification
 thresholds:
   accuracy_score: {{threshold: 0.99}}
@@ -214,9 +247,11 @@ slices:
   - column: region
     thresholds: {{accuracy_score: {{threshold: {by_region[worst] + 0.001}}}}}
     max_gap: {{accuracy_score: {gap / 2}}}
-""")  # fmt: skip
-    code, out, err = run_cli("gate", model, "--signature", signature, "--policy", policy,
-                             "--data", data)  # fmt: skip
+""",
+    )
+    code, out, err = run_cli(
+        "gate", model, "--signature", signature, "--policy", policy, "--data", data
+    )
     assert code == 1
     loss = skm.log_loss(y, estimator.predict_proba(x))
     failed = [line for line in out.splitlines() if line.startswith("FAIL  metrics")]
@@ -240,18 +275,25 @@ slices:
     assert entry["threshold"] == 0.99 and entry["passed"] is False
     assert entry["failed"] == ["threshold"]
     # The same model under thresholds it meets: one line, and exit 0.
-    policy = _policy(tmp_path, key_pair[1], f"""
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        f"""
 task: classification
 thresholds: {{accuracy_score: {{threshold: 0.8}}}}
 slices:
   - column: region
     max_gap: {{accuracy_score: {gap + 0.01}}}
-""")  # fmt: skip
-    code, out, _ = run_cli("gate", model, "--signature", signature, "--policy", policy,
-                           "--data", data)  # fmt: skip
+""",
+    )
+    code, out, _ = run_cli(
+        "gate", model, "--signature", signature, "--policy", policy, "--data", data
+    )
     assert code == 0
-    assert f"accuracy_score {_number(accuracy)} (>= 0.8); accuracy_score gap across region " \
-           f"{_number(gap)} (<= {_number(gap + 0.01)})" in out  # fmt: skip
+    assert (
+        f"accuracy_score {_number(accuracy)} (>= 0.8); accuracy_score gap across region "
+        f"{_number(gap)} (<= {_number(gap + 0.01)})" in out
+    )
 
 
 def test_metrics_in_the_evidence_and_the_cel_context(
@@ -264,12 +306,19 @@ def test_metrics_in_the_evidence_and_the_cel_context(
     model, _ = _sklearn(tmp_path)
     signature = _sign(model, key_pair)
     data = _csv(tmp_path / "valid.csv", *_data())
-    policy = _policy(tmp_path, key_pair[1], """
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        """
 task: classification
 thresholds: {accuracy_score: {threshold: 0.5}}
 slices: [{column: region, max_gap: {accuracy_score: 1.0}}]
-""") # fmt: skip
-    text = policy.read_text() + "rules:\n  - {name: accurate, expression: 'metrics.accuracy_score > 0.5'}\n"
+""",
+    )
+    text = (
+        policy.read_text()
+        + "rules:\n  - {name: accurate, expression: 'metrics.accuracy_score > 0.5'}\n"
+    )
     policy.write_text(text)
     decision = gate(model, policy=policy, signature=signature, data=data)
     assert decision.passed, decision.failures
@@ -280,7 +329,9 @@ slices: [{column: region, max_gap: {accuracy_score: 1.0}}]
     assert metrics["subject"][0]["digest"]["sha256"] == decision.digest
     predicate = metrics["predicate"]["details"]
     assert predicate["dataset"]["sha256"] and predicate["evaluator"]["version"]
-    assert {"value", "comparator", "threshold", "passed", "baseline"} <= set(predicate["thresholds"][0])
+    assert {"value", "comparator", "threshold", "passed", "baseline"} <= set(
+        predicate["thresholds"][0]
+    )
     card = list(_metrics([{"checks": [c.model_dump() for c in decision.checks]}]))
     assert {"type": "accuracy_score", "value": card[0]["value"]} == card[0]
     assert any(m.get("slice") == "region=eu" for m in card)
@@ -294,19 +345,26 @@ def test_unusable_data_is_exit_2_on_one_line(
 ) -> None:
     model, _ = _sklearn(tmp_path)
     signature = _sign(model, key_pair)
-    policy = _policy(tmp_path, key_pair[1], "task: classification\nthresholds: "
-                                            "{accuracy_score: {threshold: 0.5}}")  # fmt: skip
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        "task: classification\nthresholds: {accuracy_score: {threshold: 0.5}}",
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text("f0,f1,f2,label\n1,2,3,0\n1,2\n")
-    code, out, err = run_cli("gate", model, "--signature", signature, "--policy", policy,
-                             "--data", bad)  # fmt: skip
+    code, out, err = run_cli(
+        "gate", model, "--signature", signature, "--policy", policy, "--data", bad
+    )
     assert code == 2 and out == ""
-    assert err.strip() == (f"modelseal: error: dataset '{bad}': row 3 has 2 fields, the header "
-                           "has 4; every row needs one value per column")  # fmt: skip
+    assert err.strip() == (
+        f"modelseal: error: dataset '{bad}': row 3 has 2 fields, the header "
+        "has 4; every row needs one value per column"
+    )
     nolabel = tmp_path / "nolabel.csv"
     nolabel.write_text("f0,f1,f2\n1,2,3\n")
-    code, _, err = run_cli("gate", model, "--signature", signature, "--policy", policy,
-                           "--data", nolabel)  # fmt: skip
+    code, _, err = run_cli(
+        "gate", model, "--signature", signature, "--policy", policy, "--data", nolabel
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"dataset '{nolabel}' has no column 'label' (label)" in err
 
@@ -318,8 +376,11 @@ def test_a_model_that_cannot_predict_on_the_data_fails_the_check(
     signature = _sign(model, key_pair)
     data = tmp_path / "two.csv"
     data.write_text("f0,f1,label\n0.1,0.2,1\n-1,0.3,0\n")
-    policy = _policy(tmp_path, key_pair[1], "task: classification\nthresholds: "
-                                            "{accuracy_score: {threshold: 0.5}}")  # fmt: skip
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        "task: classification\nthresholds: {accuracy_score: {threshold: 0.5}}",
+    )
     policy.write_text(policy.read_text().replace("features: [f0, f1, f2]", "features: [f0, f1]"))
     decision = gate(model, policy=policy, signature=signature, data=data)
     lines = _metrics_check(decision).lines
@@ -335,13 +396,18 @@ def test_the_model_is_loaded_only_if_its_scan_allows(
     model, _ = _sklearn(tmp_path)
     signature = _sign(model, key_pair)
     data = _csv(tmp_path / "valid.csv", *_data())
-    policy = _policy(tmp_path, key_pair[1], "task: classification\nthresholds: "
-                                            "{accuracy_score: {threshold: 0.5}}", allow=())  # fmt: skip
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        "task: classification\nthresholds: {accuracy_score: {threshold: 0.5}}",
+        allow=(),
+    )
     decision = gate(model, policy=policy, signature=signature, data=data)
     lines = _metrics_check(decision).lines
     assert len(lines) == 1
-    assert lines[0].startswith("metrics: required a model that loads; it did not: refusing to "
-                               f"load: .: {LOGISTIC}")  # fmt: skip
+    assert lines[0].startswith(
+        f"metrics: required a model that loads; it did not: refusing to load: .: {LOGISTIC}"
+    )
     assert "not on the allow-list" in lines[0]
 
 
@@ -384,11 +450,15 @@ def test_min_changes_compare_with_production_and_with_baseline(
         acc_weak = skm.accuracy_score(y, weak_predicted)
         acc_good = skm.accuracy_score(y, good_predicted)
         assert acc_good - acc_weak > 0.2
-        policy = _policy(tmp_path, key_pair[1], """
+        policy = _policy(
+            tmp_path,
+            key_pair[1],
+            """
 task: classification
 thresholds:
   accuracy_score: {min_absolute_change: 0.2, min_relative_change: 0.1}
-""")  # fmt: skip
+""",
+        )
         backend = LocalBackend(env.registry, env.admin)
         decision = gate(f"fraud:{v2}", policy=policy, data=data, backend=backend)
         check = _metrics_check(decision)
@@ -403,9 +473,23 @@ thresholds:
         assert baseline["digest"]["sha256"] == modelseal.digest(weak).root_digest.hex()
         assert baseline["metrics"]["accuracy_score"] == pytest.approx(acc_weak)
         # The weak model against the good one (--baseline): both changes fail, each one line.
-        home = ["--home", str(tmp_path / "home"), "--db-url", f"sqlite:///{tmp_path / 'registry.db'}"]
-        code, out, _ = run_cli("gate", f"fraud:{v1}", "--policy", policy, "--data", data,
-                               "--baseline", f"fraud:{v2}", *home)  # fmt: skip
+        home = [
+            "--home",
+            str(tmp_path / "home"),
+            "--db-url",
+            f"sqlite:///{tmp_path / 'registry.db'}",
+        ]
+        code, out, _ = run_cli(
+            "gate",
+            f"fraud:{v1}",
+            "--policy",
+            policy,
+            "--data",
+            data,
+            "--baseline",
+            f"fraud:{v2}",
+            *home,
+        )
         assert code == 1
         failed = [line for line in out.splitlines() if line.startswith("FAIL  metrics")]
         drop = (acc_weak - acc_good) / acc_good
@@ -416,11 +500,33 @@ thresholds:
             f"{_number(acc_good)}; measured {_number(drop)} ({_number(acc_weak)})",
         ]
         # A model path with --baseline: the registry is opened for the baseline alone.
-        code, out, _ = run_cli("gate", good, "--signature", good_sig, "--policy", policy,
-                               "--data", data, "--baseline", "fraud@production", *home)  # fmt: skip
+        code, out, _ = run_cli(
+            "gate",
+            good,
+            "--signature",
+            good_sig,
+            "--policy",
+            policy,
+            "--data",
+            data,
+            "--baseline",
+            "fraud@production",
+            *home,
+        )
         assert code == 0, out
-        code, _, err = run_cli("gate", good, "--signature", good_sig, "--policy", policy,
-                               "--data", data, "--baseline", "fraud:9", *home)  # fmt: skip
+        code, _, err = run_cli(
+            "gate",
+            good,
+            "--signature",
+            good_sig,
+            "--policy",
+            policy,
+            "--data",
+            data,
+            "--baseline",
+            "fraud:9",
+            *home,
+        )
         assert code == 2 and len(err.strip().splitlines()) == 1
     finally:
         env.registry.close()
@@ -436,8 +542,11 @@ def test_without_a_trusted_baseline_change_thresholds_fail(
         good, _ = _xgboost(tmp_path / "good")
         good_sig = _sign(good, key_pair)
         data = _csv(tmp_path / "valid.csv", *_data())
-        policy = _policy(tmp_path, key_pair[1], "task: classification\nthresholds: "
-                                                "{accuracy_score: {min_absolute_change: 0.01}}")  # fmt: skip
+        policy = _policy(
+            tmp_path,
+            key_pair[1],
+            "task: classification\nthresholds: {accuracy_score: {min_absolute_change: 0.01}}",
+        )
         backend = LocalBackend(env.registry, env.admin)
         number = _push(env, good, good_sig, key_pair[1], name="solo")
         decision = gate(f"solo:{number}", policy=policy, data=data, backend=backend)
@@ -449,8 +558,9 @@ def test_without_a_trusted_baseline_change_thresholds_fail(
         other, _ = _xgboost(tmp_path / "other", weak=True)
         other_sig = _sign(other, other_key_pair)
         v1 = _push(env, other, other_sig, other_key_pair[1], name="mixed")
-        _production(env, "mixed", v1, SignedModel(other, other_sig, other_key_pair[1],
-                                                  other_key_pair[0]))  # fmt: skip
+        _production(
+            env, "mixed", v1, SignedModel(other, other_sig, other_key_pair[1], other_key_pair[0])
+        )
         v2 = _push(env, good, good_sig, key_pair[1], name="mixed")
         decision = gate(f"mixed:{v2}", policy=policy, data=data, backend=backend)
         check = _metrics_check(decision)
@@ -475,13 +585,18 @@ def test_regression_on_npz_and_parquet(tmp_path: Path, key_pair: tuple[Path, Pat
     signature = _sign(model, key_pair)
     mse = skm.mean_squared_error(y, estimator.predict(x))
     r2 = skm.r2_score(y, estimator.predict(x))
-    policy = _policy(tmp_path, key_pair[1], """
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        """
 task: regression
 label: y
 thresholds:
   mean_squared_error: {threshold: 0.5}
   r2_score: {threshold: 0.999}
-""", allow=("sklearn.linear_model._base.LinearRegression",))  # fmt: skip
+""",
+        allow=("sklearn.linear_model._base.LinearRegression",),
+    )
     npz = tmp_path / "valid.npz"
     np.savez(npz, X=x, y=y)
     policy.write_text(policy.read_text().replace("features: [f0, f1, f2]", "features: [X]"))

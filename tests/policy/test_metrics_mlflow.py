@@ -50,9 +50,10 @@ def cases(draw: Any) -> tuple[str, dict[str, Any], float | None, float | None]:
 
 
 def _mlflow_passes(metric: str, kw: dict[str, Any], candidate: Any, baseline: Any) -> bool:
-    thresholds = {metric: MlflowThreshold(**kw)}
-    cand = EvaluationResult(metrics={} if candidate is None else {metric: candidate}, artifacts={})
-    base = None if baseline is None else EvaluationResult(metrics={metric: baseline}, artifacts={})
+    thresholds = {metric: MlflowThreshold(**kw)}  # type: ignore[no-untyped-call]
+    result = EvaluationResult  # MLflow's own result type, untyped
+    cand = result(metrics={} if candidate is None else {metric: candidate}, artifacts={})  # type: ignore[no-untyped-call]
+    base = None if baseline is None else result(metrics={metric: baseline}, artifacts={})  # type: ignore[no-untyped-call]
     try:
         mlflow.validate_evaluation_results(thresholds, cand, base)
     except ModelValidationFailedException:
@@ -66,8 +67,14 @@ def test_decisions_match_mlflow_validation(case: tuple[str, dict[str, Any], Any,
     metric, kw, candidate, baseline = case
     # MLflow tests a zero min_relative_change for truth, so without a baseline it does not
     # notice the baseline is missing and fails with a TypeError: no decision to compare.
-    assume(not (baseline is None and kw.get("min_relative_change") == 0.0
-                and "min_absolute_change" not in kw and candidate is not None))  # fmt: skip
+    assume(
+        not (
+            baseline is None
+            and kw.get("min_relative_change") == 0.0
+            and "min_absolute_change" not in kw
+            and candidate is not None
+        )
+    )
     rule = MetricThreshold(**kw)
     ours = judge(
         metric,
@@ -84,8 +91,16 @@ def test_each_kind_of_failure_is_one_line_with_required_and_measured() -> None:
         rule = MetricThreshold(**kw)
         cand = {} if candidate is None else {"accuracy_score": candidate}
         base = None if baseline is None else {"accuracy_score": baseline}
-        return lines(judge("accuracy_score", rule, cand, base, no_baseline="none: fraud has no "
-                           "production version", unmeasured={"accuracy_score": "why"}))  # fmt: skip
+        return lines(
+            judge(
+                "accuracy_score",
+                rule,
+                cand,
+                base,
+                no_baseline="none: fraud has no production version",
+                unmeasured={"accuracy_score": "why"},
+            )
+        )
 
     assert line(0.8, None, threshold=0.9) == [
         "metrics: accuracy_score: required >= 0.9; measured 0.8"
@@ -109,8 +124,9 @@ def test_each_kind_of_failure_is_one_line_with_required_and_measured() -> None:
     assert line(None, 0.9, threshold=0.5) == [
         "metrics: accuracy_score: required a value; could not measure it: why"
     ]
-    mse = judge("mean_squared_error", MetricThreshold(threshold=1.0), {"mean_squared_error": 2.5},
-                None)  # fmt: skip
+    mse = judge(
+        "mean_squared_error", MetricThreshold(threshold=1.0), {"mean_squared_error": 2.5}, None
+    )
     assert not mse.greater_is_better
     assert lines(mse) == ["metrics: mean_squared_error: required <= 1; measured 2.5"]
 
@@ -120,11 +136,24 @@ def test_a_threshold_needs_something_to_check() -> None:
     from modelseal.policy.document import parse_policy
 
     with pytest.raises(InputError, match=r"metrics\.thresholds\.accuracy_score: .*no threshold"):
-        parse_policy({"metrics": {"task": "classification",
-                                  "thresholds": {"accuracy_score": {"greater_is_better": True}}}})  # fmt: skip
+        parse_policy(
+            {
+                "metrics": {
+                    "task": "classification",
+                    "thresholds": {"accuracy_score": {"greater_is_better": True}},
+                }
+            }
+        )
     with pytest.raises(InputError, match=r"min_relative_change: Input should be less than or"):
-        parse_policy({"metrics": {"task": "classification",
-                                  "thresholds": {"accuracy_score": {"min_relative_change": 2}}}})  # fmt: skip
+        parse_policy(
+            {
+                "metrics": {
+                    "task": "classification",
+                    "thresholds": {"accuracy_score": {"min_relative_change": 2}},
+                }
+            }
+        )
     with pytest.raises(InputError, match="r2_score is not a classification metric"):
-        parse_policy({"metrics": {"task": "classification",
-                                  "thresholds": {"r2_score": {"threshold": 0.5}}}})  # fmt: skip
+        parse_policy(
+            {"metrics": {"task": "classification", "thresholds": {"r2_score": {"threshold": 0.5}}}}
+        )

@@ -57,8 +57,9 @@ def measure(
         return _failed(f"metrics: required a model that loads; it did not: {exc.message}")
     candidate = evaluate(model, section, dataset, features)
     del model
-    base, base_info, why_none = _baseline(loaded, subject, section, dataset, features, baseline,
-                                          backend, allow)  # fmt: skip
+    base, base_info, why_none = _baseline(
+        loaded, subject, section, dataset, features, baseline, backend, allow
+    )
     judgements, gaps = judge_all(section, candidate, base, why_none)
     passed = all(j.passed for j in judgements) and all(g["passed"] for g in gaps)
     lines = render(passed, judgements, gaps, dataset)
@@ -108,7 +109,10 @@ def _baseline(
     from modelseal.policy.signature_check import find_signer
     from modelseal.signing.bundle import parse_bundle
 
-    rules = [*section.thresholds.values(), *(r for s in section.slices for r in s.thresholds.values())]
+    rules = [
+        *section.thresholds.values(),
+        *(r for s in section.slices for r in s.thresholds.values()),
+    ]
     if not any(needs_baseline(r) for r in rules):
         return None, None, NOT_NEEDED
     default = ref is None
@@ -128,7 +132,11 @@ def _baseline(
             bundle = parse_bundle((info.bundle or "").encode("utf-8"))
             signer, _ = find_signer(loaded, bundle)
             if signer is None:
-                return None, identity, f"baseline {label} is not signed by a signer the policy trusts"
+                return (
+                    None,
+                    identity,
+                    f"baseline {label} is not signed by a signer the policy trusts",
+                )
             try:
                 model, _ = load_model(where, bundle, signer, section.framework, allow)
             except ModelsealError as exc:

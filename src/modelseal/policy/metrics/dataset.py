@@ -132,9 +132,13 @@ def _csv(where: str, data: bytes) -> dict[str, Any]:
     try:
         records = list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
-        raise InputError(f"dataset {where!r} is not valid CSV: {exc}", hint="fix the file") from None
+        raise InputError(
+            f"dataset {where!r} is not valid CSV: {exc}", hint="fix the file"
+        ) from None
     if not records or not any(records[0]):
-        raise InputError(f"dataset {where!r} has no header row", hint="the first row names the columns")
+        raise InputError(
+            f"dataset {where!r} has no header row", hint="the first row names the columns"
+        )
     header, body = records[0], records[1:]
     _unique(where, header)
     width = len(header)
@@ -147,7 +151,8 @@ def _csv(where: str, data: bytes) -> dict[str, Any]:
         )
     if not body:
         return {name: np.empty(0) for name in header}
-    return {name: _numbers_or_text(values) for name, values in zip(header, zip(*body), strict=True)}
+    columns = zip(*body, strict=True)  # every row has the header's width (checked above)
+    return {name: _numbers_or_text(values) for name, values in zip(header, columns, strict=True)}
 
 
 def _numbers_or_text(values: Sequence[str]) -> Any:

@@ -63,8 +63,9 @@ def wanted(policy: MetricsPolicy) -> tuple[list[str], dict[str, list[str]]]:
     per_column: dict[str, list[str]] = {}
     for rule in policy.slices:
         per_column.setdefault(rule.column, [])
-        per_column[rule.column] = _unique([*per_column[rule.column], *rule.thresholds,
-                                           *rule.max_gap])  # fmt: skip
+        per_column[rule.column] = _unique(
+            [*per_column[rule.column], *rule.thresholds, *rule.max_gap]
+        )
     return overall, per_column
 
 
@@ -84,10 +85,12 @@ def evaluate(model: Any, policy: MetricsPolicy, dataset: Dataset, features: Any)
         predictions = predict(model, features, task=policy.task, scores=needs_scores)
     except Exception as exc:  # the model's own code failing on the data: a reason, not a crash
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        reason = first if isinstance(exc, fn.MetricError) else f"the model could not predict: {first}"
+        reason = (
+            first if isinstance(exc, fn.MetricError) else f"the model could not predict: {first}"
+        )
         missing = Measured(dataset.rows, {}, dict.fromkeys(every, reason))
-        slices = {c: [dataclasses.replace(missing, column=c, value="*")] for c in per_column}
-        return Evaluation(missing, slices)
+        unmeasured = {c: [dataclasses.replace(missing, column=c, value="*")] for c in per_column}
+        return Evaluation(missing, unmeasured)
     if policy.task == "classification":
         truth = _as_label_type(truth, predictions.labels)
     average = policy.average or _default_average(truth, predictions.labels)
@@ -120,15 +123,21 @@ class _Measure:
             try:
                 if name in ("precision_score", "recall_score", "f1_score"):
                     if prf is None:
-                        prf = fn.precision_recall_f1(truth, predicted.labels,
-                                                     average=self.average, pos_label=self.pos_label)  # fmt: skip
+                        prf = fn.precision_recall_f1(
+                            truth, predicted.labels, average=self.average, pos_label=self.pos_label
+                        )
                     value = prf[("precision_score", "recall_score", "f1_score").index(name)]
                 elif name == "accuracy_score":
                     value = fn.accuracy_score(truth, predicted.labels)
                 elif name == "roc_auc":
                     avg = "weighted" if self.average == "weighted" else "macro"
-                    value = fn.roc_auc(truth, predicted.scores, predicted.classes,
-                                       pos_label=self.pos_label, average=avg)  # fmt: skip
+                    value = fn.roc_auc(
+                        truth,
+                        predicted.scores,
+                        predicted.classes,
+                        pos_label=self.pos_label,
+                        average=avg,
+                    )
                 elif name == "log_loss":
                     value = fn.log_loss(truth, predicted.scores, predicted.classes)
                 else:

@@ -21,11 +21,19 @@ CLASSIFICATION = METRICS_BY_TASK["classification"]
 REGRESSION = METRICS_BY_TASK["regression"]
 # Whether a larger value is better, by metric (MetricThreshold's greater_is_better default).
 GREATER_IS_BETTER = {
-    "accuracy_score": True, "precision_score": True, "recall_score": True, "f1_score": True,
-    "roc_auc": True, "log_loss": False, "mean_squared_error": False,
-    "root_mean_squared_error": False, "mean_absolute_error": False, "r2_score": True,
-    "max_error": False, "mean_absolute_percentage_error": False,
-}  # fmt: skip
+    "accuracy_score": True,
+    "precision_score": True,
+    "recall_score": True,
+    "f1_score": True,
+    "roc_auc": True,
+    "log_loss": False,
+    "mean_squared_error": False,
+    "root_mean_squared_error": False,
+    "mean_absolute_error": False,
+    "r2_score": True,
+    "max_error": False,
+    "mean_absolute_percentage_error": False,
+}
 # Metrics computed from class probabilities rather than predicted labels.
 NEEDS_SCORES = frozenset({"roc_auc", "log_loss"})
 
@@ -67,7 +75,11 @@ def precision_recall_f1(
         tp = np.bincount(t[t == p], minlength=k)
         predicted, actual = np.bincount(p, minlength=k), np.bincount(t, minlength=k)
         if average == "micro":
-            tp, predicted, actual = tp.sum(keepdims=True), predicted.sum(keepdims=True), actual.sum(keepdims=True)
+            tp, predicted, actual = (
+                tp.sum(keepdims=True),
+                predicted.sum(keepdims=True),
+                actual.sum(keepdims=True),
+            )
     precision = _ratio(tp, predicted)
     recall = _ratio(tp, actual)
     f1 = _ratio(2 * tp, predicted + actual)
@@ -79,7 +91,9 @@ def precision_recall_f1(
     return float(np.mean(precision)), float(np.mean(recall)), float(np.mean(f1))
 
 
-def roc_auc(y_true: Any, scores: Any, classes: Any, *, pos_label: Any = 1, average: str = "macro") -> float:
+def roc_auc(
+    y_true: Any, scores: Any, classes: Any, *, pos_label: Any = 1, average: str = "macro"
+) -> float:
     """Area under the ROC curve: binary (the positive class's column of ``scores``) or
     one-vs-rest over every class (``average`` macro or weighted), like scikit-learn's
     ``roc_auc_score(..., multi_class="ovr")``."""
@@ -173,7 +187,11 @@ def _same_kind(y_true: Any, y_pred: Any) -> None:
     if text[0] != text[1]:
         raise MetricError(
             "the labels are "
-            + ("text and the model predicts numbers" if text[0] else "numbers and the model predicts text")
+            + (
+                "text and the model predicts numbers"
+                if text[0]
+                else "numbers and the model predicts text"
+            )
         )
 
 

@@ -26,8 +26,13 @@ if TYPE_CHECKING:
     from modelseal.signing.bundle import OmsBundle
 
 # The policy's framework names -> load_verified's.
-_LOADERS = {"auto": "auto", "sklearn": "pickle", "xgboost": "xgboost", "lightgbm": "lightgbm",
-            "onnx": "onnx"}  # fmt: skip
+_LOADERS = {
+    "auto": "auto",
+    "sklearn": "pickle",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "onnx": "onnx",
+}
 
 
 def load_model(
@@ -85,10 +90,12 @@ def _torchscript(
         import torch
     except ImportError:
         raise UsageError(
-            "loading a TorchScript model needs the torch package", hint='pip install "modelseal[torch]"'
+            "loading a TorchScript model needs the torch package",
+            hint='pip install "modelseal[torch]"',
         ) from None
     try:
-        module = torch.jit.load(io.BytesIO(bytes(buffers["."])), map_location="cpu")
+        stream = io.BytesIO(bytes(buffers["."]))
+        module = torch.jit.load(stream, map_location="cpu")  # type: ignore[no-untyped-call]
         return module.eval(), result.root_digest
     except RuntimeError as exc:
         raise TensorFormatError(

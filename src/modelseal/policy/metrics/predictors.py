@@ -159,8 +159,9 @@ def _onnx(session: Any, x: Any, task: str) -> Predictions:
     labels = scores = classes = None
     for meta, value in zip(outputs, values, strict=True):
         if meta.type.startswith("seq(map"):  # skl2onnx's ZipMap: one {class: probability} per row
-            classes = np.array(sorted(value[0])) if value else None
-            scores = np.array([[row[c] for c in classes] for row in value])
+            if value:
+                classes = np.array(sorted(value[0]))
+                scores = np.array([[row[c] for c in classes] for row in value])
         elif isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuUSb":
             labels = value
         elif isinstance(value, np.ndarray) and value.dtype.kind == "f" and scores is None:

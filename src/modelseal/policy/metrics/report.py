@@ -21,12 +21,18 @@ def judge_all(
     policy: MetricsPolicy, candidate: Evaluation, baseline: Evaluation | None, why_none: str
 ) -> tuple[list[Judgement], list[dict[str, Any]]]:
     """Every threshold judged, and every slice gap measured against its maximum."""
+    overall = None if baseline is None else baseline.overall
     judgements = [
-        judge(metric, rule, candidate.overall.metrics, _values(baseline and baseline.overall),
-              unmeasured=candidate.overall.errors,
-              no_baseline=_why(metric, baseline and baseline.overall, why_none))
+        judge(
+            metric,
+            rule,
+            candidate.overall.metrics,
+            _values(overall),
+            unmeasured=candidate.overall.errors,
+            no_baseline=_why(metric, overall, why_none),
+        )
         for metric, rule in policy.thresholds.items()
-    ]  # fmt: skip
+    ]
     gaps: list[dict[str, Any]] = []
     for rule in policy.slices:
         parts = candidate.slices.get(rule.column, [])
@@ -36,10 +42,16 @@ def judge_all(
             reason = why_none if baseline is None else f"the baseline has no rows at {part.label}"
             for metric, threshold in rule.thresholds.items():
                 judgements.append(
-                    judge(metric, threshold, part.metrics, _values(base),
-                          slice_label=part.label, unmeasured=part.errors,
-                          no_baseline=_why(metric, base, reason))
-                )  # fmt: skip
+                    judge(
+                        metric,
+                        threshold,
+                        part.metrics,
+                        _values(base),
+                        slice_label=part.label,
+                        unmeasured=part.errors,
+                        no_baseline=_why(metric, base, reason),
+                    )
+                )
         for metric, limit in rule.max_gap.items():
             gaps.append(_gap(metric, rule.column, limit, parts))
     return judgements, gaps
@@ -74,18 +86,25 @@ def _why(metric: str, baseline: Measured | None, why_none: str) -> str:
 def _gap(metric: str, column: str, limit: float, parts: list[Measured]) -> dict[str, Any]:
     """The spread of ``metric`` across the slices of ``column`` against ``limit``."""
     values = {p.value: p.metrics[metric] for p in parts if metric in p.metrics}
-    entry: dict[str, Any] = {"metric": metric, "column": column, "max_gap": limit,
-                             "slices": values}  # fmt: skip
+    entry: dict[str, Any] = {"metric": metric, "column": column, "max_gap": limit, "slices": values}
     head = f"metrics: {metric} gap across {column} slices"
     missing = [p for p in parts if metric not in p.metrics]
     if missing:
         why = missing[0].errors.get(metric, "not measured")
-        return {**entry, "gap": None, "passed": False,
-                "line": f"{head}: required a value in every slice; could not measure it at "
-                        f"{missing[0].label}: {why}"}  # fmt: skip
+        return {
+            **entry,
+            "gap": None,
+            "passed": False,
+            "line": f"{head}: required a value in every slice; could not measure it at "
+            f"{missing[0].label}: {why}",
+        }
     if not values:
-        return {**entry, "gap": None, "passed": False,
-                "line": f"{head}: required slices to compare; the data has none"}  # fmt: skip
+        return {
+            **entry,
+            "gap": None,
+            "passed": False,
+            "line": f"{head}: required slices to compare; the data has none",
+        }
     better = GREATER_IS_BETTER[metric]
     best = (max if better else min)(values, key=lambda v: values[v])
     worst = (min if better else max)(values, key=lambda v: values[v])
@@ -94,6 +113,8 @@ def _gap(metric: str, column: str, limit: float, parts: list[Measured]) -> dict[
     if passed:
         line = f"{metric} gap across {column} {number(gap)} (<= {number(limit)})"
     else:
-        line = (f"{head}: required <= {number(limit)}; measured {number(gap)} (best {column}={best} "
-                f"{number(values[best])}, worst {column}={worst} {number(values[worst])})")  # fmt: skip
+        line = (
+            f"{head}: required <= {number(limit)}; measured {number(gap)} (best {column}={best} "
+            f"{number(values[best])}, worst {column}={worst} {number(values[worst])})"
+        )
     return {**entry, "gap": gap, "best": best, "worst": worst, "passed": passed, "line": line}

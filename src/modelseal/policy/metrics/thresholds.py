@@ -107,8 +107,11 @@ def judge(
     better = GREATER_IS_BETTER[metric] if rule.greater_is_better is None else rule.greater_is_better
     base = None if baseline is None else baseline.get(metric)
     common: dict[str, Any] = {
-        "metric": metric, "slice": slice_label, "rule": rule, "greater_is_better": better,
-    }  # fmt: skip
+        "metric": metric,
+        "slice": slice_label,
+        "rule": rule,
+        "greater_is_better": better,
+    }
     value = candidate.get(metric)
     if value is None:
         why = (unmeasured or {}).get(metric, "not measured")
@@ -122,9 +125,12 @@ def judge(
         return Judgement(**common, value=value, baseline=base, threshold_failed=threshold_failed)
     if base is None:
         return Judgement(
-            **common, value=value, baseline=None, threshold_failed=threshold_failed,
+            **common,
+            value=value,
+            baseline=None,
+            threshold_failed=threshold_failed,
             missing_baseline=no_baseline,
-        )  # fmt: skip
+        )
     step = 1.0 if better else -1.0
     absolute_failed = rule.min_absolute_change is not None and not at_least(
         value, base + step * rule.min_absolute_change
@@ -137,10 +143,14 @@ def judge(
             relative = (value - base) / abs(base) if better else (base - value) / abs(base)
             relative_failed = relative < rule.min_relative_change
     return Judgement(
-        **common, value=value, baseline=base, threshold_failed=threshold_failed,
-        min_absolute_change_failed=absolute_failed, min_relative_change_failed=relative_failed,
+        **common,
+        value=value,
+        baseline=base,
+        threshold_failed=threshold_failed,
+        min_absolute_change_failed=absolute_failed,
+        min_relative_change_failed=relative_failed,
         relative_change=relative,
-    )  # fmt: skip
+    )
 
 
 def lines(j: Judgement) -> list[str]:
@@ -152,14 +162,17 @@ def lines(j: Judgement) -> list[str]:
         return [f"metrics: {name}: required a value; could not measure it: {j.missing_candidate}"]
     out = []
     if j.threshold_failed:
-        out.append(f"metrics: {name}: required {op} {number(rule.threshold)}; measured {number(j.value)}")
+        out.append(
+            f"metrics: {name}: required {op} {number(rule.threshold)}; measured {number(j.value)}"
+        )
     if j.missing_baseline:
         kinds = " and ".join(
-            k for k in ("min_absolute_change", "min_relative_change") if getattr(rule, k) is not None
+            k
+            for k in ("min_absolute_change", "min_relative_change")
+            if getattr(rule, k) is not None
         )
         out.append(
-            f"metrics: {name}: required a baseline to compare with ({kinds}); "
-            f"{j.missing_baseline}"
+            f"metrics: {name}: required a baseline to compare with ({kinds}); {j.missing_baseline}"
         )
         return out
     sign = "+" if j.greater_is_better else "-"
@@ -177,9 +190,9 @@ def lines(j: Judgement) -> list[str]:
             )
         else:
             out.append(
-                f"metrics: {name}: required a relative change >= {number(rule.min_relative_change)} "
-                f"over baseline {number(j.baseline)}; measured {number(j.relative_change)} "
-                f"({number(j.value)})"
+                f"metrics: {name}: required a relative change >= "
+                f"{number(rule.min_relative_change)} over baseline {number(j.baseline)}; "
+                f"measured {number(j.relative_change)} ({number(j.value)})"
             )
     return out
 
@@ -193,7 +206,8 @@ def summary(j: Judgement) -> str:
     if j.rule.min_absolute_change is not None:
         parts.append(f"{j.comparator} {number(_bound(j, j.rule.min_absolute_change))}")
     if j.rule.min_relative_change is not None:
-        parts.append(f"relative change {number(j.relative_change) if j.relative_change is not None else 'n/a'}")
+        change = j.relative_change
+        parts.append(f"relative change {number(change) if change is not None else 'n/a'}")
     return f"{name} {number(j.value)} ({', '.join(parts)})"
 
 
