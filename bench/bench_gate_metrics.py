@@ -23,6 +23,7 @@ modelseal <= 1.1 x peer. Nothing here asserts on time.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
@@ -54,9 +55,7 @@ def _peer(model: Any, x: Any, y: Any, region: Any) -> dict[str, float]:
     from sklearn import metrics as skm
 
     labels = np.concatenate([model.predict(x[i : i + BATCH]) for i in range(0, len(x), BATCH)])
-    proba = np.concatenate(
-        [model.predict_proba(x[i : i + BATCH]) for i in range(0, len(x), BATCH)]
-    )
+    proba = np.concatenate([model.predict_proba(x[i : i + BATCH]) for i in range(0, len(x), BATCH)])
     out = {
         "accuracy_score": skm.accuracy_score(y, labels),
         "precision_score": skm.precision_score(y, labels),
@@ -117,7 +116,8 @@ def _read_times(tmp: Path, x: Any, y: Any, region: Any, runs: int) -> dict[str, 
     times = {}
     for kind, path in paths.items():
         c.warm_cache(path)
-        times[kind] = _medians({kind: lambda p=path: read_dataset(p)}, max(1, runs // 2))[kind]
+        read: Callable[[], Any] = functools.partial(read_dataset, path)
+        times[kind] = _medians({kind: read}, max(1, runs // 2))[kind]
     return times
 
 
@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                 "task": "classification",
                 "features": [f"f{i}" for i in range(FEATURES)],
                 "thresholds": {n: {"threshold": 0.5 if n != "log_loss" else 1.0} for n in names},
-                "slices": [{"column": "region", "thresholds": {"accuracy_score": {"threshold": 0.5}}}],
+                "slices": [
+                    {"column": "region", "thresholds": {"accuracy_score": {"threshold": 0.5}}}
+                ],
             }
         }
     ).metrics
@@ -166,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             raise c.BenchError(f"{name}: metrics differ: {theirs} vs {ours}")
         medians = _medians(
             {
-                "peer": lambda m=model: _peer(m, x, y, region),
-                "modelseal": lambda m=model: _ours(m, policy, dataset, features),
+                "peer": functools.partial(_peer, model, x, y, region),
+                "modelseal": functools.partial(_ours, model, policy, dataset, features),
             },
             args.runs,
         )

@@ -54,6 +54,7 @@ def _sign(path: Path, key_pair: tuple[Path, Path]) -> Path:
 def _policy(
     root: Path, public: Path, metrics: str, *, allow: tuple[str, ...] = (LOGISTIC,)
 ) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     path = root / "policy.yaml"
     path.write_text(
         f"version: 1\nname: release\nsignature: {{keys: [{{name: ci, path: {public}}}]}}\n"
@@ -614,3 +615,99 @@ thresholds:
     check = _metrics_check(decision)
     assert check.details["dataset"]["format"] == "parquet"
     assert check.details["candidate"]["metrics"]["r2_score"] == pytest.approx(r2)
+
+
+def _onnx_classifier(path: Path) -> None:
+    """An ONNX classifier shaped like skl2onnx's: a label output (ArgMax) and a ZipMap of
+    class probabilities, built with onnx.helper (classes 0 and 1; logit 1 = x0 + x1/2)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weights = helper.make_tensor("W", TensorProto.FLOAT, [3, 2], [0, 1, 0, 0.5, 0, 0])
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["proba"], axis=1),
+        helper.make_node("ArgMax", ["proba"], ["label"], axis=1, keepdims=0),
+        helper.make_node(
+            "ZipMap", ["proba"], ["probabilities"], domain="ai.onnx.ml", classlabels_int64s=[0, 1]
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", 3])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["rows"]),
+            helper.make_value_info(
+                "probabilities",
+                helper.make_sequence_type_proto(
+                    helper.make_map_type_proto(
+                        TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])
+                    )
+                ),
+            ),
+        ],
+        [weights],
+    )
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("ai.onnx.ml", 1)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_an_onnx_label_output_and_zipmap_probabilities_are_used(
+    tmp_path: Path, key_pair: tuple[Path, Path]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    model = tmp_path / "model.onnx"
+    _onnx_classifier(model)
+    signature = _sign(model, key_pair)
+    x, y, region = _data()
+    data = _csv(tmp_path / "valid.csv", x, y, region)
+    logit = x[:, 0] + 0.5 * x[:, 1]
+    policy = _policy(
+        tmp_path,
+        key_pair[1],
+        "task: classification\nframework: onnx\nthresholds: {accuracy_score: {threshold: 0.5}, "
+        "roc_auc: {threshold: 0.5}}",
+    )
+    check = _metrics_check(gate(model, policy=policy, signature=signature, data=data))
+    assert check.passed, check.lines
+    measured = check.details["candidate"]["metrics"]
+    assert measured["accuracy_score"] == pytest.approx(skm.accuracy_score(y, logit > 0))
+    assert measured["roc_auc"] == pytest.approx(skm.roc_auc_score(y, logit), abs=1e-6)
+
+
+def test_without_data_or_an_authenticated_model_nothing_is_measured(
+    tmp_path: Path,
+    key_pair: tuple[Path, Path],
+    other_key_pair: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import modelseal.policy.metrics.loader as loader
+
+    model, _ = _sklearn(tmp_path)
+    signature = _sign(model, key_pair)
+    data = _csv(tmp_path / "valid.csv", *_data())
+    metrics = "task: classification\nthresholds: {accuracy_score: {threshold: 0.5}}"
+    policy = _policy(tmp_path / "trusted", key_pair[1], metrics)
+    untrusted = _policy(tmp_path / "untrusted", other_key_pair[1], metrics)
+    decision = gate(model, policy=policy, signature=signature)
+    assert _metrics_check(decision).lines == [
+        "metrics: the policy sets thresholds; required validation data (--data); none given"
+    ]
+    calls: list[Any] = []
+    original = loader.load_model
+
+    def spy(*args: Any) -> Any:
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(loader, "load_model", spy)
+    assert gate(model, policy=policy, signature=signature, data=data).passed
+    assert len(calls) == 1  # the seam sees an authenticated model loaded
+    decision = gate(model, policy=untrusted, signature=signature, data=data)
+    assert _metrics_check(decision).lines == [
+        "metrics: not judged: the model was not authenticated"
+    ]
+    assert len(calls) == 1  # the unauthenticated one was not loaded, let alone unpickled
