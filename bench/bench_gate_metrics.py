@@ -80,15 +80,24 @@ def _ours(model: Any, policy: Any, dataset: Any, features: Any) -> dict[str, flo
     return out
 
 
-def _medians(fns: dict[str, Callable[[], Any]], runs: int) -> dict[str, float]:
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+def _medians(
+    fns: dict[str, Callable[[], Any]], runs: int, samples: dict[str, Any] | None = None
+) -> dict[str, float]:
+    """Median wall time of each function over interleaved rounds; ``samples`` (if given)
+    receives every wall and CPU time, per function."""
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
         for name, fn in fns.items():
             c.wait_for_quiet(timeout=30)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in samples.items()}
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    if samples is not None:
+        for name in fns:
+            samples[name] = {"wall_s": wall[name], "cpu_s": cpu[name]}
+    return {name: statistics.median(values) for name, values in wall.items()}
 
 
 def _read_times(tmp: Path, x: Any, y: Any, region: Any, runs: int) -> dict[str, float]:
@@ -131,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     from modelseal.policy.document import parse_policy
     from modelseal.policy.metrics.dataset import Dataset
@@ -166,29 +176,45 @@ def main(argv: list[str] | None = None) -> int:
         theirs, ours = _peer(model, x, y, region), _ours(model, policy, dataset, features)
         if set(theirs) != set(ours) or any(abs(theirs[k] - ours[k]) > 1e-9 for k in theirs):
             raise c.BenchError(f"{name}: metrics differ: {theirs} vs {ours}")
-        medians = _medians(
-            {
-                "peer": functools.partial(_peer, model, x, y, region),
-                "modelseal": functools.partial(_ours, model, policy, dataset, features),
-            },
-            args.runs,
-        )
+        samples: dict[str, Any] = {}
+        # One thread each (scikit-learn's OpenMP and BLAS pools): the same work for both, and
+        # far steadier than contended thread pools on a shared 2-core machine.
+        with threadpool_limits(limits=1):
+            medians = _medians(
+                {
+                    "peer": functools.partial(_peer, model, x, y, region),
+                    "modelseal": functools.partial(_ours, model, policy, dataset, features),
+                },
+                args.runs,
+                samples,
+            )
         ratio = medians["modelseal"] / medians["peer"]
+        cpu = {k: statistics.median(v["cpu_s"]) for k, v in samples.items()}
         row = {
             "model": name,
             "rows": rows,
             "peer_s": round(medians["peer"], 3),
             "modelseal_s": round(medians["modelseal"], 3),
             "ratio": round(ratio, 3),
+            "cpu_ratio": round(cpu["modelseal"] / cpu["peer"], 3),
+            "samples": samples,
             "target": "<= 1.1",
             "verdict": c.verdict(ratio <= 1.1),
         }
         result_rows.append(row)
         table.append([name, f"{rows:,}", row["peer_s"], row["modelseal_s"], row["ratio"],
-                      f"{row['target']} {row['verdict']}"])  # fmt: skip
+                      row["cpu_ratio"], f"{row['target']} {row['verdict']}"])  # fmt: skip
     with c.scratch_dir("modelseal-bench-metrics-", need_bytes=rows * 400) as tmp:
         reads = _read_times(tmp, x, y, region, args.runs)
-    headers = ["model", "rows", "predict + sklearn.metrics s", "modelseal s", "ratio", "target"]
+    headers = [
+        "model",
+        "rows",
+        "predict + sklearn.metrics s",
+        "modelseal s",
+        "ratio",
+        "CPU-time ratio",
+        "target",
+    ]
     print(c.text_table(headers, table))
     print()
     print(c.markdown_table(headers, table))
