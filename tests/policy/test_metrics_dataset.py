@@ -114,6 +114,17 @@ def test_pickled_npz_arrays_are_refused_not_loaded(tmp_path: Path) -> None:
     assert message.startswith(f"dataset '{path}' is not a usable NPZ file: Object arrays")
 
 
+def test_an_npz_member_that_is_not_an_array_is_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    path = tmp_path / "odd.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not an array")
+    assert _bad(tmp_path, "odd.npz", None) == (
+        f"dataset '{path}': member 'notes.txt' is not a NumPy array"
+    )
+
+
 def test_missing_and_non_numeric_columns_name_the_fix(tmp_path: Path) -> None:
     path = tmp_path / "valid.csv"
     path.write_text("a,region,label\n1,eu,0\n2,us,1\n")

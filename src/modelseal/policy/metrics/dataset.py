@@ -163,17 +163,20 @@ def _numbers_or_text(values: Sequence[str]) -> Any:
 
 
 def _npz(where: str, data: bytes) -> dict[str, Any]:
-    import zipfile
-
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             columns = {name: archive[name] for name in archive.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # any failure to parse untrusted bytes is one line, never a trace
         raise InputError(
-            f"dataset {where!r} is not a usable NPZ file: {str(exc).splitlines()[0]}",
+            f"dataset {where!r} is not a usable NPZ file: {_first_line(exc)}",
             hint="save plain numeric or text arrays with numpy.savez (no object arrays)",
         ) from None
     for name, value in columns.items():
+        if not isinstance(value, np.ndarray):  # a member that is not a .npy array
+            raise InputError(
+                f"dataset {where!r}: member {name!r} is not a NumPy array",
+                hint="save the dataset with numpy.savez",
+            )
         if value.ndim not in (1, 2):
             raise InputError(
                 f"dataset {where!r}: array {name!r} has {value.ndim} dimensions",
@@ -193,9 +196,9 @@ def _parquet(where: str, data: bytes) -> dict[str, Any]:
         ) from None
     try:
         table = pq.read_table(pa.BufferReader(data))
-    except (pa.ArrowException, OSError, ValueError) as exc:
+    except Exception as exc:  # any failure to parse untrusted bytes is one line, never a trace
         raise InputError(
-            f"dataset {where!r} is not a usable Parquet file: {str(exc).splitlines()[0]}",
+            f"dataset {where!r} is not a usable Parquet file: {_first_line(exc)}",
             hint="check the file",
         ) from None
     _unique(where, table.column_names)
@@ -217,6 +220,10 @@ def _parquet(where: str, data: bytes) -> dict[str, Any]:
             value = value.astype(str)
         columns[name] = value
     return columns
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _unique(where: str, names: Sequence[str]) -> None:
