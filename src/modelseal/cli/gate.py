@@ -85,7 +85,8 @@ def gate(
         raise UsageError("--attest needs --gate-key", hint="give the gate's private key")
     loaded = load_policy(policy)  # a malformed policy stops here, before anything is read
     key = _gate_key(gate_key, passphrase_file) if gate_key else None
-    backend = open_backend(config_from(store)) if is_reference(model) else None
+    wants_registry = is_reference(model) or baseline is not None
+    backend = open_backend(config_from(store)) if wants_registry else None
     try:
         decision = run_gate(
             model,

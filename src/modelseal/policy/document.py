@@ -125,6 +125,95 @@ class EnvironmentPolicy(_Section):
     hashes: bool = Field(False, description="The listed packages' file hashes must match too.")
 
 
+MetricName = Literal[
+    "accuracy_score", "precision_score", "recall_score", "f1_score", "roc_auc", "log_loss",
+    "mean_squared_error", "root_mean_squared_error", "mean_absolute_error", "r2_score",
+    "max_error", "mean_absolute_percentage_error",
+]  # fmt: skip
+METRICS_BY_TASK = {
+    "classification": (
+        "accuracy_score", "precision_score", "recall_score", "f1_score", "roc_auc", "log_loss",
+    ),
+    "regression": (
+        "mean_squared_error", "root_mean_squared_error", "mean_absolute_error", "r2_score",
+        "max_error", "mean_absolute_percentage_error",
+    ),
+}  # fmt: skip
+
+
+class MetricThreshold(_Section):
+    """MLflow's ``MetricThreshold``: an absolute threshold and/or a minimum change against the
+    baseline (``threshold``, ``min_absolute_change``, ``min_relative_change``)."""
+
+    threshold: float | None = Field(
+        None, description="The value must be >= this (<= when lower is better)."
+    )
+    min_absolute_change: float | None = Field(
+        None, gt=0, description="Must beat the baseline by at least this much."
+    )
+    min_relative_change: float | None = Field(
+        None, ge=0, le=1, description="Must beat the baseline by this fraction of |baseline|."
+    )
+    greater_is_better: bool | None = Field(
+        None, description="Default: by metric (true for scores, false for errors and losses)."
+    )
+
+    @model_validator(mode="after")
+    def _some_threshold(self) -> MetricThreshold:
+        if (self.threshold, self.min_absolute_change, self.min_relative_change) == (None,) * 3:
+            raise ValueError("no threshold was specified")
+        return self
+
+
+class SliceRule(_Section):
+    """Per-slice thresholds and the largest gap allowed between slices of one column."""
+
+    column: str = Field(description="The dataset column whose values define the slices.")
+    thresholds: dict[MetricName, MetricThreshold] = Field(
+        default_factory=dict, description="Each slice must meet these."
+    )
+    max_gap: dict[MetricName, float] = Field(
+        default_factory=dict, description="Metric -> largest allowed best-minus-worst slice gap."
+    )
+
+
+class MetricsPolicy(_Section):
+    """The model measured on validation data (``--data``): thresholds overall and per slice."""
+
+    task: Literal["classification", "regression"]
+    framework: Literal["auto", "sklearn", "xgboost", "lightgbm", "onnx", "torchscript"] = Field(
+        "auto", description="How the model predicts (auto: from its files)."
+    )
+    label: str = Field("label", description="The column (NPZ: array) holding the true values.")
+    features: list[str] | None = Field(
+        None, description="Feature columns in model order (default: every other column)."
+    )
+    positive_label: str | float | None = Field(
+        None, description="The positive class for binary scores (default 1)."
+    )
+    average: Literal["binary", "micro", "macro", "weighted"] | None = Field(
+        None, description="Precision/recall/F1 averaging (default binary, weighted if >2 classes)."
+    )
+    thresholds: dict[MetricName, MetricThreshold] = Field(default_factory=dict)
+    slices: list[SliceRule] = Field(default_factory=list)
+    report: list[MetricName] = Field(
+        default_factory=list, description="Further metrics to measure and attest, unjudged."
+    )
+
+    @model_validator(mode="after")
+    def _metrics_fit_the_task(self) -> MetricsPolicy:
+        names = [*self.thresholds, *self.report]
+        for rule in self.slices:
+            names += [*rule.thresholds, *rule.max_gap]
+        wrong = [n for n in names if n not in METRICS_BY_TASK[self.task]]
+        if wrong:
+            raise ValueError(
+                f"{wrong[0]} is not a {self.task} metric "
+                f"(use one of {', '.join(METRICS_BY_TASK[self.task])})"
+            )
+        return self
+
+
 class CustomRule(_Section):
     """A CEL expression over the gate's context that must be true."""
 
@@ -140,7 +229,7 @@ class Policy(_Section):
     name: str = Field("", description="A label for the policy (shown in decisions).")
     signature: SignaturePolicy | None = None
     scan: ScanPolicy | None = None
-    metrics: dict[str, Any] | None = Field(
+    metrics: MetricsPolicy | None = Field(
         None, description="Metrics thresholds on validation data (see docs/gate.md)."
     )
     environment: EnvironmentPolicy | None = None

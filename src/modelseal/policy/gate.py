@@ -149,7 +149,7 @@ def _checks(
     if section.metrics is not None:
         metrics = _metrics(loaded, subject, data, baseline, backend)
         checks.append(metrics)
-        measured = metrics.details.get("values", {})
+        measured = metrics.details.get("candidate", {}).get("metrics", {})
     # Capturing the installed packages costs a read of every distribution's metadata: only
     # when the policy compares environments or a rule looks at them.
     wanted = section.environment is not None or any("environment" in r.expression
