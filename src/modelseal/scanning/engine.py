@@ -11,6 +11,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+from modelseal.fsinput import NOT_REGULAR, NotRegularFileError, open_regular
 from modelseal.scanning.allowlist import Allowlist
 from modelseal.scanning.errors import ScanPathError
 from modelseal.scanning.pickle_vm import BuildHook, Limits, PickleVM
@@ -25,7 +26,7 @@ from modelseal.scanning.report import (
 )
 from modelseal.scanning.sniff import HEAD, PICKLE_FIRST, sniff
 from modelseal.scanning.source import Source
-from modelseal.scanning.streams import Budget, BudgetExceeded
+from modelseal.scanning.streams import Budget, BudgetExceeded, Forward
 
 # Formats that hold no executable content and that the scanner accepts as plain data.
 DATA_FORMATS = frozenset({"json", "empty", "data"})
@@ -39,7 +40,14 @@ class Options:
     limits: Limits = dataclasses.field(default_factory=Limits)
     strict: bool = False
     max_depth: int = 8
-    max_expanded: int = 64 << 30
+    # Decoding budgets per top-level file (containers and compressed streams, as they stream):
+    # total decoded bytes, expansion ratio of one stream once it has produced ratio_floor bytes
+    # (deflate tops out near 1032:1, so only bz2/xz/zstd bombs and stacked layers pass 200:1
+    # at that size), and wall time.
+    max_expanded: int = 16 << 30
+    max_ratio: float = 200.0
+    ratio_floor: int = 32 << 20
+    max_seconds: float = 300.0
     max_members: int = 100_000
 
 
@@ -52,7 +60,12 @@ class Context:
         self.findings: list[Finding] = []
         self.unscannable: list[Unscannable] = []
         self.formats: list[str] = []
-        self.budget = Budget(options.max_expanded)
+        self.budget = Budget(
+            options.max_expanded,
+            max_ratio=options.max_ratio,
+            ratio_floor=options.ratio_floor,
+            seconds=options.max_seconds,
+        )
         self.fallback_pickle = False  # set when content of no known format parsed as a pickle
         self.last_json_kind = "json"  # what the JSON scanner recognised ("keras-config")
 
@@ -109,7 +122,11 @@ _SCANNERS: dict[str, tuple[str, str]] = {
     "zlib-joblib": ("compressed", "scan_compressed"),
     "zlib": ("compressed", "scan_compressed"),
     "lz4": ("compressed", "scan_compressed"),
+    "zstd": ("compressed", "scan_compressed"),
+    "7z": ("sevenzip", "scan_7z"),
     "tar": ("tar", "scan_tar"),
+    "zip-views": ("polyglot", "scan_zip_views"),
+    "alternatives": ("polyglot", "scan_alternatives"),
     "npy": ("npy", "scan_npy"),
     "hdf5": ("hdf5", "scan_hdf5"),
     "gguf": ("gguf", "scan_gguf"),
@@ -162,14 +179,16 @@ def scan_stream(
     try:
         _scanner(fmt)(ctx, stream, size, location, depth)
     except BudgetExceeded as exc:
-        ctx.find(
-            "archive.bomb",
-            Severity.HIGH,
-            location,
-            "decompression",
-            f"{exc}: a decompression bomb, or a model larger than the scan budget",
-        )
-        ctx.fail(location, str(exc))
+        if exc.bomb and not any(f.rule == "archive.bomb" for f in ctx.findings):
+            ctx.find(
+                "archive.bomb",
+                Severity.HIGH,
+                location,
+                "decompression",
+                f"{exc}: a decompression bomb, or a model larger than the scan budget",
+            )
+        if not any(u.reason == str(exc) for u in ctx.unscannable):
+            ctx.fail(location, str(exc))
     except (OSError, EOFError, ValueError) as exc:
         ctx.fail(location, f"cannot read {fmt} data: {exc}")
     except (
@@ -185,17 +204,37 @@ def scan_stream(
     ) as exc:
         # Parsers of hostile data (ours and the stdlib's) fail in many ways: fail closed.
         ctx.fail(location, f"{fmt} data could not be parsed ({type(exc).__name__}: {exc})")
-    if fmt in ("unknown", "protobuf") and ctx.fallback_pickle:
-        return "pickle"
-    return fmt
+    result = "pickle" if fmt in ("unknown", "protobuf") and ctx.fallback_pickle else fmt
+    if size is not None and not isinstance(stream, Forward):
+        # The same bytes as other readers take them (a tar header, a zip at the end).
+        try:
+            stream.seek(0)
+            _scanner("alternatives")(ctx, stream, size, location, depth)
+        except BudgetExceeded as exc:
+            ctx.fail(location, str(exc))
+        except (OSError, EOFError, ValueError, LookupError, struct.error, zlib.error) as exc:
+            ctx.fail(location, f"alternative reading could not be parsed: {exc}")
+    return result
 
 
 def scan_file(path: Path, display: str, options: Options) -> FileReport:
     ctx = Context(options, display)
     location = Location(display)
     try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
+        fd = open_regular(path)
+    except NotRegularFileError:
+        # A FIFO, device or socket inside a scanned directory: never opened for reading (it
+        # could block or never end), never skipped in silence.
+        ctx.fail(location, f"{NOT_REGULAR}: not scanned")
+        return FileReport(display, ("special",), (), tuple(ctx.unscannable), 0)
+    except OSError as exc:
+        raise ScanPathError(
+            f"cannot read {display!r}: {exc.strerror or exc}",
+            hint="check the path and its permissions",
+        ) from None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
             fmt = scan_stream(ctx, fh, size, location)
     except OSError as exc:
         raise ScanPathError(
@@ -209,7 +248,9 @@ def scan_file(path: Path, display: str, options: Options) -> FileReport:
 
 
 def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, str]]:
-    """Every regular file under ``paths`` (directories recursively, symlinks not followed)."""
+    """Every file under ``paths`` (directories recursively, symlinks to directories not
+    followed); FIFOs, devices and sockets found in a directory are yielded too, so the scan
+    reports them as unscannable instead of skipping them."""
     for raw in paths:
         path = Path(raw)
         if path.is_symlink() and path.is_dir():
@@ -223,7 +264,9 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, 
                 dirs.sort()
                 for name in sorted(files):
                     full = Path(root) / name
-                    if full.is_file():  # a link to a file is scanned: loaders follow it
+                    if full.is_file() or (full.exists() and not full.is_dir()):
+                        # a link to a file is scanned: loaders follow it; a dangling link is
+                        # nothing a loader can read
                         yield full, str(full)
         elif path.exists():
             raise ScanPathError(
