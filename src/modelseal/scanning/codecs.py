@@ -140,7 +140,8 @@ class BlockCodec:
 
 
 class ZstdCodec:
-    """Zstandard frames (several in a row), with a bounded window."""
+    """Zstandard frames (several in a row), with a bounded window. Input goes in 1 KiB at a time,
+    which bounds what one call can expand to (a block is at most 128 KiB)."""
 
     def __init__(self, raw: BinaryIO) -> None:
         try:
@@ -148,18 +149,43 @@ class ZstdCodec:
         except ImportError:
             raise MissingDecoder(ZSTD_MISSING) from None
         self._zstd = zstandard
-        dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_WINDOW)
-        self._reader = dctx.stream_reader(raw, read_size=_IN, read_across_frames=True)
+        self._dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_WINDOW)
+        self._raw = raw
+        self._d: Any = self._dctx.decompressobj()
+        self._carry = b""
+        self._started = False
+        self._done = False
 
     def read(self, n: int) -> bytes:
-        try:
-            out: bytes = self._reader.read(n)
-        except self._zstd.ZstdError as exc:
-            text = str(exc)
-            if "window" in text.lower() or "memory" in text.lower():
-                raise BudgetExceeded(f"zstd stream needs a window over {ZSTD_WINDOW >> 20} MiB")
-            raise ValueError(f"zstd stream cannot be decoded: {text}") from None
-        return out
+        while not self._done:
+            if self._d.eof:
+                rest = self._d.unused_data + self._carry
+                self._carry = b""
+                if not rest:
+                    rest = self._raw.read(_IN)
+                    if not rest:
+                        self._done = True
+                        break
+                self._d = self._dctx.decompressobj()
+                self._started = False
+                self._carry = rest
+            if not self._carry:
+                self._carry = self._raw.read(_IN)
+                if not self._carry:
+                    raise EOFError("zstd stream ends before the end of its frame")
+            data, self._carry = self._carry[:1024], self._carry[1024:]
+            try:
+                out: bytes = self._d.decompress(data)
+            except self._zstd.ZstdError as exc:
+                text = str(exc)
+                if "window" in text.lower() or "memory" in text.lower():
+                    raise BudgetExceeded(
+                        f"zstd stream needs a window over {ZSTD_WINDOW >> 20} MiB"
+                    ) from None
+                raise ValueError(f"zstd stream cannot be decoded: {text}") from None
+            if out:
+                return out
+        return b""
 
 
 class Lz4Codec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 import struct
 import zlib
 from collections.abc import Callable, Iterable
@@ -217,17 +218,26 @@ def scan_stream(
     return result
 
 
+def _special(path: Path) -> bool:
+    """True for a FIFO, device or socket (opening a socket fails with ENXIO, not a type)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def scan_file(path: Path, display: str, options: Options) -> FileReport:
     ctx = Context(options, display)
     location = Location(display)
     try:
         fd = open_regular(path)
-    except NotRegularFileError:
+    except OSError as exc:
+        if isinstance(exc, NotRegularFileError) or _special(path):
         # A FIFO, device or socket inside a scanned directory: never opened for reading (it
         # could block or never end), never skipped in silence.
-        ctx.fail(location, f"{NOT_REGULAR}: not scanned")
-        return FileReport(display, ("special",), (), tuple(ctx.unscannable), 0)
-    except OSError as exc:
+            ctx.fail(location, f"{NOT_REGULAR}: not scanned")
+            return FileReport(display, ("special",), (), tuple(ctx.unscannable), 0)
         raise ScanPathError(
             f"cannot read {display!r}: {exc.strerror or exc}",
             hint="check the path and its permissions",

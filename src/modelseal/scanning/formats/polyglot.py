@@ -11,6 +11,7 @@ these interpretations is scanned, and a file that has more than one is flagged.
 from __future__ import annotations
 
 import struct
+import tarfile
 import zipfile
 from typing import BinaryIO
 
@@ -84,6 +85,8 @@ def scan_alternatives(
     infos = _infos(stream, size)
     if not infos:
         return
+    if fmt == "tar" and _inside_one_tar_member(stream, infos, cands[-1][1]):
+        return  # a zip stored as a tar member: the tar scan covered it, readers agree
     ctx.find(
         RULE_ZIP,
         Severity.HIGH,
@@ -94,6 +97,18 @@ def scan_alternatives(
     )
     stream.seek(0)
     scan_zip(ctx, stream, size, location.inside("<as zip>"), depth + 1)
+
+
+def _inside_one_tar_member(stream: BinaryIO, infos: list[zipfile.ZipInfo], end: int) -> bool:
+    start = min(i.header_offset for i in infos)
+    stream.seek(0)
+    try:
+        with tarfile.open(fileobj=stream, mode="r:") as tf:
+            return any(
+                m.offset_data <= start and end <= m.offset_data + m.size for m in tf if m.isfile()
+            )
+    except (tarfile.TarError, OSError, EOFError):
+        return False
 
 
 def scan_zip_views(
@@ -108,10 +123,14 @@ def scan_zip_views(
         return
     known = {_key(i) for i in primary}
     cands = _eocd_candidates(stream, size)
+    spans = _data_spans(stream, primary) if len(cands) > 1 else []
     for _, end in cands[:-1]:
         other = _infos(stream, end)
         if other is None or {_key(i) for i in other} == known:
             continue
+        start = min(i.header_offset for i in other)
+        if any(a <= start and end <= b for a, b in spans):
+            continue  # an archive stored inside a member: scanned as that member's content
         ctx.find(
             RULE_MULTIPLE_EOCD,
             Severity.HIGH,
@@ -125,6 +144,16 @@ def scan_zip_views(
                 known.add(_key(info))
                 scan_member(ctx, stream, info, location.inside("<other directory>"), depth)
     _walk_local_headers(ctx, stream, size, primary, location, depth)
+
+
+def _data_spans(stream: BinaryIO, infos: list[zipfile.ZipInfo]) -> list[tuple[int, int]]:
+    spans = []
+    for info in infos:
+        fields = _local(stream, info.header_offset)
+        if fields is not None:
+            start = info.header_offset + 30 + fields[8] + fields[9]
+            spans.append((start, start + info.compress_size))
+    return spans
 
 
 def _local(stream: BinaryIO, pos: int) -> tuple[int, ...] | None:
