@@ -15,7 +15,7 @@ import tarfile
 import zipfile
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context, peek
+from modelseal.scanning.engine import Context, peek, scan_stream
 from modelseal.scanning.formats.tar import scan_tar
 from modelseal.scanning.formats.zip import scan_member, scan_zip
 from modelseal.scanning.report import Location, Severity
@@ -27,7 +27,8 @@ RULE_ZIP = "polyglot.zip"
 RULE_MULTIPLE_EOCD = "zip.multiple-eocd"
 RULE_HIDDEN_MEMBER = "zip.hidden-member"
 RULE_OVERLAP = "zip.overlapping-members"
-RULES = (RULE_TAR, RULE_ZIP, RULE_MULTIPLE_EOCD, RULE_HIDDEN_MEMBER, RULE_OVERLAP)
+RULE_TRAILING = "zip.trailing-data"
+RULES = (RULE_TAR, RULE_ZIP, RULE_MULTIPLE_EOCD, RULE_HIDDEN_MEMBER, RULE_OVERLAP, RULE_TRAILING)
 
 _EOCD = b"PK\x05\x06"
 _TAIL = (1 << 16) + 22
@@ -143,6 +144,18 @@ def scan_zip_views(
             if _key(info) not in known:
                 known.add(_key(info))
                 scan_member(ctx, stream, info, location.inside("<other directory>"), depth)
+    if cands and cands[-1][1] < size:
+        start = cands[-1][1]
+        loc = location.inside(f"<data after the archive @ {start}>")
+        ctx.find(
+            RULE_TRAILING,
+            Severity.MEDIUM,
+            loc,
+            "trailing data",
+            "data after the zip's end record that no zip reader covers: another reader may "
+            "take it for the file",
+        )
+        scan_stream(ctx, reader(SliceFile(stream, start, size - start)), size - start, loc, depth + 1)
     _walk_local_headers(ctx, stream, size, primary, location, depth)
 
 
