@@ -82,7 +82,9 @@ def zip_of(
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=method) as zf:
         for name, data in members.items():
-            with zf.open(zipfile.ZipInfo(name), "w", force_zip64=zip64) as fh:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = method
+            with zf.open(info, "w", force_zip64=zip64) as fh:
                 fh.write(data)
     return buf.getvalue()
 

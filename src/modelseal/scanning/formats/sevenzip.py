@@ -8,6 +8,8 @@ py7zr a 7z file is unscannable, with a one-line hint naming the extra.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from modelseal.scanning.engine import Context, scan_stream
@@ -23,6 +25,7 @@ RULES = (RULE_ENCRYPTED, RULE_MEMBER_NAME, RULE_LINK, RULE_DUPLICATE)
 
 MISSING = "7z archives need py7zr to be scanned: pip install 'modelseal[scan]'"
 _MEMORY = 8 << 20
+_BLOCK = 1 << 20
 
 
 def _sink_factory(ctx: Context, archive_size: int, location: Location, depth: int) -> Any:
@@ -79,6 +82,20 @@ def _sink_factory(ctx: Context, archive_size: int, location: Location, depth: in
     return Factory()
 
 
+@contextlib.contextmanager
+def _small_blocks() -> Iterator[None]:
+    """py7zr decodes in blocks as large as the free memory allows (up to 128 MB each, sized by
+    ``get_memory_limit``); a bomb would make each one real. Decode 1 MiB at a time instead."""
+    import py7zr.py7zr as impl
+
+    original = impl.get_memory_limit
+    impl.get_memory_limit = lambda: _BLOCK
+    try:
+        yield
+    finally:
+        impl.get_memory_limit = original
+
+
 def scan_7z(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
@@ -107,7 +124,8 @@ def scan_7z(
             return
         archive.max_extract_size = ctx.budget.limit - ctx.budget.used
         try:
-            archive.extractall(factory=_sink_factory(ctx, size, location, depth))
+            with _small_blocks():
+                archive.extractall(factory=_sink_factory(ctx, size, location, depth))
         except py7zr.exceptions.DecompressionBombError as exc:
             ctx.find("archive.bomb", Severity.HIGH, location, "decompression", str(exc))
             ctx.fail(location, str(exc))
