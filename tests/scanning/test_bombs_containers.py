@@ -103,6 +103,7 @@ print(json.dumps(result))
 """
 
 
+@pytest.mark.slow
 def test_peak_memory_of_scanning_bombs_stays_small(tmp_path: Path) -> None:
     """Four bombs in a fresh process: the peak RSS stays below what any one of them expands
     to (192 MiB each; the bz2 one to 6 GB)."""

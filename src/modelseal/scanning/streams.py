@@ -10,7 +10,6 @@ ratio, wall time) before the scanner sees it, and a forward stream keeps only it
 from __future__ import annotations
 
 import io
-import tempfile
 import time
 import zlib
 from collections.abc import Callable
@@ -270,6 +269,8 @@ def reader(raw: io.RawIOBase) -> BinaryIO:
 def spool(stream: BinaryIO) -> tuple[BinaryIO, int]:
     """Copy a forward stream (already budgeted) to a temporary file for formats that need
     random access; returns the copy, rewound, and its size. At most 8 MiB stays in memory."""
+    import tempfile
+
     out = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MEMORY)  # noqa: SIM115 - caller closes
     total = 0
     try:
