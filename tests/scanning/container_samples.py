@@ -52,9 +52,7 @@ def sevenzip(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def tar(
-    members: dict[str, bytes], *, fmt: int = tarfile.PAX_FORMAT, mode: str = "w"
-) -> bytes:
+def tar(members: dict[str, bytes], *, fmt: int = tarfile.PAX_FORMAT, mode: str = "w") -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode=mode, format=fmt) as tf:  # type: ignore[call-overload]
         for name, data in members.items():
@@ -104,7 +102,7 @@ class _Unseekable(io.RawIOBase):
 def zip_streamed(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     """Written to an unseekable stream: every member has a data descriptor."""
     out = _Unseekable()
-    with zipfile.ZipFile(out, "w", compression=method) as zf:  # type: ignore[arg-type]
+    with zipfile.ZipFile(out, "w", compression=method) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
     return bytes(out.data)

@@ -154,7 +154,9 @@ def test_tar_links_are_reported_and_never_followed(tmp_path: Path) -> None:
         info.size = len(cs.BENIGN)
         tf.addfile(info, io.BytesIO(cs.BENIGN))
     report = _scan(buf.getvalue())
-    links = {f.location.members[-1]: f.severity.label for f in report.findings if f.rule == "tar.link"}
+    links = {
+        f.location.members[-1]: f.severity.label for f in report.findings if f.rule == "tar.link"
+    }
     assert links == {"storages": "high", "rel": "high", "ok": "medium"}
     assert not _caught(report)
 

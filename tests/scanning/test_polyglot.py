@@ -8,6 +8,7 @@ import struct
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 
 import container_samples as cs
 import pytest
@@ -103,7 +104,8 @@ def tar_zip_polyglot(zip_payload: bytes, tar_payload: bytes) -> bytes:
 def test_tar_zip_polyglot_both_readings_are_scanned() -> None:
     data = tar_zip_polyglot(cs.BENIGN, cs.EVIL_GLOBAL)
     assert zipfile.ZipFile(io.BytesIO(data)).read("archive/data.pkl") == cs.BENIGN
-    assert tarfile.open(fileobj=io.BytesIO(data)).extractfile("pickle").read() == cs.EVIL_GLOBAL  # type: ignore[union-attr]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert tf.extractfile("pickle").read() == cs.EVIL_GLOBAL  # type: ignore[union-attr]
     report = _scan(data)
     assert "polyglot.tar" in _rules(report)
     assert _caught(report)
@@ -114,7 +116,12 @@ def test_tar_zip_polyglot_both_readings_are_scanned() -> None:
 
 @pytest.mark.parametrize(
     "front",
-    [cs.BENIGN, cs.tar({"pickle": cs.BENIGN}), cs.gz(cs.BENIGN), b"\x89HDF\r\n\x1a\n" + b"\0" * 600],
+    [
+        cs.BENIGN,
+        cs.tar({"pickle": cs.BENIGN}),
+        cs.gz(cs.BENIGN),
+        b"\x89HDF\r\n\x1a\n" + b"\0" * 600,
+    ],
     ids=["pickle", "tar", "gzip", "hdf5-like"],
 )
 def test_zip_with_prepended_data_is_read_as_zipfile_reads_it(front: bytes) -> None:
@@ -183,14 +190,16 @@ def test_plain_archives_are_not_polyglots() -> None:
         assert report.status == "clean", report.to_dict()
 
 
-_PARTS = {
+_PARTS: dict[str, Callable[[bytes], bytes]] = {
     "zip": lambda p: cs.zip_of({"m.pkl": p}),
     "tar": lambda p: cs.tar({"pickle": p}),
     "pickle": lambda p: p,
 }
 
 
-@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     first=st.sampled_from(sorted(_PARTS)),
     second=st.sampled_from(sorted(_PARTS)),

@@ -130,8 +130,7 @@ class BlockCodec:
                     break
                 if "memory" in str(exc).lower():
                     raise BudgetExceeded(
-                        f"{self._what} needs more than {DECODER_MEMORY >> 20} MiB "
-                        "of decoder memory"
+                        f"{self._what} needs more than {DECODER_MEMORY >> 20} MiB of decoder memory"
                     ) from None
                 raise ValueError(f"{self._what} cannot be decoded: {exc}") from None
             if out:

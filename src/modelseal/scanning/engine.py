@@ -234,8 +234,8 @@ def scan_file(path: Path, display: str, options: Options) -> FileReport:
         fd = open_regular(path)
     except OSError as exc:
         if isinstance(exc, NotRegularFileError) or _special(path):
-        # A FIFO, device or socket inside a scanned directory: never opened for reading (it
-        # could block or never end), never skipped in silence.
+            # A FIFO, device or socket inside a scanned directory: never opened for reading (it
+            # could block or never end), never skipped in silence.
             ctx.fail(location, f"{NOT_REGULAR}: not scanned")
             return FileReport(display, ("special",), (), tuple(ctx.unscannable), 0)
         raise ScanPathError(

@@ -71,8 +71,9 @@ def is_tar_header(head: bytes) -> bool:
 
 def sniff(head: bytes, size: int | None) -> str:
     """The format name for a stream starting with ``head``: one of ``zip``, ``gzip``, ``bz2``,
-    ``xz``, ``lzma``, ``zlib``, ``zlib-joblib``, ``lz4``, ``zstd``, ``7z``, ``tar``, ``npy``, ``hdf5``, ``gguf``,
-    ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``lightgbm``, ``native``, ``empty`` or
+    ``xz``, ``lzma``, ``zlib``, ``zlib-joblib``, ``lz4``, ``zstd``, ``7z``, ``tar``, ``npy``,
+    ``hdf5``, ``gguf``, ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``lightgbm``,
+    ``native``, ``empty`` or
     ``unknown``.
     """
     if not head:

@@ -8,7 +8,7 @@ to the budget as they stream.
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from modelseal.scanning.codecs import decoded
 from modelseal.scanning.engine import Context, peek, scan_stream
@@ -40,10 +40,11 @@ def scan_forward(
     ctx: Context, stream: Forward, location: Location, depth: int, size: int | None = None
 ) -> str:
     """Scan a forward-only stream, spooling it first when its format needs random access."""
-    fmt = sniff(peek(stream), size)
+    io = cast(BinaryIO, stream)
+    fmt = sniff(peek(io), size)
     if fmt in FORWARD_FORMATS:
-        return scan_stream(ctx, stream, size, location, depth)  # type: ignore[arg-type]
-    copy, total = spool(stream)  # type: ignore[arg-type]
+        return scan_stream(ctx, io, size, location, depth)
+    copy, total = spool(io)
     try:
         return scan_stream(ctx, copy, total, location, depth)
     finally:

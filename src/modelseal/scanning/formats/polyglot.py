@@ -10,6 +10,7 @@ these interpretations is scanned, and a file that has more than one is flagged.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import tarfile
 import zipfile
@@ -155,7 +156,9 @@ def scan_zip_views(
             "data after the zip's end record that no zip reader covers: another reader may "
             "take it for the file",
         )
-        scan_stream(ctx, reader(SliceFile(stream, start, size - start)), size - start, loc, depth + 1)
+        scan_stream(
+            ctx, reader(SliceFile(stream, start, size - start)), size - start, loc, depth + 1
+        )
     _walk_local_headers(ctx, stream, size, primary, location, depth)
 
 
@@ -194,7 +197,7 @@ def _walk_local_headers(
             start = info.header_offset
             spans.append((start, start + 30 + fields[8] + fields[9] + info.compress_size, info))
     spans.sort(key=lambda s: (s[0], s[1]))
-    for (_, a_end, a), (b_start, _, b) in zip(spans, spans[1:], strict=False):
+    for (_, a_end, a), (b_start, _, b) in itertools.pairwise(spans):
         if a_end > b_start:
             ctx.find(
                 RULE_OVERLAP,

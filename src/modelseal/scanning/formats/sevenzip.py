@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from modelseal.scanning.engine import Context, scan_stream
 from modelseal.scanning.formats.zip import _name_problems
@@ -70,7 +70,7 @@ def _sink_factory(ctx: Context, archive_size: int, location: Location, depth: in
             self.done = True
             try:
                 self.buf.seek(0)
-                content: BinaryIO = io.BufferedReader(self.buf, 1 << 20)  # type: ignore[arg-type]
+                content = cast(BinaryIO, io.BufferedReader(self.buf, 1 << 20))
                 scan_stream(ctx, content, self.total, location.inside(self.name), depth + 1)
             finally:
                 self.buf.close()
@@ -88,12 +88,12 @@ def _small_blocks() -> Iterator[None]:
     ``get_memory_limit``); a bomb would make each one real. Decode 1 MiB at a time instead."""
     import py7zr.py7zr as impl
 
-    original = impl.get_memory_limit
-    impl.get_memory_limit = lambda: _BLOCK
+    original = impl.get_memory_limit  # type: ignore[attr-defined]
+    impl.get_memory_limit = lambda: _BLOCK  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        impl.get_memory_limit = original
+        impl.get_memory_limit = original  # type: ignore[attr-defined]
 
 
 def scan_7z(

@@ -11,7 +11,7 @@ skipped by their declared sizes.
 from __future__ import annotations
 
 import tarfile
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from modelseal.scanning.engine import Context, scan_stream
 from modelseal.scanning.formats.compressed import scan_forward
@@ -202,7 +202,8 @@ def scan_tar(
                 member = tf.extractfile(info)
                 if member is None:
                     continue
-                content: BinaryIO = Forward(PlainCodec(member), ctx.budget, what="tar member")  # type: ignore[assignment]
+                forward = Forward(PlainCodec(cast(BinaryIO, member)), ctx.budget, what="tar member")
+                content: BinaryIO = cast(BinaryIO, forward)
                 _scan_member(ctx, content, None, loc, info.name, depth)
                 content.seek(0, 2)  # charge every byte of a sparse member's expansion
             else:

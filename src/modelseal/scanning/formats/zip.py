@@ -13,7 +13,7 @@ import re
 import struct
 import zipfile
 import zlib
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from modelseal.scanning.codecs import decoded
 from modelseal.scanning.engine import Context, _scanner, peek, scan_stream
@@ -225,9 +225,9 @@ def _scan_member(
         return
     try:
         if storage:
-            _check_storage(ctx, inner, None, loc, depth)
+            _check_storage(ctx, cast(BinaryIO, inner), None, loc, depth)
         else:
-            _scan_content(ctx, inner, None, info, loc, depth, prefixes)
+            _scan_content(ctx, cast(BinaryIO, inner), None, info, loc, depth, prefixes)
         inner.seek(0, 2)  # decode the rest: a bomb past where the scanner stopped still counts
     except (zlib.error, OSError, EOFError, ValueError) as exc:
         ctx.fail(loc, f"zip member cannot be decompressed: {exc}")
