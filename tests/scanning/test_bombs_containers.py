@@ -58,6 +58,14 @@ def test_bomb_is_reported_and_unscannable(kind: str) -> None:
     assert any(f.rule == "archive.bomb" for f in report.findings), report.to_dict()
 
 
+def test_many_members_each_under_the_floor_add_up() -> None:
+    """No single member passes the per-stream floor; the file as a whole expands 1000:1."""
+    members = {f"part{i}.bin": bytes(12 * MiB) for i in range(4)}
+    report = _scan(cs.zip_of(members, method=zipfile.ZIP_DEFLATED))
+    assert any(f.rule == "archive.bomb" for f in report.findings), report.to_dict()
+    assert "the file's archives" in " ".join(u.reason for u in report.unscannable)
+
+
 def test_expansion_under_the_ratio_floor_is_not_a_bomb() -> None:
     report = _scan(cs.gz(cs.BENIGN + bytes(4 * MiB)))
     assert not any(f.rule == "archive.bomb" for f in report.findings), report.to_dict()

@@ -245,6 +245,7 @@ def scan_file(path: Path, display: str, options: Options) -> FileReport:
     try:
         with os.fdopen(fd, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
+            ctx.budget.file_size = size
             fmt = scan_stream(ctx, fh, size, location)
     except OSError as exc:
         raise ScanPathError(
@@ -299,6 +300,7 @@ def scan_bytes(data: Any, options: Options, name: str = "<bytes>") -> FileReport
 
     ctx = Context(options, name)
     size = memoryview(data).nbytes
+    ctx.budget.file_size = size
     fmt = scan_stream(ctx, cast(BinaryIO, ViewReader(data)), size, Location(name))
     if fmt == "unknown" and options.strict:
         ctx.fail(Location(name), "format not recognised (--strict treats this as unscannable)")

@@ -89,6 +89,8 @@ class Budget:
         self.seconds = seconds
         self._clock = clock
         self._deadline = clock() + seconds if seconds > 0 else None
+        self.file_size = 0  # the top-level file's size: all its decoded data against it
+
 
     def spend(self, n: int) -> bool:
         """Charge ``n`` decoded bytes; False once the total passes the limit."""
@@ -99,6 +101,9 @@ class Budget:
         """Charge ``n`` decoded bytes and check the clock; raises :class:`BudgetExceeded`."""
         if not self.spend(n):
             raise BudgetExceeded(f"decompressed data exceeds {self.limit} bytes")
+        if self.file_size:
+            # Many members each under the per-stream floor (or members sharing bytes) add up.
+            self.check_ratio("the file's archives", self.used, self.file_size)
         self.check_time()
 
     def check_time(self) -> None:

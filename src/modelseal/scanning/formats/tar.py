@@ -202,7 +202,10 @@ def scan_tar(
                 member = tf.extractfile(info)
                 if member is None:
                     continue
-                forward = Forward(PlainCodec(cast(BinaryIO, member)), ctx.budget, what="tar member")
+                # Only a sparse member expands (holes become zeros); the rest is already charged
+                # by the decoder the tar streams from.
+                budget = ctx.budget if info.sparse is not None else None
+                forward = Forward(PlainCodec(cast(BinaryIO, member)), budget, what="tar member")
                 content: BinaryIO = cast(BinaryIO, forward)
                 _scan_member(ctx, content, None, loc, info.name, depth)
                 content.seek(0, 2)  # charge every byte of a sparse member's expansion
