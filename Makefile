@@ -58,6 +58,7 @@ check: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/python scripts/gen_openapi.py --check
 	$(BIN)/python scripts/gen_policy_schema.py --check
 	$(BIN)/python scripts/gen_cli_docs.py --check
+	$(BIN)/python scripts/gen_scan_rules.py --check
 	$(BIN)/mypy
 
 test: check system-deps services

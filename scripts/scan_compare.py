@@ -23,7 +23,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO / "tests" / "scanning"))
+sys.path.insert(0, str(REPO))  # the corpus builders: tests.scanning.*_samples
 
 PEER_NAMES = ("picklescan", "modelscan", "fickling")
 
@@ -51,8 +51,8 @@ def _extension(kind: str, category: str, data: bytes) -> str:
 
 def build_corpus(root: Path) -> list[dict[str, Any]]:
     """Write every malicious and benign sample under ``root``; return their descriptions."""
-    from format_samples import FORMAT_SAMPLES
-    from scan_samples import SAMPLES
+    from tests.scanning.format_samples import FORMAT_SAMPLES
+    from tests.scanning.scan_samples import SAMPLES
 
     entries: list[dict[str, Any]] = []
     for sample in [*SAMPLES, *FORMAT_SAMPLES]:
@@ -67,7 +67,7 @@ def build_corpus(root: Path) -> list[dict[str, Any]]:
         entries.append(
             {"kind": sample.kind, "category": sample.category, "malicious": True, "path": target}
         )
-    import test_benign
+    from tests.scanning import test_benign
 
     for name, build in sorted(test_benign.BUILDERS.items()):
         folder = root / "benign" / name

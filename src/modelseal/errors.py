@@ -329,3 +329,40 @@ class ServerError(InputError):
     """The server could not be reached, or answered something that is not the registry API."""
 
     code = "server-unreachable"
+
+
+# ------------------------------------------------------------------------------------ scanning
+
+
+class ScanPathError(InputError):
+    """A path given to scan does not exist, is not a file or directory, or cannot be read."""
+
+    code = "scan-path"
+
+
+class AllowlistError(UsageError):
+    """An allow-list entry or allow-list config file is malformed (exit 2)."""
+
+    code = "allowlist"
+
+
+class UnscannableError(InputError):
+    """Some file could not be scanned completely, so it is not clean (exit 2)."""
+
+    code = "unscannable"
+
+
+class ForbiddenGlobalError(ModelsealError):
+    """The restricted unpickler refused a global that is not on the allow-list (exit 1)."""
+
+    code = "forbidden-global"
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, module: str, name: str) -> None:
+        super().__init__(
+            f"refused to load pickle global {module}.{name}: it is not on the allow-list",
+            hint="scan the file to see what it imports; allow the global only if you trust it",
+            topic="forbidden-global",
+        )
+        self.module = module
+        self.name = name

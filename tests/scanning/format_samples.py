@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from scan_samples import Sample
+from tests.scanning.scan_samples import Sample
 
 # ---- safetensors -------------------------------------------------------------------------
 

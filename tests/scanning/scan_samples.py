@@ -14,6 +14,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 
 @dataclasses.dataclass(frozen=True)
@@ -774,13 +775,13 @@ def _samples() -> list[Sample]:
     return out
 
 
-def _np():  # type: ignore[no-untyped-def]
+def _np() -> ModuleType:
     import numpy
 
     return numpy
 
 
-def _os():  # type: ignore[no-untyped-def]
+def _os() -> ModuleType:
     import os
 
     return os

@@ -14,11 +14,11 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-import container_samples as cs
 import pytest
 
 from modelseal.scanning.engine import Options, scan_bytes
 from modelseal.scanning.report import FileReport
+from tests.scanning import container_samples as cs
 
 MiB = 1 << 20
 

@@ -10,13 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from scan_samples import _os_system, make_zip
 
 import modelseal
 from modelseal.cli.main import main
+from modelseal.errors import AllowlistError, ScanPathError
 from modelseal.scanning.engine import Options, scan_bytes
-from modelseal.scanning.errors import AllowlistError, ScanPathError
 from modelseal.scanning.pickle_vm import Limits
+from tests.scanning.scan_samples import _os_system, make_zip
 
 
 @pytest.fixture()
@@ -204,7 +204,7 @@ def test_zip_bomb_hits_the_budget() -> None:
 
 
 def test_nesting_depth_limit() -> None:
-    from scan_samples import nested_zip
+    from tests.scanning.scan_samples import nested_zip
 
     report = scan_bytes(nested_zip(pickle.dumps(1), depth=5), Options(max_depth=3))
     assert report.status == "unscannable"

@@ -7,28 +7,36 @@ catches, and raises no false alarm on the benign files.
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "scripts"))
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 
 def _samples() -> list[Any]:
-    from format_samples import FORMAT_SAMPLES
-    from scan_samples import SAMPLES
+    from tests.scanning.format_samples import FORMAT_SAMPLES
+    from tests.scanning.scan_samples import SAMPLES
 
     return [*SAMPLES, *FORMAT_SAMPLES]
 
 
+def _scan_compare() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("scan_compare", REPO / "scripts/scan_compare.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_peers_on_the_same_corpus(tmp_path: Path) -> None:
-    import scan_compare
+    scan_compare = _scan_compare()
 
     rows = scan_compare.compare(scan_compare.build_corpus(tmp_path))
     (tmp_path / "results.json").write_text(json.dumps(rows, indent=2))

@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import container_samples as cs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 import modelseal
 from modelseal.scanning.engine import Options, scan_bytes
 from modelseal.scanning.report import FileReport
+from tests.scanning import container_samples as cs
 
 
 def _scan(data: bytes) -> FileReport:
@@ -97,7 +97,7 @@ def test_encrypted_seven_zip_is_a_finding_and_unscannable() -> None:
         z.writestr(cs.BENIGN, "a.pkl")
     report = _scan(buf.getvalue())
     assert report.status == "unscannable"
-    assert any(f.rule == "7z.encrypted" for f in report.findings)
+    assert any(f.rule == "sevenzip.encrypted" for f in report.findings)
 
 
 def _without(monkeypatch: pytest.MonkeyPatch, module: str) -> None:

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scan_samples import _os_system, make_zip, p4, sg, su, torch_zip
 
 from modelseal.scanning.allowlist import Allowlist
 from modelseal.scanning.engine import Options, scan_bytes
+from tests.scanning.scan_samples import _os_system, make_zip, p4, sg, su, torch_zip
 
 _ALLOW = Allowlist()
 _SEEDS: list[bytes] = [
@@ -156,7 +156,13 @@ def test_every_seed_round_trips_clean(protocol: int) -> None:
 def _format_seeds() -> list[bytes]:
     from pathlib import Path
 
-    from format_samples import FORMAT_SAMPLES, gguf_ok, onnx_model, saved_model, st_ok
+    from tests.scanning.format_samples import (
+        FORMAT_SAMPLES,
+        gguf_ok,
+        onnx_model,
+        saved_model,
+        st_ok,
+    )
 
     out = [gguf_ok(), st_ok(), onnx_model([("", "Relu")]), saved_model(["Const"])]
     out += [

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from format_samples import FORMAT_SAMPLES
-from scan_samples import SAMPLES as PICKLE_SAMPLES
-from scan_samples import Sample, _os_system
 
 import modelseal
 from modelseal.cli.main import main
+from tests.scanning.format_samples import FORMAT_SAMPLES
+from tests.scanning.scan_samples import SAMPLES as PICKLE_SAMPLES
+from tests.scanning.scan_samples import Sample, _os_system
 
 SAMPLES = PICKLE_SAMPLES + FORMAT_SAMPLES
 
@@ -146,7 +146,7 @@ def test_payload_after_long_number_runs(protocol: int, tmp_path: Path) -> None:
     import os
     import random
 
-    from scan_samples import _Reduce
+    from tests.scanning.scan_samples import _Reduce
 
     values = [list(range(5000)), [random.random() for _ in range(3000)], [2**40] * 100]
     evil = _Reduce(os.system, f"touch {tmp_path / 'canary'}")

@@ -10,13 +10,13 @@ import zipfile
 import zlib
 from collections.abc import Callable
 
-import container_samples as cs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelseal.scanning.engine import Options, scan_bytes
 from modelseal.scanning.report import FileReport
+from tests.scanning import container_samples as cs
 
 
 def _scan(data: bytes) -> FileReport:

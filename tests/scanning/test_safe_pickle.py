@@ -7,10 +7,10 @@ import pickle
 from pathlib import Path
 
 import pytest
-from scan_samples import SAMPLES, _os_system
 
+from modelseal.errors import ForbiddenGlobalError
 from modelseal.loading import safe_load, safe_loads
-from modelseal.scanning.errors import ForbiddenGlobalError
+from tests.scanning.scan_samples import SAMPLES, _os_system
 
 
 def test_loads_ordinary_data() -> None:

@@ -40,6 +40,11 @@ BY_TOPIC = {
     "unhashable": "remove it from the model or ignore it with --ignore",
     "shard-size": "use a positive size (e.g. --shard-size 256MiB)",
     "duplicate-tensor-names": "fingerprint the files one by one, or use --ignore-names",
+    # scanning and restricted loading
+    "forbidden-global": (
+        "run 'modelseal scan' on the file to see what it imports; "
+        "allow the global (--allow) only if you trust it"
+    ),
 }
 
 

@@ -97,7 +97,7 @@ def scan(
 
 def _conclude(report: ScanReport) -> None:
     """Turn a non-clean report into the one-line error and exit code the CLI prints."""
-    from modelseal.scanning.errors import UnsafeContentError, UnscannableError
+    from modelseal.errors import UnsafeModelError, UnscannableError
 
     if report.unscannable:
         bad = sum(1 for f in report.files if f.unscannable)
@@ -108,7 +108,7 @@ def _conclude(report: ScanReport) -> None:
     if report.findings:
         worst = report.worst()
         label = worst.label if worst is not None else "unknown"
-        raise UnsafeContentError(
+        raise UnsafeModelError(
             f"unsafe content found: {len(report.findings)} finding(s), worst {label}",
             hint="do not load these files; see the report above",
         )

@@ -14,8 +14,8 @@ import pickle
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
+from modelseal.errors import ForbiddenGlobalError
 from modelseal.scanning.allowlist import Allowlist
-from modelseal.scanning.errors import ForbiddenGlobalError
 
 
 class RestrictedUnpickler(pickle.Unpickler):

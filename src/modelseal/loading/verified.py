@@ -496,8 +496,8 @@ def _load_joblib(name: str, data: Buffer, allow: tuple[str, ...]) -> Any:
     _require("joblib", "sklearn")
     from joblib import numpy_pickle, numpy_pickle_utils
 
+    from modelseal.errors import ForbiddenGlobalError
     from modelseal.scanning.allowlist import Allowlist
-    from modelseal.scanning.errors import ForbiddenGlobalError
 
     allowlist = Allowlist().extended((*allow, "joblib.numpy_pickle.NumpyArrayWrapper"))
 

@@ -9,7 +9,8 @@ import os
 from collections.abc import Iterable
 
 from modelseal.scanning.allowlist import Allowlist
-from modelseal.scanning.engine import Options, scan_paths
+from modelseal.scanning.context import Options
+from modelseal.scanning.engine import scan_paths
 from modelseal.scanning.pickle_vm import Limits
 from modelseal.scanning.report import (
     FileReport,
@@ -49,8 +50,8 @@ def scan(
     ``clean`` only when everything was parsed and nothing was found. ``allow`` adds globals
     (``module.name``, ``module:qualname`` or ``module.*``) to the allow-list, as does the TOML file
     ``allow_config`` (``[scan] allow = [...]``). ``strict`` treats files of no recognised format as
-    unscannable. Raises :class:`modelseal.scanning.errors.ScanPathError` for a missing path and
-    :class:`modelseal.scanning.errors.AllowlistError` for a bad allow-list.
+    unscannable. Raises :class:`modelseal.errors.ScanPathError` for a missing path and
+    :class:`modelseal.errors.AllowlistError` for a bad allow-list.
     """
     base = allowlist or Allowlist()
     if allow_config is not None:

@@ -75,6 +75,7 @@ class ZlibCodec:
             return True
 
     def read(self, n: int) -> bytes:
+        """At most ``n`` decoded bytes; ``b""`` at the end."""
         while not self._done:
             if self._d.eof:
                 if not self._next_member():
@@ -105,6 +106,7 @@ class BlockCodec:
         self._done = False
 
     def read(self, n: int) -> bytes:
+        """At most ``n`` decoded bytes; ``b""`` at the end."""
         while not self._done:
             if self._d.eof:
                 data = self._d.unused_data or self._raw.read(_IN)
@@ -156,6 +158,7 @@ class ZstdCodec:
         self._done = False
 
     def read(self, n: int) -> bytes:
+        """At most ``n`` decoded bytes; ``b""`` at the end."""
         while not self._done:
             if self._d.eof:
                 rest = self._d.unused_data + self._carry
@@ -200,6 +203,7 @@ class Lz4Codec:
         self._f = lz4.frame.LZ4FrameFile(raw)
 
     def read(self, n: int) -> bytes:
+        """At most ``n`` decoded bytes; ``b""`` at the end."""
         out: bytes = self._f.read(n)
         return out
 
@@ -226,6 +230,7 @@ class LzmaZipCodec:
         )
 
     def read(self, n: int) -> bytes:
+        """At most ``n`` decoded bytes; ``b""`` at the end."""
         return self._inner.read(n)
 
 

@@ -21,6 +21,7 @@ class Severity(enum.IntEnum):
 
     @property
     def label(self) -> str:
+        """The severity's name in lower case (``critical``)."""
         return self.name.lower()
 
 
@@ -37,9 +38,11 @@ class Location:
     offset: int | None = None
 
     def at(self, offset: int | None) -> Location:
+        """The same place at byte ``offset``."""
         return dataclasses.replace(self, offset=offset)
 
     def inside(self, member: str) -> Location:
+        """A place inside archive member ``member`` (offset unset)."""
         return Location(self.path, (*self.members, member), None)
 
     def __str__(self) -> str:
@@ -47,6 +50,7 @@ class Location:
         return text if self.offset is None else f"{text} @ {self.offset}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The location as JSON values."""
         return {"path": self.path, "members": list(self.members), "offset": self.offset}
 
 
@@ -65,6 +69,7 @@ class Finding:
     message: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON values."""
         return {
             "rule": self.rule,
             "severity": self.severity.label,
@@ -82,6 +87,7 @@ class Unscannable:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The unscannable region as JSON values."""
         return {"location": self.location.to_dict(), "reason": self.reason}
 
 
@@ -103,6 +109,7 @@ class FileReport:
         return "unsafe" if self.findings else "clean"
 
     def to_dict(self) -> dict[str, Any]:
+        """The file's report as JSON values."""
         return {
             "path": self.path,
             "status": self.status,
@@ -121,10 +128,12 @@ class ScanReport:
 
     @property
     def findings(self) -> tuple[Finding, ...]:
+        """Every finding of every file."""
         return tuple(f for r in self.files for f in r.findings)
 
     @property
     def unscannable(self) -> tuple[Unscannable, ...]:
+        """Every unscannable region of every file."""
         return tuple(u for r in self.files for u in r.unscannable)
 
     @property
@@ -140,9 +149,11 @@ class ScanReport:
         return EXIT_FAILURE if self.findings else EXIT_OK
 
     def worst(self) -> Severity | None:
+        """The worst severity found, or None when nothing was found."""
         return max((f.severity for f in self.findings), default=None)
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole report as JSON values."""
         return {
             "status": (
                 "unscannable" if self.unscannable else "unsafe" if self.findings else "clean"

@@ -1,10 +1,11 @@
-"""SARIF 2.1.0 output for GitHub code scanning."""
+"""SARIF 2.1.0 output for GitHub code scanning; rule metadata comes from the rules catalogue."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from modelseal.scanning.report import Finding, Location, ScanReport, Severity
+from modelseal.scanning.rules import CATALOGUE, SCAN_UNSCANNABLE, Rule
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {
@@ -21,7 +22,33 @@ _SCORE = {
     Severity.LOW: "3.0",
     Severity.INFO: "0.0",
 }
-UNSCANNABLE_RULE = "scan.unscannable"
+UNSCANNABLE_RULE = SCAN_UNSCANNABLE.id
+INFORMATION_URI = "https://github.com/modelseal/modelseal"
+RULES_URI = INFORMATION_URI + "/blob/main/docs/scan-rules.md"
+
+
+def rule_descriptor(rule: Rule) -> dict[str, Any]:
+    """A SARIF ``reportingDescriptor`` for a catalogue rule."""
+    cwe = ", ".join(f"CWE-{n}" for n in rule.cwe)
+    cve = ", ".join(rule.cve)
+    refs = "; ".join(part for part in (cwe, cve) if part)
+    help_text = rule.remediation + (f" (see {refs})" if refs else "")
+    return {
+        "id": rule.id,
+        "name": rule.id.replace(".", "/"),
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": rule.danger},
+        "help": {
+            "text": help_text,
+            "markdown": f"**{rule.title}**\n\n{rule.danger}\n\n**What to do:** {help_text}",
+        },
+        "helpUri": f"{RULES_URI}#{rule.id.replace('.', '')}",
+        "defaultConfiguration": {"level": _LEVEL[rule.severity]},
+        "properties": {
+            "security-severity": _SCORE[rule.severity],
+            "tags": ["security", *(f"external/cwe/cwe-{n}" for n in rule.cwe)],
+        },
+    }
 
 
 def _location(loc: Location) -> dict[str, Any]:
@@ -39,27 +66,23 @@ def _location(loc: Location) -> dict[str, Any]:
 
 def to_sarif(report: ScanReport, *, version: str) -> dict[str, Any]:
     """The report as one SARIF 2.1.0 log with a single run."""
-    rules: dict[str, dict[str, Any]] = {}
+    rules = [rule_descriptor(r) for r in CATALOGUE]
+    index = {r.id: i for i, r in enumerate(CATALOGUE)}
     results: list[dict[str, Any]] = []
 
-    def rule(rule_id: str, severity: Severity, text: str) -> None:
-        entry = rules.setdefault(
-            rule_id,
-            {
-                "id": rule_id,
-                "shortDescription": {"text": text},
-                "properties": {"security-severity": _SCORE[severity], "tags": ["security"]},
-            },
-        )
-        if float(entry["properties"]["security-severity"]) < float(_SCORE[severity]):
-            entry["properties"]["security-severity"] = _SCORE[severity]
+    def rule(rule_id: str) -> int:
+        # A finding of a rule missing from the catalogue (a bug) still gets a descriptor.
+        if rule_id not in index:
+            index[rule_id] = len(rules)
+            rules.append({"id": rule_id, "shortDescription": {"text": rule_id}})
+        return index[rule_id]
 
     finding: Finding
     for finding in report.findings:
-        rule(finding.rule, finding.severity, finding.rule.replace(".", " ").replace("-", " "))
         results.append(
             {
                 "ruleId": finding.rule,
+                "ruleIndex": rule(finding.rule),
                 "level": _LEVEL[finding.severity],
                 "message": {"text": f"{finding.subject}: {finding.message}"},
                 "locations": [_location(finding.location)],
@@ -67,10 +90,10 @@ def to_sarif(report: ScanReport, *, version: str) -> dict[str, Any]:
             }
         )
     for item in report.unscannable:
-        rule(UNSCANNABLE_RULE, Severity.HIGH, "file could not be scanned completely")
         results.append(
             {
                 "ruleId": UNSCANNABLE_RULE,
+                "ruleIndex": rule(UNSCANNABLE_RULE),
                 "level": "error",
                 "message": {"text": f"unscannable: {item.reason}"},
                 "locations": [_location(item.location)],
@@ -85,8 +108,8 @@ def to_sarif(report: ScanReport, *, version: str) -> dict[str, Any]:
                     "driver": {
                         "name": "modelseal",
                         "version": version,
-                        "informationUri": "https://github.com/modelseal/modelseal",
-                        "rules": sorted(rules.values(), key=lambda r: str(r["id"])),
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
                     }
                 },
                 "results": results,

@@ -29,6 +29,7 @@ class Source:
         self.size = size
 
     def tell(self) -> int:
+        """The absolute offset of the next byte."""
         return self.base + self.pos
 
     def remaining(self) -> int | None:
@@ -57,6 +58,7 @@ class Source:
         return avail >= n
 
     def at_eof(self) -> bool:
+        """True when no byte is left."""
         return not self.fill(1)
 
     def take(self, n: int) -> bytes | None:

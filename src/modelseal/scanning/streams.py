@@ -31,15 +31,19 @@ class SliceFile(io.RawIOBase):
         self._pos = 0
 
     def readable(self) -> bool:
+        """Always True: this stream can be read."""
         return True
 
     def seekable(self) -> bool:
+        """True: seeking works within the limits the class describes."""
         return True
 
     def tell(self) -> int:
+        """The current position."""
         return self._pos
 
     def seek(self, pos: int, whence: int = 0) -> int:
+        """Move to ``pos`` (like :meth:`io.IOBase.seek`, within the limits above)."""
         if whence == 0:
             new = pos
         elif whence == 1:
@@ -50,6 +54,7 @@ class SliceFile(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Read into ``buffer``; 0 at the end."""
         n = min(len(buffer), self._length - self._pos)
         if n <= 0:
             return 0
@@ -91,7 +96,6 @@ class Budget:
         self._deadline = clock() + seconds if seconds > 0 else None
         self.file_size = 0  # the top-level file's size: all its decoded data against it
 
-
     def spend(self, n: int) -> bool:
         """Charge ``n`` decoded bytes; False once the total passes the limit."""
         self.used += n
@@ -127,7 +131,9 @@ class Budget:
 class Codec(Protocol):
     """A decoder that returns at most ``n`` decoded bytes per call, ``b""`` at the end."""
 
-    def read(self, n: int) -> bytes: ...
+    def read(self, n: int) -> bytes:
+        """At most ``n`` decoded bytes; ``b""`` at the end."""
+        ...
 
 
 class CountingReader:
@@ -138,6 +144,7 @@ class CountingReader:
         self.count = 0
 
     def read(self, n: int = -1) -> bytes:
+        """At most ``n`` decoded bytes; ``b""`` at the end."""
         data = self.raw.read(n)
         self.count += len(data)
         return data
@@ -177,12 +184,15 @@ class Forward(io.RawIOBase):
         self._eof = False
 
     def readable(self) -> bool:
+        """Always True: this stream can be read."""
         return True
 
     def seekable(self) -> bool:
+        """True: seeking works within the limits the class describes."""
         return True  # within the limits above; Source only seeks when the size is known
 
     def tell(self) -> int:
+        """The current position."""
         return self._pos
 
     @property
@@ -191,6 +201,7 @@ class Forward(io.RawIOBase):
         return self._produced
 
     def seek(self, pos: int, whence: int = 0) -> int:
+        """Move to ``pos`` (like :meth:`io.IOBase.seek`, within the limits above)."""
         if whence == 1:
             pos += self._pos
         elif whence == 2:
@@ -234,6 +245,7 @@ class Forward(io.RawIOBase):
         return out
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Read into ``buffer``; 0 at the end."""
         n = len(buffer)
         if n == 0:
             return 0
@@ -263,6 +275,7 @@ class PlainCodec:
         self._raw = raw
 
     def read(self, n: int) -> bytes:
+        """At most ``n`` decoded bytes; ``b""`` at the end."""
         return self._raw.read(n)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import BinaryIO, cast
 
 from modelseal.scanning.codecs import decoded
-from modelseal.scanning.engine import Context, peek, scan_stream
+from modelseal.scanning.context import Context, peek, scan_stream
 from modelseal.scanning.report import Location
 from modelseal.scanning.sniff import sniff
 from modelseal.scanning.streams import Forward, spool

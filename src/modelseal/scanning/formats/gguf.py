@@ -7,7 +7,8 @@ import re
 import struct
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.source import Source
 
@@ -79,6 +80,7 @@ class _Bad(Exception):
 def scan_gguf(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Check a GGUF file's header, metadata, tensor table and chat templates."""
     ctx.saw("gguf")
     src = Source(stream, size=size)
 
@@ -123,7 +125,7 @@ def scan_gguf(
         n_tensors, n_kv = u(count), u(count)
         if n_tensors > MAX_TENSORS or n_kv > MAX_KV:
             ctx.find(
-                "gguf.counts",
+                rules.GGUF_COUNTS,
                 Severity.HIGH,
                 location.at(8),
                 "counts",
@@ -140,7 +142,7 @@ def scan_gguf(
             if key == "general.alignment":
                 if not isinstance(val, int) or val <= 0 or val & (val - 1):
                     ctx.find(
-                        "gguf.metadata",
+                        rules.GGUF_METADATA,
                         Severity.MEDIUM,
                         location.at(at),
                         key,
@@ -165,7 +167,7 @@ def scan_gguf(
             sizes = GGML_SIZES.get(ggml_type)
             if sizes is None:
                 ctx.find(
-                    "gguf.tensor",
+                    rules.GGUF_TENSOR,
                     Severity.LOW,
                     location,
                     name,
@@ -175,14 +177,14 @@ def scan_gguf(
             numel = math.prod(dims)
             if numel % sizes[0]:
                 ctx.find(
-                    "gguf.tensor",
+                    rules.GGUF_TENSOR,
                     Severity.MEDIUM,
                     location,
                     name,
                     "element count is not a whole number of quantisation blocks",
                 )
             if offset % alignment:
-                ctx.find("gguf.tensor", Severity.MEDIUM, location, name, "misaligned offset")
+                ctx.find(rules.GGUF_TENSOR, Severity.MEDIUM, location, name, "misaligned offset")
             tensors.append((offset, offset + numel // sizes[0] * sizes[1], name))
     except _Bad as exc:
         ctx.fail(location.at(src.tell()), f"GGUF header cannot be parsed: {exc}")
@@ -193,11 +195,13 @@ def scan_gguf(
     cursor = 0
     for begin, end, name in tensors:
         if begin < cursor:
-            ctx.find("gguf.tensor", Severity.HIGH, location, name, "tensor data overlaps another")
+            ctx.find(
+                rules.GGUF_TENSOR, Severity.HIGH, location, name, "tensor data overlaps another"
+            )
         cursor = max(cursor, end)
         if size is not None and data_start + end > size:
             ctx.find(
-                "gguf.tensor",
+                rules.GGUF_TENSOR,
                 Severity.HIGH,
                 location,
                 name,
@@ -209,7 +213,7 @@ def _check_template(ctx: Context, key: str, text: str, loc: Location) -> None:
     hits = sorted({m.group(0) for m in _TEMPLATE_BAD.finditer(text)})
     if hits:
         ctx.find(
-            "gguf.chat-template",
+            rules.GGUF_CHAT_TEMPLATE,
             Severity.CRITICAL,
             loc,
             key,

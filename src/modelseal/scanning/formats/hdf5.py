@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.formats.keras import scan_keras_text
 from modelseal.scanning.report import Location, Severity
 
@@ -46,7 +47,7 @@ def _walk(ctx: Context, group: Any, location: Location, count: list[int]) -> Non
         path = f"{group.name.rstrip('/')}/{name}"
         if isinstance(link, h5py.ExternalLink):
             ctx.find(
-                "hdf5.external-link",
+                rules.HDF5_EXTERNAL_LINK,
                 Severity.HIGH,
                 location.inside(path),
                 f"{link.filename}:{link.path}",
@@ -60,7 +61,7 @@ def _walk(ctx: Context, group: Any, location: Location, count: list[int]) -> Non
             if obj.external:
                 files = ", ".join(str(e[0]) for e in obj.external)
                 ctx.find(
-                    "hdf5.external-storage",
+                    rules.HDF5_EXTERNAL_STORAGE,
                     Severity.HIGH,
                     location.inside(path),
                     files,

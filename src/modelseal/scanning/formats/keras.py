@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.severity import rank_global
 
@@ -67,7 +68,7 @@ def _walk(ctx: Context, node: Any, loc: Location, depth: int) -> None:
         fn = config.get("function") if isinstance(config, dict) else None
         detail = fn if isinstance(fn, str) else cls
         ctx.find(
-            "keras.lambda",
+            rules.KERAS_LAMBDA,
             Severity.CRITICAL if cls != "TFOpLambda" else Severity.HIGH,
             loc,
             f"{cls}:{str(detail)[:60]}",
@@ -77,7 +78,7 @@ def _walk(ctx: Context, node: Any, loc: Location, depth: int) -> None:
         name = config if cls == "function" and isinstance(config, str) else cls
         severity, why = rank_global(module, str(name))
         ctx.find(
-            "keras.module",
+            rules.KERAS_MODULE,
             severity,
             loc,
             f"{module}.{name}",
@@ -86,7 +87,7 @@ def _walk(ctx: Context, node: Any, loc: Location, depth: int) -> None:
     for key, value in node.items():
         if key == "registered_name" and isinstance(value, str) and ">" in value:
             ctx.find(
-                "keras.custom-object",
+                rules.KERAS_CUSTOM_OBJECT,
                 Severity.MEDIUM,
                 loc,
                 value,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location
 
 MAGIC = b"tree\nversion=v"
@@ -21,6 +21,7 @@ _BAD = bytes(c for c in range(32) if c not in _ALLOWED_CONTROL) + b"\x7f"
 def scan_lightgbm(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Check that a LightGBM text model is plain UTF-8 text without control bytes."""
     ctx.saw("lightgbm")
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.sniff import native_kind
 
@@ -18,10 +19,11 @@ from modelseal.scanning.sniff import native_kind
 def scan_native(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Report native machine code (ELF, Mach-O, PE): it cannot be judged unrun."""
     kind = native_kind(stream.read(4096)) or "native"
     ctx.saw("native-code")
     ctx.find(
-        "native.library",
+        rules.NATIVE_LIBRARY,
         Severity.HIGH,
         location.at(0),
         f"{kind} binary",

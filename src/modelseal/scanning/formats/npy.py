@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 
 _MAX_HEADER = 1 << 16
@@ -50,7 +51,7 @@ def scan_npy(
     if not _has_object(header["descr"]):
         return
     ctx.find(
-        "npy.object-array",
+        rules.NPY_OBJECT_ARRAY,
         Severity.LOW,
         location.at(0),
         str(header["descr"]),

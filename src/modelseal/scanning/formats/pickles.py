@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning.context import Context
 from modelseal.scanning.pickle_vm import GlobalRef, Made, PickleError, PickleVM, Seq
 from modelseal.scanning.report import Location
 from modelseal.scanning.sniff import PICKLE_FIRST
@@ -151,6 +151,7 @@ def _legacy_torch(ctx: Context) -> Any:
 def scan_pickle_file(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Scan a pickle stream: concatenated pickles, joblib inline arrays, legacy torch."""
     ctx.saw("pickle")
     ctx.run_pickle(
         stream, size, location, build_hook=joblib_hook(ctx), after_stop=_legacy_torch(ctx)
@@ -165,8 +166,7 @@ def scan_unknown(
     stream.seek(0)
     if not head or head[0] not in PICKLE_FIRST:
         return
-    probe = Context(ctx.options, ctx.path)
-    probe.budget = ctx.budget
+    probe = ctx.probe()
     vm = probe.run_pickle(
         stream, size, location, build_hook=joblib_hook(probe), after_stop=_legacy_torch(probe)
     )

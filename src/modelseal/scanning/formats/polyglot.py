@@ -16,20 +16,13 @@ import tarfile
 import zipfile
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context, peek, scan_stream
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context, peek, scan_stream
 from modelseal.scanning.formats.tar import scan_tar
 from modelseal.scanning.formats.zip import scan_member, scan_zip
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.sniff import is_tar_header, sniff
 from modelseal.scanning.streams import SliceFile, reader
-
-RULE_TAR = "polyglot.tar"
-RULE_ZIP = "polyglot.zip"
-RULE_MULTIPLE_EOCD = "zip.multiple-eocd"
-RULE_HIDDEN_MEMBER = "zip.hidden-member"
-RULE_OVERLAP = "zip.overlapping-members"
-RULE_TRAILING = "zip.trailing-data"
-RULES = (RULE_TAR, RULE_ZIP, RULE_MULTIPLE_EOCD, RULE_HIDDEN_MEMBER, RULE_OVERLAP, RULE_TRAILING)
 
 _EOCD = b"PK\x05\x06"
 _TAIL = (1 << 16) + 22
@@ -70,7 +63,7 @@ def scan_alternatives(
     fmt = sniff(head, size)
     if fmt != "tar" and is_tar_header(head):
         ctx.find(
-            RULE_TAR,
+            rules.POLYGLOT_TAR,
             Severity.HIGH,
             location,
             f"tar and {fmt}",
@@ -90,7 +83,7 @@ def scan_alternatives(
     if fmt == "tar" and _inside_one_tar_member(stream, infos, cands[-1][1]):
         return  # a zip stored as a tar member: the tar scan covered it, readers agree
     ctx.find(
-        RULE_ZIP,
+        rules.POLYGLOT_ZIP,
         Severity.HIGH,
         location,
         f"zip and {fmt}",
@@ -134,7 +127,7 @@ def scan_zip_views(
         if any(a <= start and end <= b for a, b in spans):
             continue  # an archive stored inside a member: scanned as that member's content
         ctx.find(
-            RULE_MULTIPLE_EOCD,
+            rules.ZIP_MULTIPLE_EOCD,
             Severity.HIGH,
             location,
             "end of central directory",
@@ -149,7 +142,7 @@ def scan_zip_views(
         start = cands[-1][1]
         loc = location.inside(f"<data after the archive @ {start}>")
         ctx.find(
-            RULE_TRAILING,
+            rules.ZIP_TRAILING_DATA,
             Severity.MEDIUM,
             loc,
             "trailing data",
@@ -200,7 +193,7 @@ def _walk_local_headers(
     for (_, a_end, a), (b_start, _, b) in itertools.pairwise(spans):
         if a_end > b_start:
             ctx.find(
-                RULE_OVERLAP,
+                rules.ZIP_OVERLAPPING_MEMBERS,
                 Severity.HIGH,
                 location.inside(b.filename),
                 f"{a.filename} / {b.filename}",
@@ -220,7 +213,7 @@ def _walk_local_headers(
             name = stream.read(n_len).decode("utf-8" if flags & 0x800 else "cp437", "replace")
             loc = location.inside(f"<local header @ {pos}> {name}")
             ctx.find(
-                RULE_HIDDEN_MEMBER,
+                rules.ZIP_HIDDEN_MEMBER,
                 Severity.HIGH,
                 loc,
                 name,

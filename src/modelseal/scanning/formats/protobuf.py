@@ -8,7 +8,8 @@ import posixpath
 from collections.abc import Callable
 from typing import BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.source import Source
 
@@ -306,7 +307,7 @@ def _scan_onnx(ctx: Context, stream: BinaryIO, size: int | None, location: Locat
     for domain, op, at in nodes:
         if op in ONNX_PYTHON_OPS or (domain.startswith("ai.onnx.contrib") and op.startswith("Py")):
             ctx.find(
-                "onnx.python-op",
+                rules.ONNX_PYTHON_OP,
                 Severity.CRITICAL,
                 location.at(at),
                 f"{domain}::{op}",
@@ -314,7 +315,7 @@ def _scan_onnx(ctx: Context, stream: BinaryIO, size: int | None, location: Locat
             )
         elif domain not in ONNX_DOMAINS and domain not in local_domains:
             ctx.find(
-                "onnx.custom-domain",
+                rules.ONNX_CUSTOM_DOMAIN,
                 Severity.MEDIUM,
                 location.at(at),
                 f"{domain}::{op}",
@@ -331,7 +332,7 @@ def _scan_onnx(ctx: Context, stream: BinaryIO, size: int | None, location: Locat
             or "\x00" in path
         ):
             ctx.find(
-                "onnx.external-data",
+                rules.ONNX_EXTERNAL_DATA,
                 Severity.HIGH,
                 location.at(at),
                 path,
@@ -412,7 +413,7 @@ def _scan_savedmodel(ctx: Context, stream: BinaryIO, size: int | None, location:
         if why is not None:
             severity = Severity.CRITICAL if "Python" in why or "native" in why else Severity.HIGH
             ctx.find(
-                "savedmodel.op",
+                rules.SAVEDMODEL_OP,
                 severity,
                 location.at(at),
                 op,

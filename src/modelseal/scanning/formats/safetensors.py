@@ -6,7 +6,8 @@ import json
 import math
 from typing import Any, BinaryIO
 
-from modelseal.scanning.engine import Context
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context
 from modelseal.scanning.report import Location, Severity
 
 MAX_HEADER = 100_000_000  # the reference implementation's limit
@@ -46,10 +47,11 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def scan_safetensors(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Check a safetensors header and that its tensors tile the data exactly."""
     ctx.saw("safetensors")
 
     def bad(subject: str, message: str, severity: Severity = Severity.HIGH) -> None:
-        ctx.find("safetensors.header", severity, location.at(0), subject, message)
+        ctx.find(rules.SAFETENSORS_HEADER, severity, location.at(0), subject, message)
 
     n = int.from_bytes(stream.read(8), "little")
     if n > MAX_HEADER:

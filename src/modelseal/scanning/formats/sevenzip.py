@@ -12,16 +12,11 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
-from modelseal.scanning.engine import Context, scan_stream
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context, scan_stream
 from modelseal.scanning.formats.zip import _name_problems
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.streams import Budget, spool
-
-RULE_ENCRYPTED = "7z.encrypted"
-RULE_MEMBER_NAME = "7z.member-name"
-RULE_LINK = "7z.link"
-RULE_DUPLICATE = "7z.duplicate-name"
-RULES = (RULE_ENCRYPTED, RULE_MEMBER_NAME, RULE_LINK, RULE_DUPLICATE)
 
 MISSING = "7z archives need py7zr to be scanned: pip install 'modelseal[scan]'"
 _MEMORY = 8 << 20
@@ -127,7 +122,7 @@ def scan_7z(
             with _small_blocks():
                 archive.extractall(factory=_sink_factory(ctx, size, location, depth))
         except py7zr.exceptions.DecompressionBombError as exc:
-            ctx.find("archive.bomb", Severity.HIGH, location, "decompression", str(exc))
+            ctx.find(rules.ARCHIVE_BOMB, Severity.HIGH, location, "decompression", str(exc))
             ctx.fail(location, str(exc))
         except (
             py7zr.Bad7zFile,
@@ -140,7 +135,7 @@ def scan_7z(
 
 def _encrypted(ctx: Context, location: Location) -> None:
     ctx.find(
-        RULE_ENCRYPTED,
+        rules.SEVENZIP_ENCRYPTED,
         Severity.HIGH,
         location,
         "7z",
@@ -163,7 +158,7 @@ def _check_members(ctx: Context, archive: Any, location: Location) -> bool:
         problem = _name_problems(name)
         if problem:
             ctx.find(
-                RULE_MEMBER_NAME,
+                rules.SEVENZIP_MEMBER_NAME,
                 Severity.MEDIUM,
                 loc,
                 name,
@@ -171,7 +166,7 @@ def _check_members(ctx: Context, archive: Any, location: Location) -> bool:
             )
         if name in seen:
             ctx.find(
-                RULE_DUPLICATE,
+                rules.SEVENZIP_DUPLICATE_NAME,
                 Severity.HIGH,
                 loc,
                 name,
@@ -180,7 +175,7 @@ def _check_members(ctx: Context, archive: Any, location: Location) -> bool:
         seen.add(name)
         if f.is_symlink or getattr(f, "is_junction", False):
             ctx.find(
-                RULE_LINK,
+                rules.SEVENZIP_LINK,
                 Severity.MEDIUM,
                 loc,
                 name,
@@ -189,7 +184,7 @@ def _check_members(ctx: Context, archive: Any, location: Location) -> bool:
         declared += int(f.uncompressed or 0)
     if declared > ctx.budget.limit - ctx.budget.used:
         ctx.find(
-            "archive.bomb",
+            rules.ARCHIVE_BOMB,
             Severity.HIGH,
             location,
             "decompression",

@@ -13,20 +13,14 @@ from __future__ import annotations
 import tarfile
 from typing import Any, BinaryIO, cast
 
-from modelseal.scanning.engine import Context, scan_stream
+from modelseal.scanning import rules
+from modelseal.scanning.context import Context, scan_stream
 from modelseal.scanning.formats.compressed import scan_forward
 from modelseal.scanning.formats.pickles import _STORAGE_SIZES as STORAGE_SIZES
 from modelseal.scanning.formats.zip import _name_problems
 from modelseal.scanning.pickle_vm import GlobalRef, PickleError, PickleVM, Seq
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.streams import CHUNK, Forward, PlainCodec, SliceFile, reader
-
-RULE_MEMBER_NAME = "tar.member-name"
-RULE_LINK = "tar.link"
-RULE_SPECIAL = "tar.special"
-RULE_DUPLICATE = "tar.duplicate-name"
-RULE_TRAILING = "tar.trailing-data"
-RULES = (RULE_MEMBER_NAME, RULE_LINK, RULE_SPECIAL, RULE_DUPLICATE, RULE_TRAILING)
 
 _TORCH_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
 
@@ -106,7 +100,7 @@ def _check_member(ctx: Context, info: tarfile.TarInfo, loc: Location, torch: boo
     problem = _name_problems(info.name)
     if problem:
         ctx.find(
-            RULE_MEMBER_NAME,
+            rules.TAR_MEMBER_NAME,
             Severity.MEDIUM,
             loc,
             info.name,
@@ -116,7 +110,7 @@ def _check_member(ctx: Context, info: tarfile.TarInfo, loc: Location, torch: boo
         outside = _link_outside(info)
         hijack = torch and info.name in _TORCH_MEMBERS
         ctx.find(
-            RULE_LINK,
+            rules.TAR_LINK,
             Severity.HIGH if outside or hijack else Severity.MEDIUM,
             loc,
             info.linkname,
@@ -132,7 +126,7 @@ def _check_member(ctx: Context, info: tarfile.TarInfo, loc: Location, torch: boo
         return False
     if info.ischr() or info.isblk() or info.isfifo():
         ctx.find(
-            RULE_SPECIAL,
+            rules.TAR_SPECIAL,
             Severity.MEDIUM,
             loc,
             info.name,
@@ -184,7 +178,7 @@ def scan_tar(
             loc = location.inside(info.name)
             if info.name in seen:
                 ctx.find(
-                    RULE_DUPLICATE,
+                    rules.TAR_DUPLICATE_NAME,
                     Severity.HIGH,
                     loc,
                     info.name,
@@ -240,7 +234,7 @@ def _scan_trailing(
     block = pos - pos % 512
     loc = location.inside(f"<data after the archive @ {block}>")
     ctx.find(
-        RULE_TRAILING,
+        rules.TAR_TRAILING_DATA,
         Severity.MEDIUM,
         loc,
         "trailing data",

@@ -15,35 +15,14 @@ import zipfile
 import zlib
 from typing import BinaryIO, cast
 
+from modelseal.scanning import rules
 from modelseal.scanning.codecs import decoded
-from modelseal.scanning.engine import Context, _scanner, peek, scan_stream
+from modelseal.scanning.context import Context, peek, scan_stream
 from modelseal.scanning.formats.compressed import scan_forward
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.sniff import sniff
 from modelseal.scanning.streams import Forward, SliceFile, reader
 
-RULE_TOO_MANY = "zip.too-many-members"
-RULE_DUPLICATE = "zip.duplicate-name"
-RULE_MEMBER_NAME = "zip.member-name"
-RULE_ENCRYPTED = "zip.encrypted"
-RULE_NAME_MISMATCH = "zip.name-mismatch"
-RULE_HEADER_MISMATCH = "zip.header-mismatch"
-RULE_SIZE_MISMATCH = "zip.size-mismatch"
-RULE_BAD_CRC = "zip.bad-crc"
-RULE_STORAGE_CONTENT = "zip.storage-content"
-RULE_TORCHSCRIPT_OP = "torchscript.op"
-RULES = (
-    RULE_TOO_MANY,
-    RULE_DUPLICATE,
-    RULE_MEMBER_NAME,
-    RULE_ENCRYPTED,
-    RULE_NAME_MISMATCH,
-    RULE_HEADER_MISMATCH,
-    RULE_SIZE_MISMATCH,
-    RULE_BAD_CRC,
-    RULE_STORAGE_CONTENT,
-    RULE_TORCHSCRIPT_OP,
-)
 _TORCH_STORAGE = re.compile(r"(?:^|/)data/\d+\Z")
 _TS_CODE = re.compile(r"(?:^|/)code/.*\.py\Z")
 # TorchScript ops that read or write files or load further models.
@@ -88,7 +67,7 @@ def scan_zip(
         return
     if len(infos) > ctx.options.max_members:
         ctx.find(
-            RULE_TOO_MANY,
+            rules.ZIP_TOO_MANY_MEMBERS,
             Severity.HIGH,
             location,
             "members",
@@ -101,7 +80,7 @@ def scan_zip(
     for name in names:
         if name in seen:
             ctx.find(
-                RULE_DUPLICATE,
+                rules.ZIP_DUPLICATE_NAME,
                 Severity.HIGH,
                 location.inside(name),
                 name,
@@ -118,7 +97,9 @@ def scan_zip(
         ctx.budget.check_time()
         _scan_member(ctx, stream, info, location, depth, prefixes)
     if size is not None:
-        _scanner("zip-views")(ctx, stream, size, location, depth)
+        views = ctx.scanners.get("zip-views")
+        if views is not None:
+            views(ctx, stream, size, location, depth)
 
 
 def scan_member(
@@ -140,7 +121,7 @@ def _scan_member(
     problem = _name_problems(info.filename)
     if problem:
         ctx.find(
-            RULE_MEMBER_NAME,
+            rules.ZIP_MEMBER_NAME,
             Severity.MEDIUM,
             loc,
             info.filename,
@@ -150,7 +131,7 @@ def _scan_member(
         return
     if info.flag_bits & 0x1:
         ctx.find(
-            RULE_ENCRYPTED,
+            rules.ZIP_ENCRYPTED,
             Severity.HIGH,
             loc,
             info.filename,
@@ -172,7 +153,7 @@ def _scan_member(
     )
     if local_name != central_name:
         ctx.find(
-            RULE_NAME_MISMATCH,
+            rules.ZIP_NAME_MISMATCH,
             Severity.HIGH,
             loc,
             local_name.decode("utf-8", "replace"),
@@ -187,7 +168,7 @@ def _scan_member(
     )
     if method != info.compress_type or (flags & 0x1) != (info.flag_bits & 0x1) or sizes_differ:
         ctx.find(
-            RULE_HEADER_MISMATCH,
+            rules.ZIP_HEADER_MISMATCH,
             Severity.MEDIUM,
             loc,
             "local header",
@@ -200,7 +181,7 @@ def _scan_member(
     if info.compress_type == zipfile.ZIP_STORED:
         if info.compress_size != info.file_size:
             ctx.find(
-                RULE_SIZE_MISMATCH,
+                rules.ZIP_SIZE_MISMATCH,
                 Severity.MEDIUM,
                 loc,
                 "size",
@@ -238,7 +219,7 @@ def _scan_member(
         _bad_crc(ctx, loc)
     if inner.produced != info.file_size:
         ctx.find(
-            RULE_SIZE_MISMATCH,
+            rules.ZIP_SIZE_MISMATCH,
             Severity.MEDIUM,
             loc,
             "size",
@@ -248,7 +229,7 @@ def _scan_member(
 
 def _bad_crc(ctx: Context, loc: Location) -> None:
     ctx.find(
-        RULE_BAD_CRC,
+        rules.ZIP_BAD_CRC,
         Severity.MEDIUM,
         loc,
         "CRC-32",
@@ -288,15 +269,14 @@ def _check_storage(
     fmt = sniff(head, size)
     if fmt in ("unknown", "empty", "data", "json", "protobuf", "lightgbm", "safetensors"):
         return
-    probe = Context(ctx.options, ctx.path)
-    probe.budget = ctx.budget
+    probe = ctx.probe()
     if isinstance(member, Forward):
         scan_forward(probe, member, loc, depth + 1)
     else:
         scan_stream(probe, member, size, loc, depth + 1)
     if probe.findings:
         ctx.find(
-            RULE_STORAGE_CONTENT,
+            rules.ZIP_STORAGE_CONTENT,
             Severity.HIGH,
             loc,
             fmt,
@@ -327,7 +307,7 @@ def _scan_torchscript_code(ctx: Context, member: BinaryIO, loc: Location) -> Non
     text = member.read(64 << 20).decode("utf-8", "replace")
     for m in _TS_DANGEROUS.finditer(text):
         ctx.find(
-            RULE_TORCHSCRIPT_OP,
+            rules.TORCHSCRIPT_OP,
             Severity.HIGH,
             loc.at(m.start()),
             m.group(0),
