@@ -10,8 +10,6 @@ memory limit, so a header that asks for a huge dictionary is refused instead of 
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import zlib
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -212,6 +210,8 @@ class LzmaZipCodec:
     """A zip member's LZMA data: a 4-byte version/size prefix, LZMA1 properties, raw data."""
 
     def __init__(self, raw: BinaryIO) -> None:
+        import lzma
+
         head = raw.read(4)
         if len(head) < 4:
             raise EOFError("zip LZMA member is truncated")
@@ -235,6 +235,9 @@ class LzmaZipCodec:
 
 
 def _xz(fmt: int) -> Callable[[], Any]:
+    """An xz/lzma decompressor factory with the decoder memory limit."""
+    import lzma
+
     return lambda: lzma.LZMADecompressor(fmt, memlimit=DECODER_MEMORY)
 
 
@@ -256,8 +259,13 @@ def codec_for(fmt: str, raw: BinaryIO) -> Codec:
         return ZlibCodec(raw, 15, what="joblib zlib stream")
     if fmt == "deflate":
         return ZlibCodec(raw, -15, what="deflate stream")
+    # bz2 and lzma are imported here: most scans never meet them, and start-up counts.
     if fmt == "bz2":
+        import bz2
+
         return BlockCodec(raw, bz2.BZ2Decompressor, OSError, what="bz2 stream")
+    if fmt in ("xz", "lzma"):
+        import lzma
     if fmt == "xz":
         return BlockCodec(raw, _xz(lzma.FORMAT_XZ), lzma.LZMAError, what="xz stream")
     if fmt == "lzma":

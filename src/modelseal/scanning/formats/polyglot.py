@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import struct
-import tarfile
 import zipfile
 from typing import BinaryIO
 
@@ -95,6 +94,8 @@ def scan_alternatives(
 
 
 def _inside_one_tar_member(stream: BinaryIO, infos: list[zipfile.ZipInfo], end: int) -> bool:
+    import tarfile
+
     start = min(i.header_offset for i in infos)
     stream.seek(0)
     try:

@@ -10,8 +10,7 @@ skipped by their declared sizes.
 
 from __future__ import annotations
 
-import tarfile
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from modelseal.scanning import rules
 from modelseal.scanning.context import Context, scan_stream
@@ -21,6 +20,9 @@ from modelseal.scanning.formats.zip import _name_problems
 from modelseal.scanning.pickle_vm import GlobalRef, PickleError, PickleVM, Seq
 from modelseal.scanning.report import Location, Severity
 from modelseal.scanning.streams import CHUNK, Forward, PlainCodec, SliceFile, reader
+
+if TYPE_CHECKING:
+    import tarfile
 
 _TORCH_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
 
@@ -157,6 +159,8 @@ def scan_tar(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
     """Scan every member of a tar archive (seekable: random access; decoded: as it streams)."""
+    import tarfile  # here, not at import: start-up counts and most scans meet no tar
+
     ctx.saw("tar")
     streaming = isinstance(stream, Forward)
     try:
