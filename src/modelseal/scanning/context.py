@@ -189,7 +189,20 @@ def scan_stream(
             alternatives(ctx, stream, size, location, depth)
         except BudgetExceeded as exc:
             _over_budget(ctx, location, exc)
-        except (OSError, EOFError, ValueError, LookupError, struct.error, zlib.error) as exc:
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            LookupError,
+            TypeError,
+            AttributeError,
+            ArithmeticError,
+            RuntimeError,
+            MemoryError,
+            struct.error,
+            zlib.error,
+        ) as exc:
+            # zipfile and tarfile on hostile bytes fail in many ways: fail closed.
             ctx.fail(location, f"another reading of the data could not be parsed: {exc}")
     return result
 

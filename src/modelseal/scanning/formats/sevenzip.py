@@ -16,7 +16,7 @@ from modelseal.scanning import rules
 from modelseal.scanning.context import Context, scan_stream
 from modelseal.scanning.formats.zip import _name_problems
 from modelseal.scanning.report import Location, Severity
-from modelseal.scanning.streams import Budget, spool
+from modelseal.scanning.streams import Budget, BudgetExceeded, spool
 
 MISSING = "7z archives need py7zr to be scanned: pip install 'modelseal[scan]'"
 _MEMORY = 8 << 20
@@ -108,8 +108,12 @@ def scan_7z(
     except py7zr.PasswordRequired:
         _encrypted(ctx, location)
         return
-    except (py7zr.Bad7zFile, py7zr.exceptions.UnsupportedCompressionMethodError) as exc:
-        ctx.fail(location, f"7z archive is unreadable: {exc}")
+    except BudgetExceeded:
+        raise
+    except Exception as exc:
+        # py7zr decodes the (compressed) header here and fails in many ways on hostile bytes
+        # (LZMAError, struct.error, KeyError...): whatever it is, the archive is unscannable.
+        ctx.fail(location, f"7z archive is unreadable: {type(exc).__name__}: {exc}")
         return
     with archive:
         if archive.needs_password():
@@ -124,12 +128,9 @@ def scan_7z(
         except py7zr.exceptions.DecompressionBombError as exc:
             ctx.find(rules.ARCHIVE_BOMB, Severity.HIGH, location, "decompression", str(exc))
             ctx.fail(location, str(exc))
-        except (
-            py7zr.Bad7zFile,
-            py7zr.exceptions.CrcError,
-            py7zr.exceptions.UnsupportedCompressionMethodError,
-            py7zr.exceptions.InternalError,
-        ) as exc:
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
             ctx.fail(location, f"7z member cannot be decoded: {type(exc).__name__}: {exc}")
 
 

@@ -188,7 +188,8 @@ def _scan_member(
                 "stored member whose sizes disagree",
             )
         if storage:
-            _check_storage(ctx, reader(raw), info.compress_size, loc, depth)
+            # Unbuffered: a sniff reads 4 KiB of the record, not a 1 MiB buffer of it.
+            _check_storage(ctx, raw, info.compress_size, loc, depth)  # type: ignore[arg-type]
             return
         member: BinaryIO = reader(raw)
         if _crc_of(member) != info.CRC:
@@ -270,6 +271,8 @@ def _check_storage(
     if fmt in ("unknown", "empty", "data", "json", "protobuf", "lightgbm", "safetensors"):
         return
     probe = ctx.probe()
+    if isinstance(member, SliceFile):
+        member = reader(member)
     if isinstance(member, Forward):
         scan_forward(probe, member, loc, depth + 1)
     else:
