@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 # Everything the suite needs: test tools, the real peer programs, the frameworks that make samples.
-EXTRAS ?= dev,test,torch,onnx,sklearn,xgboost,lightgbm,keras,crypto,crypto-test,registry,registry-test,gate,gate-test,sigstore,serve,serve-test
+EXTRAS ?= dev,test,scan,torch,onnx,sklearn,xgboost,lightgbm,keras,crypto,crypto-test,registry,registry-test,gate,gate-test,sigstore,serve,serve-test
 # Keep the suite inside its 10-minute budget on 2 cores.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 

@@ -22,7 +22,7 @@ from modelseal.scanning.report import Finding, Location, Severity, Unscannable
 from modelseal.scanning.rules import ARCHIVE_BOMB, ARCHIVE_DEPTH, Rule
 from modelseal.scanning.sniff import HEAD, sniff
 from modelseal.scanning.source import Source
-from modelseal.scanning.streams import Budget, BudgetExceeded
+from modelseal.scanning.streams import Budget, BudgetExceeded, Forward
 
 # Formats that hold no executable content and that the scanner accepts as plain data.
 DATA_FORMATS = frozenset({"json", "empty", "data"})
@@ -36,7 +36,13 @@ class Options:
     limits: Limits = dataclasses.field(default_factory=Limits)
     strict: bool = False
     max_depth: int = 8
-    max_expanded: int = 64 << 30
+    # Decoding budgets per top-level file (containers and compressed streams, as they stream):
+    # total decoded bytes, expansion ratio once ratio_floor bytes are out (deflate tops out
+    # near 1032:1, so every deflate bomb and every bz2/xz/zstd bomb passes 200:1), wall time.
+    max_expanded: int = 16 << 30
+    max_ratio: float = 200.0
+    ratio_floor: int = 32 << 20
+    max_seconds: float = 300.0
     max_members: int = 100_000
 
 
@@ -56,7 +62,12 @@ class Context:
         self.findings: list[Finding] = []
         self.unscannable: list[Unscannable] = []
         self.formats: list[str] = []
-        self.budget = Budget(options.max_expanded)
+        self.budget = Budget(
+            options.max_expanded,
+            max_ratio=options.max_ratio,
+            ratio_floor=options.ratio_floor,
+            seconds=options.max_seconds,
+        )
         self.fallback_pickle = False  # set when content of no known format parsed as a pickle
         self.last_json_kind = "json"  # what the JSON scanner recognised ("keras-config")
 
@@ -153,14 +164,7 @@ def scan_stream(
     try:
         ctx.scanners[fmt](ctx, stream, size, location, depth)
     except BudgetExceeded as exc:
-        ctx.find(
-            ARCHIVE_BOMB,
-            Severity.HIGH,
-            location,
-            "decompression",
-            f"{exc}: a decompression bomb, or a model larger than the scan budget",
-        )
-        ctx.fail(location, str(exc))
+        _over_budget(ctx, location, exc)
     except (OSError, EOFError, ValueError) as exc:
         ctx.fail(location, f"cannot read {fmt} data: {exc}")
     except (
@@ -179,10 +183,49 @@ def scan_stream(
     if fmt == "unknown":
         # Text may parse as a protocol-0 pickle and still be the YAML a loader reads.
         kind = _scan_text(ctx, stream, size, location, depth)
-        return "pickle" if ctx.fallback_pickle else kind
-    if fmt == "protobuf" and ctx.fallback_pickle:
-        return "pickle"
-    return fmt
+        result = "pickle" if ctx.fallback_pickle else kind
+    elif fmt == "protobuf" and ctx.fallback_pickle:
+        result = "pickle"
+    else:
+        result = fmt
+    alternatives = ctx.scanners.get("alternatives")
+    if alternatives is not None and size is not None and not isinstance(stream, Forward):
+        # The same bytes as other readers take them (a tar header, a zip found from the end).
+        try:
+            stream.seek(0)
+            alternatives(ctx, stream, size, location, depth)
+        except BudgetExceeded as exc:
+            _over_budget(ctx, location, exc)
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            LookupError,
+            TypeError,
+            AttributeError,
+            ArithmeticError,
+            RuntimeError,
+            MemoryError,
+            struct.error,
+            zlib.error,
+        ) as exc:
+            # zipfile and tarfile on hostile bytes fail in many ways: fail closed.
+            ctx.fail(location, f"another reading of the data could not be parsed: {exc}")
+    return result
+
+
+def _over_budget(ctx: Context, location: Location, exc: BudgetExceeded) -> None:
+    """A bomb finding (once per file) for size and ratio, and unscannable either way."""
+    if exc.bomb and not any(f.rule == ARCHIVE_BOMB.id for f in ctx.findings):
+        ctx.find(
+            ARCHIVE_BOMB,
+            Severity.HIGH,
+            location,
+            "decompression",
+            f"{exc}: a decompression bomb, or a model larger than the scan budget",
+        )
+    if not any(u.reason == str(exc) for u in ctx.unscannable):
+        ctx.fail(location, str(exc))
 
 
 def _scan_text(
@@ -193,9 +236,9 @@ def _scan_text(
     scanner = ctx.scanners.get("text")
     if scanner is None:
         return "unknown"
-    stream.seek(0)
     ctx.last_json_kind = "unknown"
     try:
+        stream.seek(0)  # a forward-only decoded stream may refuse: then it cannot be read again
         scanner(ctx, stream, size, location, depth)
     except (OSError, ValueError, LookupError, TypeError, RecursionError, MemoryError) as exc:
         ctx.fail(location, f"text could not be parsed ({type(exc).__name__}: {exc})")

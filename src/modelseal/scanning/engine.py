@@ -9,24 +9,49 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from modelseal.errors import ScanPathError
+from modelseal.fsinput import NOT_REGULAR, NotRegularFileError, open_regular
 from modelseal.scanning.context import Context, Options, scan_stream
 from modelseal.scanning.formats import SCANNERS
 from modelseal.scanning.report import FileReport, Location, ScanReport, sort_findings
 from modelseal.scanning.sniff import PICKLE_FIRST
 
 
+def _special(path: Path) -> bool:
+    """True for a FIFO, device or socket (opening a socket fails with ENXIO, not a type)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def scan_file(path: Path, display: str, options: Options) -> FileReport:
-    """Scan one file (``display`` is the name reports use for it)."""
+    """Scan one file (``display`` is the name reports use for it).
+
+    A FIFO, device or socket is never opened for reading (it could block or never end): it is
+    reported as unscannable, never skipped in silence."""
     ctx = Context(options, display, scanners=SCANNERS)
     location = Location(display)
     try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
+        fd = open_regular(path)
+    except OSError as exc:
+        if isinstance(exc, NotRegularFileError) or _special(path):
+            ctx.fail(location, f"{NOT_REGULAR}: not scanned")
+            return FileReport(display, ("special",), (), tuple(ctx.unscannable), 0)
+        raise ScanPathError(
+            f"cannot read {display!r}: {exc.strerror or exc}",
+            hint="check the path and its permissions",
+        ) from None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            ctx.budget.file_size = size
             fmt = scan_stream(ctx, fh, size, location)
     except OSError as exc:
         raise ScanPathError(
@@ -40,7 +65,9 @@ def scan_file(path: Path, display: str, options: Options) -> FileReport:
 
 
 def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, str]]:
-    """Every regular file under ``paths`` (directories recursively, symlinks not followed)."""
+    """Every file under ``paths`` (directories recursively, symlinks to directories not
+    followed); FIFOs, devices and sockets found in a directory are yielded too, so the scan
+    reports them as unscannable instead of skipping them."""
     for raw in paths:
         path = Path(raw)
         if path.is_symlink() and path.is_dir():
@@ -54,7 +81,9 @@ def iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterable[tuple[Path, 
                 dirs.sort()
                 for name in sorted(files):
                     full = Path(root) / name
-                    if full.is_file():  # a link to a file is scanned: loaders follow it
+                    if full.is_file() or (full.exists() and not full.is_dir()):
+                        # a link to a file is scanned (loaders follow it); a dangling link is
+                        # nothing a loader can read
                         yield full, str(full)
         elif path.exists():
             raise ScanPathError(
@@ -78,6 +107,7 @@ def scan_bytes(data: Any, options: Options, name: str = "<bytes>") -> FileReport
 
     ctx = Context(options, name, scanners=SCANNERS)
     size = memoryview(data).nbytes
+    ctx.budget.file_size = size
     fmt = scan_stream(ctx, cast(BinaryIO, ViewReader(data)), size, Location(name))
     if fmt == "unknown" and options.strict:
         ctx.fail(Location(name), "format not recognised (--strict treats this as unscannable)")

@@ -79,10 +79,28 @@ def _is_pe(head: bytes) -> bool:
     return offset + 4 <= len(head) and head[offset : offset + 4] == b"PE\0\0"
 
 
+def is_tar_header(head: bytes) -> bool:
+    """True when ``head`` starts with a tar header that ``tarfile`` accepts: any variant (v7,
+    ustar, GNU, pax), recognised by its checksum as tarfile does, not only by the magic."""
+    if len(head) < 512 or head[:512].count(0) == 512:
+        return False
+    raw = head[148:156]
+    if raw[:1] in (b"\x80", b"\xff"):
+        return False  # base-256 checksums: no real tar writes one
+    field = raw.split(b"\0", 1)[0].strip()
+    if any(c not in b"01234567" for c in field):
+        return False
+    want = int(field or b"0", 8)
+    unsigned = sum(head[:148]) + 256 + sum(head[156:512])
+    signed = sum(b - 256 if b > 127 else b for b in head[:148] + head[156:512]) + 256
+    return want in (unsigned, signed)
+
+
 def sniff(head: bytes, size: int | None) -> str:
     """The format name for a stream starting with ``head``: one of ``zip``, ``gzip``, ``bz2``,
-    ``xz``, ``lzma``, ``zlib``, ``zlib-joblib``, ``lz4``, ``tar``, ``npy``, ``hdf5``, ``gguf``,
-    ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``lightgbm``, ``native``, ``empty`` or
+    ``xz``, ``lzma``, ``zlib``, ``zlib-joblib``, ``lz4``, ``zstd``, ``7z``, ``tar``, ``npy``,
+    ``hdf5``, ``gguf``, ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``lightgbm``,
+    ``native``, ``empty`` or
     ``unknown``.
     """
     if not head:
@@ -103,7 +121,11 @@ def sniff(head: bytes, size: int | None) -> str:
         return "zlib-joblib"
     if head.startswith(b"\x04\x22\x4d\x18"):
         return "lz4"
-    if len(head) >= 262 and head[257:262] == b"ustar":
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd"
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return "7z"
+    if is_tar_header(head):
         return "tar"
     if head.startswith(b"\x93NUMPY"):
         return "npy"

@@ -19,8 +19,10 @@ from modelseal.scanning.formats.lightgbm import scan_lightgbm
 from modelseal.scanning.formats.native import scan_native
 from modelseal.scanning.formats.npy import scan_npy
 from modelseal.scanning.formats.pickles import scan_pickle_file, scan_unknown
+from modelseal.scanning.formats.polyglot import scan_alternatives, scan_zip_views
 from modelseal.scanning.formats.protobuf import scan_protobuf
 from modelseal.scanning.formats.safetensors import scan_safetensors
+from modelseal.scanning.formats.sevenzip import scan_7z
 from modelseal.scanning.formats.tar import scan_tar
 from modelseal.scanning.formats.textdoc import scan_text_file
 from modelseal.scanning.formats.zip import scan_zip
@@ -37,7 +39,12 @@ SCANNERS: Mapping[str, Scanner] = MappingProxyType(
         "zlib-joblib": scan_compressed,
         "zlib": scan_compressed,
         "lz4": scan_compressed,
+        "zstd": scan_compressed,
+        "7z": scan_7z,
         "tar": scan_tar,
+        # Not formats: other readings of any stream, and what other zip readers see.
+        "alternatives": scan_alternatives,
+        "zip-views": scan_zip_views,
         "npy": scan_npy,
         "hdf5": scan_hdf5,
         "gguf": scan_gguf,

@@ -1,80 +1,67 @@
-"""Whole-stream compression (joblib's gzip/bz2/xz/lzma/zlib/lz4 files, gzipped pickles)."""
+"""Whole-stream compression: gzip, bz2, xz, lzma, zlib (joblib), zstd and lz4 wrappers.
+
+The decoded data is never held whole: it streams through a budgeted :class:`Forward` reader to
+the scanner of whatever it turns out to be (a pickle, a tar, another compressed layer). Formats
+that need random access (zip, 7z, HDF5...) are copied to a temporary file first, still charged
+to the budget as they stream.
+"""
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
-import tempfile
-import zlib
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-from modelseal.scanning.context import Context, scan_stream
+from modelseal.scanning.codecs import decoded
+from modelseal.scanning.context import Context, peek, scan_stream
 from modelseal.scanning.report import Location
-from modelseal.scanning.streams import BudgetExceeded
+from modelseal.scanning.sniff import sniff
+from modelseal.scanning.streams import Forward, spool
 
-_SPOOL = 32 << 20
-
-
-class _ZlibStream:
-    """A zlib stream (joblib's default compression), optionally after joblib's old
-    ``ZF0x<hex length> `` prefix."""
-
-    def __init__(self, raw: BinaryIO, *, prefixed: bool) -> None:
-        if prefixed:
-            raw.read(4)
-            while raw.read(1) not in (b"", b" "):
-                pass
-        self._raw = raw
-        self._z = zlib.decompressobj()
-
-    def read(self, n: int = -1) -> bytes:
-        while True:
-            chunk = self._raw.read(1 << 18)
-            if not chunk:
-                return self._z.flush()
-            out = self._z.decompress(chunk)
-            if out:
-                return out
+# Formats whose scanners read front to back (so a forward-only stream is enough).
+FORWARD_FORMATS = frozenset(
+    {
+        "pickle",
+        "unknown",
+        "empty",
+        "data",
+        "gzip",
+        "bz2",
+        "xz",
+        "lzma",
+        "zlib",
+        "zlib-joblib",
+        "zstd",
+        "lz4",
+        "tar",
+    }
+)
 
 
-def _open(fmt: str, stream: BinaryIO) -> BinaryIO:
-    if fmt == "gzip":
-        return gzip.GzipFile(fileobj=stream)  # type: ignore[return-value]
-    if fmt == "bz2":
-        return bz2.BZ2File(stream)  # type: ignore[return-value]
-    if fmt in ("xz", "lzma"):
-        return lzma.LZMAFile(stream, format=lzma.FORMAT_XZ if fmt == "xz" else lzma.FORMAT_ALONE)  # type: ignore[return-value]
-    if fmt in ("zlib", "zlib-joblib"):
-        return _ZlibStream(stream, prefixed=fmt == "zlib-joblib")  # type: ignore[return-value]
+def scan_forward(
+    ctx: Context, stream: Forward, location: Location, depth: int, size: int | None = None
+) -> str:
+    """Scan a forward-only stream, spooling it first when its format needs random access."""
+    io = cast(BinaryIO, stream)
+    fmt = sniff(peek(io), size)
+    if fmt in FORWARD_FORMATS:
+        return scan_stream(ctx, io, size, location, depth)
+    copy, total = spool(io)
     try:
-        import lz4.frame  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise ValueError("lz4 data needs the 'lz4' package to be scanned") from exc
-    return lz4.frame.LZ4FrameFile(stream)  # type: ignore[no-any-return]
+        return scan_stream(ctx, copy, total, location, depth)
+    finally:
+        copy.close()
 
 
 def scan_compressed(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
-    from modelseal.scanning.sniff import sniff
-
-    fmt = sniff(stream.read(16), size)
-    stream.seek(0)
+    """Decode a compressed stream as it is read and scan what it holds."""
+    fmt = sniff(peek(stream, 16), size)
     ctx.saw(fmt)
-    dec = _open(fmt, stream)
-    out = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115
+    inner = decoded(fmt, stream, ctx.budget, f"{fmt} stream")
     try:
-        total = 0
-        while True:
-            chunk = dec.read(1 << 20)
-            if not chunk:
-                break
-            total += len(chunk)
-            if not ctx.budget.spend(len(chunk)):
-                raise BudgetExceeded(f"decompressed data exceeds {ctx.budget.limit} bytes")
-            out.write(chunk)
-        out.seek(0)
-        scan_stream(ctx, out, total, location.inside(f"<{fmt} stream>"), depth + 1)  # type: ignore[arg-type]
+        scan_forward(ctx, inner, location.inside(f"<{fmt} stream>"), depth + 1)
+        # Whatever the inner scanner left unread is still decoded: a loader that reads on
+        # (or a second pickle) must not hide a bomb or a broken stream past our stopping point.
+        inner.seek(0, 2)
     finally:
-        out.close()
+        inner.close()

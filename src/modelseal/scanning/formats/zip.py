@@ -2,7 +2,9 @@
 
 The central directory lists members (as torch's reader and Python's ``zipfile`` do); each member
 is read from its local header ourselves, so local/central name mismatches, bad CRCs and odd flags
-become findings instead of stopping the scan. Every member is recognised by content.
+become findings instead of stopping the scan. Every member is recognised by content and decoded
+as it streams, charged to the file's budget; tensor storage records are decoded too (a storage
+can be a deflate bomb) and checked for content another reader would run.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import re
 import struct
 import zipfile
 import zlib
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, cast
 
 from modelseal.scanning import rules
-from modelseal.scanning.context import Context, scan_stream
+from modelseal.scanning.codecs import decoded
+from modelseal.scanning.context import Context, peek, scan_stream
+from modelseal.scanning.formats.compressed import scan_forward
 from modelseal.scanning.report import Location, Severity
-from modelseal.scanning.streams import SliceFile, reader
+from modelseal.scanning.sniff import sniff
+from modelseal.scanning.streams import Forward, SliceFile, reader
 
-_SPOOL = 32 << 20
 _TORCH_STORAGE = re.compile(r"(?:^|/)data/\d+\Z")
 _TS_CODE = re.compile(r"(?:^|/)code/.*\.py\Z")
 # TorchScript ops that read or write files or load further models.
@@ -26,10 +30,6 @@ _TS_DANGEROUS = re.compile(
     r"\b(?:ops\.aten\.from_file|aten::from_file|torch\.from_file|torch\.save|torch\.load|"
     r"ops\.aten\.save|aten::save|torch\.ops\.(?!aten\b|prim\b|quantized\b)[A-Za-z_]\w*)"
 )
-
-
-class _Readable(Protocol):
-    def read(self, n: int = -1, /) -> bytes: ...
 
 
 def _name_problems(name: str) -> str | None:
@@ -46,81 +46,18 @@ def _name_problems(name: str) -> str | None:
     return None
 
 
-def _spool(
-    ctx: Context, source: _Readable, expected: int, loc: Location, crc_expected: int
-) -> BinaryIO:
-    """Copy a decompressed member to a spooled temp file, charging the budget, checking CRC."""
-    import tempfile
-
-    out = tempfile.SpooledTemporaryFile(max_size=_SPOOL)  # noqa: SIM115 - returned to caller
-    crc = 0
-    total = 0
-    from modelseal.scanning.streams import BudgetExceeded
-
-    while True:
-        chunk = source.read(1 << 20)
-        if not chunk:
-            break
-        total += len(chunk)
-        if not ctx.budget.spend(len(chunk)):
-            out.close()
-            raise BudgetExceeded(f"decompressed data exceeds {ctx.budget.limit} bytes")
-        crc = zlib.crc32(chunk, crc)
-        out.write(chunk)
-    if crc != crc_expected:
-        ctx.find(
-            rules.ZIP_BAD_CRC,
-            Severity.MEDIUM,
-            loc,
-            "CRC-32",
-            "member data does not match its CRC: readers that skip the check see content "
-            "that others reject",
-        )
-    if total != expected:
-        ctx.find(
-            rules.ZIP_SIZE_MISMATCH,
-            Severity.MEDIUM,
-            loc,
-            "size",
-            f"member expands to {total} bytes, the directory says {expected}",
-        )
-    out.seek(0)
-    return out  # type: ignore[return-value]
-
-
-class _Inflate:
-    """A raw-deflate stream over a slice of the archive."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._z = zlib.decompressobj(-15)
-        self._done = False
-
-    def read(self, n: int = -1) -> bytes:
-        out = b""
-        while not out and not self._done:
-            chunk = self._raw.read(1 << 18)
-            if not chunk:
-                out = self._z.flush()
-                self._done = True
-            else:
-                out = self._z.decompress(chunk)
-                if self._z.eof:
-                    self._done = True
-        return out
-
-
-def _crc_of(stream: BinaryIO) -> int:
-    crc = 0
-    while chunk := stream.read(1 << 20):
-        crc = zlib.crc32(chunk, crc)
-    stream.seek(0)
-    return crc
+def _storage_member(infos_prefixes: set[str], name: str) -> bool:
+    return any(
+        name.startswith(p) and _TORCH_STORAGE.search(name[len(p) :]) is not None
+        for p in infos_prefixes
+    )
 
 
 def scan_zip(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int
 ) -> None:
+    """Scan every member of a zip archive as Python's zipfile and torch's reader see it, plus
+    what only other readers see (see :mod:`.zipviews`)."""
     ctx.saw("zip")
     try:
         zf = zipfile.ZipFile(stream)
@@ -157,7 +94,19 @@ def scan_zip(
     if any(n.endswith(".npy") for n in names) and all(n.endswith(".npy") for n in names):
         ctx.saw("npz")
     for info in infos:
+        ctx.budget.check_time()
         _scan_member(ctx, stream, info, location, depth, prefixes)
+    if size is not None:
+        views = ctx.scanners.get("zip-views")
+        if views is not None:
+            views(ctx, stream, size, location, depth)
+
+
+def scan_member(
+    ctx: Context, stream: BinaryIO, info: zipfile.ZipInfo, location: Location, depth: int
+) -> None:
+    """Scan one member described by ``info`` (a member only some readers see)."""
+    _scan_member(ctx, stream, info, location, depth, set())
 
 
 def _scan_member(
@@ -178,7 +127,7 @@ def _scan_member(
             info.filename,
             f"member name {problem}; extraction or lookup may go somewhere unexpected",
         )
-    if info.is_dir():
+    if info.is_dir() and info.file_size == 0:
         return
     if info.flag_bits & 0x1:
         ctx.find(
@@ -195,7 +144,9 @@ def _scan_member(
     if len(header) < 30 or header[:4] != b"PK\x03\x04":
         ctx.fail(loc, "zip member has no local header where the directory points")
         return
-    (_, _, flags, method, _, _, _, _, _, n_len, e_len) = struct.unpack("<4s5HLLLHH", header)
+    (_, _, flags, method, _, _, crc, csize, usize, n_len, e_len) = struct.unpack(
+        "<4s5HLLLHH", header
+    )
     local_name = stream.read(n_len)
     central_name = info.orig_filename.encode(
         "utf-8" if info.flag_bits & 0x800 else "cp437", "replace"
@@ -209,109 +160,148 @@ def _scan_member(
             "local header name differs from the central directory: tools that read the "
             "archive sequentially see a different member than torch does",
         )
-    if method != info.compress_type or (flags & 0x1) != (info.flag_bits & 0x1):
+    # With a data descriptor the local sizes may be zero; 0xFFFFFFFF defers to the zip64 extra.
+    sizes_differ = not flags & 0x8 and (
+        crc != info.CRC
+        or usize not in (info.file_size, 0xFFFFFFFF)
+        or csize not in (info.compress_size, 0xFFFFFFFF)
+    )
+    if method != info.compress_type or (flags & 0x1) != (info.flag_bits & 0x1) or sizes_differ:
         ctx.find(
             rules.ZIP_HEADER_MISMATCH,
             Severity.MEDIUM,
             loc,
             "local header",
-            "local header flags or method differ from the central directory",
+            "local header method, flags, sizes or CRC differ from the central directory: "
+            "sequential readers see other data than the directory describes",
         )
-    if any(
-        p is not None
-        and info.filename.startswith(p)
-        and _TORCH_STORAGE.search(info.filename[len(p) :])
-        for p in prefixes
-    ):
-        return  # raw tensor bytes: torch.load copies them, it never parses them
     data_offset = info.header_offset + 30 + n_len + e_len
     raw = SliceFile(stream, data_offset, info.compress_size)
-    try:
-        if info.compress_type == zipfile.ZIP_STORED:
-            member: BinaryIO = reader(raw)
-            if not ctx.budget.spend(info.compress_size):
-                ctx.fail(loc, "scan budget exhausted")
-                return
-            if _crc_of(member) != info.CRC:
-                ctx.find(
-                    rules.ZIP_BAD_CRC,
-                    Severity.MEDIUM,
-                    loc,
-                    "CRC-32",
-                    "member data does not match its CRC: readers that skip the check see "
-                    "content that others reject",
-                )
-            if info.compress_size != info.file_size:
-                ctx.find(
-                    rules.ZIP_SIZE_MISMATCH,
-                    Severity.MEDIUM,
-                    loc,
-                    "size",
-                    "stored member whose sizes disagree",
-                )
-            size: int = info.compress_size
-        elif info.compress_type == zipfile.ZIP_DEFLATED:
-            member = _spool(
-                ctx,
-                _Inflate(reader(raw)),
-                info.file_size,
+    storage = _storage_member(prefixes, info.filename)
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.compress_size != info.file_size:
+            ctx.find(
+                rules.ZIP_SIZE_MISMATCH,
+                Severity.MEDIUM,
                 loc,
-                info.CRC,
+                "size",
+                "stored member whose sizes disagree",
             )
-            size = _size_of(member)
-        elif info.compress_type in (zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
-            import bz2
-            import lzma
-
-            if info.compress_type == zipfile.ZIP_BZIP2:
-                dec: BinaryIO = bz2.BZ2File(reader(raw))  # type: ignore[assignment]
-            else:
-                dec = _lzma_member(reader(raw), lzma)
-            member = _spool(ctx, dec, info.file_size, loc, info.CRC)
-            size = _size_of(member)
-        else:
-            ctx.fail(loc, f"zip compression method {info.compress_type} is not supported")
+        if storage:
+            # Unbuffered: a sniff reads 4 KiB of the record, not a 1 MiB buffer of it.
+            _check_storage(ctx, raw, info.compress_size, loc, depth)  # type: ignore[arg-type]
             return
+        member: BinaryIO = reader(raw)
+        if _crc_of(member) != info.CRC:
+            _bad_crc(ctx, loc)
+        _scan_content(ctx, member, info.compress_size, info, loc, depth, prefixes)
+        return
+    codec = _CODECS.get(info.compress_type)
+    if codec is None:
+        ctx.fail(loc, f"zip compression method {info.compress_type} is not supported")
+        return
+    try:
+        inner = decoded(codec, reader(raw), ctx.budget, f"zip member ({codec})", crc=True)
+    except (OSError, EOFError, ValueError) as exc:
+        ctx.fail(loc, f"zip member cannot be decompressed: {exc}")
+        return
+    try:
+        if storage:
+            _check_storage(ctx, cast(BinaryIO, inner), None, loc, depth)
+        else:
+            _scan_content(ctx, cast(BinaryIO, inner), None, info, loc, depth, prefixes)
+        inner.seek(0, 2)  # decode the rest: a bomb past where the scanner stopped still counts
     except (zlib.error, OSError, EOFError, ValueError) as exc:
         ctx.fail(loc, f"zip member cannot be decompressed: {exc}")
         return
+    finally:
+        inner.close()
+    if inner.crc != info.CRC:
+        _bad_crc(ctx, loc)
+    if inner.produced != info.file_size:
+        ctx.find(
+            rules.ZIP_SIZE_MISMATCH,
+            Severity.MEDIUM,
+            loc,
+            "size",
+            f"member expands to {inner.produced} bytes, the directory says {info.file_size}",
+        )
+
+
+def _bad_crc(ctx: Context, loc: Location) -> None:
+    ctx.find(
+        rules.ZIP_BAD_CRC,
+        Severity.MEDIUM,
+        loc,
+        "CRC-32",
+        "member data does not match its CRC: readers that skip the check see content "
+        "that others reject",
+    )
+
+
+def _scan_content(
+    ctx: Context,
+    member: BinaryIO,
+    size: int | None,
+    info: zipfile.ZipInfo,
+    loc: Location,
+    depth: int,
+    prefixes: set[str],
+) -> None:
     if _TS_CODE.search(info.filename):
         _scan_torchscript_code(ctx, member, loc)
         return
-    fmt = scan_stream(ctx, member, size, loc, depth + 1)
+    if isinstance(member, Forward):
+        fmt = scan_forward(ctx, member, loc, depth + 1)
+    else:
+        fmt = scan_stream(ctx, member, size, loc, depth + 1)
     if fmt != "pickle" and any(
         info.filename in (p + "data.pkl", p + "constants.pkl") for p in prefixes
     ):
         ctx.fail(loc, f"torch loads this member as a pickle, but it is {fmt}")
 
 
-def _size_of(stream: BinaryIO) -> int:
-    end = stream.seek(0, 2)
+def _check_storage(
+    ctx: Context, member: BinaryIO, size: int | None, loc: Location, depth: int
+) -> None:
+    """A PyTorch storage record is raw bytes torch copies without parsing; but whatever it holds
+    is still decoded (bombs count), and content that another reader would run is reported."""
+    head = peek(member)
+    fmt = sniff(head, size)
+    if fmt in ("unknown", "empty", "data", "json", "protobuf", "lightgbm", "safetensors"):
+        return
+    probe = ctx.probe()
+    if isinstance(member, SliceFile):
+        member = reader(member)
+    if isinstance(member, Forward):
+        scan_forward(probe, member, loc, depth + 1)
+    else:
+        scan_stream(probe, member, size, loc, depth + 1)
+    if probe.findings:
+        ctx.find(
+            rules.ZIP_STORAGE_CONTENT,
+            Severity.HIGH,
+            loc,
+            fmt,
+            f"tensor storage record holds {fmt} data with unsafe content: torch copies it as "
+            "raw bytes, a reader that takes the record for a file runs it",
+        )
+        ctx.findings.extend(probe.findings)
+
+
+_CODECS = {
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bz2",
+    zipfile.ZIP_LZMA: "zip-lzma",
+}
+
+
+def _crc_of(stream: BinaryIO) -> int:
+    crc = 0
+    while chunk := stream.read(1 << 20):
+        crc = zlib.crc32(chunk, crc)
     stream.seek(0)
-    return end
-
-
-def _lzma_member(raw: BinaryIO, lzma: object) -> BinaryIO:
-    """Zip's LZMA members carry a 4-byte version/size prefix and raw LZMA1 properties."""
-    import lzma as lz
-
-    head = raw.read(4)
-    psize = int.from_bytes(head[2:4], "little")
-    props = raw.read(psize)
-    filt = lz._decode_filter_properties(lz.FILTER_LZMA1, props)  # type: ignore[attr-defined]
-    dec = lz.LZMADecompressor(lz.FORMAT_RAW, filters=[filt])
-
-    class _R:
-        def read(self, n: int = -1) -> bytes:
-            while True:
-                chunk = raw.read(1 << 18)
-                if not chunk or dec.eof:
-                    return b""
-                out = dec.decompress(chunk)
-                if out:
-                    return out
-
-    return _R()  # type: ignore[return-value]
+    return crc
 
 
 def _scan_torchscript_code(ctx: Context, member: BinaryIO, loc: Location) -> None:
