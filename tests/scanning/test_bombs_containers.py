@@ -1,5 +1,6 @@
 """Decompression bombs in containers: decoded as they stream, stopped by the budget (size,
-expansion ratio, decoder memory, time), reported as a bomb and unscannable; never clean and never
+expansion ratio, decoder memory, time), reported as a bomb finding with the rest listed as not
+analysed (a time budget alone: unscannable); never clean and never
 materialised. Peak memory is asserted in a child process; time is not asserted anywhere (only a
 generous timeout guards against a hang)."""
 
@@ -54,7 +55,9 @@ BOMBS: dict[str, Callable[[], bytes]] = {
 @pytest.mark.parametrize("kind", sorted(BOMBS))
 def test_bomb_is_reported_and_unscannable(kind: str) -> None:
     report = _scan(BOMBS[kind]())
-    assert report.status == "unscannable", report.to_dict()
+    # A bomb is a finding (exit 1) and the rest of the file is listed as not analysed.
+    assert report.status == "unsafe", report.to_dict()
+    assert report.unscannable, report.to_dict()
     assert any(f.rule == "archive.bomb" for f in report.findings), report.to_dict()
 
 
@@ -74,7 +77,7 @@ def test_expansion_under_the_ratio_floor_is_not_a_bomb() -> None:
 def test_total_size_budget_is_a_bomb() -> None:
     report = _scan(cs.gz(cs.BENIGN * 100), max_expanded=1000)
     assert any(f.rule == "archive.bomb" for f in report.findings)
-    assert report.status == "unscannable"
+    assert report.status == "unsafe" and report.unscannable
 
 
 def test_time_budget_is_unscannable_not_a_bomb() -> None:
@@ -137,6 +140,6 @@ def test_peak_memory_of_scanning_bombs_stays_small(tmp_path: Path) -> None:
         check=True,
     )
     result = json.loads(done.stdout)
-    assert result["status"] == ["unscannable"] * 4
+    assert result["status"] == ["unsafe"] * 4
     assert all(result["bombs"])
     assert result["rss"] < 128 * MiB, result["rss"] / MiB
