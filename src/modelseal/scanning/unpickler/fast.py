@@ -14,7 +14,7 @@ import functools
 import re
 import struct
 from collections.abc import Iterable
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any
 
 from modelseal.scanning.unpickler.opcodes import Unpickler
@@ -163,14 +163,14 @@ def run_fast(m: Unpickler) -> None:
                         break
                     n = len(stack) - at
                     if code == 0x75:
-                        if n % 2 or Seq in map(type, stack[at::2]):
+                        if n % 2 or Seq in map(type, islice(stack, at, None, 2)):
                             break  # the exact handler fails as the unpickler does
                         if len(target.items) < MAX_ITEMS:
                             items = stack[at:]
                             target.extend([[items[i], items[i + 1]] for i in range(0, n, 2)])
                         else:
                             target.n += n // 2
-                    elif code == 0x90 and Seq in map(type, stack[at:]):
+                    elif code == 0x90 and Seq in map(type, islice(stack, at, None)):
                         break  # maybe unhashable: the exact handler decides
                     elif len(target.items) < MAX_ITEMS:
                         target.extend(stack[at:])
