@@ -148,10 +148,19 @@ _OP = st.one_of(
     st.integers(0, 64).map(lambda n: b"\x95" + struct.pack("<Q", n)),  # FRAME
     _NAMES.map(lambda n: b"c" + n + b"\n"),  # GLOBAL
     st.integers(1, 3).map(lambda n: b"\x82" + bytes([n])),  # EXT1
-    # A run of one number opcode (matched in C by the quick pass after a MARK).
+    # A run of one number opcode (matched in C by the quick pass after a MARK): BININT2 and
+    # BININT runs of wide values, of byte values, or mixed.
     st.tuples(st.sampled_from([b"K", b"M", b"J", b"G"]), st.integers(14, 40)).map(
         lambda t: b"(" + (t[0] + b"\x07" * {b"K": 1, b"M": 2, b"J": 4, b"G": 8}[t[0]]) * t[1]
     ),
+    st.lists(
+        st.sampled_from([b"M\x07\x00", b"M\x00\x01", b"M\x4a\x00"]), min_size=14, max_size=30
+    ).map(lambda items: b"(" + b"".join(items)),
+    st.lists(
+        st.sampled_from([b"J\x07\x00\x00\x00", b"J\x00\x00\x01\x00", b"J\x4a\x00\x00\x4a"]),
+        min_size=14,
+        max_size=30,
+    ).map(lambda items: b"(" + b"".join(items)),
     st.binary(min_size=1, max_size=2),  # anything at all
 )
 
@@ -172,6 +181,9 @@ _SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[Hea
 @example(data=b"\x80\x04}(]NNNu" + b"N" * 20 + b".")  # ... and by SETITEMS
 @example(data=b"\x80\x04\x8f(]\x90" + b"N" * 20 + b".")  # an unhashable set item
 @example(data=b"\x80\x04\x96" + b"\0" * 8 + b"(" + b"K\x07" * 20 + b"e." + b"N" * 20)
+@example(data=b"\x80\x04\x96" + b"\0" * 8 + b"(" + b"M\x07\x00" * 20 + b"e." + b"N" * 20)
+@example(data=b"\x80\x04\x96" + b"\0" * 8 + b"(" + b"M\x07\x07" * 20 + b"e." + b"N" * 20)
+@example(data=b"\x80\x04(" + b"J\x07\x07\x07\x07" * 20 + b"K\x01a." + b"N" * 20)  # on an int
 def test_quick_pass_gives_the_exact_verdict(data: bytes) -> None:
     assert verdict(data, fast=True) == verdict(data, fast=False)
 

@@ -7,7 +7,7 @@ import re
 from typing import Any, BinaryIO
 
 from modelseal.scanning.context import Context
-from modelseal.scanning.pickle_vm import GlobalRef, Made, PickleError, PickleVM, Seq
+from modelseal.scanning.pickle_vm import GlobalRef, Made, Number, PickleError, PickleVM, Seq
 from modelseal.scanning.report import Location
 from modelseal.scanning.sniff import HEAD, pickle_verdict
 
@@ -50,6 +50,9 @@ def _dtype_info(dtype: Any) -> tuple[int, bool]:
     if not args or not isinstance(args[0], str):
         raise PickleError("inline numpy array with an unrecognisable dtype")
     code = args[0]
+    if any(isinstance(v, Number) for v in state):
+        # An int the quick pass did not keep (a run of 16+ wide ints): flags and size unknown.
+        raise PickleError("inline numpy array with an unrecognisable dtype")
     flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
     hasobject = code.startswith("O") or bool(flags & 1)
     elsize = state[5] if len(state) > 5 and isinstance(state[5], int) else -1

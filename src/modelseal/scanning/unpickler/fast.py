@@ -14,7 +14,7 @@ import functools
 import re
 import struct
 from collections.abc import Iterable
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Any
 
 from modelseal.scanning.unpickler.opcodes import Unpickler
@@ -22,7 +22,9 @@ from modelseal.scanning.unpickler.values import (
     ALLOC_CHECK,
     MAX_ITEMS,
     MAX_TEXT,
+    NUMBER,
     LimitExceeded,
+    Number,
     PickleError,
     Seq,
     Truncated,
@@ -48,12 +50,28 @@ def _run_format(code: int, count: int) -> struct.Struct:
     return struct.Struct("<" + {0x4D: "xH", 0x4A: "xi"}[code] * count)
 
 
-def _numbers(buf: bytes, pos: int, count: int, code: int) -> Iterable[int | float]:
-    """The values a run of ``count`` number opcodes of one kind pushes (BINFLOAT's as 0.0)."""
+def _numbers(buf: bytes, pos: int, count: int, code: int) -> Iterable[int | float | Number]:
+    """What a run of ``count`` number opcodes of one kind pushes.
+
+    BININT1 and BINFLOAT push what their exact handlers push (the byte values; 0.0). A run of
+    BININT2/BININT in which no value is a byte pushes :data:`NUMBER` per item (an int outside
+    0..255: all the model needs to know, and allocation-free); otherwise the exact values.
+    """
+    end = pos + count * (3 if code == 0x4D else 5)
     if code == 0x4B:  # BININT1
         return buf[pos + 1 : pos + 2 * count : 2]
     if code == 0x47:  # BINFLOAT (its value never matters; the exact handler pushes 0.0 too)
         return repeat(0.0, count)
+    if code == 0x4D:  # BININT2: a byte value has a zero high byte
+        wide = buf[pos + 2 : end : 3].count(0) == 0
+    else:  # BININT: a byte value has three zero high bytes; one column without a zero suffices
+        wide = (
+            not buf[pos + 3 : end : 5].count(0)
+            or not buf[pos + 4 : end : 5].count(0)
+            or not buf[pos + 2 : end : 5].count(0)
+        )
+    if wide:
+        return repeat(NUMBER, count)
     values: tuple[int, ...] = _run_format(code, count).unpack_from(buf, pos)
     return values
 
@@ -158,7 +176,7 @@ def run_fast(m: Unpickler) -> None:
                         break
                     n = len(stack) - at
                     if code == 0x75:
-                        if n % 2 or Seq in map(type, stack[at::2]):
+                        if n % 2 or Seq in map(type, islice(stack, at, None, 2)):
                             break  # the exact handler fails as the unpickler does
                         if len(target.items) < MAX_ITEMS:
                             items = stack[at:]
@@ -166,7 +184,7 @@ def run_fast(m: Unpickler) -> None:
                         else:
                             target.absorb(stack[at:])
                             target.n += n // 2
-                    elif code == 0x90 and Seq in map(type, stack[at:]):
+                    elif code == 0x90 and Seq in map(type, islice(stack, at, None)):
                         break  # maybe unhashable: the exact handler decides
                     elif len(target.items) < MAX_ITEMS:
                         target.extend(stack[at:])

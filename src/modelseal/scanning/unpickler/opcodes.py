@@ -20,6 +20,7 @@ from modelseal.scanning.unpickler.values import (
     LimitExceeded,
     Limits,
     Made,
+    Number,
     Opaque,
     PickleError,
     Seq,
@@ -295,7 +296,8 @@ class Unpickler(Machine):
         elif isinstance(target, GlobalRef):
             self.on_mutate_global(target, how)
         elif not isinstance(target, (Made, Opaque)):
-            self.error(f"{how} on a {type(target).__name__}")
+            kind = "int" if isinstance(target, Number) else type(target).__name__
+            self.error(f"{how} on a {kind}")
 
     def hashable(self, keys: list[Any]) -> None:
         """Fail as the real unpickler does on an unhashable dict key or set item."""

@@ -35,7 +35,11 @@ class Limits:
 
 
 class Number:
-    """A number (or None/bool) pushed inside a long run; its value never matters to safety."""
+    """An int outside 0..255 pushed inside a long run of number opcodes (its value not kept).
+
+    The quick pass pushes it for runs of BININT2/BININT that hold no byte value; everything that
+    could tell it from such an int treats it as one (a non-byte ``int``).
+    """
 
     __slots__ = ()
 
