@@ -54,23 +54,37 @@ def serve_process(
 ) -> Iterator[str]:
     """``modelseal serve ARGS --port P`` until the block ends; yields ``http://127.0.0.1:P``
     once ``/v2/health/ready`` (or ``live`` when not ``ready``) answers 200."""
-    port = port or free_port()
-    argv = [sys.executable, "-m", "modelseal", "serve", *args, "--host", "127.0.0.1",
-            "--port", str(port)]  # fmt: skip
-    env = {**os.environ, "MODELSEAL_HOME": str(log.parent / f"home-{port}")}
-    with log.open("w") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
+    with serve_processes(args, [log], ports=[port or free_port()], ready=ready) as bases:
+        yield bases[0]
+
+
+@contextlib.contextmanager
+def serve_processes(
+    args: Sequence[str], logs: Sequence[Path], *, ports: Sequence[int] = (), ready: bool = True
+) -> Iterator[list[str]]:
+    """One ``modelseal serve ARGS`` per log file, started together (replicas); yields their
+    base URLs once each answers on ``/v2/health/ready`` (or ``live``)."""
+    ports = list(ports) or [free_port() for _ in logs]
+    started: list[tuple[subprocess.Popen[Any], str, Path]] = []
     route = "/v2/health/ready" if ready else "/v2/health/live"
     try:
-        try:
-            wait_until(lambda: httpx.get(base + route).status_code == 200,
-                       what=f"modelseal serve on {port}", process=process)  # fmt: skip
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{log.read_text()[-3000:]}") from None
-        yield base
+        for port, log in zip(ports, logs, strict=True):
+            argv = [sys.executable, "-m", "modelseal", "serve", *args, "--host", "127.0.0.1",
+                    "--port", str(port)]  # fmt: skip
+            env = {**os.environ, "MODELSEAL_HOME": str(log.parent / f"home-{port}")}
+            with log.open("w") as out:
+                process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+            started.append((process, f"http://127.0.0.1:{port}", log))
+        for process, base, log in started:
+            try:
+                wait_until(lambda b=base: httpx.get(b + route).status_code == 200,
+                           what=f"modelseal serve at {base}", process=process)  # fmt: skip
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{log.read_text()[-3000:]}") from None
+        yield [base for _, base, _ in started]
     finally:
-        stop(process)
+        for process, _, _ in started:
+            stop(process)
 
 
 def stop(process: subprocess.Popen[Any]) -> None:
