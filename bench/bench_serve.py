@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
 MLSERVER = "1.7.1"
 MLSERVER_PINS = [f"mlserver=={MLSERVER}", f"mlserver-sklearn=={MLSERVER}", "uvloop==0.21.0"]
@@ -157,10 +157,9 @@ def server(argv: Sequence[str], port: int, log: Path, *, cwd: Path | None = None
     url = f"http://127.0.0.1:{port}/v2/models/iris/ready"
     try:
         while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url, timeout=2) as answer:
-                    if answer.status == 200:
-                        break
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    break
             if process.poll() is not None or time.monotonic() > deadline:
                 raise c.BenchError(f"{Path(argv[0]).name} did not start: "
                                    f"{log.read_text()[-1500:]}")  # fmt: skip
@@ -178,9 +177,17 @@ def server(argv: Sequence[str], port: int, log: Path, *, cwd: Path | None = None
 # ------------------------------------------------------------------------------ load
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url: str, payload: bytes, root: Path, *, seconds: float, connections: int,
-        token: str | None = None) -> dict[str, float]:  # fmt: skip
-    """One wrk run; requests/s, p50/p99 (ms) and failed requests."""
+        token: str | None = None, pid: int | None = None) -> dict[str, float]:  # fmt: skip
+    """One wrk run; requests/s, p50/p99 (ms), failed requests and (given the server's
+    ``pid``) the server's CPU time per request, which other load on the machine skews less
+    than throughput."""
     script = root / f"post-{abs(hash((url, token)))}.lua"
     headers = 'wrk.headers["Content-Type"] = "application/json"\n'
     if token:
@@ -189,8 +196,12 @@ def wrk(url: str, payload: bytes, root: Path, *, seconds: float, connections: in
                       f"{headers}")  # fmt: skip
     argv = [shutil.which("wrk") or "wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s",
             "--latency", "-s", str(script), url]  # fmt: skip
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return parse_wrk(out)
+    result = parse_wrk(out)
+    if pid:
+        result["cpu_us"] = (cpu_seconds(pid) - before) / max(result["requests"], 1) * 1e6
+    return result
 
 
 def parse_wrk(out: str) -> dict[str, float]:
@@ -253,25 +264,34 @@ def throughput(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     quiet: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
         for name, spec in contenders.items():
-            stack.enter_context(server(spec["argv"], spec["port"], root / f"{name}.log",
-                                       env=spec["env"]))  # fmt: skip
+            process = stack.enter_context(
+                server(spec["argv"], spec["port"], root / f"{name}.log", env=spec["env"])
+            )
+            spec["pid"] = process.pid
             spec["url"] = f"http://127.0.0.1:{spec['port']}/v2/models/iris/infer"
             spec["body"] = body(spec["input"])
             wrk(spec["url"], spec["body"], root, seconds=2, connections=args.connections,
                 token=spec["token"])  # warm-up  # fmt: skip
         names = list(contenders)
         for run in range(args.runs):
-            order = names[run % len(names):] + names[: run % len(names)]
+            order = names[run % len(names) :] + names[: run % len(names)]
             for name in order:
                 spec = contenders[name]
                 quiet.append(c.wait_for_quiet(timeout=20))
                 result = wrk(spec["url"], spec["body"], root, seconds=args.seconds,
-                             connections=args.connections, token=spec["token"])  # fmt: skip
+                             connections=args.connections, token=spec["token"],
+                             pid=spec["pid"])  # fmt: skip
                 samples[name].append(result)
-                print(f"  round {run + 1} {name:9s} {result['rps']:8.0f} req/s  "
-                      f"p99 {result['p99_ms']:6.1f} ms  failed {result['failed']}", flush=True)
+                print(
+                    f"  round {run + 1} {name:9s} {result['rps']:8.0f} req/s  "
+                    f"p99 {result['p99_ms']:6.1f} ms  cpu {result['cpu_us']:5.0f} us/req  "
+                    f"failed {result['failed']}",
+                    flush=True,
+                )
     medians = {
-        name: {k: statistics.median(s[k] for s in runs) for k in ("rps", "p50_ms", "p99_ms")}
+        name: {
+            k: statistics.median(s[k] for s in runs) for k in ("rps", "p50_ms", "p99_ms", "cpu_us")
+        }
         | {"failed": sum(s["failed"] for s in runs)}
         for name, runs in samples.items()
     }
@@ -282,22 +302,26 @@ def throughput(root: Path, args: argparse.Namespace) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> None:
     """Tables and verdicts for the throughput phase."""
     med = results["medians"]
-    rows = [[n, f"{m['rps']:.0f}", f"{m['p50_ms']:.1f}", f"{m['p99_ms']:.1f}", m["failed"]]
-            for n, m in med.items()]  # fmt: skip
-    print(c.text_table(["server", "req/s", "p50 ms", "p99 ms", "failed"], rows))
+    rows = [[n, f"{m['rps']:.0f}", f"{m['p50_ms']:.1f}", f"{m['p99_ms']:.1f}",
+             f"{m['cpu_us']:.0f}", m["failed"]] for n, m in med.items()]  # fmt: skip
+    print(c.text_table(["server", "req/s", "p50 ms", "p99 ms", "CPU us/req", "failed"], rows))
     ours = med["modelseal"]
     floor_ratio = ours["rps"] / med["floor"]["rps"]
     results["floor_ratio"] = round(floor_ratio, 3)
-    print(f"modelseal / floor throughput: {floor_ratio:.2f}x (target >= 0.90) "
-          f"{c.verdict(floor_ratio >= 0.9)}")
+    print(
+        f"modelseal / floor throughput: {floor_ratio:.2f}x (target >= 0.90) "
+        f"{c.verdict(floor_ratio >= 0.9)}"
+    )
     if "mlserver" in med:
         peer = med["mlserver"]
         ratio = ours["rps"] / peer["rps"]
         p99_ok = ours["p99_ms"] <= peer["p99_ms"]
         results["mlserver_ratio"] = round(ratio, 3)
-        print(f"modelseal / MLServer {MLSERVER} throughput: {ratio:.2f}x (target >= 1.5) "
-              f"{c.verdict(ratio >= 1.5)}; p99 {ours['p99_ms']:.1f} vs {peer['p99_ms']:.1f} ms "
-              f"{c.verdict(p99_ok)}")
+        print(
+            f"modelseal / MLServer {MLSERVER} throughput: {ratio:.2f}x (target >= 1.5) "
+            f"{c.verdict(ratio >= 1.5)}; p99 {ours['p99_ms']:.1f} vs {peer['p99_ms']:.1f} ms "
+            f"{c.verdict(p99_ok)}"
+        )
 
 
 def main(argv: list[str]) -> int:

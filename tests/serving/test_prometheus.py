@@ -93,3 +93,24 @@ def test_a_real_prometheus_scrapes_the_served_metrics(
             assert value is not None and value > 0, process_metric
         platform = _query(prom, "python_info")
         assert platform and platform[0]["metric"]["implementation"] == "CPython"
+
+
+def test_names_and_versions_from_the_url_never_become_metric_labels(
+    models: Callable[[str], Signed], serve_app: Callable[..., Any]
+) -> None:
+    from tests.serving.conftest import source_for
+
+    client = serve_app([source_for(models("sklearn"), "iris")])
+    for i in range(40):
+        assert client.post(f"/v2/models/nope-{i}/infer", json=ROW).status_code == 404
+        assert client.post(f"/v2/models/iris/versions/{i + 7}/infer", json=ROW).status_code == 404
+    assert client.post("/v2/models/iris/infer", json=ROW).status_code == 200
+    text = client.get("/metrics").text
+    series = [line for line in text.splitlines()
+              if line.startswith("modelseal_inference_requests_total{")]  # fmt: skip
+    assert sorted(series) == sorted([
+        'modelseal_inference_requests_total{code="404",model="-",version="-"} 40.0',
+        'modelseal_inference_requests_total{code="404",model="iris",version="-"} 40.0',
+        'modelseal_inference_requests_total{code="200",model="iris",version="1"} 1.0',
+    ])  # fmt: skip
+    assert "nope-" not in text

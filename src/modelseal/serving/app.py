@@ -195,7 +195,9 @@ def _infer_routes(
         name = request.path_params["name"]
         version = request.path_params.get("version")
         started = time.perf_counter()
-        served_version = version or "-"
+        # Label values come from what is served, never from the URL: unknown names and
+        # versions share "-", so requests cannot grow the metrics without bound.
+        served_version = "-"
         code = 200
         try:
             source = request.client.host if request.client else ""
@@ -208,7 +210,7 @@ def _infer_routes(
             inputs = loaded.signature.check(parsed.inputs, max_batch=limits.max_batch)
             outputs = protocol.requested_outputs(parsed, loaded.runtime)
             runtime, names = loaded.runtime, [o.name for o in outputs]
-            if runtime.runs_inline(inputs):  # known to take well under a millisecond or two
+            if runtime.runs_inline(inputs):  # known to take a few milliseconds at most
                 results = runtime.timed_predict(inputs, names)
             else:
                 with anyio.fail_after(limits.timeout):
@@ -227,7 +229,8 @@ def _infer_routes(
                 headers={"Retry-After": "1"},
             )
         finally:
-            repository.metrics.observe(name, served_version, code,
+            label = name if name in repository.entries else "-"
+            repository.metrics.observe(label, served_version, code,
                                        time.perf_counter() - started)  # fmt: skip
 
     doc: dict[str, Any] = {

@@ -28,7 +28,7 @@ _ONNX_TYPES = {
 # A call that typically takes less than this, on a batch of at most INLINE_ROWS rows, runs on
 # the event loop: handing it to a worker thread costs more than the call (and, with many
 # connections, makes the threads fight over the GIL). Anything slower goes to a thread.
-INLINE_SECONDS = 0.002
+INLINE_SECONDS = 0.005
 INLINE_ROWS = 256
 
 
