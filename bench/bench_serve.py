@@ -146,15 +146,16 @@ def mlserver_dir(root: Path, model: Path, port: int) -> Path:
 
 @contextlib.contextmanager
 def server(argv: Sequence[str], port: int, log: Path, *, cwd: Path | None = None,
-           env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
+           env: dict[str, str] | None = None,
+           model: str = "iris") -> Iterator[subprocess.Popen[bytes]]:  # fmt: skip
     """Run a server until the block ends, once its model answers ready."""
     import urllib.request
 
     with log.open("w") as out:
         process = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                                    env=env)  # fmt: skip
-    deadline = time.monotonic() + 120
-    url = f"http://127.0.0.1:{port}/v2/models/iris/ready"
+    deadline = time.monotonic() + 600
+    url = f"http://127.0.0.1:{port}/v2/models/{model}/ready"
     try:
         while True:
             with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
