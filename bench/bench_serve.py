@@ -185,7 +185,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wrk(url: str, payload: bytes, root: Path, *, seconds: float, connections: int,
-        token: str | None = None, pid: int | None = None) -> dict[str, float]:  # fmt: skip
+        token: str | None = None, pid: int | None = None,
+        timeout: float = 2.0) -> dict[str, float]:  # fmt: skip
     """One wrk run; requests/s, p50/p99 (ms), failed requests and (given the server's
     ``pid``) the server's CPU time per request, which other load on the machine skews less
     than throughput."""
@@ -196,7 +197,7 @@ def wrk(url: str, payload: bytes, root: Path, *, seconds: float, connections: in
     script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(payload.decode())}\n'
                       f"{headers}")  # fmt: skip
     argv = [shutil.which("wrk") or "wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s",
-            "--latency", "-s", str(script), url]  # fmt: skip
+            f"--timeout={timeout:g}s", "--latency", "-s", str(script), url]  # fmt: skip
     before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     result = parse_wrk(out)

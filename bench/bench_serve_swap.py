@@ -93,8 +93,11 @@ def swap(root: Path, args: argparse.Namespace) -> dict[str, Any]:
                                       "data": [0.1, 0.2, 0.3, 0.4]}]}).encode()  # fmt: skip
 
     def version() -> str:
-        with urllib.request.urlopen(f"{base}/v2/models/big", timeout=5) as answer:
-            return str(json.loads(answer.read())["versions"][0])
+        try:
+            with urllib.request.urlopen(f"{base}/v2/models/big", timeout=30) as answer:
+                return str(json.loads(answer.read())["versions"][0])
+        except OSError:  # a stalled server is a finding, reported by wrk; keep watching
+            return "?"
 
     started = time.monotonic()
     with b.server(argv, port, root / "swap-serve.log", env=env, model="big"):
@@ -120,7 +123,7 @@ def swap(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         slices: list[dict[str, float]] = []
         while mover.is_alive() or len(slices) < 2:
             slices.append(b.wrk(f"{base}/v2/models/big/infer", payload, root, seconds=5,
-                                connections=args.connections))  # fmt: skip
+                                connections=args.connections, timeout=10))  # fmt: skip
             if not mover.is_alive() and "swap_s" in seen and len(slices) >= 2:
                 break
         mover.join()
