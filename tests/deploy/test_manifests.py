@@ -109,14 +109,24 @@ def test_the_probes_use_the_v2_health_routes_on_the_serving_port() -> None:
     assert args[args.index("--model") + 1].count("@") == 1  # follows an alias
 
 
-def test_secrets_come_from_secrets_never_from_literal_values() -> None:
-    (serve,) = _deployment()["spec"]["template"]["spec"]["containers"]
+def test_secrets_come_from_secret_files_never_from_the_environment() -> None:
+    pod = _deployment()["spec"]["template"]["spec"]
+    (serve,) = pod["containers"]
     env = {e["name"]: e for e in serve["env"]}
-    assert env["MODELSEAL_DB_URL"]["valueFrom"]["secretKeyRef"]["key"] == "db-url"
     for name, item in env.items():
-        if re.search(r"SECRET|PASSWORD|TOKEN|DB_URL|KEY_ID", name):
-            assert "value" not in item and "secretKeyRef" in item["valueFrom"], name
-    for secret in _kind("Secret"):
+        assert "valueFrom" not in item, name  # no secret in the environment (CKV_K8S_35)
+        assert not re.search(r"SECRET|PASSWORD|TOKEN|DB_URL|KEY_ID", name), name
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in serve["volumeMounts"]}
+    config = mounts["/var/lib/modelseal/config.toml"]  # MODELSEAL_HOME/config.toml: db_url
+    assert volumes[config["name"]]["secret"]["secretName"] == "modelseal-serve"
+    assert env["AWS_SHARED_CREDENTIALS_FILE"]["value"].startswith(
+        next(p for p, m in mounts.items() if "secret" in volumes[m["name"]]
+             and volumes[m["name"]]["secret"]["secretName"] == "modelseal-blobs")
+    )  # fmt: skip
+    secrets = {s["metadata"]["name"]: s for s in _kind("Secret")}
+    assert "db_url = " in secrets["modelseal-serve"]["stringData"]["config.toml"]
+    for secret in secrets.values():
         for value in secret.get("stringData", {}).values():
             assert "CHANGE-ME" in value or "-----BEGIN" in value  # placeholders only
 
