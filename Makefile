@@ -29,10 +29,11 @@ venv: $(VENV)/.ready-base
 
 # Debian packages the suite talks to for real (installed only when missing): SoftHSM2 is the
 # PKCS#11 token of the Protect tests; Chromium renders the API docs offline in the browser
-# tests (driven by Playwright through executable_path; no browser download); age is a peer of
-# the crypto benchmark.
-SYSTEM_PACKAGES ?= softhsm2 chromium
-BENCH_PACKAGES ?= softhsm2 age
+# tests (driven by Playwright through executable_path; no browser download); Prometheus scrapes
+# the inference server and nginx balances its replicas in the Serve tests; age is a peer of
+# the crypto benchmark; wrk loads the inference server in the Serve benchmark.
+SYSTEM_PACKAGES ?= softhsm2 chromium prometheus nginx
+BENCH_PACKAGES ?= softhsm2 age wrk
 system-deps:
 	@bash scripts/system-deps.sh $(SYSTEM_PACKAGES)
 

@@ -74,6 +74,7 @@ class ServerMetrics:
             registry=self.registry,
         )
         self._shown: dict[str, tuple[str, str]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def serving(self, model: str, version: str, digest: str) -> None:
         """Record that ``model`` now serves ``version`` (``digest``); the old series goes."""
@@ -95,8 +96,18 @@ class ServerMetrics:
 
     def observe(self, model: str, version: str, code: int, seconds: float) -> None:
         """Count one answered request and its duration."""
-        self.requests.labels(model, version, str(code)).inc()
-        self.duration.labels(model).observe(seconds)
+        # The labelled children, looked up once per (model, version, code): labels() costs
+        # more than the increment on the hot path. Bounded: only served names reach here with
+        # a version; unknown names share the "-" version.
+        key = (model, version, code)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.requests.labels(model, version, str(code)),
+                        self.duration.labels(model))  # fmt: skip
+            if len(self._children) < 10_000:
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def failure(self, model: str, reason: str) -> None:
         """Count a refused load, swap or re-verification."""

@@ -188,7 +188,8 @@ def parse_request(body: bytes, header_length: str | None, max_elements: int) -> 
     else:
         split = len(body)
     try:
-        document = json.loads(bytes(view[:split]), parse_constant=_no_constant)
+        text = body if split == len(body) else bytes(view[:split])  # no copy for plain JSON
+        document = json.loads(text, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise InferenceInputError(f"the request is not valid JSON: {_short(exc)}") from None
     if not isinstance(document, dict):

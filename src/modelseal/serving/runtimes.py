@@ -6,6 +6,7 @@ bytes; nothing here reads a file. Inputs arrive already checked against the sign
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,11 +25,38 @@ _ONNX_TYPES = {
 }  # fmt: skip
 
 
+# A call that typically takes less than this, on a batch of at most INLINE_ROWS rows, runs on
+# the event loop: handing it to a worker thread costs more than the call (and, with many
+# connections, makes the threads fight over the GIL). Anything slower goes to a thread.
+INLINE_SECONDS = 0.005
+INLINE_ROWS = 256
+
+
 class Runtime:
     """A framework call: ``predict`` maps checked inputs to named outputs."""
 
     framework = "unknown"
     platform = "unknown"
+    # Seconds a call has typically taken (a moving average; None: never called yet).
+    typical_seconds: float | None = None
+
+    def timed_predict(
+        self, inputs: Mapping[str, np.ndarray[Any, Any]], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """:meth:`predict`, keeping :attr:`typical_seconds` up to date."""
+        started = time.perf_counter()
+        results = self.predict(inputs, outputs)
+        took = time.perf_counter() - started
+        typical = self.typical_seconds
+        self.typical_seconds = took if typical is None else 0.9 * typical + 0.1 * took
+        return results
+
+    def runs_inline(self, inputs: Mapping[str, np.ndarray[Any, Any]]) -> bool:
+        """Whether a call on ``inputs`` is known to be quick enough for the event loop."""
+        typical = self.typical_seconds
+        if typical is None or typical >= INLINE_SECONDS:
+            return False
+        return all(a.ndim == 0 or a.shape[0] <= INLINE_ROWS for a in inputs.values())
 
     def default_signature(self) -> InputSignature | None:
         """What the model itself says it takes (``None``: it does not say)."""

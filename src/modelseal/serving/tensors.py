@@ -162,7 +162,7 @@ def _from_json(name: str, datatype: str, data: Any, count: int) -> np.ndarray[An
         raise InferenceInputError(
             f"input {name!r}: values do not fit datatype {datatype}", tensor=name
         )
-    return raw.astype(dtype).reshape(-1)
+    return raw.astype(dtype, copy=False).reshape(-1)
 
 
 def _flatten(name: str, data: list[Any], count: int) -> list[Any]:
