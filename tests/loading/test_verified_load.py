@@ -274,7 +274,7 @@ def test_load_check_cli(tmp_path: Path, key_pair: tuple[Path, Path], run_cli: Ru
 
 
 @pytest.mark.parametrize("container", ["pickle", "joblib", "joblib-compressed"])
-def test_scikit_learn_models_need_an_explicit_allow_list(
+def test_scikit_learn_models_load_with_the_built_in_allow_list(
     tmp_path: Path, key_pair: tuple[Path, Path], container: str
 ) -> None:
     joblib = pytest.importorskip("joblib")
@@ -289,11 +289,7 @@ def test_scikit_learn_models_need_an_explicit_allow_list(
     else:
         joblib.dump(model, path, compress=3 if container == "joblib-compressed" else 0)
     sig = _sign(path, key_pair)
-    with pytest.raises(UnsafeModelError) as err:
-        modelseal.load(path, signature=sig, public_key=key_pair[1])
-    assert "LogisticRegression" in err.value.reasons[0].message
-    allow = ["sklearn.linear_model._logistic.LogisticRegression"]
-    loaded = verified.load_verified(path, signature=sig, public_key=key_pair[1], allow=allow)
+    loaded = verified.load_verified(path, signature=sig, public_key=key_pair[1])
     assert loaded.framework == ("pickle" if container == "pickle" else "joblib")
     np.testing.assert_array_equal(loaded.obj.predict(x), model.predict(x))
 
