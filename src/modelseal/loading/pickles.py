@@ -50,7 +50,8 @@ def load_pickle(name: str, data: Buffer, allowlist: Allowlist) -> tuple[Any, str
             f"{name} is a zip archive (a PyTorch checkpoint or .npz), not a pickle",
             hint="use --framework auto (or torch/numpy)",
         )
-    if head.startswith(_COMPRESSED) or b"joblib.numpy_pickle" in data[:4096]:
+    # joblib keeps array bytes between pickle opcodes, after each NumpyArrayWrapper.
+    if head.startswith(_COMPRESSED) or b"NumpyArrayWrapper" in data:
         return load_joblib(name, data, allowlist), "joblib"
     try:
         return RestrictedUnpickler(io.BytesIO(data), allowlist=allowlist).load(), "pickle"
@@ -60,7 +61,7 @@ def load_pickle(name: str, data: Buffer, allowlist: Allowlist) -> tuple[Any, str
 
 def load_joblib(name: str, data: Buffer, allowlist: Allowlist) -> Any:
     """joblib's own unpickler (arrays stored inline) under the restricted unpickler's checks;
-    object arrays are refused because joblib reads them with an unrestricted ``pickle.load``."""
+    an object array's nested pickle goes through the restricted unpickler too."""
     try:
         from joblib import numpy_pickle, numpy_pickle_utils
     except ImportError:
@@ -68,17 +69,24 @@ def load_joblib(name: str, data: Buffer, allowlist: Allowlist) -> Any:
             "loading this model needs the joblib package", hint='pip install "modelseal[sklearn]"'
         ) from None
 
-    def refuse_object_arrays(self: Any) -> None:
+    def load_build(self: Any) -> None:
         state, inst = self.stack[-1], self.stack[-2]
-        is_wrapper = isinstance(inst, numpy_pickle.NumpyArrayWrapper)
-        if is_wrapper and (
-            not isinstance(state, dict) or getattr(state.get("dtype"), "hasobject", True)
-        ):
-            raise pickle.UnpicklingError("joblib object arrays hold nested pickles")
-        numpy_pickle.NumpyUnpickler.load_build(self)
+        if not isinstance(inst, numpy_pickle.NumpyArrayWrapper):
+            numpy_pickle.NumpyUnpickler.load_build(self)
+            return
+        if not isinstance(state, dict) or not hasattr(state.get("dtype"), "hasobject"):
+            raise pickle.UnpicklingError("malformed joblib array wrapper")
+        if not state["dtype"].hasobject:
+            numpy_pickle.NumpyUnpickler.load_build(self)
+            return
+        # An object array is a nested pickle; joblib would read it without these checks.
+        pickle._Unpickler.load_build(self)
+        self.stack.pop()
+        nested = RestrictedUnpickler(self.file_handle, allowlist=self.allowlist)
+        self.stack.append(nested.load())
 
     base = dict(numpy_pickle.NumpyUnpickler.dispatch)
-    base[pickle.BUILD[0]] = refuse_object_arrays
+    base[pickle.BUILD[0]] = load_build
 
     class RestrictedJoblibUnpickler(PickleGuard, numpy_pickle.NumpyUnpickler):  # type: ignore[misc]
         # The pure-Python unpickler dispatches through a class-level table, not methods.
