@@ -156,7 +156,7 @@ def load_check(
                     "reasons": [r.to_dict() for r in exc.reasons],
                 }
             )
-        else:
+        elif len(exc.reasons) > 1:  # the error line names the first; list them all
             for reason in exc.reasons:
                 click.echo(f"  {reason.code:<14} {reason.message}", err=True)
         raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -121,7 +122,11 @@ def load_keras(name: str, data: Buffer) -> tuple[Any, str, int, int]:
         saving_lib.get_temp_dir = lambda: tempfile.mkdtemp(dir=private)
         try:
             model = saving_lib.load_model(fileobj, compile=False, safe_mode=True)
+        except json.JSONDecodeError as exc:
+            raise _damaged(name, "Keras archive", exc) from None
         except (ValueError, TypeError) as exc:
+            if isinstance(exc, ValueError) and "safe_mode" not in str(exc):
+                raise _damaged(name, "Keras archive", exc) from None
             raise UnsafeModelError(
                 f"{name}: Keras refused the model in safe mode ({_first_line(exc)})",
                 reasons=[Reason("unsafe-content", f"{name}: rejected by Keras safe mode")],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import pickle
 import struct
+import warnings
 import zipfile
 from typing import Any, ClassVar
 
@@ -47,8 +48,8 @@ def load_pickle(name: str, data: Buffer, allowlist: Allowlist) -> tuple[Any, str
     head = bytes(data[:6])
     if head.startswith(b"PK\x03\x04"):
         raise UsageError(
-            f"{name} is a zip archive (a PyTorch checkpoint or .npz), not a pickle",
-            hint="use --framework auto (or torch/numpy)",
+            f"{name} is a zip archive, not a pickle",
+            hint="use --framework auto (PyTorch checkpoints and .npz are zip archives)",
         )
     # joblib keeps array bytes between pickle opcodes, after each NumpyArrayWrapper.
     if head.startswith(_COMPRESSED) or b"NumpyArrayWrapper" in data:
@@ -138,7 +139,9 @@ def load_torch_module(name: str, data: Buffer, allowlist: Allowlist) -> Any:
             if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
                 raise pickle.UnpicklingError("unexpected persistent id")
             storage_type, key = pid[1], str(pid[2])
-            dtype = getattr(storage_type, "dtype", None) or getattr(storage_type, "_dtype", None)
+            with warnings.catch_warnings():  # legacy storage classes warn on .dtype
+                warnings.simplefilter("ignore")
+                dtype = getattr(storage_type, "dtype", None)
             if not isinstance(dtype, torch.dtype):
                 raise pickle.UnpicklingError("persistent id without a storage type")
             if key not in storages:

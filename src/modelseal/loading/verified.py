@@ -20,6 +20,7 @@ from modelseal.errors import (
     ModelChangedError,
     Reason,
     UnsafeModelError,
+    UnscannableModelError,
     UsageError,
     VerificationError,
 )
@@ -332,7 +333,9 @@ def _scan(buffers: Mapping[str, Buffer], allowlist: Allowlist) -> None:
             + " ".join(f"--allow {n}" for n in needed)
             + "); nothing was loaded"
         )
-    raise UnsafeModelError(
+    # Unsafe content beats unscannable (exit 1); only unscannable regions are exit 2.
+    error = UnsafeModelError if findings else UnscannableModelError
+    raise error(
         f"refusing to load: {reasons[0].message}"
         + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""),
         reasons=reasons,
