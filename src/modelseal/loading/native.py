@@ -103,12 +103,35 @@ def _private_dir() -> Iterator[str]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _assets_only_store(saving_lib: Any, private: str) -> Any:
+    """Keras's asset store, extracting only ``assets/`` (never the weights) into ``private``."""
+    base = saving_lib.DiskIOStore
+
+    class AssetsOnlyStore(base):  # type: ignore[misc, valid-type]
+        def __init__(self, root_path: str, archive: Any = None, mode: Any = None) -> None:
+            if archive is None or mode != "r":
+                super().__init__(root_path, archive=archive, mode=mode)
+                return
+            self.mode, self.root_path, self.archive = mode, root_path, archive
+            self.tmp_dir = tempfile.mkdtemp(dir=private)
+            prefix = root_path.rstrip("/") + "/"
+            saving_lib._reject_zip_extract_bomb(archive)
+            for info in archive.infolist():
+                parts = info.filename.split("/")
+                if info.filename.startswith(prefix) and ".." not in parts and not info.is_dir():
+                    archive.extract(info, self.tmp_dir)
+            self.working_dir = os.path.join(self.tmp_dir, root_path)
+
+    return AssetsOnlyStore
+
+
 def load_keras(name: str, data: Buffer) -> tuple[Any, str, int, int]:
     """Keras v3 in safe mode (no Lambda deserialization), loaded from the bytes in memory.
 
     The archive and its weights are read from memory (no file is written); only a model with
-    assets (e.g. a lookup layer's vocabulary) has them extracted by Keras, and then into a
-    private 0700 directory that is removed when loading ends, whatever the outcome.
+    assets (e.g. a lookup layer's vocabulary) has its ``assets/`` members (never the weights or
+    the config) extracted, into a private 0700 directory that is removed when loading ends,
+    whatever the outcome.
     """
     from importlib.util import find_spec
 
@@ -118,8 +141,13 @@ def load_keras(name: str, data: Buffer) -> tuple[Any, str, int, int]:
     saving_lib = require("keras.src.saving.saving_lib", "keras")
     fileobj = io.BytesIO(bytes(data))
     with _KERAS_LOCK, _private_dir() as private:
-        original = saving_lib.get_temp_dir
-        saving_lib.get_temp_dir = lambda: tempfile.mkdtemp(dir=private)
+        patched = {
+            "get_temp_dir": lambda: tempfile.mkdtemp(dir=private),
+            "DiskIOStore": _assets_only_store(saving_lib, private),
+        }
+        original = {key: getattr(saving_lib, key) for key in patched}
+        for key, value in patched.items():
+            setattr(saving_lib, key, value)
         try:
             model = saving_lib.load_model(fileobj, compile=False, safe_mode=True)
         except json.JSONDecodeError as exc:
@@ -135,7 +163,8 @@ def load_keras(name: str, data: Buffer) -> tuple[Any, str, int, int]:
         except (zipfile.BadZipFile, KeyError, OSError) as exc:
             raise _damaged(name, "Keras archive", exc) from None
         finally:
-            saving_lib.get_temp_dir = original
+            for key, value in original.items():
+                setattr(saving_lib, key, value)
     return model, "keras", len(model.weights), int(model.count_params())
 
 

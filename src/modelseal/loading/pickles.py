@@ -81,7 +81,7 @@ def load_joblib(name: str, data: Buffer, allowlist: Allowlist) -> Any:
             numpy_pickle.NumpyUnpickler.load_build(self)
             return
         # An object array is a nested pickle; joblib would read it without these checks.
-        pickle._Unpickler.load_build(self)
+        pickle._Unpickler.dispatch[pickle.BUILD[0]](self)  # plain BUILD: the wrapper's state
         self.stack.pop()
         nested = RestrictedUnpickler(self.file_handle, allowlist=self.allowlist)
         self.stack.append(nested.load())
