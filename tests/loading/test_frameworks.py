@@ -170,7 +170,7 @@ def test_usual_models_scan_clean_and_load_without_flags(name: str, how: str) -> 
     data = _save(model, how)
     report = _scan(data)
     assert report.status == "clean", [f.subject for f in report.findings]
-    loaded, _ = load_pickle("model", data, Allowlist())
+    loaded, _ = load_pickle("model", bytearray(data), Allowlist())
     assert type(loaded) is type(model)
     expected = _predict(model)
     if expected is not None and not isinstance(model, dict):

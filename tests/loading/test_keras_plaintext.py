@@ -177,7 +177,7 @@ def test_assets_are_the_only_thing_extracted_and_are_removed(
         real(*args, **kwargs)
 
     monkeypatch.setattr(saving_lib, "_load_state", spy)
-    model, kind, _, _ = load_keras("a.keras", data)
+    model, kind, _, _ = load_keras("a.keras", bytearray(data))
     assert kind == "keras" and model is not None
     names = [name for name, _ in seen]
     assert any(n.endswith("assets/vocabulary.txt") for n in names), names

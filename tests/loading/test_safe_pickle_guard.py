@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import io
 import os
 import pickle
@@ -23,7 +24,14 @@ from modelseal.loading import safe_loads
 from modelseal.loading.safe_pickle import RestrictedUnpickler, UnsafePickleError
 from modelseal.scanning.allowlist import Allowlist
 from modelseal.scanning.errors import ForbiddenGlobalError
-from tests.scanning.scan_samples import SAMPLES, call, p4, sg, su
+
+# The scanner's corpus builders (imported by name: that helper module is not typed strictly).
+_samples: Any = importlib.import_module("tests.scanning.scan_samples")
+SAMPLES: list[Any] = _samples.SAMPLES
+call: Callable[..., bytes] = _samples.call
+p4: Callable[[bytes], bytes] = _samples.p4
+sg: Callable[[str, str], bytes] = _samples.sg
+su: Callable[[str], bytes] = _samples.su
 
 torch = pytest.importorskip("torch")
 np = pytest.importorskip("numpy")

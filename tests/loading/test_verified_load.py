@@ -24,6 +24,8 @@ from modelseal.errors import (
     UsageError,
 )
 from modelseal.hashing.engine import Buffer
+from modelseal.loading.parse import parse_buffers
+from modelseal.scanning.allowlist import Allowlist
 
 T = TypeVar("T")
 
@@ -188,14 +190,14 @@ def test_signed_malicious_torch_checkpoint_is_refused(
 def spy_on_parse(monkeypatch: pytest.MonkeyPatch, record: Callable[[Buffer], T]) -> list[T]:
     """``record`` of every buffer handed to the parser, in order, from now on."""
     seen: list[T] = []
-    real_parse = verified._parse
+    real_parse = parse_buffers
 
     def spy(
         root: Path,
         buffers: Mapping[str, Buffer],
         framework: str,
         tensor_type: str | None,
-        allow: tuple[str, ...],
+        allow: Allowlist,
     ) -> tuple[Any, str, int, int]:
         seen.extend(record(b) for b in buffers.values())
         return real_parse(root, buffers, framework, tensor_type, allow)
