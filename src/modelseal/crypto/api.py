@@ -150,10 +150,64 @@ def _temp_name(dst: Path) -> Path:
     return dst.parent / f".{dst.name}.{secrets.token_hex(6)}.partial"
 
 
+def _anonymous_file(directory: Path, mode: int) -> int | None:
+    """An unnamed file in ``directory`` (Linux ``O_TMPFILE``): a kill leaves nothing behind."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag:
+        return None
+    try:
+        return os.open(directory, flag | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError:  # a file system or kernel without O_TMPFILE: use a named temporary file
+        return None
+
+
+def _link_anonymous(fd: int, dst: Path, overwrite: bool) -> None:
+    """Give the unnamed file ``fd`` the name ``dst`` (only once it is complete)."""
+    # linkat(/proc/self/fd/N, AT_SYMLINK_FOLLOW): os.link passes the flag only with a dir_fd.
+    fds = os.open("/proc/self/fd", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if not overwrite:
+            try:
+                os.link(str(fd), dst, src_dir_fd=fds, follow_symlinks=True)
+            except FileExistsError:
+                raise OutputError(
+                    f"{str(dst)!r} already exists", hint="choose another path or pass --force"
+                ) from None
+            return
+        tmp = _temp_name(dst)
+        os.link(str(fd), tmp, src_dir_fd=fds, follow_symlinks=True)
+        try:
+            _install(tmp, dst, overwrite)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    finally:
+        os.close(fds)
+
+
 @contextlib.contextmanager
 def _temp_file(dst: Path, overwrite: bool, mode: int) -> Iterator[BinaryIO]:
-    """A new file beside ``dst``; moved onto ``dst`` only if the block finishes."""
+    """A new file for ``dst``, named ``dst`` only if the block finishes.
+
+    It is an unnamed file (``O_TMPFILE``) where the file system allows it, so nothing of a
+    partial output (a plaintext being decrypted) is ever visible or survives a ``kill -9``;
+    elsewhere a ``.partial`` file beside ``dst``, removed on every exit path Python controls.
+    """
     _check_target(dst, overwrite)
+    anonymous = _anonymous_file(dst.parent if str(dst.parent) else Path("."), mode)
+    if anonymous is not None:
+        try:
+            os.fchmod(anonymous, mode)
+            with os.fdopen(anonymous, "wb", buffering=0, closefd=False) as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            _link_anonymous(anonymous, dst, overwrite)
+        except OSError as exc:
+            raise _io_failure(dst, exc) from None
+        finally:
+            os.close(anonymous)
+        return
     tmp = _temp_name(dst)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)

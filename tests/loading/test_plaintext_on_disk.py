@@ -185,3 +185,70 @@ def test_assets_are_the_only_thing_extracted_and_are_removed(
     top = {mode for name, mode in seen if "/" not in name}
     assert top == {0o700}
     assert not list(tmp.iterdir())
+
+
+# ---- modelseal decrypt: no plaintext under or beside the destination until it is complete -----
+
+_DECRYPT_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from modelseal import crypto
+    from modelseal.crypto import api, keyset as ks
+
+    src, dst, keyset_file, pause = sys.argv[1:5]
+
+    def stop():
+        print("paused", flush=True)
+        time.sleep(60)
+
+    if pause == "complete":  # every segment written and authenticated, not yet named
+        real = api._link_anonymous
+        api._link_anonymous = lambda *a: (stop(), real(*a))
+    else:  # in the middle of the stream
+        real_stream = api.streaming.decrypt_stream
+        def slow(keys, fh, out, **kw):
+            class Half:
+                written = 0
+                def write(self, data):
+                    n = out.write(data)
+                    Half.written += len(data)
+                    if Half.written > 1 << 20:
+                        stop()
+                    return n
+            return real_stream(keys, fh, Half(), **{**kw, "workers": 1})
+        api.streaming.decrypt_stream = slow
+    crypto.decrypt(src, dst, keyset=ks.read_keyset_file(keyset_file))
+    """
+)
+
+
+@pytest.mark.parametrize("pause", ["middle", "complete"])
+def test_kill_9_during_decrypt_leaves_no_plaintext(tmp_path: Path, pause: str) -> None:
+    from modelseal import crypto
+    from modelseal.crypto import keyset as ks
+
+    plaintext = os.urandom(4 << 20)
+    keyset = ks.new_streaming_keyset(segment_size=4096)
+    keyset_file = tmp_path / "keyset.json"
+    ks.write_keyset_file(keyset_file, keyset, passphrase=None)
+    src = tmp_path / "src.bin"
+    src.write_bytes(plaintext)
+    out = tmp_path / "out"
+    out.mkdir()
+    enc = out / "model.enc"
+    crypto.encrypt(src, enc, keyset=keyset)
+    src.unlink()
+    dst = out / "model.bin"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _DECRYPT_CHILD, str(enc), str(dst), str(keyset_file), pause],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    assert line.strip() == "paused", child.stderr.read() if child.stderr else ""
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=60)
+    assert sorted(p.name for p in out.iterdir()) == ["model.enc"]
+    assert not any(plaintext[:4096] in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
