@@ -237,3 +237,30 @@ def test_allow_must_be_a_list(tmp_path: Path, key_pair: tuple[Path, Path]) -> No
     path = _signed(tmp_path, key_pair, "p.pkl", json.dumps([1]).encode())
     with pytest.raises(UsageError, match="list"):
         load(path, signature=f"{path}.sig", public_key=key_pair[1], allow="sklearn.*")
+
+
+def test_every_passphrase_entry_point_takes_str_or_bytes(tmp_path: Path) -> None:
+    """A str passphrase is never ignored: signing keys, keyset files and local KEKs open."""
+    from modelseal.crypto import keyset as ks
+    from modelseal.crypto.providers import open_provider
+    from modelseal.crypto.providers.local import LocalProvider
+    from modelseal.errors import PassphraseError
+    from modelseal.signing.keys import generate_key, load_private_key, write_key_pair
+
+    key = tmp_path / "k.pem"
+    write_key_pair(generate_key("ecdsa-p256"), key, tmp_path / "k.pub", passphrase="pässword")
+    for passphrase in ("pässword", "pässword".encode()):
+        assert load_private_key(key, passphrase) is not None
+    with pytest.raises(PassphraseError):
+        load_private_key(key, "wrong")
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"weights")
+    modelseal.sign(model, private_key=key, signature=tmp_path / "m.sig", passphrase="pässword")
+    assert modelseal.verify(model, signature=tmp_path / "m.sig", public_key=tmp_path / "k.pub")
+    keyset_file = tmp_path / "ks.json"
+    ks.write_keyset_file(keyset_file, ks.new_streaming_keyset(), passphrase="pässword")
+    assert ks.read_keyset_file(keyset_file, passphrase="pässword").keys
+    LocalProvider.create(tmp_path / "kek.json", passphrase=b"kek pass")
+    provider = open_provider(f"local:{tmp_path / 'kek.json'}", passphrase="kek pass")
+    wrapped = provider.wrap(b"k" * 32, context=b"c")
+    assert provider.unwrap(wrapped, context=b"c") == b"k" * 32
