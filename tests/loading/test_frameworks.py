@@ -324,3 +324,13 @@ def test_load_check_takes_an_allow_config(
     assert run_cli(*args, "--allow", "tests.loading.test_frameworks.*")[0] == 0
     code, _, err = run_cli(*args, "--allow-config", tmp_path / "missing.toml")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_scan_takes_the_same_patterns(tmp_path: Path, run_cli: Run) -> None:
+    """``modelseal scan --allow 'pkg.*'`` was a silent no-op; now it allows the package's classes."""
+    path = tmp_path / "c.pkl"
+    path.write_bytes(pickle.dumps(Custom(2)))
+    assert run_cli("scan", path)[0] == 1
+    package = CUSTOM.split(".")[0]
+    assert run_cli("scan", path, "--allow", f"{package}.*")[0] == 0
+    assert run_cli("scan", path, "--allow", "sklearn.*")[0] == 1
