@@ -327,7 +327,7 @@ def test_load_check_takes_an_allow_config(
 
 
 def test_scan_takes_the_same_patterns(tmp_path: Path, run_cli: Run) -> None:
-    """``modelseal scan --allow 'pkg.*'`` was a silent no-op; now it allows the package's classes."""
+    """``modelseal scan --allow 'pkg.*'`` was a silent no-op; now it allows the classes."""
     path = tmp_path / "c.pkl"
     path.write_bytes(pickle.dumps(Custom(2)))
     assert run_cli("scan", path)[0] == 1
