@@ -149,6 +149,13 @@ class UnsafeModelError(VerificationError):
     code = "unsafe-content"
 
 
+class UnscannableModelError(UnsafeModelError):
+    """A model could not be scanned completely (and nothing unsafe was found): exit 2."""
+
+    code = "unscannable"
+    exit_code = EXIT_USAGE
+
+
 class ModelChangedError(VerificationError):
     """A model file changed on disk while it was being verified and loaded (exit 1)."""
 

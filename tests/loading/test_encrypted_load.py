@@ -135,11 +135,11 @@ def test_failures_raise_and_return_nothing(
     crypto.encrypt(other, tmp_path / "other.enc", keyset=keyset)
     with pytest.raises(IntegrityError):
         load(tmp_path / "other.enc", signature=sig, public_key=key_pair[1], keyset=keyset)
-    # A keyset and a provider at once, or associated data that is not bytes.
+    # A keyset and a provider at once, or associated data that is neither bytes nor str.
     with pytest.raises(UsageError):
         load(enc, signature=sig, public_key=key_pair[1], keyset=keyset, key_provider="local:x")
     with pytest.raises(UsageError):
-        load(enc, signature=sig, public_key=key_pair[1], keyset=keyset, associated_data="ad")
+        load(enc, signature=sig, public_key=key_pair[1], keyset=keyset, associated_data=5)  # type: ignore[arg-type]
 
 
 def test_malicious_payload_is_scanned_before_anything_runs(

@@ -24,6 +24,8 @@ from modelseal.errors import (
     UsageError,
 )
 from modelseal.hashing.engine import Buffer
+from modelseal.loading.parse import parse_buffers
+from modelseal.scanning.allowlist import Allowlist
 
 T = TypeVar("T")
 
@@ -188,14 +190,14 @@ def test_signed_malicious_torch_checkpoint_is_refused(
 def spy_on_parse(monkeypatch: pytest.MonkeyPatch, record: Callable[[Buffer], T]) -> list[T]:
     """``record`` of every buffer handed to the parser, in order, from now on."""
     seen: list[T] = []
-    real_parse = verified._parse
+    real_parse = parse_buffers
 
     def spy(
         root: Path,
         buffers: Mapping[str, Buffer],
         framework: str,
         tensor_type: str | None,
-        allow: tuple[str, ...],
+        allow: Allowlist,
     ) -> tuple[Any, str, int, int]:
         seen.extend(record(b) for b in buffers.values())
         return real_parse(root, buffers, framework, tensor_type, allow)
@@ -274,7 +276,7 @@ def test_load_check_cli(tmp_path: Path, key_pair: tuple[Path, Path], run_cli: Ru
 
 
 @pytest.mark.parametrize("container", ["pickle", "joblib", "joblib-compressed"])
-def test_scikit_learn_models_need_an_explicit_allow_list(
+def test_scikit_learn_models_load_with_the_built_in_allow_list(
     tmp_path: Path, key_pair: tuple[Path, Path], container: str
 ) -> None:
     joblib = pytest.importorskip("joblib")
@@ -289,11 +291,7 @@ def test_scikit_learn_models_need_an_explicit_allow_list(
     else:
         joblib.dump(model, path, compress=3 if container == "joblib-compressed" else 0)
     sig = _sign(path, key_pair)
-    with pytest.raises(UnsafeModelError) as err:
-        modelseal.load(path, signature=sig, public_key=key_pair[1])
-    assert "LogisticRegression" in err.value.reasons[0].message
-    allow = ["sklearn.linear_model._logistic.LogisticRegression"]
-    loaded = verified.load_verified(path, signature=sig, public_key=key_pair[1], allow=allow)
+    loaded = verified.load_verified(path, signature=sig, public_key=key_pair[1])
     assert loaded.framework == ("pickle" if container == "pickle" else "joblib")
     np.testing.assert_array_equal(loaded.obj.predict(x), model.predict(x))
 

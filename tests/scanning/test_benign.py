@@ -90,7 +90,11 @@ def test_formats_are_recognised_by_content(tmp_path: Path) -> None:
     assert report.clean
 
 
-def test_sklearn_needs_documented_opt_in(tmp_path: Path) -> None:
+class Custom:
+    """A class of the user's own: not on the built-in list."""
+
+
+def test_sklearn_is_built_in_and_other_classes_need_documented_opt_in(tmp_path: Path) -> None:
     joblib = pytest.importorskip("joblib")
     linear_model = pytest.importorskip("sklearn.linear_model")
     np = pytest.importorskip("numpy")
@@ -98,13 +102,15 @@ def test_sklearn_needs_documented_opt_in(tmp_path: Path) -> None:
         np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([0, 0, 1, 1])
     )
     joblib.dump(model, tmp_path / "model.joblib")
-    first = modelseal.scan(tmp_path / "model.joblib")
+    assert modelseal.scan(tmp_path / "model.joblib").clean
+    custom = f"{Custom.__module__}.Custom"
+    joblib.dump({"model": model, "custom": Custom()}, tmp_path / "other.joblib")
+    first = modelseal.scan(tmp_path / "other.joblib")
     assert first.exit_code == 1
-    subjects = {f.subject for f in first.findings}
-    assert "sklearn.linear_model._logistic.LogisticRegression" in subjects
+    assert {f.subject for f in first.findings} == {custom}
     config = tmp_path / "allow.toml"
-    config.write_text('[scan]\nallow = ["sklearn.linear_model._logistic.LogisticRegression"]\n')
-    second = modelseal.scan(tmp_path / "model.joblib", allow_config=config)
+    config.write_text(f'[scan]\nallow = ["{custom}"]\n')
+    second = modelseal.scan(tmp_path / "other.joblib", allow_config=config)
     assert second.clean, second.to_dict()
 
 

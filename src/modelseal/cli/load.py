@@ -37,7 +37,9 @@ def fingerprint(path: str, ignore_names: bool, as_json: bool) -> None:
 @click.option("--trust-anchor", "trust_anchors", multiple=True, type=click.Path(dir_okay=False))
 @click.option(
     "--framework",
-    type=click.Choice(["auto", "safetensors", "torch", "numpy", "onnx", "pickle"]),
+    type=click.Choice(
+        ["auto", "safetensors", "torch", "numpy", "onnx", "pickle", "xgboost", "lightgbm", "keras"]
+    ),
     default="auto",
     show_default=True,
 )
@@ -50,7 +52,14 @@ def fingerprint(path: str, ignore_names: bool, as_json: bool) -> None:
     "--allow",
     multiple=True,
     metavar="GLOBAL",
-    help="Extend the restricted unpickler's allow-list (e.g. 'sklearn.linear_model.*').",
+    help="Extend the pickle allow-list: an exact name (mypkg.models.Net) or a pattern that "
+    "allows classes only (e.g. 'mypkg.models.*', 'sklearn.linear_model.*'). Repeatable.",
+)
+@click.option(
+    "--allow-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML file with [scan] allow = [...] entries (the same file 'modelseal scan' takes).",
 )
 @click.option(
     "--keyset",
@@ -95,6 +104,7 @@ def load_check(
     framework: str,
     allow_unsigned_files: bool,
     allow: tuple[str, ...],
+    allow_config: str | None,
     keyset: str | None,
     kek: str | None,
     associated_data: str,
@@ -133,6 +143,7 @@ def load_check(
             framework=framework,
             allow_unsigned_files=allow_unsigned_files,
             allow=allow,
+            allow_config=allow_config,
             memory=memory,
             **keys,
         )
@@ -145,7 +156,7 @@ def load_check(
                     "reasons": [r.to_dict() for r in exc.reasons],
                 }
             )
-        else:
+        elif len(exc.reasons) > 1:  # the error line names the first; list them all
             for reason in exc.reasons:
                 click.echo(f"  {reason.code:<14} {reason.message}", err=True)
         raise

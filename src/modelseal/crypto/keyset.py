@@ -400,8 +400,14 @@ def decryption_keys(keyset: Keyset) -> tuple[StreamingKey, ...]:
 MAX_KEYSET_FILE_BYTES = 16 << 20
 
 
-def read_keyset_file(path: str | os.PathLike[str], *, passphrase: bytes | None = None) -> Keyset:
-    """Read a keyset file: a cleartext Tink JSON keyset or a modelseal protected keyset."""
+def read_keyset_file(
+    path: str | os.PathLike[str], *, passphrase: str | bytes | None = None
+) -> Keyset:
+    """Read a keyset file: a cleartext Tink JSON keyset or a modelseal protected keyset.
+
+    ``passphrase`` (str as UTF-8, or bytes) opens a protected one."""
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8")
     target = Path(path)
     try:
         data = read_regular(target, MAX_KEYSET_FILE_BYTES)  # never waits on a FIFO
@@ -427,11 +433,14 @@ def write_keyset_file(
     path: str | os.PathLike[str],
     keyset: Keyset,
     *,
-    passphrase: bytes | None,
+    passphrase: str | bytes | None,
     kdf: str = "scrypt",
     overwrite: bool = False,
 ) -> None:
-    """Write ``keyset`` (mode 0600): passphrase-protected, or cleartext Tink JSON if ``None``."""
+    """Write ``keyset`` (mode 0600): passphrase-protected (str as UTF-8, or bytes), or cleartext
+    Tink JSON if ``None``."""
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8")
     from modelseal.fsutil import atomic_write
 
     if passphrase is None:

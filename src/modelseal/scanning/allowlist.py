@@ -7,10 +7,13 @@ A global is safe only if it is listed here (or added by the user). Everything el
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import os
 import re
 from collections.abc import Iterable
+from typing import Literal
 
+from modelseal.scanning.allowlist_frameworks import FRAMEWORK_GLOBALS
 from modelseal.scanning.errors import AllowlistError
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -186,6 +189,8 @@ DEFAULT_GLOBALS: frozenset[tuple[str, str]] = frozenset(
         ),
         # Not the pre-0.10 NDArrayWrapper/ZNDArrayWrapper: they open a file named in the pickle.
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+        # scikit-learn, XGBoost, LightGBM and NumPy classes their own pickles name.
+        *FRAMEWORK_GLOBALS,
     ]
 )
 
@@ -196,8 +201,16 @@ DEFAULT_CLASS_PREFIXES: tuple[str, ...] = ("torch.nn.modules.", "numpy.dtypes")
 DEFAULT_MODULE_PREFIXES: tuple[str, ...] = ("__torch__",)
 
 
+_GLOB_CHARS = frozenset("*?[")
+_PATTERN_RE = re.compile(r"[A-Za-z0-9_.*?\[\]!-]+\Z")
+
+Match = Literal["exact", "class"]
+"""How a global is allowed: ``exact`` (listed by name: any object but a module) or ``class``
+(through a pattern or a prefix: only a class defined under exactly that name)."""
+
+
 def _split(entry: str) -> tuple[str, str]:
-    """``module:qualname`` or ``module.name`` (last dot splits) or ``module.*`` (prefix)."""
+    """``module:qualname`` or ``module.name`` (last dot splits); ``module:*`` is one module."""
     entry = entry.strip()
     if ":" in entry:
         module, _, name = entry.partition(":")
@@ -205,7 +218,8 @@ def _split(entry: str) -> tuple[str, str]:
         module, _, name = entry.rpartition(".")
     if not module or not name or not _MODULE_RE.match(module):
         raise AllowlistError(
-            f"allow-list entry {entry!r} is not 'module.name', 'module:qualname' or 'module.*'",
+            f"allow-list entry {entry!r} is not 'module.name', 'module:qualname' or a pattern "
+            "such as 'sklearn.*'",
             hint="write entries like 'sklearn.linear_model._logistic.LogisticRegression'",
         )
     if name != "*" and not _MODULE_RE.match(name):
@@ -216,47 +230,94 @@ def _split(entry: str) -> tuple[str, str]:
     return module, name
 
 
+def _pattern(entry: str) -> str | None:
+    """A glob over the full dotted name (``sklearn.*``, ``mypkg.models.*Net``), or None."""
+    entry = entry.strip()
+    if ":" in entry or not _GLOB_CHARS & set(entry):
+        return None
+    head = entry.split(".", 1)[0]
+    if not _PATTERN_RE.match(entry) or not head or _GLOB_CHARS & set(head):
+        raise AllowlistError(
+            f"allow-list pattern {entry!r} must start with a package name",
+            hint="e.g. 'sklearn.*' or 'mypkg.models.*'",
+        )
+    return entry
+
+
+def _is_plain(name: str) -> bool:
+    """A class-like name: one identifier, no dunder (``__reduce__``, ``__builtins__``...)."""
+    return "." not in name and "__" not in name and bool(_MODULE_RE.match(name))
+
+
 @dataclasses.dataclass(frozen=True)
 class Allowlist:
-    """Globals that may be imported: exact ``(module, qualname)`` pairs plus module wildcards.
+    """Globals that may be imported: exact ``(module, qualname)`` pairs plus patterns.
 
-    ``modules`` entries allow every non-dunder name in exactly that module (``sklearn.tree.*``).
+    ``modules`` entries (``module:*``) allow every class in exactly that module; ``patterns``
+    (``sklearn.*``, ``sklearn.linear_model.*``, ``mypkg.models.*Net``) are shell globs over the
+    full dotted name, ``*`` crossing dots, so ``sklearn.*`` covers every submodule. A name
+    allowed only through a module, a pattern or a prefix must be a plain name (no dots, no
+    dunders), and the restricted unpickler accepts it only if it is a class defined under that
+    very name (:meth:`match` says ``"class"``): never a module, a function or a re-export.
+    Functions must be listed by their exact name.
     """
 
     globals: frozenset[tuple[str, str]] = DEFAULT_GLOBALS
     modules: frozenset[str] = frozenset()
     class_prefixes: tuple[str, ...] = DEFAULT_CLASS_PREFIXES
     module_prefixes: tuple[str, ...] = DEFAULT_MODULE_PREFIXES
+    patterns: frozenset[str] = frozenset()
 
-    def allows(self, module: str, name: str) -> bool:
+    def match(self, module: str, name: str) -> Match | None:
+        """``"exact"``, ``"class"`` (see the class docstring) or None if not allowed."""
         if (module, name) in self.globals:
-            return True
-        if "__" in name or not _MODULE_RE.match(name) or not _MODULE_RE.match(module):
-            return False
+            return "exact"
+        if not _is_plain(name) or not _MODULE_RE.match(module):
+            return None
         if module in self.modules or any(
             module == p or module.startswith(p + ".") for p in self.module_prefixes
         ):
-            return True
-        return (
-            "." not in name
-            and bool(_CLASS_RE.match(name))
-            and any(module == p.rstrip(".") or module.startswith(p) for p in self.class_prefixes)
-        )
+            return "class"
+        if self.patterns:
+            full = f"{module}.{name}"
+            if any(fnmatch.fnmatchcase(full, p) for p in self.patterns):
+                return "class"
+        if _CLASS_RE.match(name) and any(
+            module == p.rstrip(".") or module.startswith(p) for p in self.class_prefixes
+        ):
+            return "class"
+        return None
+
+    def allows(self, module: str, name: str) -> bool:
+        """Whether the global ``module.name`` may be imported at all."""
+        return self.match(module, name) is not None
 
     def extended(self, entries: Iterable[str]) -> Allowlist:
-        """A copy that also allows ``entries`` (``module.name``, ``module:qualname``, ``mod.*``)."""
+        """A copy that also allows ``entries`` (``module.name``, ``module:qualname``,
+        ``module:*``, or a glob such as ``sklearn.*``)."""
         exact = set(self.globals)
         modules = set(self.modules)
+        patterns = set(self.patterns)
         for entry in entries:
+            pattern = _pattern(entry)
+            if pattern is not None:
+                patterns.add(pattern)
+                continue
             module, name = _split(entry)
             if name == "*":
                 modules.add(module)
             else:
                 exact.add((module, name))
-        return dataclasses.replace(self, globals=frozenset(exact), modules=frozenset(modules))
+        return dataclasses.replace(
+            self,
+            globals=frozenset(exact),
+            modules=frozenset(modules),
+            patterns=frozenset(patterns),
+        )
 
     @classmethod
     def default(cls) -> Allowlist:
+        """The built-in allow-list (plain data, NumPy, PyTorch, scikit-learn, XGBoost, LightGBM)."""
         return cls()
 
     @classmethod

@@ -179,7 +179,9 @@ def digest(
     return hash_model(model_path, options, progress=progress)
 
 
-def _as_signer(private_key: PathLike | PrivateKey | Signer, passphrase: bytes | None) -> Signer:
+def _as_signer(
+    private_key: PathLike | PrivateKey | Signer, passphrase: str | bytes | None
+) -> Signer:
     if isinstance(private_key, str | os.PathLike):
         return LocalKeySigner(load_private_key(private_key, passphrase))
     if isinstance(private_key, PrivateKey):
@@ -197,7 +199,7 @@ def sign(
     *,
     private_key: PathLike | PrivateKey | Signer,
     signature: PathLike | None = None,
-    passphrase: bytes | None = None,
+    passphrase: str | bytes | None = None,
     hash_type: str = "sha256",
     shard_size: int | None = None,
     ignore: Iterable[str] = (),
@@ -269,7 +271,7 @@ def sign_outcome(
     *,
     private_key: PathLike | PrivateKey | Signer,
     signature: PathLike | None = None,
-    passphrase: bytes | None = None,
+    passphrase: str | bytes | None = None,
     certificate: PathLike | None = None,
     certificate_chain: PathLike | Sequence[PathLike] = (),
     extensions: dict[str, Any] | None = None,

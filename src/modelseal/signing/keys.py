@@ -147,11 +147,13 @@ def write_key_pair(
     private_path: str | os.PathLike[str],
     public_path: str | os.PathLike[str],
     *,
-    passphrase: bytes | None,
+    passphrase: str | bytes | None,
     overwrite: bool = False,
 ) -> None:
-    """Write the private key (PKCS#8 PEM, encrypted when ``passphrase`` is given, mode 0600) and
-    the public key beside it; both atomically."""
+    """Write the private key (PKCS#8 PEM, encrypted when ``passphrase`` is given: str as UTF-8,
+    or bytes; mode 0600) and the public key beside it; both atomically."""
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8")
     if passphrase is not None and not passphrase:
         raise PassphraseError(
             "empty passphrase",
@@ -197,8 +199,13 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
         ) from None
 
 
-def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = None) -> PrivateKey:
-    """Load a PEM private key. Encrypted keys need ``passphrase``; errors say which is wrong."""
+def load_private_key(
+    path: str | os.PathLike[str], passphrase: str | bytes | None = None
+) -> PrivateKey:
+    """Load a PEM private key. Encrypted keys need ``passphrase`` (str as UTF-8, or bytes);
+    errors say which is wrong."""
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8")
     data = _read(path, "private key")
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)

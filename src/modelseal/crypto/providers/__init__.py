@@ -75,8 +75,11 @@ SCHEMES: dict[str, str] = {
 }
 
 
-def open_provider(uri: str, *, passphrase: bytes | None = None) -> KeyProvider:
-    """The provider a URI names, e.g. ``local:kek.json``, ``pkcs11:token=t;object=kek``."""
+def open_provider(uri: str, *, passphrase: str | bytes | None = None) -> KeyProvider:
+    """The provider a URI names, e.g. ``local:kek.json``, ``pkcs11:token=t;object=kek``;
+    ``passphrase`` (str as UTF-8, or bytes) opens a protected local KEK or logs in a token."""
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8")
     scheme = uri.split(":", 1)[0] if ":" in uri else ""
     module = SCHEMES.get(scheme)
     if module is None:

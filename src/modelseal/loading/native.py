@@ -1,0 +1,207 @@
+"""Loading models in their frameworks' own data formats from verified bytes in memory.
+
+XGBoost, LightGBM, ONNX, NumPy and Keras v3. Each parser gets the bytes that were hashed and
+scanned, never a path; a file the framework cannot parse is one
+:class:`~modelseal.errors.TensorFormatError` line (exit 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+from modelseal.errors import Reason, TensorFormatError, UnsafeModelError, UsageError
+from modelseal.hashing.engine import Buffer
+from modelseal.memio import ViewReader
+
+
+def require(module: str, extra: str) -> Any:
+    """Import ``module`` or raise a one-line UsageError naming the extra that installs it."""
+    from importlib import import_module
+
+    try:
+        return import_module(module)
+    except ImportError:
+        raise UsageError(
+            f"loading this model needs the {module.split('.')[0]} package",
+            hint=f'pip install "modelseal[{extra}]"',
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def _damaged(name: str, what: str, exc: BaseException) -> TensorFormatError:
+    return TensorFormatError(
+        f"{name}: not a valid {what} ({_first_line(exc)})",
+        hint="the file is damaged or not in this format; check --framework",
+    )
+
+
+def native_kind(data: Buffer) -> str | None:
+    """XGBoost (UBJSON or JSON), LightGBM (text) or Keras v3 (.keras zip), by content."""
+    head = bytes(data[:64])
+    if head.startswith(b"{") and b"learner" in head:
+        return "xgboost"
+    if head.startswith(b"tree\nversion=v"):
+        return "lightgbm"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(ViewReader(data)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return None
+        if {"config.json", "model.weights.h5"} <= names:
+            return "keras"
+    return None
+
+
+def load_native(name: str, data: Buffer, kind: str) -> tuple[Any, str, int, int]:
+    """Load an XGBoost, LightGBM or Keras model: ``(object, kind, tensors, parameters)``."""
+    if kind == "xgboost":
+        xgb = require("xgboost", "xgboost")
+        booster = xgb.Booster()
+        try:
+            booster.load_model(bytearray(data))
+        except (xgb.core.XGBoostError, ValueError, TypeError) as exc:
+            raise _damaged(name, "XGBoost model", exc) from None
+        return booster, kind, 0, 0
+    if kind == "lightgbm":
+        lgb = require("lightgbm", "lightgbm")
+        try:
+            text = bytes(data).decode("utf-8")
+            return lgb.Booster(model_str=text), kind, 0, 0
+        except (lgb.basic.LightGBMError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise _damaged(name, "LightGBM model", exc) from None
+    if kind == "keras":
+        return load_keras(name, data)
+    raise UsageError(f"{name}: unknown model kind {kind!r}", hint="check --framework")
+
+
+# Keras extracts a model's assets through saving_lib.get_temp_dir; one load at a time may
+# point it into its own private directory.
+_KERAS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _private_dir() -> Iterator[str]:
+    """A fresh 0700 directory, removed on every exit path this process controls."""
+    path = tempfile.mkdtemp(prefix="modelseal-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _assets_only_store(saving_lib: Any, private: str) -> Any:
+    """Keras's asset store, extracting only ``assets/`` (never the weights) into ``private``."""
+    base = saving_lib.DiskIOStore
+
+    class AssetsOnlyStore(base):  # type: ignore[misc, valid-type]
+        def __init__(self, root_path: str, archive: Any = None, mode: Any = None) -> None:
+            if archive is None or mode != "r":
+                super().__init__(root_path, archive=archive, mode=mode)
+                return
+            self.mode, self.root_path, self.archive = mode, root_path, archive
+            self.tmp_dir = tempfile.mkdtemp(dir=private)
+            prefix = root_path.rstrip("/") + "/"
+            saving_lib._reject_zip_extract_bomb(archive)
+            for info in archive.infolist():
+                parts = info.filename.split("/")
+                if info.filename.startswith(prefix) and ".." not in parts and not info.is_dir():
+                    archive.extract(info, self.tmp_dir)
+            self.working_dir = os.path.join(self.tmp_dir, root_path)
+
+    return AssetsOnlyStore
+
+
+def load_keras(name: str, data: Buffer) -> tuple[Any, str, int, int]:
+    """Keras v3 in safe mode (no Lambda deserialization), loaded from the bytes in memory.
+
+    The archive and its weights are read from memory (no file is written); only a model with
+    assets (e.g. a lookup layer's vocabulary) has its ``assets/`` members (never the weights or
+    the config) extracted, into a private 0700 directory that is removed when loading ends,
+    whatever the outcome.
+    """
+    from importlib.util import find_spec
+
+    if "KERAS_BACKEND" not in os.environ and find_spec("tensorflow") is None:
+        os.environ["KERAS_BACKEND"] = "torch"  # the backend modelseal[keras] installs
+    require("keras", "keras")
+    saving_lib = require("keras.src.saving.saving_lib", "keras")
+    fileobj = io.BytesIO(bytes(data))
+    with _KERAS_LOCK, _private_dir() as private:
+        patched = {
+            "get_temp_dir": lambda: tempfile.mkdtemp(dir=private),
+            "DiskIOStore": _assets_only_store(saving_lib, private),
+        }
+        original = {key: getattr(saving_lib, key) for key in patched}
+        for key, value in patched.items():
+            setattr(saving_lib, key, value)
+        try:
+            model = saving_lib.load_model(fileobj, compile=False, safe_mode=True)
+        except json.JSONDecodeError as exc:
+            raise _damaged(name, "Keras archive", exc) from None
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, ValueError) and "safe_mode" not in str(exc):
+                raise _damaged(name, "Keras archive", exc) from None
+            raise UnsafeModelError(
+                f"{name}: Keras refused the model in safe mode ({_first_line(exc)})",
+                reasons=[Reason("unsafe-content", f"{name}: rejected by Keras safe mode")],
+                hint="the model uses code (e.g. Lambda layers) that safe mode does not load",
+            ) from None
+        except (zipfile.BadZipFile, KeyError, OSError) as exc:
+            raise _damaged(name, "Keras archive", exc) from None
+        finally:
+            for key, value in original.items():
+                setattr(saving_lib, key, value)
+    return model, "keras", len(model.weights), int(model.count_params())
+
+
+def load_onnx(name: str, data: Buffer) -> tuple[Any, str, int, int]:
+    """An onnxruntime session from the bytes (the ModelProto if onnxruntime is absent)."""
+    onnx = require("onnx", "onnx")
+    raw = bytes(data)
+    try:
+        model = onnx.load_model_from_string(raw)
+    except Exception as exc:  # protobuf's DecodeError and friends have no common base
+        raise _damaged(name, "ONNX model", exc) from None
+    inits = list(model.graph.initializer)
+    params = 0
+    for init in inits:
+        count = 1
+        for dim in init.dims:
+            count *= int(dim)
+        params += count
+    try:
+        import onnxruntime
+    except ImportError:
+        return model, "onnx", len(inits), params
+    try:
+        session = onnxruntime.InferenceSession(raw, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeError types
+        raise _damaged(name, "ONNX model", exc) from None
+    return session, "onnx", len(inits), params
+
+
+def load_numpy(name: str, data: Buffer, kind: str) -> tuple[Any, str, int, int]:
+    """A ``.npy`` array or a dict of ``.npz`` arrays, never unpickling object arrays."""
+    np = require("numpy", "numpy")
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if kind == "npy":
+            return loaded, "numpy", 1, int(loaded.size)
+        arrays = {key: loaded[key] for key in loaded.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise _damaged(name, "NumPy file", exc) from None
+    return arrays, "numpy", len(arrays), sum(int(a.size) for a in arrays.values())
