@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             verified = functools.partial(
                 modelseal.load, path, signature=sig, public_key=tmp / "k.pub"
             )
-            fns = {
+            fns: dict[str, Callable[[], Any]] = {
                 "plain": functools.partial(plain, path),
                 "hash": functools.partial(modelseal.digest, path, shard_size=SHARD),
                 "verified": verified,

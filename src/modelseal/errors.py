@@ -152,7 +152,7 @@ class UnsafeModelError(VerificationError):
 class UnscannableModelError(UnsafeModelError):
     """A model could not be scanned completely (and nothing unsafe was found): exit 2."""
 
-    code = "unscannable"
+    code = "unscannable-model"
     exit_code = EXIT_USAGE
 
 

@@ -193,7 +193,7 @@ _DECRYPT_CHILD = textwrap.dedent(
     """
     import sys, time
     from modelseal import crypto
-    from modelseal.crypto import api, keyset as ks
+    from modelseal.crypto import api, outputs, keyset as ks
 
     src, dst, keyset_file, pause = sys.argv[1:5]
 
@@ -202,8 +202,8 @@ _DECRYPT_CHILD = textwrap.dedent(
         time.sleep(60)
 
     if pause == "complete":  # every segment written and authenticated, not yet named
-        real = api._link_anonymous
-        api._link_anonymous = lambda *a: (stop(), real(*a))
+        real = outputs.link_unnamed
+        outputs.link_unnamed = lambda *a: (stop(), real(*a))
     else:  # in the middle of the stream
         real_stream = api.streaming.decrypt_stream
         def slow(keys, fh, out, **kw):
