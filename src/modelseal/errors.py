@@ -359,6 +359,13 @@ class UnscannableError(InputError):
     code = "unscannable"
 
 
+class UnsafePickleError(ModelsealError):
+    """The restricted unpickler refused an operation outside the allow-list (exit 1)."""
+
+    code = "unsafe-pickle"
+    exit_code = EXIT_FAILURE
+
+
 class ForbiddenGlobalError(ModelsealError):
     """The restricted unpickler refused a global that is not on the allow-list (exit 1)."""
 

@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 
 import modelseal
-from modelseal.errors import UnsafeModelError
+from modelseal.errors import UnsafeModelError, UnsafePickleError
 from modelseal.loading import safe_loads
 from modelseal.loading.pickles import load_pickle
-from modelseal.loading.safe_pickle import UnsafePickleError
 from modelseal.scanning.allowlist import DEFAULT_GLOBALS, Allowlist
 from modelseal.scanning.allowlist_frameworks import FRAMEWORK_GLOBALS
 from modelseal.scanning.errors import AllowlistError, ForbiddenGlobalError

@@ -20,8 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelseal.errors import UnsafePickleError
 from modelseal.loading import safe_loads
-from modelseal.loading.safe_pickle import RestrictedUnpickler, UnsafePickleError
+from modelseal.loading.safe_pickle import RestrictedUnpickler
 from modelseal.scanning.allowlist import Allowlist
 from modelseal.scanning.errors import ForbiddenGlobalError
 

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from modelseal.loading.safe_pickle import (
-    RestrictedUnpickler,
-    UnsafePickleError,
-    safe_load,
-    safe_loads,
-)
+from modelseal.errors import UnsafePickleError
+from modelseal.loading.safe_pickle import RestrictedUnpickler, safe_load, safe_loads
 
 __all__ = ["RestrictedUnpickler", "UnsafePickleError", "safe_load", "safe_loads"]

@@ -27,7 +27,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import IO, Any, ClassVar
 
-from modelseal.errors import EXIT_FAILURE, ForbiddenGlobalError, ModelsealError
+from modelseal.errors import ForbiddenGlobalError, UnsafePickleError
 from modelseal.scanning.allowlist import Allowlist
 
 _Dispatch = dict[int, Callable[[Any], None]]
@@ -56,13 +56,6 @@ _HIGHER_ORDER: dict[tuple[str, str], tuple[int, ...]] = {
     ("sklearn.metrics._dist_metrics", "newObj"): (0,),
     ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"): (0,),
 }
-
-
-class UnsafePickleError(ModelsealError):
-    """The restricted unpickler refused an operation outside the allow-list (exit 1)."""
-
-    code = "unsafe-pickle"
-    exit_code = EXIT_FAILURE
 
 
 def _describe(obj: Any) -> str:
