@@ -62,7 +62,15 @@ check: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/python scripts/gen_scan_rules.py --check
 	$(BIN)/mypy
 
-test: check system-deps services
+# checkov (the container image definition and the Kubernetes manifests, tests/deploy) clashes
+# with modelseal's dependencies (older boto3 and cyclonedx), so it gets a virtualenv of its own.
+CHECKOV ?= .tools/checkov
+$(CHECKOV)/.ready:
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip install --quiet "checkov==3.3.30"
+	touch $@
+
+test: check system-deps services $(CHECKOV)/.ready
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.ready-$(EXTRAS) services
@@ -85,4 +93,4 @@ openapi: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/python scripts/gen_openapi.py
 
 clean:
-	rm -rf $(VENV) build dist demo/out bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .tools build dist demo/out bench/out .pytest_cache .mypy_cache .ruff_cache .hypothesis
