@@ -63,11 +63,29 @@ def native_kind(data: Buffer) -> str | None:
             return None
         if {"config.json", "model.weights.h5"} <= names:
             return "keras"
+        if any(n.split("/", 1)[-1].startswith("code/") for n in names):
+            return "torchscript"  # torch.jit.save: the module's TorchScript code beside its data
     return None
 
 
+def load_torchscript(name: str, data: Buffer) -> tuple[Any, str, int, int]:
+    """A TorchScript module (``torch.jit.save``) from the verified bytes, in eval mode."""
+    import io
+
+    torch = require("torch", "torch")
+    try:
+        module = torch.jit.load(io.BytesIO(bytes(data)), map_location="cpu")
+    except (RuntimeError, ValueError) as exc:
+        raise _damaged(name, "TorchScript archive", exc) from None
+    params = sum(int(p.numel()) for p in module.parameters())
+    return module.eval(), "torchscript", len(list(module.parameters())), params
+
+
 def load_native(name: str, data: Buffer, kind: str) -> tuple[Any, str, int, int]:
-    """Load an XGBoost, LightGBM or Keras model: ``(object, kind, tensors, parameters)``."""
+    """Load an XGBoost, LightGBM, Keras or TorchScript model: ``(object, kind, tensors,
+    parameters)``."""
+    if kind == "torchscript":
+        return load_torchscript(name, data)
     if kind == "xgboost":
         xgb = require("xgboost", "xgboost")
         booster = xgb.Booster()

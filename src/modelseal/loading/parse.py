@@ -47,7 +47,7 @@ def parse_buffers(
         native = native_kind(buffers["."])
         if native is not None and framework in ("auto", native):
             return load_native(root.name, buffers["."], native)
-        if framework in ("xgboost", "lightgbm", "keras"):
+        if framework in ("xgboost", "lightgbm", "keras", "torchscript"):
             raise UsageError(
                 f"{root.name} is not a {framework} model", hint="check --framework (or use auto)"
             )

@@ -47,6 +47,7 @@ FRAMEWORKS = (
     "xgboost",
     "lightgbm",
     "keras",
+    "torchscript",
 )  # fmt: skip  (pickle covers joblib)
 # Where the verified bytes live -> the hashing engine's reader (see load_verified).
 MEMORY_MODES: dict[str, Reader] = {"copy": "capture", "map": "map"}

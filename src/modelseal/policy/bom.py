@@ -260,8 +260,9 @@ def describe(
 
         raise InputError(f"{model!r} is a registry reference", hint="give the registry to read it")
     from modelseal.registry.attestations import ListAttestations
+    from modelseal.registry.backend import pulled
 
-    with gating.pulled(backend, model) as (info, _where):
+    with pulled(backend, model) as (info, _where):
         stored = backend.call(ListAttestations(name=info.model, number=info.version))
         bundles += [a.bundle for a in stored if a.bundle]
         recorded = info.metadata.get("environment")

@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -240,6 +238,8 @@ def _resolve(
             f"{str(model)!r} is neither a model path nor a registry model",
             hint="give a path that exists, or NAME[:VERSION|@ALIAS]",
         )
+    from modelseal.registry.backend import pulled
+
     with pulled(backend, str(model)) as (info, where):
         recorded = info.metadata.get("environment")
         if trained is None and isinstance(recorded, dict):
@@ -247,22 +247,6 @@ def _resolve(
         bundle = parse_bundle((info.bundle or "").encode("utf-8"))
         label = f"{info.model}:{info.version}"
         yield Subject(label, where, bundle, info.metadata, trained, info.model)
-
-
-@contextmanager
-def pulled(backend: Backend, ref: str) -> Iterator[tuple[Any, Path]]:
-    """A registry version pulled (and verified with the registry's record) into a private
-    temporary folder, removed afterwards."""
-    from modelseal.registry.backend import pull
-    from modelseal.registry.models import VersionRef
-
-    top = Path(tempfile.mkdtemp(prefix="modelseal-gate-"))
-    try:
-        top.chmod(0o700)
-        info = pull(backend, VersionRef.parse(ref), top / "model")
-        yield info, top / "model"
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def _environment(value: Any) -> env.Environment | None:

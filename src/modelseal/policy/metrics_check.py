@@ -104,9 +104,10 @@ def _baseline(
 ) -> tuple[Evaluation | None, dict[str, Any] | None, str]:
     """The baseline measured on the same data, what identifies it, or why there is none."""
     from modelseal.policy.metrics.evaluate import evaluate
-    from modelseal.policy.metrics.loader import load_model, pulled
+    from modelseal.policy.metrics.loader import load_model
     from modelseal.policy.metrics.thresholds import needs_baseline
     from modelseal.policy.signature_check import find_signer
+    from modelseal.registry.backend import pulled
     from modelseal.signing.bundle import parse_bundle
 
     rules = [

@@ -345,3 +345,27 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:
         return str(os.getuid())
+
+
+@contextlib.contextmanager
+def pulled(
+    backend: Backend,
+    ref: str,
+    *,
+    public_key: str | os.PathLike[str] | None = None,
+    trust_anchors: Sequence[str | os.PathLike[str]] = (),
+) -> Iterator[tuple[VersionView, Path]]:
+    """``ref`` (``NAME[:VERSION|@ALIAS]``) pulled and verified (see :func:`pull`) into a
+    private temporary folder (0700) that is removed when the block ends: yields the version's
+    view and the model's path."""
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="modelseal-pull-"))
+    try:
+        top.chmod(0o700)
+        info = pull(backend, VersionRef.parse(ref), top / "model", public_key=public_key,
+                    trust_anchors=trust_anchors)  # fmt: skip
+        yield info, top / "model"
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

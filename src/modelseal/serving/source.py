@@ -10,9 +10,6 @@ and the folder removed: what runs is what was checked, and nothing is left on di
 from __future__ import annotations
 
 import dataclasses
-import io
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -96,22 +93,12 @@ def load_source(source: ModelSource, backend: Any | None) -> Loaded:
 
 
 def _from_registry(source: ModelSource, backend: Any) -> Loaded:
-    from modelseal.registry.backend import pull
-    from modelseal.registry.models import VersionRef
+    from modelseal.registry.backend import pulled
     from modelseal.signing.bundle import parse_bundle
 
     assert source.ref is not None
-    ref = VersionRef.parse(source.ref)
-    top = Path(tempfile.mkdtemp(prefix="modelseal-serve-"))
-    try:
-        top.chmod(0o700)
-        info = pull(
-            backend,
-            ref,
-            top / "model",
-            public_key=source.public_key,
-            trust_anchors=source.trust_anchors,
-        )
+    with pulled(backend, source.ref, public_key=source.public_key,
+                trust_anchors=source.trust_anchors) as (info, where):  # fmt: skip
         if source.gate_keys:
             _require_gate(backend, info, source.gate_keys)
         bundle = parse_bundle((info.bundle or "").encode("utf-8"))
@@ -125,11 +112,9 @@ def _from_registry(source: ModelSource, backend: Any) -> Loaded:
         if declared is None and recorded is not None:
             declared = read_signature(recorded, f"{info.model}:{info.version} input_signature")
         changed = dataclasses.replace(source, input_signature=declared)
-        loaded = _load(changed, top / "model", bundle, key, f"registry {info.model}")
+        loaded = _load(changed, where, bundle, key, f"registry {info.model}")
         loaded.version = str(info.version)
         return loaded
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def _require_gate(backend: Any, info: Any, keys: Sequence[Any]) -> None:
@@ -163,24 +148,18 @@ def _load(
     public_key: Any,
     origin: str,
 ) -> Loaded:
-    framework = source.framework
-    if framework == "torchscript" or (framework == "auto" and _is_torchscript(path)):
-        obj, result = _load_torchscript(source, path, signature, public_key)
-        framework = "torchscript"
-    else:
-        from modelseal.loading.verified import load_verified
+    from modelseal.loading.verified import load_verified
 
-        mapped = {"sklearn": "pickle", "auto": "auto"}.get(framework, framework)
-        loaded = load_verified(
-            path,
-            signature=signature,
-            public_key=public_key,
-            trust=source.trust_anchors,
-            framework=mapped,
-            allow=source.allow,
-        )
-        obj, result = loaded.obj, loaded.verification
-    runtime = runtime_for(obj, framework, source.input_signature)
+    loaded = load_verified(
+        path,
+        signature=signature,
+        public_key=public_key,
+        trust=source.trust_anchors,
+        framework={"sklearn": "pickle"}.get(source.framework, source.framework),
+        allow=source.allow,
+    )
+    framework = "torchscript" if loaded.framework == "torchscript" else source.framework
+    runtime = runtime_for(loaded.obj, framework, source.input_signature)
     signature_ = source.input_signature or runtime.default_signature()
     if signature_ is None:
         raise InputError(
@@ -191,61 +170,9 @@ def _load(
     return Loaded(
         name=source.name,
         version="1",
-        digest=result.root_digest,
-        signer=result.signer,
+        digest=loaded.verification.root_digest,
+        signer=loaded.verification.signer,
         runtime=runtime,
         signature=signature_,
         origin=origin,
     )
-
-
-def _is_torchscript(path: Path) -> bool:
-    """A TorchScript archive: a zip with a ``code/`` folder (by its local headers)."""
-    import zipfile
-
-    if not path.is_file():
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any("/code/" in n or n.startswith("code/") for n in archive.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def _load_torchscript(
-    source: ModelSource, path: Path, signature: Any, public_key: Any
-) -> tuple[Any, Any]:
-    """Verify and scan the archive's bytes in memory, then ``torch.jit.load`` those bytes."""
-    from modelseal.loading.verified import scan_buffers
-    from modelseal.signing.api import verify_outcome
-
-    result, outcome = verify_outcome(
-        path,
-        signature=signature,
-        public_key=public_key,
-        trust_anchors=source.trust_anchors,
-        reader="capture",
-    )
-    buffers = outcome.captured
-    if list(buffers) != ["."]:
-        raise UsageError(
-            f"{source.label}: a TorchScript model is one archive file",
-            hint="serve the .pt file torch.jit.save wrote",
-        )
-    scan_buffers(buffers, source.allow)
-    try:
-        import torch
-    except ImportError:
-        raise UsageError(
-            "serving a TorchScript model needs torch", hint='pip install "modelseal[torch]"'
-        ) from None
-    try:
-        data = io.BytesIO(bytes(buffers["."]))
-        module = torch.jit.load(data, map_location="cpu")  # type: ignore[no-untyped-call]
-    except (RuntimeError, ValueError) as exc:
-        raise InputError(
-            f"{source.label}: not a loadable TorchScript archive ({str(exc).splitlines()[0]})",
-            hint="serve the file torch.jit.save wrote",
-        ) from None
-    module.eval()
-    return module, result
