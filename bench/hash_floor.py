@@ -55,6 +55,10 @@ for t in threads: t.start()
 for t in threads: t.join()
 """
 
+# What the ``modelseal`` console script runs (pyproject's [project.scripts]); spelled out so an
+# environment installed before the entry point moved still measures the current one.
+CONSOLE_SCRIPT = "import sys; from modelseal.cli.entry import main; sys.exit(main())"
+
 
 def main(argv: list[str] | None = None) -> int:
     c.exit_on_sigterm()
@@ -80,7 +84,7 @@ def _measure(path: Path, runs: int, tmp: Path) -> int:
          "--public-key", str(tmp / "floor-key.pub"), "--no-passphrase", "--force"],
         check=True, capture_output=True,
     )  # fmt: skip
-    sign = [c.script("modelseal"), "sign", str(path), "--private-key", str(key),
+    sign = [sys.executable, "-c", CONSOLE_SCRIPT, "sign", str(path), "--private-key", str(key),
             "--signature", str(sig), "--shard-size", "256MiB", "--force"]  # fmt: skip
     _byte_compile("modelseal")
     c.warm_cache(path)
