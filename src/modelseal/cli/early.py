@@ -4,7 +4,8 @@
 hashed byte (importing click and the command modules, loading the key) is time the cores are
 idle. :class:`EarlyHash` hashes in a background thread while the command does the rest; the
 console script (:mod:`modelseal.cli.entry`) goes further and, for a plain ``sign`` call, starts
-one before click and the commands are even imported (:func:`prestart`). The ``sign`` command
+one before click and the commands are even imported (:func:`prestart`), and lets it begin
+hashing before importing them. The ``sign`` command
 then adopts it only if the options click parsed give exactly the same request
 (:func:`take_prestarted`); otherwise it is cancelled and the command hashes as usual. So a
 guess of this pre-scan can waste some work but never change a result or an error.
@@ -68,11 +69,13 @@ class EarlyHash:
         self._args = (model_path, options, signature)
         self._progress = progress
         self._stop = threading.Event()
+        self._begun = threading.Event()  # the first bytes are hashed, or the work ended
         self._thread: threading.Thread | None = None
         self._outcome: Any = None
         self._error: BaseException | None = None
 
     def _report(self, count: int) -> None:
+        self._begun.set()
         if self._stop.is_set():
             raise _Cancelled
         if self._progress is not None:
@@ -90,6 +93,8 @@ class EarlyHash:
             )
         except BaseException as exc:  # handed to result()
             self._error = exc
+        finally:
+            self._begun.set()
 
     def matches(self, model_path: str, options: Any, signature: str | None) -> bool:
         """Whether this job hashes exactly what ``(model_path, options, signature)`` asks for
@@ -106,6 +111,11 @@ class EarlyHash:
             except (ModelsealError, TypeError):
                 return False
         return bool(own_options == options)
+
+    def wait_begun(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until the first bytes are hashed or the work
+        ended; whether it did."""
+        return self._begun.wait(timeout)
 
     def start(self) -> None:
         """Start the work in a background thread."""
@@ -193,6 +203,7 @@ def may_prompt() -> bool:
 
 
 _PRESTARTED: list[EarlyHash] = []
+_HEAD_START = 0.25  # seconds prestart() waits at most for the first hashed bytes
 
 
 def prestart(argv: list[str]) -> bool:
@@ -205,6 +216,10 @@ def prestart(argv: list[str]) -> bool:
     job = EarlyHash(model_path, fields, signature, None)
     job.start()
     _PRESTARTED.append(job)
+    # Imports in two threads take turns on the GIL: let the hashing get going (its imports,
+    # the listing) before the command's own imports compete with it; those then run while
+    # the hashing threads work without the GIL.
+    job.wait_begun(_HEAD_START)
     return True
 
 
