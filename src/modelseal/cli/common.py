@@ -13,12 +13,15 @@ from typing import Any, TypeVar
 
 import click
 
+from modelseal.cli.early import PASSPHRASE_ENV as PASSPHRASE_ENV
+from modelseal.cli.early import EarlyHash as EarlyHash
+from modelseal.cli.early import _Cancelled as _Cancelled  # where older callers look for it
+from modelseal.cli.early import may_prompt
 from modelseal.errors import PassphraseError, UsageError
 from modelseal.fsinput import open_regular
 from modelseal.sizes import parse_size
 
 T = TypeVar("T")
-PASSPHRASE_ENV = "MODELSEAL_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
 
 class ByteSize(click.ParamType):  # type: ignore[type-arg]
@@ -103,70 +106,7 @@ def open_kek(uri: str, passphrase_file: str | None) -> Any:
 
 def passphrase_may_prompt(passphrase_file: str | None) -> bool:
     """Whether :func:`read_passphrase` could end up asking on the terminal."""
-    return passphrase_file is None and not os.environ.get(PASSPHRASE_ENV) and sys.stdin.isatty()
-
-
-class _Cancelled(Exception):
-    pass
-
-
-class EarlyHash:
-    """Hash a model for signing in a background thread, so that the hashing overlaps start-up
-    work (importing the crypto libraries, loading the key). :meth:`start` is a no-op after the
-    first call; :meth:`result` starts it if need be and waits; :meth:`cancel` stops it at its
-    next step (a few MiB) and waits, so nothing keeps reading after the command ends."""
-
-    def __init__(
-        self,
-        model_path: str,
-        options: Any,
-        signature: str | None,
-        progress: Callable[[int], None] | None,
-    ) -> None:
-        self._args = (model_path, options, signature)
-        self._progress = progress
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._outcome: Any = None
-        self._error: BaseException | None = None
-
-    def _report(self, count: int) -> None:
-        if self._stop.is_set():
-            raise _Cancelled
-        if self._progress is not None:
-            self._progress(count)
-
-    def _run(self) -> None:
-        from modelseal.hashing.engine import hash_for_signing
-
-        model_path, options, signature = self._args
-        try:
-            self._outcome = hash_for_signing(
-                model_path, options, signature=signature, progress=self._report
-            )
-        except BaseException as exc:  # handed to result()
-            self._error = exc
-
-    def start(self) -> None:
-        """Start the work in a background thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="modelseal-hash", daemon=True)
-            self._thread.start()
-
-    def result(self) -> Any:
-        """Wait for the work; its result (or its error, raised here)."""
-        self.start()
-        assert self._thread is not None
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._outcome
-
-    def cancel(self) -> None:
-        """Ask the work to stop."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+    return passphrase_file is None and may_prompt()
 
 
 def emit_json(data: Any) -> None:

@@ -14,6 +14,7 @@ from modelseal.cli.common import (
     passphrase_may_prompt,
     progress_bar,
 )
+from modelseal.cli.early import take_prestarted
 from modelseal.cli.options import hashing_options
 
 
@@ -111,7 +112,10 @@ def sign(
     with progress_bar("hashing", model_path, not as_json) as progress:
         # Hash while the signing key is loaded (and its libraries imported), unless loading it
         # may ask for a passphrase on this terminal.
-        hashing = EarlyHash(model_path, options, signature, progress)
+        # The console script may have started this very hashing before click was imported.
+        hashing = take_prestarted(model_path, options, signature) if progress is None else None
+        if hashing is None:
+            hashing = EarlyHash(model_path, options, signature, progress)
         try:
             key = _signing_key(private_key, pkcs11_uri, passphrase_file, hashing)
             from modelseal.signing.api import sign_outcome

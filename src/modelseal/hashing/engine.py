@@ -14,7 +14,6 @@ import mmap
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +21,7 @@ from modelseal.errors import ModelPathError, UsageError
 from modelseal.fsinput import NOT_REGULAR, NotRegularFileError
 from modelseal.hashing.algorithms import canonical_hash_name, new_hasher
 from modelseal.hashing.manifest import Manifest, ManifestItem, Method, Serialization
+from modelseal.hashing.parallel import ordered_map
 from modelseal.hashing.walk import (
     DEFAULT_IGNORES,
     FileEntry,
@@ -347,11 +347,7 @@ def _hash_listing(
         return ManifestItem(task.entry.name, digest, *shard)
 
     try:
-        if workers == 1:
-            results = [run(t) for t in tasks]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelseal-hash") as ex:
-                results = list(ex.map(run, tasks))
+        results = ordered_map(run, tasks, workers)
     finally:
         os.close(root_fd)
     # One failure per file, however many of its shards failed.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from modelseal.errors import ModelPathError
@@ -24,6 +23,7 @@ from modelseal.hashing.engine import (
     serialization_for,
 )
 from modelseal.hashing.manifest import Manifest, ManifestItem
+from modelseal.hashing.parallel import ordered_map
 from modelseal.hashing.walk import FileEntry, IgnoreRules, Listing, normalize_relpath
 
 _STEP = 1 << 23  # bytes per hasher update (keeps BLAKE3's threads busy on large buffers)
@@ -96,11 +96,7 @@ def hash_buffers(
         return ManifestItem(task.entry.name, hasher.digest(), *shard)
 
     workers = max(1, min(opts.workers or os.cpu_count() or 1, len(tasks) or 1))
-    if workers == 1:
-        items = [run(t) for t in tasks]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelseal-hash") as ex:
-            items = list(ex.map(run, tasks))
+    items = ordered_map(run, tasks, workers)
     manifest = Manifest.build(model_name, serialization, items)
     captured: dict[str, Buffer] = dict(kept)  # type: ignore[arg-type]  # read-only use
     return HashOutcome(manifest, entries, (), (), captured, {})
