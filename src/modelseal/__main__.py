@@ -1,5 +1,5 @@
 """``python -m modelseal``: the command line."""
 
-from modelseal.cli.main import run
+from modelseal.cli.entry import main
 
-run()
+raise SystemExit(main())
