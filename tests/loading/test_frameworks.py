@@ -18,12 +18,16 @@ import numpy as np
 import pytest
 
 import modelseal
-from modelseal.errors import UnsafeModelError, UnsafePickleError
+from modelseal.errors import (
+    AllowlistError,
+    ForbiddenGlobalError,
+    UnsafeModelError,
+    UnsafePickleError,
+)
 from modelseal.loading import safe_loads
 from modelseal.loading.pickles import load_pickle
 from modelseal.scanning.allowlist import DEFAULT_GLOBALS, Allowlist
 from modelseal.scanning.allowlist_frameworks import FRAMEWORK_GLOBALS
-from modelseal.scanning.errors import AllowlistError, ForbiddenGlobalError
 
 sklearn = pytest.importorskip("sklearn")
 joblib = pytest.importorskip("joblib")

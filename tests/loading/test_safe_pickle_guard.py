@@ -20,11 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelseal.errors import UnsafePickleError
+from modelseal.errors import ForbiddenGlobalError, UnsafePickleError
 from modelseal.loading import safe_loads
 from modelseal.loading.safe_pickle import RestrictedUnpickler
 from modelseal.scanning.allowlist import Allowlist
-from modelseal.scanning.errors import ForbiddenGlobalError
 
 # The scanner's corpus builders (imported by name: that helper module is not typed strictly).
 _samples: Any = importlib.import_module("tests.scanning.scan_samples")

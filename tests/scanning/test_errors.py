@@ -16,11 +16,9 @@ from modelseal.errors import (
     ForbiddenGlobalError,
     ModelsealError,
     ScanPathError,
-    UnsafeModelError,
     UnscannableError,
 )
 from modelseal.loading.safe_pickle import safe_load
-from modelseal.scanning import errors as old_home
 
 SCANNING_ERRORS = (ScanPathError, AllowlistError, UnscannableError, ForbiddenGlobalError)
 
@@ -44,12 +42,19 @@ def test_each_scanning_error_has_its_own_code_in_the_one_hierarchy() -> None:
     assert [c.exit_code for c in SCANNING_ERRORS] == [2, 2, 2, 1]
 
 
-def test_the_old_module_only_re_exports() -> None:
-    assert old_home.ScanPathError is ScanPathError
-    assert old_home.AllowlistError is AllowlistError
-    assert old_home.UnscannableError is UnscannableError
-    assert old_home.ForbiddenGlobalError is ForbiddenGlobalError
-    assert old_home.UnsafeContentError is UnsafeModelError  # one "unsafe content" class
+def test_there_is_one_error_hierarchy() -> None:
+    import importlib
+    import importlib.util
+
+    assert importlib.util.find_spec("modelseal.scanning.errors") is None
+    for name in ("scanning.engine", "loading.verified", "loading.safe_pickle", "crypto.api",
+                 "registry.core", "policy.gate", "serving.app", "client"):  # fmt: skip
+        importlib.import_module(f"modelseal.{name}")
+    stack: list[type[ModelsealError]] = [ModelsealError]
+    while stack:
+        cls = stack.pop()
+        assert cls.__module__ == "modelseal.errors", cls  # every error class lives there
+        stack.extend(cls.__subclasses__())
 
 
 def test_missing_path_hint_is_plain_language(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+from modelseal.errors import AllowlistError
 from modelseal.scanning.allowlist_frameworks import FRAMEWORK_GLOBALS
-from modelseal.scanning.errors import AllowlistError
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _MODULE_RE = re.compile(rf"{_IDENT}(\.{_IDENT})*\Z")
