@@ -155,7 +155,8 @@ def server(argv: Sequence[str], port: int, log: Path, *, cwd: Path | None = None
         process = subprocess.Popen(list(argv), stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
                                    env=env)  # fmt: skip
     deadline = time.monotonic() + 600
-    url = f"http://127.0.0.1:{port}/v2/models/{model}/ready"
+    # The server-level route: a model's own ready route needs a token when tokens are on.
+    url = f"http://127.0.0.1:{port}/v2/health/ready"
     try:
         while True:
             with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as answer:
