@@ -38,6 +38,7 @@ def app_for(model: Any) -> Any:
     return Starlette(routes=[
         Route("/v2/models/iris/infer", infer, methods=["POST"]),
         Route("/v2/models/iris/ready", ready),
+        Route("/v2/health/ready", ready),
     ])  # fmt: skip
 
 
