@@ -28,6 +28,11 @@ def _worth_recording(count: int) -> bool:
     return count & (count - 1) == 0  # 1, 2, 4, 8, ...
 
 
+def _token_key(value: str) -> str:
+    """What a token is remembered (and rate limited) by: its SHA-256, never the token."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class TokenBucket:
     """``rate`` requests per second with bursts of ``burst``, per key."""
 
@@ -72,24 +77,36 @@ class ServeAccess:
         self.registry, self.required = registry, required
         self.bucket = TokenBucket(rate, max(burst, 1)) if rate > 0 else None
         self._cache: dict[str, tuple[Principal, float]] = {}
+        # Per cached principal: its model.infer decision by model (dropped with the principal).
+        self._decisions: dict[str, dict[str, Decision]] = {}
         self._denials: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     def authorize(self, headers: Mapping[str, str], source: str, model: str) -> Principal | None:
         """The caller allowed to run ``model`` (``None`` when authentication is off)."""
+        return self.authorize_value(headers.get("authorization", ""), source, model)
+
+    def authorize_value(self, authorization: str, source: str, model: str) -> Principal | None:
+        """:meth:`authorize` given the ``Authorization`` header's value (``""``: none)."""
         if not self.required:
             return None
-        scheme, _, value = headers.get("authorization", "").partition(" ")
+        scheme, _, value = authorization.partition(" ")
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
             self._deny_anonymous(source, model, "missing token")
             raise AuthenticationError(
                 "authentication required", hint="send 'Authorization: Bearer <token>'"
             )
-        who = self._principal(value, source)
+        key = _token_key(value)
+        who = self._principal(key, value, source)
         if self.bucket is not None:
-            self.bucket.take(hashlib.sha256(value.encode()).hexdigest())
-        decision: Decision = roles.decide(who, roles.INFER, model)
+            self.bucket.take(key)
+        decisions = self._decisions.get(key)
+        decision = decisions.get(model) if decisions is not None else None
+        if decision is None:
+            decision = roles.decide(who, roles.INFER, model)
+            if decisions is not None and len(decisions) < 1_000:
+                decisions[model] = decision  # kept as long as the principal is
         if not decision.allowed:
             self._record_denial(who, model, decision.reason)
             raise PermissionDeniedError(
@@ -106,10 +123,9 @@ class ServeAccess:
             raise AuthenticationError(
                 "authentication required", hint="send 'Authorization: Bearer <token>'"
             )
-        return self._principal(value, source)
+        return self._principal(_token_key(value), value, source)
 
-    def _principal(self, value: str, source: str) -> Principal:
-        key = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    def _principal(self, key: str, value: str, source: str) -> Principal:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(key)
@@ -120,7 +136,9 @@ class ServeAccess:
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
+                self._decisions.clear()
             self._cache[key] = (who, now + CACHE_SECONDS)
+            self._decisions[key] = {}
         return who
 
     def _deny_anonymous(self, source: str, model: str, reason: str) -> None:

@@ -10,9 +10,7 @@ model is called, and every problem is a 4xx with the protocol's error body ``{"e
 from __future__ import annotations
 
 import contextlib
-import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -22,9 +20,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modelseal.errors import ModelsealError, RateLimitedError, RequestTooLargeError
+from modelseal.errors import ModelsealError, RateLimitedError
 from modelseal.serving import protocol
 from modelseal.serving.access import ServeAccess
+from modelseal.serving.infer import PATH, InferHandler
 from modelseal.serving.metrics import CONTENT_TYPE
 from modelseal.serving.repository import Repository
 
@@ -74,7 +73,7 @@ def create_app(
     app.state.repository, app.state.access, app.state.limits = repository, access, limits
 
     @app.exception_handler(ModelsealError)
-    async def _error(_request: Request, exc: ModelsealError) -> JSONResponse:
+    async def _error(_request: Request, exc: ModelsealError) -> Response:
         return error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
@@ -95,47 +94,47 @@ def create_app(
     return app
 
 
-_INFER_PATH = re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer")
-
-
 class ServingApp(FastAPI):
     """The FastAPI app, with the inference routes answered first.
 
-    ``POST .../infer`` goes straight to its handler, which authenticates, reads, checks and
-    answers on its own (every :class:`ModelsealError` becomes its 4xx body there); the
-    middleware stack (FastAPI's telemetry, body-limit and exception layers, routing and
-    dependency solving) would only add time to the hottest path. The documented routes stay
-    in the app for the OpenAPI document and answer everything else.
+    ``POST .../infer`` goes straight to :class:`~modelseal.serving.infer.InferHandler`, which
+    authenticates, reads, checks and answers on the ASGI connection itself; the middleware
+    stack (FastAPI's telemetry, body-limit and exception layers, routing and dependency
+    solving) would only add time to the hottest path. The documented routes stay in the app
+    for the OpenAPI document and answer everything else.
     """
 
-    infer: Callable[[Request], Awaitable[Response]] | None = None
+    infer: InferHandler | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Serve one ASGI connection or lifespan."""
         infer = self.infer
         if infer is not None and scope["type"] == "http" and scope["method"] == "POST":
-            match = _INFER_PATH.fullmatch(scope["path"])
+            match = PATH.fullmatch(scope["path"])
             if match is not None:
-                params = {k: v for k, v in match.groupdict().items() if v is not None}
-                scope["path_params"], scope["app"] = params, self
-                response = await infer(Request(scope, receive))
-                await response(scope, receive, send)
+                await infer(scope, receive, send, match["name"], match["version"])
                 return
         await super().__call__(scope, receive, send)
 
 
-def error_response(exc: ModelsealError) -> JSONResponse:
-    """The protocol's error body for ``exc``, with its status."""
-    body: dict[str, Any] = {"error": exc.message, "code": exc.code}
-    tensor = getattr(exc, "tensor", None)
-    if tensor:
-        body["tensor"] = tensor
+def error_parts(exc: ModelsealError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The protocol's error body for ``exc``: ``(status, body, extra headers)``."""
+    more = {"tensor": tensor} if (tensor := getattr(exc, "tensor", None)) else {}
     if exc.hint:
-        body["hint"] = exc.hint
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        more["hint"] = exc.hint
+    headers: list[tuple[bytes, bytes]] = []
+    if exc.http_status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
     if isinstance(exc, RateLimitedError):
-        headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
-    return JSONResponse(body, status_code=exc.http_status, headers=headers)
+        headers.append((b"retry-after", str(max(1, int(exc.retry_after + 0.999))).encode()))
+    return exc.http_status, protocol.encode_error(exc.message, exc.code, **more), headers
+
+
+def error_response(exc: ModelsealError) -> Response:
+    """The protocol's error body for ``exc``, with its status."""
+    status, body, headers = error_parts(exc)
+    return Response(body, status_code=status, media_type="application/json",
+                    headers={k.decode(): v.decode() for k, v in headers})  # fmt: skip
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -197,7 +196,7 @@ def _model_routes(app: FastAPI, repository: Repository, access: ServeAccess) -> 
             },
         )
 
-    def ready(request: Request, name: str, version: str | None = None) -> JSONResponse:
+    def ready(request: Request, name: str, version: str | None = None) -> Response:
         _caller(request, access, name)
         entry = repository.entries.get(name)
         if entry is None:
@@ -247,50 +246,11 @@ def repository_error(name: str) -> ModelsealError:
 def _infer_routes(
     app: FastAPI, repository: Repository, access: ServeAccess, limits: Limits
 ) -> None:
+    handler = InferHandler(repository, access, limits, error_parts)
+
     async def infer(request: Request) -> Response:
-        name = request.path_params["name"]
-        version = request.path_params.get("version")
-        started = time.perf_counter()
-        # Label values come from what is served, never from the URL: unknown names and
-        # versions share "-", so requests cannot grow the metrics without bound.
-        served_version = "-"
-        code = 200
-        try:
-            source = request.client.host if request.client else ""
-            access.authorize(request.headers, source, name)
-            loaded = repository.get(name, version)
-            served_version = loaded.version
-            body = await _read_body(request, limits.max_body)
-            header_length = request.headers.get(HEADER_LENGTH)
-            parsed = protocol.parse_request(body, header_length, limits.max_elements)
-            inputs = loaded.signature.check(parsed.inputs, max_batch=limits.max_batch)
-            outputs = protocol.requested_outputs(parsed, loaded.runtime)
-            runtime, names = loaded.runtime, [o.name for o in outputs]
-            if runtime.runs_inline(inputs):  # known to take a few milliseconds at most
-                results = runtime.timed_predict(inputs, names)
-            else:
-                with anyio.fail_after(limits.timeout):
-                    results = await anyio.to_thread.run_sync(
-                        runtime.timed_predict, inputs, names, abandon_on_cancel=True
-                    )
-            shadow = repository.shadow_of(name)
-            if shadow is not None:  # after the answer is computed; never part of it
-                shadow.submit(inputs, names, results)
-            return protocol.response(name, loaded.version, parsed, outputs, results)
-        except ModelsealError as exc:
-            code = exc.http_status
-            return error_response(exc)
-        except TimeoutError:
-            code = 503
-            return JSONResponse(
-                {"error": f"the model took longer than {limits.timeout:g} s", "code": "timeout"},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
-        finally:
-            label = name if name in repository.entries else "-"
-            repository.metrics.observe(label, served_version, code,
-                                       time.perf_counter() - started)  # fmt: skip
+        # Documented here; answered by the handler (ServingApp hands it the connection first).
+        return _Handled(handler, request.path_params)
 
     doc: dict[str, Any] = {
         "tags": ["inference"],
@@ -312,21 +272,19 @@ def _infer_routes(
     app.post("/v2/models/{name}/versions/{version}/infer", summary="Run the model version",
              **doc)(infer)  # fmt: skip
     if isinstance(app, ServingApp):
-        app.infer = infer  # answered before the middleware stack (see ServingApp)
+        app.infer = handler
 
 
-async def _read_body(request: Request, cap: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise RequestTooLargeError(f"the request body is over {cap} bytes", hint="send less")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > cap:
-            raise RequestTooLargeError(f"the request body is over {cap} bytes", hint="send less")
-        chunks.append(chunk)
-    return b"".join(chunks)
+class _Handled(Response):
+    """A route's answer that is the inference handler's own, on the same connection."""
+
+    def __init__(self, handler: InferHandler, params: dict[str, str]) -> None:
+        super().__init__()
+        self.handler, self.params = handler, params
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Let the handler read the request and answer."""
+        await self.handler(scope, receive, send, self.params["name"], self.params.get("version"))
 
 
 def _repository_routes(app: FastAPI, repository: Repository, access: ServeAccess) -> None:

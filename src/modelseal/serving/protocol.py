@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelseal.errors import InferenceInputError
@@ -189,7 +188,9 @@ def parse_request(body: bytes, header_length: str | None, max_elements: int) -> 
         split = len(body)
     try:
         text = body if split == len(body) else bytes(view[:split])  # no copy for plain JSON
-        document = json.loads(text, parse_constant=_no_constant)
+        document = _DECODER.decode(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InferenceInputError("the request is not valid JSON: it is not UTF-8 text") from None
     except (ValueError, RecursionError) as exc:
         raise InferenceInputError(f"the request is not valid JSON: {_short(exc)}") from None
     if not isinstance(document, dict):
@@ -226,6 +227,13 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON (send finite numbers)")
 
 
+# Made once: json.loads and json.dumps build a new decoder or encoder on every call that
+# passes an option.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_ERROR_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _short(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
@@ -246,14 +254,15 @@ def requested_outputs(parsed: Parsed, runtime: Runtime) -> list[Wanted]:
     return wanted
 
 
-def response(
+def encode_response(
     model: str,
     version: str,
     parsed: Parsed,
     outputs: list[Wanted],
     results: Mapping[str, np.ndarray[Any, Any]],
-) -> Response:
-    """The inference answer: JSON, or a JSON header and binary tensor data."""
+) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
+    """The inference answer as ``(body, content type, extra headers)``: JSON, or a JSON header
+    and binary tensor data."""
     items: list[dict[str, Any]] = []
     blobs: list[bytes] = []
     for want in outputs:
@@ -264,11 +273,14 @@ def response(
     document: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": items}
     if parsed.id is not None:
         document["id"] = parsed.id
-    header = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    header = _ENCODER.encode(document).encode()
     if not blobs:
-        return Response(header, media_type="application/json")
-    return Response(
-        header + b"".join(blobs),
-        media_type="application/octet-stream",
-        headers={"Inference-Header-Content-Length": str(len(header))},
-    )
+        return header, b"application/json", []
+    length = str(len(header)).encode()
+    return (header + b"".join(blobs), b"application/octet-stream",
+            [(b"inference-header-content-length", length)])  # fmt: skip
+
+
+def encode_error(message: str, code: str, **more: str) -> bytes:
+    """The protocol's error body ``{"error": ..., "code": ...}`` (plus ``tensor``/``hint``)."""
+    return _ERROR_ENCODER.encode({"error": message, "code": code, **more}).encode()

@@ -11,6 +11,7 @@ dimension of every input is the batch.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,35 @@ class TensorSpec:
         """The protocol's tensor metadata (name, datatype, shape)."""
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
+    @functools.cached_property
+    def plan(self) -> _Plan:
+        """What every request's check needs, worked out once."""
+        want = np.dtype(DATATYPES[self.datatype])
+        return _Plan(
+            want=want,
+            also=frozenset(np.dtype(DATATYPES[a]) for a in self.also),
+            fixed=tuple((i, w) for i, w in enumerate(self.shape) if w != -1),
+            allowed=None if self.categories is None else np.array(
+                self.categories, dtype=want if want.kind != "O" else object
+            ),
+            bounds=tuple(
+                (np.asarray(bound, dtype=np.float64), below)
+                for bound, below in ((self.minimum, True), (self.maximum, False))
+                if bound is not None
+            ),
+        )  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A tensor spec's check, prepared: dtypes, fixed dimensions, categories and bounds."""
+
+    want: np.dtype[Any]
+    also: frozenset[np.dtype[Any]]
+    fixed: tuple[tuple[int, int], ...]
+    allowed: np.ndarray[Any, Any] | None
+    bounds: tuple[tuple[np.ndarray[Any, Any], bool], ...]
+
 
 @dataclasses.dataclass(frozen=True)
 class InputSignature:
@@ -99,64 +129,75 @@ class InputSignature:
         return checked
 
 
+# Up to this many values, finiteness is checked value by value in Python (no NumPy call).
+_SMALL = 64
+
+
 def _check_tensor(
     spec: TensorSpec, array: np.ndarray[Any, Any], max_batch: int
 ) -> np.ndarray[Any, Any]:
-    name = spec.name
-    want = np.dtype(DATATYPES[spec.datatype])
-    if array.dtype != want and any(array.dtype == np.dtype(DATATYPES[a]) for a in spec.also):
-        array = array.astype(want)
-    if (want.kind == "O") != (array.dtype.kind == "O") or (
-        want.kind != "O" and array.dtype != want
-    ):
-        got = "BYTES" if array.dtype.kind == "O" else _name_of(array.dtype)
-        raise InferenceInputError(f"input {name!r} must be {spec.datatype}, got {got}", tensor=name)
-    if len(array.shape) != len(spec.shape) or any(
-        w != -1 and w != g for w, g in zip(spec.shape, array.shape, strict=True)
-    ):
+    name, plan = spec.name, spec.plan
+    want = plan.want
+    if array.dtype != want:
+        if array.dtype in plan.also:
+            array = array.astype(want)
+        elif want.kind != "O" or array.dtype.kind != "O":
+            got = "BYTES" if array.dtype.kind == "O" else _name_of(array.dtype)
+            raise InferenceInputError(
+                f"input {name!r} must be {spec.datatype}, got {got}", tensor=name
+            )
+    shape = array.shape
+    if len(shape) != len(spec.shape) or any(shape[i] != w for i, w in plan.fixed):
         raise InferenceInputError(
-            f"input {name!r} must have shape {list(spec.shape)} (-1: any), got {list(array.shape)}",
+            f"input {name!r} must have shape {list(spec.shape)} (-1: any), got {list(shape)}",
             tensor=name,
         )
-    if array.shape and array.shape[0] > max_batch:
+    if shape and shape[0] > max_batch:
         raise RequestTooLargeError(
-            f"input {name!r} has a batch of {array.shape[0]}; this server takes at most "
-            f"{max_batch}",
+            f"input {name!r} has a batch of {shape[0]}; this server takes at most {max_batch}",
             hint="send smaller batches",
         )
-    if want.kind == "f" and array.size and not np.isfinite(array).all():
+    size = array.size
+    if not size:
+        return array
+    if want.kind == "f" and not (
+        all(map(math.isfinite, array.ravel().tolist()))
+        if size <= _SMALL
+        else np.isfinite(array).all()
+    ):
         raise InferenceInputError(f"input {name!r} holds NaN or infinite values", tensor=name)
-    if spec.categories is not None and array.size:
-        allowed = np.array(spec.categories, dtype=array.dtype if want.kind != "O" else object)
-        outside = ~np.isin(array, allowed)
+    if plan.allowed is not None:
+        outside = ~np.isin(array, plan.allowed)
         if outside.any():
             bad = array[outside].reshape(-1)[0]
             raise InferenceInputError(
                 f"input {name!r}: value {_show(bad)} is not one of the allowed categories",
                 tensor=name,
             )
-    for bound, below in ((spec.minimum, True), (spec.maximum, False)):
-        if bound is None or not array.size:
-            continue
-        limit = np.asarray(bound, dtype=np.float64)
-        if limit.ndim == 1 and array.ndim >= 1 and limit.shape[0] != array.shape[-1]:
-            raise InferenceInputError(
-                f"input {name!r} has {array.shape[-1]} features, the signature bounds "
-                f"{limit.shape[0]}",
-                tensor=name,
-            )
-        outside = array < limit if below else array > limit
-        if outside.any():
-            where = np.argwhere(outside)[0]
-            feature = f" (feature {int(where[-1])})" if limit.ndim == 1 else ""
-            word = "below the minimum" if below else "above the maximum"
-            value = array[tuple(where)]
-            edge = limit[int(where[-1])] if limit.ndim == 1 else limit
-            raise InferenceInputError(
-                f"input {name!r}: value {_show(value)}{feature} is {word} {_show(edge)}",
-                tensor=name,
-            )
+    for limit, below in plan.bounds:
+        _check_bound(name, array, limit, below)
     return array
+
+
+def _check_bound(
+    name: str, array: np.ndarray[Any, Any], limit: np.ndarray[Any, Any], below: bool
+) -> None:
+    if limit.ndim == 1 and array.ndim >= 1 and limit.shape[0] != array.shape[-1]:
+        raise InferenceInputError(
+            f"input {name!r} has {array.shape[-1]} features, the signature bounds {limit.shape[0]}",
+            tensor=name,
+        )
+    outside = array < limit if below else array > limit
+    if outside.any():
+        where = np.argwhere(outside)[0]
+        feature = f" (feature {int(where[-1])})" if limit.ndim == 1 else ""
+        word = "below the minimum" if below else "above the maximum"
+        value = array[tuple(where)]
+        edge = limit[int(where[-1])] if limit.ndim == 1 else limit
+        raise InferenceInputError(
+            f"input {name!r}: value {_show(value)}{feature} is {word} {_show(edge)}",
+            tensor=name,
+        )
 
 
 def _name_of(dtype: np.dtype[Any]) -> str:
