@@ -24,12 +24,17 @@ DATATYPES: dict[str, str] = {
     "FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "BYTES": "O",
 }  # fmt: skip
 _BY_KIND = {np.dtype(v).str: k for k, v in DATATYPES.items() if k != "BYTES"}
+# The same by dtype, native byte order included (looked up first: no new dtype per answer).
+_BY_DTYPE = {np.dtype(v).newbyteorder("="): k for k, v in DATATYPES.items() if k != "BYTES"}
 MAX_DIMS = 16
 MAX_NAME = 256
 
 
 def datatype_of(array: np.ndarray[Any, Any]) -> str:
     """The protocol datatype of ``array`` (object and string arrays are ``BYTES``)."""
+    found = _BY_DTYPE.get(array.dtype)
+    if found is not None:
+        return found
     if array.dtype.kind in "OSU":
         return "BYTES"
     found = _BY_KIND.get(array.dtype.newbyteorder("<").str)
