@@ -1,8 +1,9 @@
 """Loading models in their frameworks' own data formats from verified bytes in memory.
 
 XGBoost, LightGBM, ONNX, NumPy and Keras v3. Each parser gets the bytes that were hashed and
-scanned, never a path; a file the framework cannot parse is one
-:class:`~modelseal.errors.TensorFormatError` line (exit 2), never a traceback.
+scanned, never the model's path (onnxruntime reads them from a sealed in-memory file); a file
+the framework cannot parse is one :class:`~modelseal.errors.TensorFormatError` line (exit 2),
+never a traceback.
 """
 
 from __future__ import annotations
@@ -187,29 +188,50 @@ def load_keras(name: str, data: Buffer) -> tuple[Any, str, int, int]:
 
 
 def load_onnx(name: str, data: Buffer) -> tuple[Any, str, int, int]:
-    """An onnxruntime session from the bytes (the ModelProto if onnxruntime is absent)."""
-    onnx = require("onnx", "onnx")
-    raw = bytes(data)
+    """An onnxruntime session from the bytes (the ModelProto if onnxruntime is absent).
+
+    The model is walked first (:mod:`~modelseal.loading.onnx_facts`): a tensor whose data
+    lives in another file is refused, since those bytes were never verified. onnxruntime then
+    reads the verified bytes from a sealed in-memory file (:mod:`~modelseal.loading.sealed`),
+    which it does without holding the interpreter lock, where handing it ``bytes`` would copy
+    them with the lock held."""
+    from modelseal.loading import sealed
+    from modelseal.loading.onnx_facts import BadMessage, onnx_facts
+
     try:
-        model = onnx.load_model_from_string(raw)
-    except Exception as exc:  # protobuf's DecodeError and friends have no common base
+        facts = onnx_facts(data)
+    except BadMessage as exc:
         raise _damaged(name, "ONNX model", exc) from None
-    inits = list(model.graph.initializer)
-    params = 0
-    for init in inits:
-        count = 1
-        for dim in init.dims:
-            count *= int(dim)
-        params += count
+    if facts.external:
+        raise TensorFormatError(
+            f"{name}: tensor {facts.external[0]!r} keeps its data in another file, which is "
+            "not part of the verified bytes",
+            hint="save the model with its tensors inside (onnx.save_model(..., "
+            "save_as_external_data=False)) and sign it again",
+        )
     try:
         import onnxruntime
     except ImportError:
-        return model, "onnx", len(inits), params
+        onnx = require("onnx", "onnx")
+        try:
+            return (
+                onnx.load_model_from_string(bytes(data)),
+                "onnx",
+                facts.initializers,
+                (facts.parameters),
+            )
+        except Exception as exc:  # protobuf's DecodeError and friends have no common base
+            raise _damaged(name, "ONNX model", exc) from None
+    providers = ["CPUExecutionProvider"]
     try:
-        session = onnxruntime.InferenceSession(raw, providers=["CPUExecutionProvider"])
+        if sealed.available():
+            with sealed.sealed_file(data, name) as path:
+                session = onnxruntime.InferenceSession(path, providers=providers)
+        else:
+            session = onnxruntime.InferenceSession(bytes(data), providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/RuntimeError types
         raise _damaged(name, "ONNX model", exc) from None
-    return session, "onnx", len(inits), params
+    return session, "onnx", facts.initializers, facts.parameters
 
 
 def load_numpy(name: str, data: Buffer, kind: str) -> tuple[Any, str, int, int]:
