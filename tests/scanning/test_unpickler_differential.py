@@ -86,6 +86,10 @@ class Predictor(PickleVM):
         super().persistent(pid)
 
     def called(self, func: Any, args: Any, how: str) -> Made:
+        if isinstance(args, Opaque) and args.what == "persistent":
+            # Whether the loader's persistent_load returns an argument tuple (the trace's
+            # stand-in does not) is not in the bytes.
+            self.rec(("dynamic",))
         made = super().called(func, args, how)
         if isinstance(func, GlobalRef):
             if func.module == "copyreg._extension_registry":

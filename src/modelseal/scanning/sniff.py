@@ -34,6 +34,7 @@ def pickle_verdict(head: bytes, size: int | None) -> bool | None:
         limits=limits,
         depth=limits.max_nesting,
     )
+    vm.hooks_possible = False  # judged as a plain pickle.loads would read it
     vm.run()
     return vm.looks_like_pickle(complete=size is not None and size <= len(head))
 

@@ -46,6 +46,11 @@ class Machine:
         # (numpy and joblib pass latin-1, so anything goes); True models pickle.load's default
         # ASCII, which refuses other bytes. The scanner keeps the permissive model.
         self.ascii_strings = False
+        # False models a plain ``pickle.loads`` in a stock interpreter: no copyreg extension
+        # code registered, no persistent_load hook. Without a PROTO header, EXT1/2/4 and
+        # PERSID/BINPERSID are then where the real unpickler fails: how random bytes (one in
+        # 85 starts with an EXT opcode) and text lines ("P...", "R...") are told from pickles.
+        self.hooks_possible = True
         # The exact walk up to the real unpickler's first error (to recognise pickles).
         self.first_error: int | None = None  # its offset
         self.clean_ops = 0  # opcodes executed before it
@@ -327,6 +332,12 @@ class Machine:
         """BINPERSID: a persistent id from the stack."""
         self.persistent(self.pop())
 
+    def needs_hook(self, reason: str) -> None:
+        """An opcode only a loader's own hook (or registry) makes work: an error for a stock
+        ``pickle.loads`` of bytes with no PROTO header (see ``hooks_possible``)."""
+        if not self.hooks_possible and not self.proto_first:
+            self.error(reason)
+
     def acting(self) -> None:
         """The real unpickler imports, calls or loads something here (if it got this far)."""
         if self.first_error is None:
@@ -335,6 +346,7 @@ class Machine:
     def persistent(self, pid: Any) -> None:
         """Remember a persistent id (torch storages) and push what the loader would return.
         (Not "acting": the id is handed to the loader's hook, which imports nothing itself.)"""
+        self.needs_hook("no persistent_load hook is given")
         if len(self.persistent_ids) < 1_000_000:
             self.persistent_ids.append(pid)
         self.push(Opaque("persistent"))

@@ -484,6 +484,7 @@ class Unpickler(Machine):
 
     def ext(self, code: int) -> None:
         """Push what the copyreg extension ``code`` names (unknown until load time)."""
-        self.acting()
+        self.needs_hook(f"extension code {code} is not registered")
+        self.acting()  # (not after that error: a stock unpickler got no further)
         self.on_extension(code)
         self.push(GlobalRef("copyreg._extension_registry", str(code), False))
