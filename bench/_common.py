@@ -263,6 +263,25 @@ def time_rounds(
     return list(commands)
 
 
+def interleaved_medians(
+    fns: Mapping[str, Callable[[], Any]], runs: int, memory: int = 0
+) -> dict[str, float]:
+    """Median time of each in-process function over ``runs`` rounds; each round runs every
+    function once, so a change in machine load hits all of them alike. Every call waits (up to
+    30 s) for other work to calm down, and ``memory`` bytes (say, what a loader allocates) are
+    backed (:func:`back_memory`) before it."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            wait_for_quiet(timeout=30)
+            back_memory(memory)
+            start = time.perf_counter()
+            result = fn()
+            samples[name].append(time.perf_counter() - start)
+            del result
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
 def sha256_core_rate(*, buffer_size: int = 64 * MiB, repeats: int = 4, runs: int = 5) -> float:
     """Single-core hashlib SHA-256 throughput (bytes/s) on an in-memory buffer: the median of
     ``runs`` passes over ``repeats`` x ``buffer_size`` bytes."""

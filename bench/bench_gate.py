@@ -19,28 +19,13 @@ from __future__ import annotations
 import argparse
 import functools
 import pickle
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c
-
-
-def _medians(fns: dict[str, Callable[[], Any]], runs: int, memory: int) -> dict[str, float]:
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            c.wait_for_quiet(timeout=30)
-            c.back_memory(memory)
-            start = time.perf_counter()
-            result = fn()
-            samples[name].append(time.perf_counter() - start)
-            del result
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def _model(root: Path, total: int) -> Path:
@@ -97,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "gate": functools.partial(modelseal.gate, model, policy=policy, signature=signature),
         }
-        medians = _medians(fns, args.runs, memory=size + size // 4)
+        medians = c.interleaved_medians(fns, args.runs, memory=size + size // 4)
     ratio = medians["gate"] / medians["verify"]
     row = {
         "bytes": size,

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,24 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c
 
 SHARD = 64 * c.MiB
-
-
-def _interleaved_medians(
-    fns: dict[str, Callable[[], Any]], runs: int, memory: int = 0
-) -> dict[str, float]:
-    """Median time of each function over ``runs`` rounds; each round runs every function once,
-    so a change in machine load hits all of them alike. ``memory`` bytes are backed before each
-    call (see ``_common.back_memory``): loaders allocate about the model's size."""
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
-            c.wait_for_quiet(timeout=30)
-            c.back_memory(memory)
-            start = time.perf_counter()
-            result = fn()
-            samples[name].append(time.perf_counter() - start)
-            del result
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def copy_and_hash_floor(path: Path, shard: int = SHARD, step: int = c.MiB) -> Any:
@@ -138,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             fns["verified (memory=map)"] = functools.partial(verified, memory="map")
             fns["floor"] = functools.partial(copy_and_hash_floor, path)
-            medians = _interleaved_medians(fns, args.runs, memory=size + size // 2)
+            medians = c.interleaved_medians(fns, args.runs, memory=size + size // 2)
             t_plain, t_hash, t_floor = medians["plain"], medians["hash"], medians["floor"]
             bound = max(t_plain, t_hash)
             for mode in [m for m in fns if m.startswith("verified")]:
@@ -157,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                         "verdict": c.verdict(t_load <= 1.15 * bound),
                     }
                 )
-        t_fp = _interleaved_medians({"fp": lambda: modelseal.fingerprint(st_path)}, args.runs)["fp"]
+        fingerprint = {"fp": lambda: modelseal.fingerprint(st_path)}
+        t_fp = c.interleaved_medians(fingerprint, args.runs)["fp"]
         # The limit: the best single-core rate seen before and after (noise only lowers it).
         limit = max(limit, c.sha256_core_rate() * c.cores())
         tensor_bytes = st_path.stat().st_size

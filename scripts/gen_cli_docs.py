@@ -10,7 +10,6 @@ depends only on the commands, never on the terminal, the clock or the machine.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import re
 import sys
@@ -20,8 +19,13 @@ from typing import Any
 
 import click
 
+# scripts/_generated.py, found also when a test loads this file by its path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _generated as generated
+
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 REGENERATE = "python scripts/gen_cli_docs.py"
+SOURCE = "the commands"
 
 # click's marker for "a parameter with no default" (``None`` on versions without it).
 _UNSET = getattr(click.core, "UNSET", None)
@@ -196,29 +200,20 @@ def _anchor(heading: str) -> str:
 
 def check() -> str | None:
     """``None`` when docs/cli.md is current, else a one-line reason."""
-    have = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-    if have == render():
-        return None
-    return (
-        f"{TARGET.name} does not match the commands; "
-        f"regenerate it with '{REGENERATE}' and commit it"
-    )
+    return generated.check(TARGET, render, SOURCE, REGENERATE)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate (default) or check (``--check``) the reference."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 on drift")
-    args = parser.parse_args(argv)
-    if args.check:
-        problem = check()
-        if problem:
-            print(f"cli docs: {problem}", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(render(), encoding="utf-8")
-    print(f"wrote {TARGET}")
-    return 0
+    return generated.main(
+        argv,
+        doc=__doc__,
+        target=TARGET,
+        render=render,
+        label="cli docs",
+        source=SOURCE,
+        regenerate=REGENERATE,
+    )
 
 
 if __name__ == "__main__":

@@ -6,12 +6,17 @@ python scripts/gen_openapi.py --check   # exit 1 if docs/openapi.json differs fr
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+# scripts/_generated.py, found also when a test loads this file by its path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _generated as generated
+
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+REGENERATE = "python scripts/gen_openapi.py"
+SOURCE = "the API the app serves"
 
 
 def render() -> str:
@@ -23,30 +28,20 @@ def render() -> str:
 
 def check() -> str | None:
     """``None`` when docs/openapi.json is current, else a one-line reason."""
-    want = render()
-    have = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-    if have == want:
-        return None
-    return (
-        f"{TARGET.name} does not match the API the app serves; "
-        "regenerate it with 'python scripts/gen_openapi.py' and commit it"
-    )
+    return generated.check(TARGET, render, SOURCE, REGENERATE)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate (default) or check (``--check``) the published document."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 on drift")
-    args = parser.parse_args(argv)
-    if args.check:
-        problem = check()
-        if problem:
-            print(f"openapi: {problem}", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(render(), encoding="utf-8")
-    print(f"wrote {TARGET}")
-    return 0
+    return generated.main(
+        argv,
+        doc=__doc__,
+        target=TARGET,
+        render=render,
+        label="openapi",
+        source=SOURCE,
+        regenerate=REGENERATE,
+    )
 
 
 if __name__ == "__main__":

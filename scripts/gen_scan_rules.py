@@ -10,13 +10,17 @@ on the catalogue.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from itertools import groupby
 from pathlib import Path
 
+# scripts/_generated.py, found also when a test loads this file by its path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _generated as generated
+
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "scan-rules.md"
 REGENERATE = "python scripts/gen_scan_rules.py"
+SOURCE = "the rules catalogue"
 
 _AREA_TITLES = {
     "archive": "Archives and compression",
@@ -88,31 +92,20 @@ def render() -> str:
 
 def check() -> str | None:
     """``None`` when docs/scan-rules.md is current, else a one-line reason."""
-    have = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-    if have == render():
-        return None
-    return (
-        f"{TARGET.name} does not match the rules catalogue; "
-        f"regenerate it with '{REGENERATE}' and commit it"
-    )
+    return generated.check(TARGET, render, SOURCE, REGENERATE)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Regenerate (default) or check (``--check``) the reference."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 on drift")
-    args = parser.parse_args(argv)
-    if args.check:
-        problem = check()
-        if problem:
-            print(f"scan rules: {problem}", file=sys.stderr)
-            return 1
-        return 0
-    from modelseal.fsutil import atomic_write
-
-    atomic_write(TARGET, render().encode("utf-8"))
-    print(f"wrote {TARGET}")
-    return 0
+    return generated.main(
+        argv,
+        doc=__doc__,
+        target=TARGET,
+        render=render,
+        label="scan rules",
+        source=SOURCE,
+        regenerate=REGENERATE,
+    )
 
 
 if __name__ == "__main__":
