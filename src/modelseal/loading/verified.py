@@ -149,6 +149,7 @@ def load_verified(
     associated_data: str | bytes = b"",
     passphrase: Passphrase | None = None,
     memory: str = "copy",
+    contents: Mapping[str, Buffer | bytes] | None = None,
 ) -> LoadedModel:
     """Verify ``path`` against ``signature``, scan the verified bytes, load them.
 
@@ -181,6 +182,10 @@ def load_verified(
     other file is copied). That saves copying the weights, but an in-place write to them by
     someone who can write the file would show through later (a replaced file would not). See
     docs/loading.md.
+
+    ``contents`` are the model's bytes already in memory (relative name -> bytes; ``"."`` for
+    a single file), as a download delivered them: they are verified, scanned and loaded as
+    given, with nothing read from disk, and ``path`` only names the model.
     """
     if memory not in MEMORY_MODES:
         raise UsageError(f"unknown memory mode {memory!r}", hint="use 'copy' or 'map'")
@@ -192,7 +197,14 @@ def load_verified(
         raise UsageError(f"unknown tensor type {tensor_type!r}", hint="use 'numpy' or 'torch'")
     allowlist = _allowlist(allow, allow_config)
     keys = _key_options(keyset, key_provider, associated_data, passphrase)
-    contents = _decrypt_in_memory(path, keys) if keys.encrypted else None
+    if contents is not None and keys.encrypted:
+        raise UsageError(
+            "give either the bytes of a model or the keys to decrypt its file, not both",
+            hint="decrypt first, or load the encrypted file with its keys",
+        )
+    given = contents is not None
+    if keys.encrypted:
+        contents = _decrypt_in_memory(path, keys)
     result, outcome = verify_outcome(
         path,
         signature=signature,
@@ -215,7 +227,7 @@ def load_verified(
 
         shown = shown.with_name(model_name_of(shown))
     obj, kind, count, params = _parse(shown, buffers, framework, tensor_type, allowlist)
-    if not keys.encrypted:  # ciphertext was read once and authenticated; no file to re-check
+    if not keys.encrypted and not given:  # (else no file was read: nothing to re-check)
         _check_unchanged(Path(path), outcome)
     return LoadedModel(obj, kind, tuple(sorted(buffers)), count, params, result)
 

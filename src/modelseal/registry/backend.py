@@ -312,6 +312,46 @@ def pull(
     return info
 
 
+def download_to_memory(backend: Backend, ref: VersionRef) -> tuple[VersionView, dict[str, Any]]:
+    """``ref``'s files downloaded into fresh process memory, each exactly its recorded size
+    (relative path -> bytes; ``"."`` for a single-file model), nothing written to disk.
+
+    Nothing here is verified: the caller verifies the bytes against the version's signature
+    (:func:`modelseal.loading.verified.load_verified` with ``contents``), hashing them once.
+    An encrypted version is refused (it needs :func:`pull` with its key-encryption key).
+    """
+    from modelseal.hashing.engine import new_buffer
+
+    info = backend.call(GetDownload(name=ref.model, version=ref.number, alias=ref.alias))
+    if info.encrypted:
+        raise KeyRequiredError(
+            f"{info.model}:{info.version} is encrypted",
+            hint="pull with the key-encryption key it was pushed with",
+            topic="pull-encryption",
+        )
+    _check_identity(ref, info)  # the version asked for, and the digest its signature names
+    contents: dict[str, Any] = {}
+    for entry in info.files:
+        buffer = new_buffer(entry.size)
+        view = memoryview(buffer)
+        done = 0
+        operation = DownloadFile(name=info.model, number=info.version, path=entry.path)
+        for chunk in backend.call(operation).chunks:
+            if done + len(chunk) > entry.size:
+                break
+            view[done : done + len(chunk)] = chunk
+            done += len(chunk)
+        else:
+            if done == entry.size:
+                contents[entry.path] = buffer
+                continue
+        raise DigestMismatchError(
+            f"{info.model}:{info.version}: {entry.path} is not the {entry.size} bytes recorded",
+            hint="the registry's blob store was altered",
+        )
+    return info, contents
+
+
 def _check_identity(ref: VersionRef, info: VersionView) -> None:
     """The version is the one asked for and its digest the signature's: the data key's
     binding is then checked against values this side knows, not only what the server says."""

@@ -93,28 +93,37 @@ def load_source(source: ModelSource, backend: Any | None) -> Loaded:
 
 
 def _from_registry(source: ModelSource, backend: Any) -> Loaded:
-    from modelseal.registry.backend import pulled
+    """Download the version into memory and verify, scan and load those bytes (hashed once;
+    nothing is written to disk)."""
+    from modelseal.registry.backend import download_to_memory
+    from modelseal.registry.models import VersionRef
     from modelseal.signing.bundle import parse_bundle
+    from modelseal.signing.keys import check_supported
 
     assert source.ref is not None
-    with pulled(backend, source.ref, public_key=source.public_key,
-                trust_anchors=source.trust_anchors) as (info, where):  # fmt: skip
-        if source.gate_keys:
-            _require_gate(backend, info, source.gate_keys)
-        bundle = parse_bundle((info.bundle or "").encode("utf-8"))
-        key: Any = source.public_key
-        if key is None and info.public_key is not None:
-            from cryptography.hazmat.primitives.serialization import load_pem_public_key
+    info, contents = download_to_memory(backend, VersionRef.parse(source.ref))
+    if source.gate_keys:
+        _require_gate(backend, info, source.gate_keys)
+    bundle = parse_bundle((info.bundle or "").encode("utf-8"))
+    key: Any = source.public_key
+    if key is None and info.public_key is not None and not bundle.certificates:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-            key = load_pem_public_key(info.public_key.encode("ascii"))
-        declared = source.input_signature
-        recorded = info.metadata.get("input_signature")
-        if declared is None and recorded is not None:
-            declared = read_signature(recorded, f"{info.model}:{info.version} input_signature")
-        changed = dataclasses.replace(source, input_signature=declared)
-        loaded = _load(changed, where, bundle, key, f"registry {info.model}")
-        loaded.version = str(info.version)
-        return loaded
+        key = check_supported(load_pem_public_key(info.public_key.encode("ascii")))
+    if bundle.certificates and not source.trust_anchors:
+        raise InputError(
+            f"{info.model}:{info.version} is certificate-signed",
+            hint="serve it with --trust-anchor CA.pem",
+        )
+    declared = source.input_signature
+    recorded = info.metadata.get("input_signature")
+    if declared is None and recorded is not None:
+        declared = read_signature(recorded, f"{info.model}:{info.version} input_signature")
+    changed = dataclasses.replace(source, input_signature=declared)
+    loaded = _load(changed, Path("model"), bundle, key, f"registry {info.model}",
+                   contents=contents)  # fmt: skip
+    loaded.version = str(info.version)
+    return loaded
 
 
 def _require_gate(backend: Any, info: Any, keys: Sequence[Any]) -> None:
@@ -147,11 +156,14 @@ def _load(
     signature: Any,
     public_key: Any,
     origin: str,
+    *,
+    contents: dict[str, Any] | None = None,
 ) -> Loaded:
     from modelseal.loading.verified import load_verified
 
     loaded = load_verified(
         path,
+        contents=contents,
         signature=signature,
         public_key=public_key,
         trust=source.trust_anchors,
