@@ -8,7 +8,7 @@ EXTRAS ?= dev,test,scan,torch,onnx,sklearn,xgboost,lightgbm,keras,crypto,crypto-
 # Keep the suite inside its 10-minute budget on 2 cores.
 PYTEST_ARGS ?= -n 2 --dist loadgroup
 
-.PHONY: demo test check bench lint typecheck imports openapi clean venv system-deps services
+.PHONY: demo test check bench lint typecheck imports openapi clean venv system-deps services image image-smoke
 
 $(VENV)/.ready-base: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,6 +87,15 @@ typecheck: $(VENV)/.ready-$(EXTRAS)
 
 imports: $(VENV)/.ready-$(EXTRAS)
 	$(BIN)/lint-imports
+
+# The inference server's image (deploy/container/Containerfile) built with podman on a local
+# Debian base, so no image registry is needed; then run as deploy/k8s runs it and checked. As
+# root; not part of `make test`. BUILD_CA_BUNDLE=... behind a TLS-intercepting proxy.
+image:
+	bash deploy/container/build-local.sh
+
+image-smoke:
+	bash deploy/container/smoke.sh
 
 # Regenerate docs/openapi.json after changing an operation.
 openapi: $(VENV)/.ready-$(EXTRAS)

@@ -2,8 +2,9 @@
 Kubernetes manifest parses; the Deployment meets the restricted Pod Security Standard, probes
 the v2 health routes and reads its secrets from Secrets; traffic is denied by default; the
 ServiceMonitor scrapes /metrics; the Containerfile's final stage runs a non-root numeric user,
-installs no compiler and starts ``modelseal serve``. (No cluster or image build here: docker
-and podman are not available on the test machine; see docs/deployment.md.)"""
+installs no compiler and starts ``modelseal serve``. (No cluster here; the image is built and
+run, as root and outside the suite, by deploy/container/build-local.sh and smoke.sh: see
+docs/deployment.md.)"""
 
 from __future__ import annotations
 
