@@ -25,8 +25,14 @@ BASE_IMAGE=${BASE_IMAGE:-localhost/python:3.11-slim-bookworm}
 IMAGE=${IMAGE:-localhost/modelseal-serve:dev}
 EXTRAS=${EXTRAS:-serve,sklearn,xgboost,lightgbm,onnx}
 SUITE=${SUITE:-bookworm}
-DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-SECURITY_MIRROR=${SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+# The mirrors this machine's apt uses (deb822 .sources or one-line sources.list), unless given.
+apt_uri() {  # apt_uri SUFFIX: the first configured URI whose path ends with SUFFIX
+    cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+        | grep -oE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[a-z]+://[^[:space:]]+' \
+        | grep -oE '[a-z]+://[^[:space:]]+' | grep -E "$1/?\$" | head -1
+}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-$(apt_uri '/debian')}
+SECURITY_MIRROR=${SECURITY_MIRROR:-$(apt_uri '/debian-security')}
 # host: the build's RUN steps use the host's network, DNS and proxy routes to reach PyPI;
 # NETWORK=private gives them podman's own network instead.
 NETWORK=${NETWORK:-host}
@@ -37,6 +43,9 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 die() { echo "build-local: $*" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap and rootful podman)"
 command -v podman >/dev/null || die "podman is missing (apt-get install podman)"
+if [ -z "$DEBIAN_MIRROR" ] || [ -z "$SECURITY_MIRROR" ]; then
+    die "no Debian mirror found in /etc/apt; give DEBIAN_MIRROR=URL and SECURITY_MIRROR=URL"
+fi
 
 make_base() {
     command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"

@@ -68,6 +68,12 @@ def test_each_framework_answers_what_the_framework_itself_answers(
     out = body["outputs"][0]
     got = np.array(out["data"]).reshape(out["shape"])
     np.testing.assert_allclose(got, _expected(model, x), rtol=1e-5, atol=1e-6)
+    # The metadata states what each output really is (the warm-up call found out).
+    for declared in meta["outputs"]:
+        request = {**_request(framework, x), "outputs": [{"name": declared["name"]}]}
+        (given,) = client.post("/v2/models/m/infer", json=request).json()["outputs"]
+        assert given["datatype"] == declared["datatype"], (declared, given["datatype"])
+        assert [-1, *given["shape"][1:]] == declared["shape"], (declared, given["shape"])
 
 
 def test_binary_tensor_data_in_and_out(

@@ -180,9 +180,14 @@ def _model_routes(app: FastAPI, repository: Repository, access: ServeAccess) -> 
         _caller(request, access, name)
         loaded = repository.get(name, version)
         signature = loaded.signature
-        outputs = [t.metadata() for t in signature.outputs] or [
-            {"name": n, "datatype": "FP64", "shape": [-1]} for n in loaded.runtime.output_names()
-        ]
+        outputs = (
+            [t.metadata() for t in signature.outputs]
+            or loaded.outputs
+            or [
+                {"name": n, "datatype": "FP64", "shape": [-1]}
+                for n in loaded.runtime.output_names()
+            ]
+        )  # declared, else as the warm-up call returned them, else a guess
         return protocol.ModelMetadata(
             name=name,
             versions=[loaded.version],

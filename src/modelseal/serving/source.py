@@ -54,6 +54,9 @@ class Loaded:
     runtime: Runtime
     signature: InputSignature
     origin: str
+    # What the warm-up call returned, per output (name, datatype, shape); why it failed, if so.
+    outputs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    warm_error: str = ""
 
 
 def parse_model_option(value: str) -> tuple[str | None, str]:
@@ -179,6 +182,9 @@ def _load(
             "it takes",
             hint="give its input signature (a JSON file) or record one at push",
         )
+    from modelseal.serving.warmup import warm
+
+    outputs, warm_error = warm(runtime, signature_)
     return Loaded(
         name=source.name,
         version="1",
@@ -187,4 +193,6 @@ def _load(
         runtime=runtime,
         signature=signature_,
         origin=origin,
+        outputs=outputs,
+        warm_error=warm_error,
     )
