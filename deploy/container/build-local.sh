@@ -26,10 +26,14 @@ IMAGE=${IMAGE:-localhost/modelseal-serve:dev}
 EXTRAS=${EXTRAS:-serve,sklearn,xgboost,lightgbm,onnx}
 SUITE=${SUITE:-bookworm}
 # The mirrors this machine's apt uses (deb822 .sources or one-line sources.list), unless given.
-apt_uri() {  # apt_uri SUFFIX: the first configured URI whose path ends with SUFFIX
-    cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-        | grep -oE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[a-z]+://[^[:space:]]+' \
-        | grep -oE '[a-z]+://[^[:space:]]+' | grep -E "$1/?\$" | head -1
+apt_uri() {  # apt_uri SUFFIX: the first configured URI whose path ends with SUFFIX ("" if none)
+    local found=() file
+    for file in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list; do
+        [ -f "$file" ] && found+=("$file")
+    done
+    [ "${#found[@]}" -gt 0 ] || return 0
+    grep -hoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[a-z]+://[^[:space:]]+' \
+        "${found[@]}" | grep -oE '[a-z]+://[^[:space:]]+' | grep -E "$1/?\$" | head -1 || true
 }
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-$(apt_uri '/debian')}
 SECURITY_MIRROR=${SECURITY_MIRROR:-$(apt_uri '/debian-security')}
