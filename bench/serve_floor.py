@@ -1,5 +1,5 @@
 """The floor of the Serve benchmark: the same framework call behind the same HTTP stack as
-``modelseal serve`` (uvicorn with httptools, Starlette routing) with no check at all: no
+``modelseal serve`` (uvicorn with httptools and uvloop, Starlette routing) with no check at all: no
 signature, no scan, no token, no input validation, no metrics.
 
     python bench/serve_floor.py MODEL.joblib PORT
