@@ -291,3 +291,50 @@ def test_shadow_mode_mirrors_traffic_and_never_answers_with_the_candidate(
         assert 'modelseal_shadow_comparisons_total{candidate_version="2",model="clf",' in metrics
         assert client.get("/v2/models/absent/shadow").status_code == 404
     assert ("serve.shadow", "allowed") in _events(env)
+
+
+def test_the_event_loop_never_waits_on_the_database(
+    registry: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token not in the cache, and a refusal to audit, are handled in a worker thread; a
+    cached caller is answered on the loop, with the same decisions as the blocking check."""
+    import anyio
+
+    from modelseal.access.principals import CreateToken, CreateUser, GrantRole
+    from modelseal.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+
+    env = registry
+    env.registry.run(env.admin, CreateUser(name="app"))
+    env.registry.run(env.admin, GrantRole(name="app", role="inference-client", scope="clf"))
+    token = env.registry.run(env.admin, CreateToken(name="app")).token
+    access = ServeAccess(env.registry, required=True, rate=1.0, burst=3)
+    threads: list[str] = []
+    real = env.registry.authenticate
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(env.registry, "authenticate", spy)
+
+    async def run() -> None:
+        loop_thread = threading.current_thread().name
+        bearer = f"Bearer {token}"
+        who = await access.authorize_async(bearer, "127.0.0.1", "clf")
+        assert who is not None and who.name == "app"
+        assert len(threads) == 1 and threads[0] != loop_thread  # looked up off the loop
+        assert (await access.authorize_async(bearer, "127.0.0.1", "clf")) == who
+        assert len(threads) == 1  # answered from the cache
+        with pytest.raises(PermissionDeniedError):
+            await access.authorize_async(bearer, "127.0.0.1", "other")
+        with pytest.raises(AuthenticationError):
+            await access.authorize_async("Bearer msk_nope", "127.0.0.1", "clf")
+        with pytest.raises(AuthenticationError):
+            await access.authorize_async("", "127.0.0.1", "clf")
+        with pytest.raises(RateLimitedError):
+            for _ in range(5):
+                await access.authorize_async(bearer, "127.0.0.1", "clf")
+        assert loop_thread not in threads
+
+    anyio.run(run)
+    assert ("model.infer", "denied") in _events(env)

@@ -20,8 +20,10 @@ _CHUNK = 64 << 20  # bytes per write() (each one releases the interpreter lock)
 
 def available() -> bool:
     """Whether sealed memory files work here (Linux with ``/proc``)."""
-    import fcntl
-
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return False
     return (
         hasattr(os, "memfd_create")
         and hasattr(fcntl, "F_ADD_SEALS")

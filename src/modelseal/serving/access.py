@@ -115,6 +115,41 @@ class ServeAccess:
             )
         return who
 
+    async def authorize_async(
+        self, authorization: str, source: str, model: str
+    ) -> Principal | None:
+        """:meth:`authorize_value` for the event loop: a caller whose token is cached and who
+        may run ``model`` is answered at once; anything that needs the database (a token not
+        in the cache, a refusal to audit) runs in a worker thread, never on the loop."""
+        if not self.required:
+            return None
+        who = self._cached_caller(authorization, model)
+        if who is not None:
+            return who
+        import anyio.to_thread
+
+        return await anyio.to_thread.run_sync(self.authorize_value, authorization, source, model)
+
+    def _cached_caller(self, authorization: str, model: str) -> Principal | None:
+        """The caller when the cache alone says they may run ``model`` (rate limit taken);
+        ``None`` when that takes the database (see :meth:`authorize_async`)."""
+        scheme, _, value = authorization.partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            return None
+        key = _token_key(value)
+        with self._lock:
+            cached = self._cache.get(key)
+        if cached is None or cached[1] <= time.monotonic():
+            return None
+        decisions = self._decisions.get(key)
+        decision = decisions.get(model) if decisions is not None else None
+        if decision is None or not decision.allowed:
+            return None
+        if self.bucket is not None:
+            self.bucket.take(key)
+        return cached[0]
+
     def authorize_admin(self, headers: Mapping[str, str], source: str) -> Principal:
         """The authenticated caller of a repository route (its permission is checked there)."""
         scheme, _, value = headers.get("authorization", "").partition(" ")

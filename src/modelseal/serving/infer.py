@@ -71,7 +71,7 @@ class InferHandler:
                 if key in _WANTED and key not in headers:  # the first one, as Starlette reads
                     headers[key] = value
             client = scope.get("client")
-            self.access.authorize_value(
+            await self.access.authorize_async(
                 headers.get(_AUTHORIZATION, b"").decode("latin-1"),
                 client[0] if client else "",
                 name,

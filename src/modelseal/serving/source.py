@@ -116,7 +116,8 @@ def _from_registry(source: ModelSource, backend: Any) -> Loaded:
     if bundle.certificates and not source.trust_anchors:
         raise InputError(
             f"{info.model}:{info.version} is certificate-signed",
-            hint="serve it with --trust-anchor CA.pem",
+            hint="give the CA that issued its certificate as a trust anchor",
+            topic="verify-with-trust-anchor",
         )
     declared = source.input_signature
     recorded = info.metadata.get("input_signature")
