@@ -66,6 +66,8 @@ def test_serve_a_model_from_disk(models: Callable[[str], Signed], tmp_path: Path
         (["--model", "MODEL", "--signature", "SIG", "--input-signature", "SIG"],
          "input signature"),
         (["--model", "fraud@prod", "--server", "http://127.0.0.1:9"], "database"),
+        (["--model", "fraud@prod", "--no-auth", "--kek", "local:/nonexistent/kek.json"],
+         "cannot read keyset"),
     ],
 )  # fmt: skip
 def test_mistakes_are_one_line(

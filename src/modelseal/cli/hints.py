@@ -20,6 +20,7 @@ BY_TOPIC = {
         "'modelseal encrypt' it again"
     ),
     "pull-encryption": "pull with --kek URI (the key-encryption key it was pushed with)",
+    "serve-encryption": "serve with --kek URI (the key-encryption key it was pushed with)",
     "gate-keys": "trust the gate's key with 'modelseal registry trust add KEY --purpose gate'",
     "push-scan": "run 'modelseal scan' on the model to see each finding",
     "max-file-bytes": "ask the registry's admin to raise max_file_bytes (MODELSEAL_MAX_FILE_BYTES)",

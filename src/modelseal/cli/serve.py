@@ -55,6 +55,19 @@ from modelseal.cli.store import store_options
 @click.option("--gate-key", "gate_keys", multiple=True, type=click.Path(dir_okay=False),
               help="Serve registry models only with a passing gate decision signed by this "
                    "key (repeatable).")  # fmt: skip
+@click.option(
+    "--kek",
+    default=None,
+    metavar="URI",
+    help="Key-encryption key of encrypted registry versions (default $MODELSEAL_ENCRYPTION_KEK "
+    "or encryption_kek in config.toml); opened once, at start.",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Passphrase of a local: KEK file (else $MODELSEAL_PASSPHRASE, else a prompt).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535),
               help="Port to listen on.")  # fmt: skip
@@ -103,6 +116,8 @@ def serve(
     allow: tuple[str, ...],
     input_signature: str | None,
     gate_keys: tuple[str, ...],
+    kek: str | None,
+    passphrase_file: str | None,
     host: str,
     port: int,
     tls_cert: str | None,
@@ -137,6 +152,15 @@ def serve(
     config = config_from(store)
     sources = _sources(models, signature, public_key, trust_anchors, framework, allow,
                        input_signature, gate_keys)  # fmt: skip
+    uri = kek or config.encryption_kek
+    if uri and any(s.ref is not None for s in sources):
+        import dataclasses
+
+        from modelseal.cli.common import open_kek
+
+        provider = open_kek(uri, passphrase_file)  # any prompt now, never in the background
+        sources = [dataclasses.replace(s, kek=provider) if s.ref is not None else s
+                   for s in sources]  # fmt: skip
     candidates = _shadows(shadows, sources)
     needs_registry = any(s.ref is not None for s in sources) or not no_auth or bool(candidates)
     registry = backend = None

@@ -272,7 +272,6 @@ def pull(
         pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors,
                   overwrite=overwrite)  # fmt: skip
         return info
-    from modelseal.crypto import envelope as env
     from modelseal.registry import encryption as enc
 
     if kek is None:
@@ -281,17 +280,7 @@ def pull(
             hint="pull with the key-encryption key it was pushed with",
             topic="pull-encryption",
         )
-    _check_identity(ref, info)
-    assert info.encryption is not None and info.encryption.envelope is not None
-    provider = kek() if callable(kek) else kek
-    keys = enc.unwrap_data_key(
-        env.from_dict(info.encryption.envelope,
-                      where=f"the envelope of {info.model}:{info.version}"),
-        provider,
-        model=info.model,
-        number=info.version,
-        root_digest=info.root_digest.sha256,
-    )  # fmt: skip
+    keys = _data_keys(ref, info, kek)
     if progress is not None:  # after the key is open: a passphrase prompt comes first
         progress.start(total)
 
@@ -312,44 +301,104 @@ def pull(
     return info
 
 
-def download_to_memory(backend: Backend, ref: VersionRef) -> tuple[VersionView, dict[str, Any]]:
+def download_to_memory(
+    backend: Backend,
+    ref: VersionRef,
+    *,
+    kek: KeyProvider | Callable[[], KeyProvider] | None = None,
+) -> tuple[VersionView, dict[str, Any]]:
     """``ref``'s files downloaded into fresh process memory, each exactly its recorded size
     (relative path -> bytes; ``"."`` for a single-file model), nothing written to disk.
 
-    Nothing here is verified: the caller verifies the bytes against the version's signature
-    (:func:`modelseal.loading.verified.load_verified` with ``contents``), hashing them once.
-    An encrypted version is refused (it needs :func:`pull` with its key-encryption key).
+    An encrypted version needs ``kek`` (as :func:`pull`): each file is decrypted as it streams
+    in, every segment authenticated and the plaintext checked against its recorded digest and
+    size. Nothing else is verified here: the caller verifies the bytes against the version's
+    signature (:func:`modelseal.loading.verified.load_verified` with ``contents``), hashing
+    them once.
     """
     from modelseal.hashing.engine import new_buffer
 
     info = backend.call(GetDownload(name=ref.model, version=ref.number, alias=ref.alias))
+    keys = None
     if info.encrypted:
-        raise KeyRequiredError(
-            f"{info.model}:{info.version} is encrypted",
-            hint="pull with the key-encryption key it was pushed with",
-            topic="pull-encryption",
-        )
+        if kek is None:
+            raise KeyRequiredError(
+                f"{info.model}:{info.version} is encrypted",
+                hint="give the key-encryption key it was pushed with",
+                topic="serve-encryption",
+            )
+        keys = _data_keys(ref, info, kek)
     _check_identity(ref, info)  # the version asked for, and the digest its signature names
     contents: dict[str, Any] = {}
     for entry in info.files:
         buffer = new_buffer(entry.size)
-        view = memoryview(buffer)
-        done = 0
-        operation = DownloadFile(name=info.model, number=info.version, path=entry.path)
-        for chunk in backend.call(operation).chunks:
-            if done + len(chunk) > entry.size:
-                break
-            view[done : done + len(chunk)] = chunk
-            done += len(chunk)
+        chunks = backend.call(
+            DownloadFile(name=info.model, number=info.version, path=entry.path)
+        ).chunks
+        out = _MemoryFile(buffer)
+        if keys is not None:
+            from modelseal.registry import encryption as enc
+
+            enc.decrypt_file(
+                keys, chunks, out,  # type: ignore[arg-type]
+                path=entry.path,
+                associated_data=enc.blob_associated_data(info.model, info.root_digest.sha256,
+                                                         entry.path),
+                expected_sha256=entry.sha256,
+                expected_size=entry.size,
+            )  # fmt: skip
         else:
-            if done == entry.size:
-                contents[entry.path] = buffer
-                continue
-        raise DigestMismatchError(
-            f"{info.model}:{info.version}: {entry.path} is not the {entry.size} bytes recorded",
-            hint="the registry's blob store was altered",
-        )
+            for chunk in chunks:
+                out.write(chunk)
+                if out.overflowed:
+                    break
+        if out.overflowed or out.done != entry.size:
+            raise DigestMismatchError(
+                f"{info.model}:{info.version}: {entry.path} is not the {entry.size} bytes recorded",
+                hint="the registry's blob store was altered",
+            )
+        contents[entry.path] = buffer
     return info, contents
+
+
+class _MemoryFile:
+    """Writes into a buffer of a known size; refuses (and remembers) anything past its end."""
+
+    def __init__(self, buffer: Any) -> None:
+        self.view = memoryview(buffer)
+        self.done = 0
+        self.overflowed = False
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        """Copy ``data`` in; 0 (and nothing copied) when it would not fit."""
+        size = len(data)
+        if self.done + size > len(self.view):
+            self.overflowed = True
+            return 0
+        self.view[self.done : self.done + size] = data
+        self.done += size
+        return size
+
+
+def _data_keys(
+    ref: VersionRef, info: VersionView, kek: KeyProvider | Callable[[], KeyProvider]
+) -> Any:
+    """The streaming keys of an encrypted version, unwrapped with ``kek``, bound to the
+    version asked for."""
+    from modelseal.crypto import envelope as env
+    from modelseal.registry import encryption as enc
+
+    _check_identity(ref, info)
+    assert info.encryption is not None and info.encryption.envelope is not None
+    provider = kek() if callable(kek) else kek
+    return enc.unwrap_data_key(
+        env.from_dict(info.encryption.envelope,
+                      where=f"the envelope of {info.model}:{info.version}"),
+        provider,
+        model=info.model,
+        number=info.version,
+        root_digest=info.root_digest.sha256,
+    )  # fmt: skip
 
 
 def _check_identity(ref: VersionRef, info: VersionView) -> None:

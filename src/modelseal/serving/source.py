@@ -36,6 +36,8 @@ class ModelSource:
     allow: tuple[str, ...] = ()
     input_signature: InputSignature | None = None
     gate_keys: tuple[Any, ...] = ()
+    # The key-encryption key (a KeyProvider) of encrypted registry versions.
+    kek: Any = None
 
     @property
     def label(self) -> str:
@@ -96,15 +98,15 @@ def load_source(source: ModelSource, backend: Any | None) -> Loaded:
 
 
 def _from_registry(source: ModelSource, backend: Any) -> Loaded:
-    """Download the version into memory and verify, scan and load those bytes (hashed once;
-    nothing is written to disk)."""
+    """Download the version into memory (decrypted there when it is encrypted) and verify,
+    scan and load those bytes (hashed once; nothing is written to disk)."""
     from modelseal.registry.backend import download_to_memory
     from modelseal.registry.models import VersionRef
     from modelseal.signing.bundle import parse_bundle
     from modelseal.signing.keys import check_supported
 
     assert source.ref is not None
-    info, contents = download_to_memory(backend, VersionRef.parse(source.ref))
+    info, contents = download_to_memory(backend, VersionRef.parse(source.ref), kek=source.kek)
     if source.gate_keys:
         _require_gate(backend, info, source.gate_keys)
     bundle = parse_bundle((info.bundle or "").encode("utf-8"))
