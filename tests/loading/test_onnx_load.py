@@ -119,3 +119,18 @@ def test_a_sealed_file_holds_the_bytes_and_refuses_writes() -> None:
         with pytest.raises(PermissionError):
             os.ftruncate(fd, 10)
     assert not os.path.exists(path)
+
+
+def test_external_data_is_found_in_a_function_attribute_default() -> None:
+    value = numpy_helper.from_array(np.ones(2, dtype=np.float32), "fdefault")
+    value.data_location = TensorProto.EXTERNAL
+    entry = value.external_data.add()
+    entry.key, entry.value = "location", "elsewhere.bin"
+    function = helper.make_function(
+        "local", "f", ["a"], ["b"], [helper.make_node("Identity", ["a"], ["b"])],
+        [helper.make_opsetid("", 17)],
+    )  # fmt: skip
+    function.attribute_proto.add().CopyFrom(helper.make_attribute("w", value))
+    model = _model([])
+    model.functions.append(function)
+    assert onnx_facts(model.SerializeToString()).external == ["fdefault"]

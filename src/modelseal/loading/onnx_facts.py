@@ -94,6 +94,8 @@ class _Walk:
         def on(field: int, wire: int, n: int) -> bool:
             if wire == LENGTH and field == 7:  # node
                 return self.r.sub(n, depth, self.node(depth + 1))
+            if wire == LENGTH and field == 11:  # attribute_proto: defaults, tensors included
+                return self.r.sub(n, depth, self.attribute(depth + 1))
             return False
 
         return on
