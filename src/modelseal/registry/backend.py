@@ -272,7 +272,6 @@ def pull(
         pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors,
                   overwrite=overwrite)  # fmt: skip
         return info
-    from modelseal.registry import encryption as enc
 
     if kek is None:
         raise KeyRequiredError(
@@ -285,16 +284,7 @@ def pull(
         progress.start(total)
 
     def write(entry: FileView, out: BinaryIO) -> None:
-        enc.decrypt_file(
-            keys,
-            fetch(entry.path),
-            out,
-            path=entry.path,
-            associated_data=enc.blob_associated_data(info.model, info.root_digest.sha256,
-                                                     entry.path),
-            expected_sha256=entry.sha256,
-            expected_size=entry.size,
-        )  # fmt: skip
+        _decrypt(keys, info, entry, fetch(entry.path), out)
 
     pull_into(info, Path(dest), fetch, public_key=public_key, trust_anchors=trust_anchors,
               write=write, private=True, overwrite=overwrite)  # fmt: skip
@@ -337,16 +327,7 @@ def download_to_memory(
         ).chunks
         out = _MemoryFile(buffer)
         if keys is not None:
-            from modelseal.registry import encryption as enc
-
-            enc.decrypt_file(
-                keys, chunks, out,  # type: ignore[arg-type]
-                path=entry.path,
-                associated_data=enc.blob_associated_data(info.model, info.root_digest.sha256,
-                                                         entry.path),
-                expected_sha256=entry.sha256,
-                expected_size=entry.size,
-            )  # fmt: skip
+            _decrypt(keys, info, entry, chunks, out)  # type: ignore[arg-type]
         else:
             for chunk in chunks:
                 out.write(chunk)
@@ -359,6 +340,23 @@ def download_to_memory(
             )
         contents[entry.path] = buffer
     return info, contents
+
+
+def _decrypt(
+    keys: Any, info: VersionView, entry: FileView, chunks: Iterable[bytes], out: BinaryIO
+) -> None:
+    """Decrypt one file of ``info`` into ``out``, bound to its model, digest and path, and
+    check its plaintext digest and size (see :func:`encryption.decrypt_file`)."""
+    from modelseal.registry import encryption as enc
+
+    enc.decrypt_file(
+        keys, chunks, out,
+        path=entry.path,
+        associated_data=enc.blob_associated_data(info.model, info.root_digest.sha256,
+                                                 entry.path),
+        expected_sha256=entry.sha256,
+        expected_size=entry.size,
+    )  # fmt: skip
 
 
 class _MemoryFile:
