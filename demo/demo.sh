@@ -176,13 +176,15 @@ for _ in $(seq 1 150); do
 done
 run curl -s "http://127.0.0.1:$PORT/v2/models/churn"
 echo
-echo "one request, with the application's token:"
-run curl -s -H "Authorization: Bearer $(cat "$OUT/churn-app.token")" \
+echo "one request, with the application's token (curl reads the header from a 0600 file, so the"
+echo "token is never printed):"
+( umask 077; printf 'Authorization: Bearer %s\n' "$(cat "$OUT/churn-app.token")" >"$OUT/churn-app.header" )
+run curl -s -H @"$OUT/churn-app.header" \
   "http://127.0.0.1:$PORT/v2/models/churn/infer" \
   -d '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64","data":[0.5,-0.2,1.1,0.3]}]}'
 echo
 echo "a value outside the recorded range is refused before the model runs:"
-run curl -s -H "Authorization: Bearer $(cat "$OUT/churn-app.token")" \
+run curl -s -H @"$OUT/churn-app.header" \
   "http://127.0.0.1:$PORT/v2/models/churn/infer" \
   -d '{"inputs":[{"name":"input-0","shape":[1,4],"datatype":"FP64","data":[99,0,0,0]}]}'
 echo
