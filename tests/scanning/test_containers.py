@@ -315,3 +315,26 @@ def test_a_storage_record_of_numbers_starting_like_an_extension_code_is_clean(
     evil = b"\x80\x02" + opcode + (1).to_bytes(width, "little") + b"."
     report = _scan(cs.torch_zip(cs.BENIGN, {"0": evil}))
     assert any(f.rule == "pickle.extension" for f in report.findings), report.to_dict()
+
+
+def test_numbers_that_walk_into_a_memo_bomb_are_data_in_a_storage_record() -> None:
+    """EMPTY_DICT then LONG_BINPUT of a huge index (random weights do this) is not a pickle in
+    a storage record; the same bytes as a file of their own are still a memo bomb."""
+    import random
+
+    rng = random.Random(7)
+    record = (
+        b"}r" + (0xA4233EC1).to_bytes(4, "little") + bytes(rng.randrange(256) for _ in range(90))
+    )
+    report = _scan(cs.torch_zip(cs.BENIGN, {"0": record}))
+    assert report.status == "clean", report.to_dict()
+    alone = _scan(b"}r\xff\xff\xff\x7f.")
+    assert any(f.rule == "pickle.memo-index" for f in alone.findings), alone.to_dict()
+
+
+def test_persistent_ids_are_no_disguise_and_text_lines_are_no_pickle() -> None:
+    """A payload after a PERSID is found (a loader with persistent_load runs it); config text
+    whose lines start with P and R (PERSID, PERSID, REDUCE) is text."""
+    payload = _scan(b"Pabc\ncos\nsystem\n(S'id'\ntR.")
+    assert any(f.rule == "pickle.global" for f in payload.findings), payload.to_dict()
+    assert _scan(b"PORT=80\nPATH=/x\nROOT=/y\n").status == "clean"

@@ -129,6 +129,7 @@ class PickleVM(Unpickler):
         self.pickles = 0
         self.truncated = False
         self.salvaged_threat = False  # a known-dangerous global found after a malformed region
+        self.limited = False  # the walk stopped at a resource limit (a bomb)
         self._seen: set[tuple[str, str, str]] = set()
 
     @property
@@ -182,6 +183,7 @@ class PickleVM(Unpickler):
             try:
                 self.run_one()
             except LimitExceeded as exc:
+                self.limited = True
                 self.find(PICKLE_LIMIT, Severity.HIGH, "resource limit", str(exc), self.op_start)
                 self.fail(f"scan stopped: {exc}", self.op_start)
                 return
@@ -243,19 +245,25 @@ class PickleVM(Unpickler):
         self.findings.extend(f for f in other.findings if (f.rule, f.subject) not in seen)
         self.unscannable.extend(other.unscannable)
 
-    def looks_like_pickle(self, *, complete: bool = True) -> bool | None:
+    def looks_like_pickle(self, *, complete: bool = True, strict: bool = False) -> bool | None:
         """True when the walk shows a real pickle, not other data that happens to start with an
         opcode: the unpickler imported or called something before failing, read the whole
         stream, read a meaningful prefix (8 opcodes, or a first pickle of 3 after a PROTO
         header: text never starts with one), ran out of data after a PROTO header with every
         opcode valid (a pickle cut short), or a pickle header is followed by junk and a
         known-dangerous payload. With ``complete=False`` the stream was only a prefix of the
-        data: None when running out of it is all that is known.
+        data: None when running out of it is all that is known. ``strict`` (bytes that are
+        numbers unless proven otherwise, such as a tensor's storage) does not count a walk a
+        resource limit stopped within its first opcodes, with no PROTO header.
         """
         if self.acted or self.clean_ops >= 8 or (self.proto_first and self.first_ops >= 3):
             return True
         if self.proto_first and self.salvaged_threat:
             return True
+        if strict and self.limited and not self.proto_first and self.ops < 8:
+            # Stopped by a budget a few opcodes in, with no header: random bytes do that
+            # (EMPTY_DICT then LONG_BINPUT of a huge index), too little to call it a pickle.
+            return False
         if self.first_error is None:
             return self.pickles >= 1 and self.ops >= 2
         if self.cut_short:

@@ -12,7 +12,7 @@ PICKLE_FIRST = frozenset(b"(.012FIJKLMNPQRSTUVXabcd}eghijl]opqrst)uGBC") | froze
 )
 
 
-def pickle_verdict(head: bytes, size: int | None) -> bool | None:
+def pickle_verdict(head: bytes, size: int | None, *, strict: bool = False) -> bool | None:
     """Whether ``head`` (the first bytes of a stream of ``size`` bytes) is a pickle, judged by
     walking it as the real unpickler would: True when it imports, calls or loads something, or
     parses as a meaningful pickle prefix; False when the unpickler fails first (text such as
@@ -34,9 +34,9 @@ def pickle_verdict(head: bytes, size: int | None) -> bool | None:
         limits=limits,
         depth=limits.max_nesting,
     )
-    vm.hooks_possible = False  # judged as a plain pickle.loads would read it
+    vm.hooks_possible = not strict  # strict: as a plain pickle.loads would read it
     vm.run()
-    return vm.looks_like_pickle(complete=size is not None and size <= len(head))
+    return vm.looks_like_pickle(complete=size is not None and size <= len(head), strict=strict)
 
 
 def _looks_safetensors(head: bytes, size: int | None) -> bool:
@@ -97,12 +97,12 @@ def is_tar_header(head: bytes) -> bool:
     return want in (unsigned, signed)
 
 
-def sniff(head: bytes, size: int | None) -> str:
+def sniff(head: bytes, size: int | None, *, strict: bool = False) -> str:
     """The format name for a stream starting with ``head``: one of ``zip``, ``gzip``, ``bz2``,
     ``xz``, ``lzma``, ``zlib``, ``zlib-joblib``, ``lz4``, ``zstd``, ``7z``, ``tar``, ``npy``,
     ``hdf5``, ``gguf``, ``safetensors``, ``pickle``, ``protobuf``, ``json``, ``lightgbm``,
     ``native``, ``empty`` or
-    ``unknown``.
+    ``unknown``. ``strict``: see :func:`pickle_verdict` (for bytes that are data by default).
     """
     if not head:
         return "empty"
@@ -138,7 +138,7 @@ def sniff(head: bytes, size: int | None) -> str:
         return "native"
     if _looks_safetensors(head, size):
         return "safetensors"
-    if pickle_verdict(head, size):
+    if pickle_verdict(head, size, strict=strict):
         return "pickle"  # by an opcode parse, never by the first byte alone
     if head.startswith(b"tree\nversion=v"):
         return "lightgbm"  # LightGBM's text model (its first byte is no pickle's first opcode)

@@ -267,7 +267,7 @@ def _check_storage(
     """A PyTorch storage record is raw bytes torch copies without parsing; but whatever it holds
     is still decoded (bombs count), and content that another reader would run is reported."""
     head = peek(member)
-    fmt = sniff(head, size)
+    fmt = sniff(head, size, strict=True)  # numbers unless proven otherwise
     if fmt in ("unknown", "empty", "data", "json", "protobuf", "lightgbm", "safetensors"):
         return
     probe = ctx.probe()

@@ -48,8 +48,9 @@ class Machine:
         self.ascii_strings = False
         # False models a plain ``pickle.loads`` in a stock interpreter: no copyreg extension
         # code registered, no persistent_load hook. Without a PROTO header, EXT1/2/4 and
-        # PERSID/BINPERSID are then where the real unpickler fails: how random bytes (one in
-        # 85 starts with an EXT opcode) and text lines ("P...", "R...") are told from pickles.
+        # PERSID/BINPERSID are then where the real unpickler fails: how bytes that are data
+        # unless proven otherwise (a tensor's storage: one in 85 starts with an EXT opcode)
+        # are told from pickles.
         self.hooks_possible = True
         # The exact walk up to the real unpickler's first error (to recognise pickles).
         self.first_error: int | None = None  # its offset

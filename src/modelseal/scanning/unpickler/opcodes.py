@@ -96,7 +96,10 @@ class Unpickler(Machine):
 
     def called(self, func: Any, args: Any, how: str) -> Made:
         """The value a call of ``func`` pushes (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST)."""
-        self.acting()
+        if not (isinstance(func, Opaque) and func.what == "persistent"):
+            # (Calling what a persistent_load hook returned imports nothing by itself: text
+            # such as "PORT=..\nPATH=..\nROOT=.." walks as PERSID, PERSID, REDUCE.)
+            self.acting()
         if isinstance(func, (GlobalRef, Made)):
             self.on_call(func, args, how)
         elif not isinstance(func, Opaque):
