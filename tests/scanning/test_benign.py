@@ -8,6 +8,8 @@ import pickle
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import modelseal
 
@@ -273,3 +275,23 @@ def test_lightgbm_magic_does_not_hide_a_pickle(tmp_path: Path) -> None:
         pickle.loads(payload)  # the point: the real unpickler refuses it at offset 0
     (tmp_path / "m.txt").write_bytes(payload)
     assert modelseal.scan(tmp_path / "m.txt").clean
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    first=st.sampled_from([b"\x82", b"\x83", b"\x84", b"\x80\x30", b"\x80\xff", b"\x80\x79"]),
+    values=st.lists(st.floats(width=32, allow_nan=False), min_size=4, max_size=400),
+)
+def test_raw_weights_that_start_like_pickle_opcodes_are_data(
+    first: bytes, values: list[float]
+) -> None:
+    """A file of raw tensor bytes (ONNX external data, TensorFlow variables) whose first bytes
+    are an EXT opcode, or 0x80 with no protocol a pickle has, is data: a plain pickle.loads
+    stops right there (no extension code is registered; no such protocol)."""
+    import struct
+
+    from modelseal.scanning.engine import Options, scan_bytes
+
+    data = first + struct.pack(f"<{len(values)}f", *values)[len(first) :]
+    report = scan_bytes(data, Options())
+    assert report.status == "clean", (data[:16].hex(), report.to_dict())

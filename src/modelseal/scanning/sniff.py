@@ -34,7 +34,10 @@ def pickle_verdict(head: bytes, size: int | None, *, strict: bool = False) -> bo
         limits=limits,
         depth=limits.max_nesting,
     )
-    vm.hooks_possible = not strict  # strict: as a plain pickle.loads would read it
+    # As an ML loader reads it: no extension code registered (none registers any); a
+    # persistent_load hook unless strict (data such as a tensor's storage is read by none).
+    vm.extensions_registered = False
+    vm.persistent_hook = not strict
     vm.run()
     return vm.looks_like_pickle(complete=size is not None and size <= len(head), strict=strict)
 

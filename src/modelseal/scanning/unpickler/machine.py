@@ -46,12 +46,13 @@ class Machine:
         # (numpy and joblib pass latin-1, so anything goes); True models pickle.load's default
         # ASCII, which refuses other bytes. The scanner keeps the permissive model.
         self.ascii_strings = False
-        # False models a plain ``pickle.loads`` in a stock interpreter: no copyreg extension
-        # code registered, no persistent_load hook. Without a PROTO header, EXT1/2/4 and
-        # PERSID/BINPERSID are then where the real unpickler fails: how bytes that are data
-        # unless proven otherwise (a tensor's storage: one in 85 starts with an EXT opcode)
-        # are told from pickles.
-        self.hooks_possible = True
+        # What the loading process may have that a plain ``pickle.loads`` in a stock
+        # interpreter has not: copyreg extension codes (no ML loader registers any) and a
+        # persistent_load hook (torch has one). Where one is missing, EXT1/2/4 or PERSID/
+        # BINPERSID without a PROTO header is where the real unpickler fails: how bytes that
+        # are data (one in 85 random weights starts with an EXT opcode) are told from pickles.
+        self.extensions_registered = True
+        self.persistent_hook = True
         # The exact walk up to the real unpickler's first error (to recognise pickles).
         self.first_error: int | None = None  # its offset
         self.clean_ops = 0  # opcodes executed before it
@@ -333,10 +334,10 @@ class Machine:
         """BINPERSID: a persistent id from the stack."""
         self.persistent(self.pop())
 
-    def needs_hook(self, reason: str) -> None:
-        """An opcode only a loader's own hook (or registry) makes work: an error for a stock
-        ``pickle.loads`` of bytes with no PROTO header (see ``hooks_possible``)."""
-        if not self.hooks_possible and not self.proto_first:
+    def needs_hook(self, present: bool, reason: str) -> None:
+        """An opcode only a loader's hook or registry makes work: without it (``present``
+        False), an error for bytes with no PROTO header (see ``extensions_registered``)."""
+        if not present and not self.proto_first:
             self.error(reason)
 
     def acting(self) -> None:
@@ -347,7 +348,7 @@ class Machine:
     def persistent(self, pid: Any) -> None:
         """Remember a persistent id (torch storages) and push what the loader would return.
         (Not "acting": the id is handed to the loader's hook, which imports nothing itself.)"""
-        self.needs_hook("no persistent_load hook is given")
+        self.needs_hook(self.persistent_hook, "no persistent_load hook is given")
         if len(self.persistent_ids) < 1_000_000:
             self.persistent_ids.append(pid)
         self.push(Opaque("persistent"))

@@ -53,6 +53,11 @@ def _plain_state(state: Any) -> bool:
     return False
 
 
+# A PROTO number above today's highest that a later interpreter may accept (protocol 5 came in
+# Python 3.8): still a pickle header, since a newer unpickler may run what follows.
+_PLAUSIBLE_PROTOCOL = 15
+
+
 class Unpickler(Machine):
     """The whole opcode set; :meth:`Machine.run_exact` walks a pickle with it."""
 
@@ -447,11 +452,14 @@ class Unpickler(Machine):
     # ---- framing and extensions ------------------------------------------------------------
 
     def op_proto(self) -> None:
-        """PROTO."""
-        if self.op_start == self.src.start:
-            self.proto_first = True
+        """PROTO (a header only with a protocol the real unpickler knows: it stops at any
+        other)."""
+        at_start = self.op_start == self.src.start
+        self.proto_first = self.proto_first or at_start  # (a header cut short still is one)
         proto = self.need(1)[0]
         if proto > HIGHEST_PROTOCOL:
+            if at_start and proto > _PLAUSIBLE_PROTOCOL:
+                self.proto_first = False  # data that starts with 0x80, not a pickle header
             raise PickleError(f"unsupported pickle protocol: {proto}")
         self.proto = proto
 
@@ -487,7 +495,7 @@ class Unpickler(Machine):
 
     def ext(self, code: int) -> None:
         """Push what the copyreg extension ``code`` names (unknown until load time)."""
-        self.needs_hook(f"extension code {code} is not registered")
+        self.needs_hook(self.extensions_registered, f"extension code {code} is not registered")
         self.acting()  # (not after that error: a stock unpickler got no further)
         self.on_extension(code)
         self.push(GlobalRef("copyreg._extension_registry", str(code), False))
