@@ -411,6 +411,20 @@ class ModelNotReadyError(ModelsealError):
     code = "model-not-ready"
 
 
+class ModelRefusedInputError(InferenceInputError):
+    """The model itself refused an input its signature allows (its framework raised a
+    ValueError, TypeError, KeyError or IndexError: an unseen category, for instance) (400)."""
+
+    code = "model-refused-input"
+
+
+class ModelFailedError(ModelsealError):
+    """The model failed while answering, for a reason other than its input (500)."""
+
+    code = "model-failed"
+    http_status = 500
+
+
 class RequestTooLargeError(InputError):
     """A request body or batch is over the server's limit (413)."""
 

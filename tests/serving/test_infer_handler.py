@@ -147,3 +147,35 @@ def test_prepared_dtype_conversion_and_refusal() -> None:
         _check_tensor(spec, np.ones((1, 2), dtype=np.int8), max_batch=8)
     with pytest.raises(InferenceInputError, match="must have shape"):
         _check_tensor(spec, np.ones((1, 3)), max_batch=8)
+
+
+@pytest.mark.parametrize(
+    ("raised", "status", "code"),
+    [(ValueError, 400, "model-refused-input"), (KeyError, 400, "model-refused-input"),
+     (RuntimeError, 500, "model-failed"), (MemoryError, 500, "model-failed")],
+)  # fmt: skip
+def test_a_model_that_raises_is_a_protocol_error_and_its_message_is_not_logged(
+    app: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    raised: type[BaseException],
+    status: int,
+    code: str,
+) -> None:
+    """The framework's message (which may quote the input) goes to the caller, never to the
+    log; an input problem is the caller's (400), anything else the model's (500)."""
+    loaded = app.state.repository.get("m")
+
+    def fails(inputs: Any, outputs: Any) -> Any:
+        raise raised("found unknown category 'SECRET-VALUE-42' in column 0")
+
+    monkeypatch.setattr(loaded.runtime, "predict", fails)
+    with caplog.at_level("DEBUG"):
+        got, answer = _answer(
+            _call(app, [{"type": "http.request", "body": json.dumps(ROW).encode()}])
+        )
+    assert got == status and answer["code"] == code, answer
+    assert raised.__name__ in answer["error"]
+    if status == 400:
+        assert "SECRET-VALUE-42" in answer["error"]  # the caller's own input, back to them
+    assert "SECRET-VALUE-42" not in caplog.text

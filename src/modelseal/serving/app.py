@@ -146,6 +146,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (404, "No such model or version."),
         (413, "The body or a tensor is over the server's limit."),
         (429, "Rate limit reached."),
+        (500, "The model failed while answering (not because of its input)."),
+        (503, "The model took longer than the server's time limit."),
     )
 }
 

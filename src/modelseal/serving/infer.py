@@ -11,6 +11,7 @@ more than the checks themselves. Payloads are never logged.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -19,7 +20,12 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from modelseal.errors import ModelsealError, RequestTooLargeError
+from modelseal.errors import (
+    ModelFailedError,
+    ModelRefusedInputError,
+    ModelsealError,
+    RequestTooLargeError,
+)
 from modelseal.serving import protocol
 
 Scope = MutableMapping[str, Any]
@@ -32,6 +38,7 @@ _AUTHORIZATION, _LENGTH, _HEADER_LENGTH = (
     b"authorization", b"content-length", b"inference-header-content-length"
 )  # fmt: skip
 _WANTED = frozenset((_AUTHORIZATION, _LENGTH, _HEADER_LENGTH))
+log = logging.getLogger("modelseal.serve")
 
 
 class Disconnected(Exception):
@@ -88,11 +95,11 @@ class InferHandler:
             outputs = protocol.requested_outputs(parsed, loaded.runtime)
             runtime, names = loaded.runtime, [o.name for o in outputs]
             if runtime.runs_inline(inputs):  # known to take a few milliseconds at most
-                results = runtime.timed_predict(inputs, names)
+                results = call_model(runtime, inputs, names)
             else:
                 with anyio.fail_after(limits.timeout):
                     results = await anyio.to_thread.run_sync(
-                        runtime.timed_predict, inputs, names, abandon_on_cancel=True
+                        call_model, runtime, inputs, names, abandon_on_cancel=True
                     )
             shadow = repository.shadow_of(name)
             if shadow is not None:  # after the answer is computed; never part of it
@@ -119,6 +126,36 @@ class InferHandler:
             repository.metrics.observe(label, served_version, status,
                                        time.perf_counter() - started)  # fmt: skip
         await _send(send, 200, answer, content_type, extra)
+
+
+# What a framework raises when the input itself is the problem (an unseen category, a value
+# its preprocessing cannot take): the caller's to fix (400). Anything else is the model's (500).
+_INPUT_PROBLEMS = (ValueError, TypeError, KeyError, IndexError)
+
+
+def call_model(runtime: Any, inputs: Any, outputs: list[str]) -> Any:
+    """``runtime.timed_predict`` with the framework's own errors as protocol errors. The
+    caller gets the framework's message (about their own input); the log gets only its type,
+    since such messages may quote input values, and payloads are never logged."""
+    try:
+        return runtime.timed_predict(inputs, outputs)
+    except _INPUT_PROBLEMS as exc:
+        log.info("the model refused an input (%s)", type(exc).__name__)
+        raise ModelRefusedInputError(
+            f"the model refused this input ({type(exc).__name__}: {_first_line(exc)})",
+            hint="check the values against what the model was trained on",
+        ) from None
+    except Exception as exc:
+        log.warning("the model failed while answering (%s)", type(exc).__name__)
+        raise ModelFailedError(
+            f"the model failed while answering ({type(exc).__name__})",
+            hint="the server's operators can reproduce it with the model and this input",
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines() or [""])[0][:300]
 
 
 async def _read_body(receive: Receive, declared: bytes | None, cap: int) -> bytes:
