@@ -18,6 +18,13 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
+def first_line(exc: BaseException, limit: int | None = 300) -> str:
+    """What a one-line message may quote of a foreign exception: the first line of its text
+    (its type's name when it has none), at most ``limit`` characters."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 class ModelsealError(Exception):
     """Base of every error modelseal raises deliberately.
 

@@ -64,3 +64,40 @@ def test_every_framework_warms(
     client = serve_app([source_for(models(framework))])
     loaded = client.app.state.repository.get("m")
     assert loaded.warm_error == "" and loaded.outputs, loaded.warm_error
+
+
+def test_a_shadow_that_fails_without_a_message_is_named_by_its_type(
+    models: Callable[[str], Signed], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception with no text (``KeyError()``) while loading a shadow is its type's name on
+    the shadow route, not a crash of the server's start."""
+    import dataclasses
+
+    from modelseal.serving import repository as repo_module
+    from modelseal.serving.repository import Repository
+    from modelseal.serving.source import load_source as real
+
+    source = source_for(models("sklearn"))
+    shadow = dataclasses.replace(source, path=None, signature=None, ref="m@candidate")
+    repository = Repository([source], shadows=[shadow])
+
+    def load(spec: Any, backend: Any) -> Any:
+        if spec.ref is not None:
+            raise KeyError()
+        return real(spec, backend)
+
+    monkeypatch.setattr(repo_module, "load_source", load)
+    repository.load_all()
+    assert repository.get("m").version == "1"
+    assert repository.entries["m"].shadow_reason == "KeyError"
+
+
+def test_first_line_of_foreign_errors() -> None:
+    from modelseal.errors import first_line
+
+    assert first_line(ValueError("bad value\nsecond line")) == "bad value"
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(RuntimeError("  \n")) == "RuntimeError"
+    assert first_line(ValueError("x" * 500)) == "x" * 300
+    assert first_line(ValueError("x" * 500), 10) == "x" * 10
+    assert first_line(ValueError("x" * 500), None) == "x" * 500

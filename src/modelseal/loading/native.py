@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-from modelseal.errors import Reason, TensorFormatError, UnsafeModelError, UsageError
+from modelseal.errors import Reason, TensorFormatError, UnsafeModelError, UsageError, first_line
 from modelseal.hashing.engine import Buffer
 from modelseal.memio import ViewReader
 
@@ -37,14 +37,9 @@ def require(module: str, extra: str) -> Any:
         ) from None
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
-
-
 def _damaged(name: str, what: str, exc: BaseException) -> TensorFormatError:
     return TensorFormatError(
-        f"{name}: not a valid {what} ({_first_line(exc)})",
+        f"{name}: not a valid {what} ({first_line(exc, 200)})",
         hint="the file is damaged or not in this format; check --framework",
     )
 
@@ -175,7 +170,7 @@ def load_keras(name: str, data: Buffer) -> tuple[Any, str, int, int]:
             if isinstance(exc, ValueError) and "safe_mode" not in str(exc):
                 raise _damaged(name, "Keras archive", exc) from None
             raise UnsafeModelError(
-                f"{name}: Keras refused the model in safe mode ({_first_line(exc)})",
+                f"{name}: Keras refused the model in safe mode ({first_line(exc, 200)})",
                 reasons=[Reason("unsafe-content", f"{name}: rejected by Keras safe mode")],
                 hint="the model uses code (e.g. Lambda layers) that safe mode does not load",
             ) from None

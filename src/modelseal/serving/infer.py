@@ -25,6 +25,7 @@ from modelseal.errors import (
     ModelRefusedInputError,
     ModelsealError,
     RequestTooLargeError,
+    first_line,
 )
 from modelseal.serving import protocol
 
@@ -142,7 +143,7 @@ def call_model(runtime: Any, inputs: Any, outputs: list[str]) -> Any:
     except _INPUT_PROBLEMS as exc:
         log.info("the model refused an input (%s)", type(exc).__name__)
         raise ModelRefusedInputError(
-            f"the model refused this input ({type(exc).__name__}: {_first_line(exc)})",
+            f"the model refused this input ({type(exc).__name__}: {first_line(exc)})",
             hint="check the values against what the model was trained on",
         ) from None
     except Exception as exc:
@@ -151,11 +152,6 @@ def call_model(runtime: Any, inputs: Any, outputs: list[str]) -> Any:
             f"the model failed while answering ({type(exc).__name__})",
             hint="the server's operators can reproduce it with the model and this input",
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines() or [""])[0][:300]
 
 
 async def _read_body(receive: Receive, declared: bytes | None, cap: int) -> bytes:

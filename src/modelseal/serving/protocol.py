@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelseal.errors import InferenceInputError
+from modelseal.errors import InferenceInputError, first_line
 from modelseal.serving.runtimes import Runtime, check_outputs
 from modelseal.serving.tensors import MAX_NAME, decode_input, encode_output, split_binary
 
@@ -192,7 +192,9 @@ def parse_request(body: bytes, header_length: str | None, max_elements: int) -> 
     except UnicodeDecodeError:
         raise InferenceInputError("the request is not valid JSON: it is not UTF-8 text") from None
     except (ValueError, RecursionError) as exc:
-        raise InferenceInputError(f"the request is not valid JSON: {_short(exc)}") from None
+        raise InferenceInputError(
+            f"the request is not valid JSON: {first_line(exc, 200)}"
+        ) from None
     if not isinstance(document, dict):
         raise InferenceInputError("the request must be a JSON object")
     unknown = set(document) - {"id", "parameters", "inputs", "outputs"}
@@ -232,10 +234,6 @@ def _no_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _ERROR_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def requested_outputs(parsed: Parsed, runtime: Runtime) -> list[Wanted]:

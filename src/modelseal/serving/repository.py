@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from modelseal.errors import ModelNotReadyError, ModelNotServedError, ModelsealError
+from modelseal.errors import ModelNotReadyError, ModelNotServedError, ModelsealError, first_line
 from modelseal.serving.metrics import ServerMetrics, reason_of
 from modelseal.serving.shadow import Shadow
 from modelseal.serving.source import Loaded, ModelSource, load_source
@@ -137,7 +137,7 @@ class Repository:
             try:
                 fresh = load_source(entry.shadow_source, self._backend() if self._backend else None)
             except Exception as exc:  # the candidate's failure never reaches the served model
-                message = getattr(exc, "message", None) or str(exc).splitlines()[0][:300]
+                message = getattr(exc, "message", None) or first_line(exc)
                 self.metrics.failure(f"{name} (shadow)", reason_of(exc))
                 entry.shadow_reason = message
                 self._event("serve.shadow-refused", name, {"error": message})
@@ -165,7 +165,7 @@ class Repository:
                 self._refused(entry, exc)
                 return entry
             except Exception as exc:  # a framework refusing bytes that verified and scanned
-                first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+                first = first_line(exc)
                 self._refused(entry, ModelsealError(
                     f"{entry.source.label}: the framework cannot load it ({first})",
                     hint="check --framework and the model file",

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from modelseal.errors import first_line
 from modelseal.serving.runtimes import Runtime
 from modelseal.serving.signature import InputSignature, TensorSpec
 from modelseal.serving.tensors import DATATYPES, datatype_of
@@ -58,6 +59,6 @@ def warm(runtime: Runtime, signature: InputSignature) -> tuple[list[dict[str, An
             outputs.append({"name": name, "datatype": datatype_of(array), "shape": shape})
         return outputs, ""
     except Exception as exc:  # a model that cannot answer its own sample still serves
-        why = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+        why = first_line(exc)
         log.warning("warming the model up failed (it is served anyway): %s", why)
         return [], why

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from modelseal.errors import InputError, UsageError
+from modelseal.errors import InputError, UsageError, first_line
 
 FORMATS = ("csv", "parquet", "npz")
 
@@ -168,7 +168,7 @@ def _npz(where: str, data: bytes) -> dict[str, Any]:
             columns = {name: archive[name] for name in archive.files}
     except Exception as exc:  # any failure to parse untrusted bytes is one line, never a trace
         raise InputError(
-            f"dataset {where!r} is not a usable NPZ file: {_first_line(exc)}",
+            f"dataset {where!r} is not a usable NPZ file: {first_line(exc, None)}",
             hint="save plain numeric or text arrays with numpy.savez (no object arrays)",
         ) from None
     for name, value in columns.items():
@@ -198,7 +198,7 @@ def _parquet(where: str, data: bytes) -> dict[str, Any]:
         table = pq.read_table(pa.BufferReader(data))
     except Exception as exc:  # any failure to parse untrusted bytes is one line, never a trace
         raise InputError(
-            f"dataset {where!r} is not a usable Parquet file: {_first_line(exc)}",
+            f"dataset {where!r} is not a usable Parquet file: {first_line(exc, None)}",
             hint="check the file",
         ) from None
     _unique(where, table.column_names)
@@ -220,10 +220,6 @@ def _parquet(where: str, data: bytes) -> dict[str, Any]:
             value = value.astype(str)
         columns[name] = value
     return columns
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _unique(where: str, names: Sequence[str]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from modelseal.errors import first_line
 from modelseal.policy.document import MetricsPolicy
 from modelseal.policy.metrics import functions as fn
 from modelseal.policy.metrics.dataset import Dataset
@@ -84,7 +85,7 @@ def evaluate(model: Any, policy: MetricsPolicy, dataset: Dataset, features: Any)
     try:
         predictions = predict(model, features, task=policy.task, scores=needs_scores)
     except Exception as exc:  # the model's own code failing on the data: a reason, not a crash
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc, None)
         reason = (
             first if isinstance(exc, fn.MetricError) else f"the model could not predict: {first}"
         )
