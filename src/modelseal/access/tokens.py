@@ -48,6 +48,14 @@ def parse(value: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization`` header value ``Bearer <token>`` (any case of the
+    scheme), else ``None``."""
+    scheme, _, value = authorization.partition(" ")
+    value = value.strip()
+    return value if scheme.lower() == "bearer" and value else None
+
+
 def matches(secret: str, stored_hash: str | None) -> bool:
     """Constant-time comparison; with no stored hash, compare against a dummy (same work)."""
     expected = stored_hash if stored_hash is not None else _DUMMY

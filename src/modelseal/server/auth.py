@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from modelseal.access.roles import Principal
+from modelseal.access.tokens import bearer_token
 from modelseal.errors import AuthenticationError, RateLimitedError
 from modelseal.registry.core import Registry, RegistrySession
 from modelseal.server.ratelimit import FailureLimiter, worth_recording
@@ -42,14 +43,14 @@ def authenticate(
             registry.record_denial(anonymous, "authenticate", path, exc.message,
                                    details={"refusals": exc.refusals})  # fmt: skip
         raise
-    scheme, _, value = headers.get("authorization", "").partition(" ")
+    value = bearer_token(headers.get("authorization", ""))
     try:
-        if scheme.lower() != "bearer" or not value.strip():
+        if value is None:
             registry.record_denial(anonymous, "authenticate", path, "missing token")
             raise AuthenticationError(
                 "authentication required", hint="send 'Authorization: Bearer <token>'"
             )
-        return registry.authenticate(value.strip(), request_id=request_id, source=source)
+        return registry.authenticate(value, request_id=request_id, source=source)
     except AuthenticationError:
         limiter.failed(source)
         raise

@@ -18,6 +18,7 @@ from typing import Any
 
 from modelseal.access import roles
 from modelseal.access.roles import Decision, Principal
+from modelseal.access.tokens import bearer_token
 from modelseal.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 
 CACHE_SECONDS = 5.0
@@ -26,6 +27,12 @@ SERVER_ACTOR = "modelseal-serve"
 
 def _worth_recording(count: int) -> bool:
     return count & (count - 1) == 0  # 1, 2, 4, 8, ...
+
+
+def _no_token() -> AuthenticationError:
+    return AuthenticationError(
+        "authentication required", hint="send 'Authorization: Bearer <token>'"
+    )
 
 
 def _token_key(value: str) -> str:
@@ -90,13 +97,10 @@ class ServeAccess:
         """:meth:`authorize` given the ``Authorization`` header's value (``""``: none)."""
         if not self.required:
             return None
-        scheme, _, value = authorization.partition(" ")
-        value = value.strip()
-        if scheme.lower() != "bearer" or not value:
+        value = bearer_token(authorization)
+        if value is None:
             self._deny_anonymous(source, model, "missing token")
-            raise AuthenticationError(
-                "authentication required", hint="send 'Authorization: Bearer <token>'"
-            )
+            raise _no_token()
         key = _token_key(value)
         who = self._principal(key, value, source)
         if self.bucket is not None:
@@ -133,39 +137,41 @@ class ServeAccess:
     def _cached_caller(self, authorization: str, model: str) -> Principal | None:
         """The caller when the cache alone says they may run ``model`` (rate limit taken);
         ``None`` when that takes the database (see :meth:`authorize_async`)."""
-        scheme, _, value = authorization.partition(" ")
-        value = value.strip()
-        if scheme.lower() != "bearer" or not value:
+        value = bearer_token(authorization)
+        if value is None:
             return None
         key = _token_key(value)
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is None or cached[1] <= time.monotonic():
-            return None
-        decisions = self._decisions.get(key)
-        decision = decisions.get(model) if decisions is not None else None
-        if decision is None or not decision.allowed:
+        who = self._cached(key)
+        decision = self._decided(key, model)
+        if who is None or decision is None or not decision.allowed:
             return None
         if self.bucket is not None:
             self.bucket.take(key)
-        return cached[0]
+        return who
+
+    def _cached(self, key: str) -> Principal | None:
+        """The principal of token ``key`` while its cache entry is fresh."""
+        with self._lock:
+            cached = self._cache.get(key)
+        return cached[0] if cached is not None and cached[1] > time.monotonic() else None
+
+    def _decided(self, key: str, model: str) -> Decision | None:
+        """The cached model.infer decision of token ``key`` on ``model``, if any."""
+        decisions = self._decisions.get(key)
+        return decisions.get(model) if decisions is not None else None
 
     def authorize_admin(self, headers: Mapping[str, str], source: str) -> Principal:
         """The authenticated caller of a repository route (its permission is checked there)."""
-        scheme, _, value = headers.get("authorization", "").partition(" ")
-        value = value.strip()
-        if scheme.lower() != "bearer" or not value:
-            raise AuthenticationError(
-                "authentication required", hint="send 'Authorization: Bearer <token>'"
-            )
+        value = bearer_token(headers.get("authorization", ""))
+        if value is None:
+            raise _no_token()
         return self._principal(_token_key(value), value, source)
 
     def _principal(self, key: str, value: str, source: str) -> Principal:
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
         now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
         assert self.registry is not None
         who: Principal = self.registry.authenticate(value, source=source)
         with self._lock:
