@@ -7,31 +7,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import modelseal
 from modelseal.errors import VerificationError
 from modelseal.signing.sigstore_keyless import SigstoreIdentity, SigstoreTrust
+from tests.signing.sigstore_data import DATA, IDENTITY, ISSUER, PRODUCTION, offline  # noqa: F401
 
 pytestmark = pytest.mark.interop
-DATA = Path(__file__).parents[1] / "signing" / "data" / "sigstore"
-ROOT = DATA / "trusted_root" / "production.json"
-IDENTITY = "stefanb@us.ibm.com"
-ISSUER = "https://sigstore.verify.ibm.com/oauth2"
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 @pytest.fixture
@@ -40,7 +25,7 @@ def trust_config(tmp_path: Path) -> Path:
     path = tmp_path / "trust_config.json"
     config = {
         "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
-        "trustedRoot": json.loads(ROOT.read_text()),
+        "trustedRoot": json.loads(PRODUCTION.read_text()),
         "signingConfig": {"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json"},
     }
     path.write_text(json.dumps(config))
@@ -62,7 +47,7 @@ def _model_signing_accepts(model: Path, identity: str, issuer: str, config: Path
 
 
 def _modelseal_accepts(model: Path, identity: str, issuer: str) -> bool:
-    trust = SigstoreTrust(ROOT, (SigstoreIdentity(issuer=issuer, identity=identity),))
+    trust = SigstoreTrust(PRODUCTION, (SigstoreIdentity(issuer=issuer, identity=identity),))
     try:
         modelseal.verify(model, signature=model / "model.sig", sigstore=trust)
     except VerificationError:

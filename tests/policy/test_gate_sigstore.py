@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,25 +16,18 @@ import modelseal
 from modelseal.errors import InputError, MalformedSignatureError
 from modelseal.policy.document import parse_policy
 from modelseal.policy.gate import gate
+from tests.signing.sigstore_data import (  # noqa: F401 (offline: a fixture)
+    DATA,
+    IDENTITY,
+    ISSUER,
+    PRODUCTION,
+    ROOT_DIGEST,
+    SIGNER,
+    STAGING,
+    offline,
+)
 
 Run = Callable[..., tuple[int, str, str]]
-DATA = Path(__file__).parents[1] / "signing" / "data" / "sigstore"
-PRODUCTION = DATA / "trusted_root" / "production.json"
-STAGING = DATA / "trusted_root" / "staging.json"
-IDENTITY = "stefanb@us.ibm.com"
-ISSUER = "https://sigstore.verify.ibm.com/oauth2"
-WHO = f"sigstore {IDENTITY} from issuer {ISSUER}"
-DIGEST = "61d4849d9d90076d6215f4d525f13d6574af8e3f67aef3e6f36fc40a14fdd226"
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 @pytest.fixture
@@ -75,12 +67,12 @@ def _lines(decision: Any) -> list[str]:
 def test_a_real_keyless_bundle_passes(tmp_path: Path, model: Path, identity: str) -> None:
     decision = gate(model, policy=_policy(tmp_path, identity), signature=model / "model.sig")
     assert decision.passed
-    assert decision.digest == DIGEST
+    assert decision.digest == ROOT_DIGEST
     assert _lines(decision)[0] == (
-        f"signature: signed by a trusted Sigstore identity ({WHO}); every file matches"
+        f"signature: signed by a trusted Sigstore identity ({SIGNER}); every file matches"
     )
     assert decision.checks[0].details == {
-        "signer": WHO,
+        "signer": SIGNER,
         "trusted_as": "a trusted Sigstore identity",
     }
 
@@ -197,7 +189,7 @@ def test_cli_gate_passes_and_fails(tmp_path: Path, model: Path, run_cli: Run) ->
     code, out, _ = run_cli("gate", model, "--policy", policy, "--signature", model / "model.sig")
     assert code == 0
     assert out.splitlines()[0] == (
-        f"PASS  signature: signed by a trusted Sigstore identity ({WHO}); every file matches"
+        f"PASS  signature: signed by a trusted Sigstore identity ({SIGNER}); every file matches"
     )
     (model / "signme-1").write_bytes(b"tampered")
     code, out, _ = run_cli("gate", model, "--policy", policy, "--signature", model / "model.sig")

@@ -11,7 +11,6 @@ import base64
 import copy
 import json
 import shutil
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,28 +37,19 @@ from modelseal.signing.sigstore_keyless import (
     _der_utf8,
     certificate_identity,
 )
+from tests.signing.sigstore_data import (  # noqa: F401 (offline: a fixture)
+    DATA,
+    IDENTITY,
+    ISSUER,
+    PRODUCTION,
+    ROOT_DIGEST,
+    SIGNER,
+    STAGING,
+    offline,
+)
 
 RunCli = Callable[..., tuple[int, str, str]]
-DATA = Path(__file__).parent / "data" / "sigstore"
-PRODUCTION = DATA / "trusted_root" / "production.json"
-STAGING = DATA / "trusted_root" / "staging.json"
-IDENTITY = "stefanb@us.ibm.com"
-ISSUER = "https://sigstore.verify.ibm.com/oauth2"
-SIGNER = f"sigstore {IDENTITY} from issuer {ISSUER}"
-ROOT_DIGEST = "61d4849d9d90076d6215f4d525f13d6574af8e3f67aef3e6f36fc40a14fdd226"
 VERSIONS = ("v1.0.0", "v1.1.0")
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test here may open a network connection (verification is offline by design)."""
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError(f"network access attempted: {args!r}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def _trust(
