@@ -137,6 +137,15 @@ def peek(stream: BinaryIO, n: int = HEAD) -> bytes:
     return head
 
 
+# What reading hostile bytes raises, and what parsers of them (ours and the stdlib's) raise
+# besides: each is a part that cannot be scanned, never a traceback.
+_READ_FAILURES = (OSError, EOFError, ValueError)
+_PARSER_FAILURES = (
+    LookupError, TypeError, AttributeError, ArithmeticError, RuntimeError, MemoryError,
+    struct.error, zlib.error,
+)  # fmt: skip
+
+
 def scan_stream(
     ctx: Context, stream: BinaryIO, size: int | None, location: Location, depth: int = 0
 ) -> str:
@@ -165,19 +174,9 @@ def scan_stream(
         ctx.scanners[fmt](ctx, stream, size, location, depth)
     except BudgetExceeded as exc:
         _over_budget(ctx, location, exc)
-    except (OSError, EOFError, ValueError) as exc:
+    except _READ_FAILURES as exc:
         ctx.fail(location, f"cannot read {fmt} data: {exc}")
-    except (
-        LookupError,
-        TypeError,
-        AttributeError,
-        ArithmeticError,
-        RuntimeError,
-        MemoryError,
-        UnicodeError,
-        struct.error,
-        zlib.error,
-    ) as exc:
+    except _PARSER_FAILURES as exc:
         # Parsers of hostile data (ours and the stdlib's) fail in many ways: fail closed.
         ctx.fail(location, f"{fmt} data could not be parsed ({type(exc).__name__}: {exc})")
     if fmt == "unknown":
@@ -196,19 +195,7 @@ def scan_stream(
             alternatives(ctx, stream, size, location, depth)
         except BudgetExceeded as exc:
             _over_budget(ctx, location, exc)
-        except (
-            OSError,
-            EOFError,
-            ValueError,
-            LookupError,
-            TypeError,
-            AttributeError,
-            ArithmeticError,
-            RuntimeError,
-            MemoryError,
-            struct.error,
-            zlib.error,
-        ) as exc:
+        except (*_READ_FAILURES, *_PARSER_FAILURES) as exc:
             # zipfile and tarfile on hostile bytes fail in many ways: fail closed.
             ctx.fail(location, f"another reading of the data could not be parsed: {exc}")
     return result
