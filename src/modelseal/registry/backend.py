@@ -317,8 +317,9 @@ def download_to_memory(
                 hint="give the key-encryption key it was pushed with",
                 topic="serve-encryption",
             )
-        keys = _data_keys(ref, info, kek)
-    _check_identity(ref, info)  # the version asked for, and the digest its signature names
+        keys = _data_keys(ref, info, kek)  # (after checking the version's identity)
+    else:
+        _check_identity(ref, info)  # the version asked for, and the digest its signature names
     contents: dict[str, Any] = {}
     for entry in info.files:
         buffer = new_buffer(entry.size)
