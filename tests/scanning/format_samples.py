@@ -149,6 +149,7 @@ OS_FUNCTION = {
 
 
 def dot_keras(config: bytes) -> bytes:
+    """A ``.keras`` zip around ``config``."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
@@ -158,6 +159,7 @@ def dot_keras(config: bytes) -> bytes:
 
 
 def keras_h5(config: bytes, path: Path) -> bytes:
+    """A legacy Keras ``.h5`` file whose ``model_config`` is ``config``."""
     import h5py
 
     with h5py.File(path, "w") as f:

@@ -6,7 +6,6 @@ Every sample is checked as a standalone ``config.json``, inside a ``.keras`` zip
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import zipfile
@@ -18,29 +17,7 @@ import pytest
 
 import modelseal
 from modelseal.scanning.report import ScanReport
-
-
-def dot_keras(config: bytes) -> bytes:
-    """A ``.keras`` zip around ``config``."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("metadata.json", json.dumps({"keras_version": "3.5.0"}))
-        zf.writestr("config.json", config)
-        zf.writestr("model.weights.h5", b"")
-    return buf.getvalue()
-
-
-def keras_h5(config: bytes, path: Path) -> bytes:
-    """A legacy Keras ``.h5`` file whose ``model_config`` is ``config``."""
-    import h5py
-
-    with h5py.File(path, "w") as f:
-        f.attrs["model_config"] = config.decode()
-        f.attrs["keras_version"] = "2.15.0"
-        f.create_dataset("model_weights/dense/kernel", data=[[1.0]])
-    data = path.read_bytes()
-    path.unlink()
-    return data
+from tests.scanning.format_samples import dot_keras, keras_h5
 
 
 def _config(layers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
